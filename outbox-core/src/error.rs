@@ -1,0 +1,179 @@
+//! The one error type of `outbox-core`, shared by the writers and the relay.
+
+use crate::compat::{CompatibilityMode, Problem};
+
+/// A `Result` with [`Error`] as its default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether retrying the failed operation can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A passing condition (a dropped connection, a serialization conflict, a busy broker):
+    /// retry the same operation.
+    Retryable,
+    /// The input or the configuration is wrong; retrying the same thing fails the same way.
+    Permanent,
+}
+
+/// Everything that can go wrong in the outbox.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A schema is not valid Avro (or not JSON).
+    #[error("invalid schema: {reason}")]
+    InvalidSchema {
+        /// Why, in one line.
+        reason: String,
+    },
+
+    /// An event does not conform to its registered schema; nothing was written.
+    #[error("event does not match schema of subject {subject}: at {path}: {reason}")]
+    SchemaViolation {
+        /// The subject whose schema the event was checked against.
+        subject: String,
+        /// Where in the event (`items[2].sku`; `$` for the whole event).
+        path: String,
+        /// What is wrong there.
+        reason: String,
+    },
+
+    /// An event's encoded record is larger than the configured limit; nothing was written.
+    #[error("encoded event of {size} bytes exceeds the limit of {limit} bytes (topic {topic})")]
+    PayloadTooLarge {
+        /// The topic the event was for.
+        topic: String,
+        /// The size of the encoded record value, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
+    /// A schema change breaks the subject's compatibility mode; nothing was registered.
+    #[error(
+        "schema for subject {subject} is incompatible under {mode}: {} (make the change compatible, \
+         or publish it to a new stream such as `{subject}.v2`)",
+        summarize(problems)
+    )]
+    IncompatibleSchema {
+        /// The subject.
+        subject: String,
+        /// The mode checked.
+        mode: CompatibilityMode,
+        /// Every incompatibility, with the version it breaks and where.
+        problems: Vec<Problem>,
+    },
+
+    /// No subject by that name.
+    #[error("subject not found: {subject}")]
+    SubjectNotFound {
+        /// The subject.
+        subject: String,
+    },
+
+    /// No such version of a subject.
+    #[error("version {version} not found in subject {subject}")]
+    VersionNotFound {
+        /// The subject.
+        subject: String,
+        /// The version asked for.
+        version: u32,
+    },
+
+    /// No schema with that id.
+    #[error("schema id {id} not found")]
+    SchemaNotFound {
+        /// The id.
+        id: u32,
+    },
+
+    /// An event type was published that the outbox was not built to publish.
+    #[error("event type {event_type} is not registered with this outbox (register it at start-up)")]
+    UnregisteredEvent {
+        /// The Avro full name of the event type.
+        event_type: String,
+    },
+
+    /// A table or schema name is not a safe SQL identifier.
+    #[error("invalid identifier {name:?}: {reason}")]
+    InvalidIdentifier {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A configuration value is missing or malformed.
+    #[error("invalid configuration for {key}: {reason}")]
+    InvalidConfig {
+        /// The configuration key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A record value could not be decoded.
+    #[error("cannot decode record: {reason}")]
+    Decode {
+        /// Why.
+        reason: String,
+    },
+
+    /// The event could not be turned into an Avro value.
+    #[error("cannot serialize event: {reason}")]
+    Serialize {
+        /// Why.
+        reason: String,
+    },
+
+    /// A storage back end failed (database, network).
+    #[error("{operation} failed: {source}")]
+    Store {
+        /// The operation that failed (`claim batch`, `register schema`).
+        operation: &'static str,
+        /// Whether a retry can succeed.
+        retryable: bool,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A write raced with another writer (a unique key was taken); the operation may be retried.
+    #[error("conflicting concurrent write: {what}")]
+    Conflict {
+        /// What was taken.
+        what: String,
+    },
+}
+
+impl Error {
+    /// Whether the failed operation may succeed if retried.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Store {
+                retryable: true, ..
+            }
+            | Self::Conflict { .. } => ErrorKind::Retryable,
+            _ => ErrorKind::Permanent,
+        }
+    }
+
+    /// Shorthand for `self.kind() == ErrorKind::Retryable`.
+    pub fn is_retryable(&self) -> bool {
+        self.kind() == ErrorKind::Retryable
+    }
+}
+
+fn summarize(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            format!(
+                "{} (version index {}, {})",
+                p.incompatibility,
+                p.existing,
+                p.direction.as_str()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
