@@ -1,8 +1,59 @@
-//! Core of the `outbox` transactional outbox.
+//! Core of `outbox`, a transactional outbox for Rust services: every domain event reaches Kafka
+//! exactly when, and only when, the business transaction that emitted it commits.
+//!
+//! This crate has no database, Kafka or async runtime dependency. It holds what the writers
+//! (`outbox-sqlx`, `outbox-diesel`) and the relay (`outbox-relay`) share:
+//!
+//! - [`Event`]: what application code publishes (serde + `apache_avro`'s `AvroSchema`, a topic,
+//!   a key). `apache_avro` is re-exported as [`avro`] so derives use the same version.
+//! - [`Schema`]: Avro schemas parsed with Apache Avro Java's rules, with a canonical form and
+//!   fingerprint.
+//! - [`compat`]: reader/writer compatibility with the exact verdicts of Avro Java's
+//!   `SchemaCompatibility` (what Confluent Schema Registry runs), and Confluent's seven modes.
+//! - [`registry`]: the registry engine (idempotent registration, global ids, versions,
+//!   per-subject and global modes) over a [`registry::SchemaStore`], with an in-memory store and
+//!   a conformance suite for other stores.
+//! - [`encode`]: write-time validation naming the failing field path, the size limit, and the
+//!   Confluent wire format (`0x00`, 4-byte schema id, Avro binary), with a decoder.
+//! - [`table`]: the outbox table contract as DDL per dialect and the shared insert statement.
+//! - [`NewOutboxRow`]: the row a writer inserts.
+//! - [`Error`]: one error type; [`Error::kind`] tells retryable from permanent.
+//!
+//! # Examples
+//!
+//! ```
+//! use outbox_core::avro::AvroSchema;
+//! use outbox_core::encode::EventCodec;
+//! use outbox_core::{Event, NewOutboxRow};
+//!
+//! #[derive(serde::Serialize, AvroSchema)]
+//! #[avro(namespace = "com.acme.orders")]
+//! struct OrderPlaced { order_id: String, total_cents: i64 }
+//!
+//! impl Event for OrderPlaced {
+//!     const TOPIC: &'static str = "orders";
+//!     fn key(&self) -> Option<String> { Some(self.order_id.clone()) }
+//! }
+//!
+//! // A writer registers the schema once (id 1 here), then encodes each event into a row.
+//! let codec = EventCodec::new("orders-value", 1, OrderPlaced::schema()?);
+//! let row = NewOutboxRow::from_event(&codec, &OrderPlaced { order_id: "o-1".into(), total_cents: 990 })?;
+//! assert_eq!(row.topic, "orders");
+//! assert_eq!(row.event_key.as_deref(), Some(&b"o-1"[..]));
+//! # Ok::<(), outbox_core::Error>(())
+//! ```
+
 pub mod compat;
+pub mod encode;
 mod error;
+mod event;
+pub mod registry;
+mod row;
 pub mod schema;
+pub mod table;
 
 pub use apache_avro as avro;
 pub use error::{Error, ErrorKind, Result};
+pub use event::Event;
+pub use row::{NewOutboxRow, headers_from_json, headers_to_json};
 pub use schema::Schema;

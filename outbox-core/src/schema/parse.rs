@@ -13,7 +13,6 @@ use super::model::{AvroType, Field, Name, Named, Node, NodeId};
 pub(crate) struct Parsed {
     pub(crate) nodes: Vec<Node>,
     pub(crate) root: NodeId,
-    pub(crate) names: HashMap<String, NodeId>,
 }
 
 /// A reference to a named type not (yet) defined when it was read, with the full names it may
@@ -49,7 +48,6 @@ pub(crate) fn parse(json: &Json) -> Result<Parsed, String> {
     let parsed = Parsed {
         nodes: parser.nodes,
         root,
-        names: parser.names,
     };
     check_defaults(&parsed)?;
     Ok(parsed)
@@ -153,9 +151,8 @@ impl Parser {
 
     /// Reads and registers the name of a named type; returns it with its aliases.
     fn named(&mut self, obj: &Map<String, Json>, space: Option<&str>) -> Result<Named, String> {
-        let name = match obj.get("name") {
-            Some(Json::String(n)) => n,
-            _ => return Err("named type has no \"name\"".to_owned()),
+        let Some(Json::String(name)) = obj.get("name") else {
+            return Err("named type has no \"name\"".to_owned());
         };
         let own_space = match obj.get("namespace") {
             Some(Json::String(ns)) => Some(ns.as_str()),
@@ -241,10 +238,10 @@ impl Parser {
                     .ok_or_else(|| format!("aliases of field {name} must be strings"))?,
                 Some(_) => return Err(format!("aliases of field {name} must be an array")),
             };
-            if let Some(order) = field.get("order") {
-                if !matches!(order.as_str(), Some("ascending" | "descending" | "ignore")) {
-                    return Err(format!("field {name} has an invalid order: {order}"));
-                }
+            if let Some(order) = field.get("order")
+                && !matches!(order.as_str(), Some("ascending" | "descending" | "ignore"))
+            {
+                return Err(format!("field {name} has an invalid order: {order}"));
             }
             fields.push(Field {
                 name: name.clone(),
@@ -327,14 +324,14 @@ fn check_defaults(parsed: &Parsed) -> Result<(), String> {
     for node in &parsed.nodes {
         if let Node::Record { named, fields } = node {
             for field in fields {
-                if let Some(default) = &field.default {
-                    if !default_fits(parsed, field.schema, default) {
-                        return Err(format!(
-                            "invalid default for field {} of {}: {default}",
-                            field.name,
-                            named.name.full()
-                        ));
-                    }
+                if let Some(default) = &field.default
+                    && !default_fits(parsed, field.schema, default)
+                {
+                    return Err(format!(
+                        "invalid default for field {} of {}: {default}",
+                        field.name,
+                        named.name.full()
+                    ));
                 }
             }
         }

@@ -1,0 +1,114 @@
+//! A registry store in memory: for tests, tools and the quickstart.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::store::{RegisteredSchema, SchemaStore};
+use crate::compat::CompatibilityMode;
+use crate::schema::Schema;
+use crate::{Error, Result};
+
+/// A [`SchemaStore`] in process memory, following the store contract exactly (the
+/// conformance suite runs on it).
+#[derive(Debug, Default)]
+pub struct MemorySchemaStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    subjects: BTreeMap<String, Vec<RegisteredSchema>>,
+    /// id -> schema, for ids and for reusing an id across subjects.
+    schemas: BTreeMap<u32, Schema>,
+    compatibility: BTreeMap<Option<String>, CompatibilityMode>,
+}
+
+impl MemorySchemaStore {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated (every update is a
+        // single insert), so a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl SchemaStore for MemorySchemaStore {
+    async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
+        Ok(self
+            .state()
+            .subjects
+            .get(subject)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn insert_version(
+        &self,
+        subject: &str,
+        version: u32,
+        schema: &Schema,
+    ) -> Result<RegisteredSchema> {
+        let mut state = self.state();
+        let existing = state
+            .subjects
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if existing
+            .iter()
+            .any(|v| v.version == version || v.schema == *schema)
+        {
+            return Err(Error::Conflict {
+                what: format!("version {version} of subject {subject}"),
+            });
+        }
+        let id = match state.schemas.iter().find(|(_, s)| *s == schema) {
+            Some((id, _)) => *id,
+            None => state.schemas.keys().next_back().map_or(1, |max| max + 1),
+        };
+        state.schemas.insert(id, schema.clone());
+        let registered = RegisteredSchema {
+            id,
+            subject: subject.to_owned(),
+            version,
+            schema: schema.clone(),
+        };
+        state
+            .subjects
+            .entry(subject.to_owned())
+            .or_default()
+            .push(registered.clone());
+        Ok(registered)
+    }
+
+    async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
+        Ok(self.state().schemas.get(&id).cloned())
+    }
+
+    async fn subjects(&self) -> Result<Vec<String>> {
+        Ok(self.state().subjects.keys().cloned().collect())
+    }
+
+    async fn compatibility(&self, subject: Option<&str>) -> Result<Option<CompatibilityMode>> {
+        Ok(self
+            .state()
+            .compatibility
+            .get(&subject.map(str::to_owned))
+            .copied())
+    }
+
+    async fn set_compatibility(
+        &self,
+        subject: Option<&str>,
+        mode: Option<CompatibilityMode>,
+    ) -> Result<()> {
+        let key = subject.map(str::to_owned);
+        let mut state = self.state();
+        match mode {
+            Some(mode) => state.compatibility.insert(key, mode),
+            None => state.compatibility.remove(&key),
+        };
+        Ok(())
+    }
+}

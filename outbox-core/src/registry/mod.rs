@@ -1,0 +1,241 @@
+//! The schema registry engine: idempotent registration under compatibility rules, over any
+//! [`SchemaStore`].
+//!
+//! The decisions are pure functions ([`plan_registration`]) so that async and blocking
+//! back ends (sqlx, diesel) run the same rules; [`Registry`] drives them over an async store.
+
+pub mod conformance;
+mod memory;
+mod store;
+mod subject;
+
+pub use memory::MemorySchemaStore;
+pub use store::{RegisteredSchema, SchemaStore};
+pub use subject::SubjectNameStrategy;
+
+use crate::compat::{CompatibilityMode, CompatibilityReport, check_compatibility};
+use crate::schema::Schema;
+use crate::{Error, Result};
+
+/// How many times a registration that lost a race re-reads the subject and tries again.
+const REGISTER_ATTEMPTS: usize = 16;
+
+/// What registering a schema under a subject comes to, given the subject's versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationPlan {
+    /// The identical schema is already a version of the subject: nothing to store.
+    Existing(RegisteredSchema),
+    /// Store the schema as this new version.
+    Insert {
+        /// The version number to store it as.
+        version: u32,
+    },
+}
+
+/// Decides a registration: the existing version when the schema is already registered, else
+/// a compatibility check against `versions` (oldest first) under `mode`.
+///
+/// # Errors
+///
+/// [`Error::IncompatibleSchema`] with every incompatibility when the check fails.
+pub fn plan_registration(
+    subject: &str,
+    schema: &Schema,
+    versions: &[RegisteredSchema],
+    mode: CompatibilityMode,
+) -> Result<RegistrationPlan> {
+    if let Some(existing) = versions.iter().find(|v| v.schema == *schema) {
+        return Ok(RegistrationPlan::Existing(existing.clone()));
+    }
+    let report = check_against(mode, schema, versions);
+    if !report.is_compatible() {
+        return Err(Error::IncompatibleSchema {
+            subject: subject.to_owned(),
+            mode,
+            problems: report.problems,
+        });
+    }
+    let version = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+    Ok(RegistrationPlan::Insert { version })
+}
+
+fn check_against(
+    mode: CompatibilityMode,
+    schema: &Schema,
+    versions: &[RegisteredSchema],
+) -> CompatibilityReport {
+    let history: Vec<Schema> = versions.iter().map(|v| v.schema.clone()).collect();
+    check_compatibility(mode, schema, &history)
+}
+
+/// A schema registry over a store.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use outbox_core::registry::{MemorySchemaStore, Registry};
+/// use outbox_core::Schema;
+///
+/// let registry = Registry::new(MemorySchemaStore::default());
+/// let v1 = Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#)?;
+/// let first = registry.register("orders-value", &v1).await?;
+/// let again = registry.register("orders-value", &v1).await?;
+/// assert_eq!((first.id, first.version), (again.id, again.version)); // idempotent
+///
+/// // Under the default FULL_TRANSITIVE, a new field without a default is refused.
+/// let v2 = Schema::parse_str(r#"{"type":"record","name":"R","fields":[
+///     {"name":"a","type":"int"},{"name":"b","type":"int"}]}"#)?;
+/// assert!(registry.register("orders-value", &v2).await.is_err());
+/// # Ok::<(), outbox_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Registry<S> {
+    store: S,
+    default_mode: CompatibilityMode,
+}
+
+impl<S: SchemaStore> Registry<S> {
+    /// A registry whose mode, where neither the subject nor the store sets one, is
+    /// [`CompatibilityMode::FullTransitive`].
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            default_mode: CompatibilityMode::default(),
+        }
+    }
+
+    /// Changes the mode used where the store has neither a subject nor a global setting.
+    #[must_use]
+    pub fn with_default_mode(mut self, mode: CompatibilityMode) -> Self {
+        self.default_mode = mode;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The mode in force for `subject`: its own, else the global one, else the default.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the store returns.
+    pub async fn effective_mode(&self, subject: &str) -> Result<CompatibilityMode> {
+        if let Some(mode) = self.store.compatibility(Some(subject)).await? {
+            return Ok(mode);
+        }
+        Ok(self
+            .store
+            .compatibility(None)
+            .await?
+            .unwrap_or(self.default_mode))
+    }
+
+    /// Registers `schema` under `subject`: returns the existing registration if it is already
+    /// there, else checks compatibility and stores a new version. Safe to call concurrently
+    /// from several processes: a lost race is retried against the winner's version.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IncompatibleSchema`] listing every incompatibility; store errors.
+    pub async fn register(&self, subject: &str, schema: &Schema) -> Result<RegisteredSchema> {
+        let mode = self.effective_mode(subject).await?;
+        let mut last_conflict = None;
+        for _ in 0..REGISTER_ATTEMPTS {
+            let versions = self.store.versions(subject).await?;
+            match plan_registration(subject, schema, &versions, mode)? {
+                RegistrationPlan::Existing(existing) => return Ok(existing),
+                RegistrationPlan::Insert { version } => {
+                    match self.store.insert_version(subject, version, schema).await {
+                        Err(e @ Error::Conflict { .. }) => last_conflict = Some(e),
+                        other => return other,
+                    }
+                }
+            }
+        }
+        Err(last_conflict.unwrap_or_else(|| Error::Conflict {
+            what: format!("subject {subject}"),
+        }))
+    }
+
+    /// Checks `schema` against `subject` under its mode without registering it.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn check(&self, subject: &str, schema: &Schema) -> Result<CompatibilityReport> {
+        let mode = self.effective_mode(subject).await?;
+        let versions = self.store.versions(subject).await?;
+        Ok(check_against(mode, schema, &versions))
+    }
+
+    /// The registration of `schema` under `subject`, if it is registered there.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn lookup(&self, subject: &str, schema: &Schema) -> Result<Option<RegisteredSchema>> {
+        let versions = self.store.versions(subject).await?;
+        Ok(versions.into_iter().find(|v| v.schema == *schema))
+    }
+
+    /// A version of a subject; `None` asks for the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SubjectNotFound`], [`Error::VersionNotFound`], store errors.
+    pub async fn version(&self, subject: &str, version: Option<u32>) -> Result<RegisteredSchema> {
+        let versions = self.store.versions(subject).await?;
+        let found = match version {
+            None => versions.last(),
+            Some(v) => versions.iter().find(|r| r.version == v),
+        };
+        match (found, versions.is_empty(), version) {
+            (Some(r), _, _) => Ok(r.clone()),
+            (None, true, _) | (None, false, None) => Err(Error::SubjectNotFound {
+                subject: subject.to_owned(),
+            }),
+            (None, false, Some(version)) => Err(Error::VersionNotFound {
+                subject: subject.to_owned(),
+                version,
+            }),
+        }
+    }
+
+    /// The schema with a global id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SchemaNotFound`], store errors.
+    pub async fn schema_by_id(&self, id: u32) -> Result<Schema> {
+        self.store
+            .schema_by_id(id)
+            .await?
+            .ok_or(Error::SchemaNotFound { id })
+    }
+
+    /// Every subject, sorted.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn subjects(&self) -> Result<Vec<String>> {
+        self.store.subjects().await
+    }
+
+    /// Sets or (with `None`) clears the compatibility mode of a subject, or the global one.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_compatibility(
+        &self,
+        subject: Option<&str>,
+        mode: Option<CompatibilityMode>,
+    ) -> Result<()> {
+        self.store.set_compatibility(subject, mode).await
+    }
+}

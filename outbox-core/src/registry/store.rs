@@ -1,0 +1,94 @@
+//! The storage a registry keeps its schemas in.
+
+use std::future::Future;
+
+use crate::Result;
+use crate::compat::CompatibilityMode;
+use crate::schema::Schema;
+
+/// A schema registered under a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    /// Global id: the same schema has the same id in every subject (Confluent's rule).
+    pub id: u32,
+    /// The subject.
+    pub subject: String,
+    /// Version within the subject, from 1.
+    pub version: u32,
+    /// The schema.
+    pub schema: Schema,
+}
+
+/// Where a registry keeps subjects, versions, ids and compatibility settings.
+///
+/// # Contract
+///
+/// - `versions` returns a subject's versions oldest first (empty for an unknown subject).
+/// - `insert_version` stores `schema` as `version` of `subject` atomically. It reuses the id of
+///   an identical schema (same [`Schema::fingerprint`]) stored under any subject, else assigns a
+///   new id greater than every id so far. When `version` or the fingerprint is already taken in
+///   the subject (a concurrent registration won), it fails with
+///   [`Error::Conflict`](crate::Error::Conflict) and stores nothing; the registry then re-reads
+///   and retries.
+/// - Compatibility settings: `None` as subject is the global setting; setting `None` as mode
+///   deletes the setting.
+pub trait SchemaStore: Send + Sync {
+    /// The versions of `subject`, oldest first.
+    fn versions(&self, subject: &str)
+    -> impl Future<Output = Result<Vec<RegisteredSchema>>> + Send;
+
+    /// Stores a new version (see the contract).
+    fn insert_version(
+        &self,
+        subject: &str,
+        version: u32,
+        schema: &Schema,
+    ) -> impl Future<Output = Result<RegisteredSchema>> + Send;
+
+    /// The schema with a global id.
+    fn schema_by_id(&self, id: u32) -> impl Future<Output = Result<Option<Schema>>> + Send;
+
+    /// Every subject with at least one version, sorted.
+    fn subjects(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// The compatibility set for `subject` (or globally for `None`), if any.
+    fn compatibility(
+        &self,
+        subject: Option<&str>,
+    ) -> impl Future<Output = Result<Option<CompatibilityMode>>> + Send;
+
+    /// Sets (or with `None`, deletes) the compatibility of `subject` (or the global one).
+    fn set_compatibility(
+        &self,
+        subject: Option<&str>,
+        mode: Option<CompatibilityMode>,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+macro_rules! forward_store {
+    ($($ptr:ty),*) => {$(
+        impl<T: SchemaStore + ?Sized> SchemaStore for $ptr {
+            fn versions(&self, subject: &str) -> impl Future<Output = Result<Vec<RegisteredSchema>>> + Send {
+                (**self).versions(subject)
+            }
+            fn insert_version(&self, subject: &str, version: u32, schema: &Schema) -> impl Future<Output = Result<RegisteredSchema>> + Send {
+                (**self).insert_version(subject, version, schema)
+            }
+            fn schema_by_id(&self, id: u32) -> impl Future<Output = Result<Option<Schema>>> + Send {
+                (**self).schema_by_id(id)
+            }
+            fn subjects(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+                (**self).subjects()
+            }
+            fn compatibility(&self, subject: Option<&str>) -> impl Future<Output = Result<Option<CompatibilityMode>>> + Send {
+                (**self).compatibility(subject)
+            }
+            fn set_compatibility(&self, subject: Option<&str>, mode: Option<CompatibilityMode>) -> impl Future<Output = Result<()>> + Send {
+                (**self).set_compatibility(subject, mode)
+            }
+        }
+    )*};
+}
+
+// A registry can share a store by reference or by `Arc`.
+forward_store!(&T, std::sync::Arc<T>);

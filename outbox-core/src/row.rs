@@ -1,0 +1,85 @@
+//! The outbox row: what a writer inserts and the relay turns into a Kafka record.
+
+use uuid::Uuid;
+
+use crate::encode::EventCodec;
+use crate::event::Event;
+use crate::{Error, Result};
+
+/// A row to insert into `outbox_events`, every column a writer sets.
+///
+/// `id`, `created_at` (and on PostgreSQL `txid`) come from database defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxRow {
+    /// UUIDv7, unique: the CloudEvents `id` (`ce_id`) consumers deduplicate on.
+    pub event_id: Uuid,
+    /// The Kafka topic.
+    pub topic: String,
+    /// The Kafka key (the aggregate id), UTF-8.
+    pub event_key: Option<Vec<u8>>,
+    /// The Avro full name of the event (`ce_type`).
+    pub event_type: String,
+    /// The registered schema id the payload was encoded with.
+    pub schema_id: Option<u32>,
+    /// The record's `content-type`.
+    pub content_type: String,
+    /// The Kafka record value, exactly as it will be produced.
+    pub payload: Vec<u8>,
+    /// Headers sent after the CloudEvents ones, in order (`traceparent` among them when set).
+    pub headers: Vec<(String, String)>,
+}
+
+impl NewOutboxRow {
+    /// Validates and encodes `event` with `codec` into a row with a fresh UUIDv7.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`EventCodec::encode`]; nothing is produced for an invalid event.
+    pub fn from_event<E: Event>(codec: &EventCodec, event: &E) -> Result<Self> {
+        let payload = codec.encode(event)?;
+        Ok(Self {
+            event_id: Uuid::now_v7(),
+            topic: E::TOPIC.to_owned(),
+            event_key: event.key().map(String::into_bytes),
+            event_type: codec.schema().full_name().unwrap_or_default(),
+            schema_id: Some(codec.schema_id()),
+            content_type: codec.format().content_type().to_owned(),
+            payload,
+            headers: event.headers(),
+        })
+    }
+
+    /// Adds a header (after those already there).
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `event_id` column value: lowercase hyphenated.
+    pub fn event_id_text(&self) -> String {
+        self.event_id.hyphenated().to_string()
+    }
+
+    /// The `headers` column value: a JSON array of `[name, value]` pairs (order and repeated
+    /// names kept, as Kafka headers allow).
+    pub fn headers_json(&self) -> String {
+        headers_to_json(&self.headers)
+    }
+}
+
+/// Encodes headers as the `headers` column stores them.
+pub fn headers_to_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Decodes the `headers` column.
+///
+/// # Errors
+///
+/// [`Error::Decode`] when the text is not a JSON array of `[name, value]` string pairs.
+pub fn headers_from_json(text: &str) -> Result<Vec<(String, String)>> {
+    serde_json::from_str(text).map_err(|e| Error::Decode {
+        reason: format!("headers column is not a JSON array of [name, value] pairs: {e}"),
+    })
+}

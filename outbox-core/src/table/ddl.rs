@@ -1,0 +1,148 @@
+//! DDL for each dialect, as ordered migrations. The one source of truth for the sqlx and the
+//! diesel writers; a migration, once released, is never edited, only followed by another.
+
+use super::{Dialect, Table, TableNames};
+
+/// One step of the schema, applied once, in `version` order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// Position in the sequence, from 1.
+    pub version: i64,
+    /// What it does.
+    pub description: &'static str,
+    /// The statements, run in order in one transaction where the dialect allows.
+    pub statements: Vec<String>,
+}
+
+/// The statement that creates the migrations bookkeeping table, if missing.
+pub(crate) fn migrations_table(dialect: Dialect, names: &TableNames) -> String {
+    let table = names.qualified(dialect, Table::Migrations);
+    let ts = timestamp_type(dialect);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, description VARCHAR(255) NOT NULL, \
+         applied_at {ts} NOT NULL DEFAULT {now})",
+        now = now_default(dialect)
+    )
+}
+
+/// Every migration for `dialect`, oldest first. The first statement of the list creates the
+/// bookkeeping table (`<prefix>_migrations`) the runner records versions in.
+pub fn migrations(dialect: Dialect, names: &TableNames) -> Vec<Migration> {
+    vec![Migration {
+        version: 1,
+        description: "create the outbox, schema registry and relay tables",
+        statements: initial(dialect, names),
+    }]
+}
+
+fn timestamp_type(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "TIMESTAMPTZ",
+        Dialect::MySql => "TIMESTAMP(6)",
+        Dialect::Sqlite => "TEXT",
+    }
+}
+
+fn now_default(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "now()",
+        Dialect::MySql => "CURRENT_TIMESTAMP(6)",
+        Dialect::Sqlite => "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+    }
+}
+
+fn initial(dialect: Dialect, names: &TableNames) -> Vec<String> {
+    let t = |table| names.qualified(dialect, table);
+    let ts = timestamp_type(dialect);
+    let now = now_default(dialect);
+    // Column types per dialect: (id, uuid, short text, long text, bytes, empty-json default).
+    let (id, uuid, short, text, bytes, headers_default, engine) = match dialect {
+        Dialect::Postgres => (
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            "UUID",
+            "TEXT",
+            "TEXT",
+            "BYTEA",
+            "'[]'",
+            "",
+        ),
+        Dialect::MySql => (
+            "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+            "CHAR(36)",
+            "VARCHAR(255)",
+            "LONGTEXT",
+            "LONGBLOB",
+            "('[]')",
+            " ENGINE=InnoDB",
+        ),
+        Dialect::Sqlite => (
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "TEXT",
+            "TEXT",
+            "TEXT",
+            "BLOB",
+            "'[]'",
+            "",
+        ),
+    };
+    let txid = match dialect {
+        // The ordering watermark: rows are read only below pg_snapshot_xmin in strict mode.
+        Dialect::Postgres => ",\n  txid XID8 NOT NULL DEFAULT pg_current_xact_id()",
+        _ => "",
+    };
+    let events = t(Table::Events);
+    let mut statements = vec![
+        migrations_table(dialect, names),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {events} (\n  id {id},\n  event_id {uuid} NOT NULL UNIQUE,\n  \
+             topic {short} NOT NULL,\n  event_key {bytes} NULL,\n  event_type {short} NOT NULL,\n  \
+             schema_id INTEGER NULL,\n  content_type {short} NOT NULL,\n  payload {bytes} NOT NULL,\n  \
+             headers {text} NOT NULL DEFAULT {headers_default},\n  created_at {ts} NOT NULL DEFAULT {now}{txid}\n){engine}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  id INTEGER NOT NULL PRIMARY KEY,\n  \
+             fingerprint CHAR(64) NOT NULL UNIQUE,\n  created_at {ts} NOT NULL DEFAULT {now}\n){engine}",
+            t(Table::SchemaIds)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  id INTEGER NOT NULL,\n  subject {short} NOT NULL,\n  \
+             version INTEGER NOT NULL,\n  schema_json {text} NOT NULL,\n  fingerprint CHAR(64) NOT NULL,\n  \
+             created_at {ts} NOT NULL DEFAULT {now},\n  PRIMARY KEY (subject, version),\n  \
+             UNIQUE (subject, fingerprint)\n){engine}",
+            t(Table::Schemas)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  subject {short} NOT NULL PRIMARY KEY,\n  \
+             compatibility VARCHAR(32) NOT NULL\n){engine}",
+            t(Table::SubjectConfig)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  event_id {uuid} NOT NULL PRIMARY KEY,\n  \
+             attempts INTEGER NOT NULL,\n  last_error {text} NOT NULL,\n  updated_at {ts} NOT NULL DEFAULT {now}\n){engine}",
+            t(Table::Attempts)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  id BIGINT NOT NULL PRIMARY KEY,\n  event_id {uuid} NOT NULL UNIQUE,\n  \
+             topic {short} NOT NULL,\n  event_key {bytes} NULL,\n  event_type {short} NOT NULL,\n  \
+             schema_id INTEGER NULL,\n  content_type {short} NOT NULL,\n  payload {bytes} NOT NULL,\n  \
+             headers {text} NOT NULL,\n  created_at {ts} NOT NULL,\n  attempts INTEGER NOT NULL,\n  \
+             error {text} NOT NULL,\n  dead_lettered_at {ts} NOT NULL DEFAULT {now}\n){engine}",
+            t(Table::DeadLetters)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  name {short} NOT NULL PRIMARY KEY,\n  holder {short} NOT NULL,\n  \
+             fencing_token BIGINT NOT NULL,\n  expires_at {ts} NOT NULL\n){engine}",
+            t(Table::Leases)
+        ),
+    ];
+    if dialect == Dialect::Postgres {
+        statements.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {events} (txid)",
+            Dialect::Postgres.quote(&super::Identifier(format!(
+                "{}_txid_idx",
+                names.name(Table::Events)
+            )))
+        ));
+    }
+    statements
+}
