@@ -16,6 +16,8 @@
 //! - [`encode`]: write-time validation naming the failing field path, the size limit, and the
 //!   Confluent wire format (`0x00`, 4-byte schema id, Avro binary), with a decoder.
 //! - [`table`]: the outbox table contract as DDL per dialect and the shared insert statement.
+//! - [`relay`]: the relay's store contract (claim, ack, dead-letter, lease), in memory and as a
+//!   conformance suite.
 //! - [`NewOutboxRow`]: the row a writer inserts.
 //! - [`Error`]: one error type; [`Error::kind`] tells retryable from permanent.
 //!
@@ -48,6 +50,7 @@ pub mod encode;
 mod error;
 mod event;
 pub mod registry;
+pub mod relay;
 mod row;
 pub mod schema;
 pub mod table;

@@ -145,3 +145,11 @@ fn modes_and_strategies_parse_case_insensitively() {
         SubjectNameStrategy::TopicRecordName
     );
 }
+
+#[tokio::test]
+async fn memory_relay_store_passes_the_conformance_suite() {
+    outbox_core::relay::conformance::run_all(|| async {
+        outbox_core::relay::MemoryRelayStore::default()
+    })
+    .await;
+}

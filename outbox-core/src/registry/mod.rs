@@ -17,8 +17,9 @@ use crate::compat::{CompatibilityMode, CompatibilityReport, check_compatibility}
 use crate::schema::Schema;
 use crate::{Error, Result};
 
-/// How many times a registration that lost a race re-reads the subject and tries again.
-const REGISTER_ATTEMPTS: usize = 16;
+/// How many times a registration that lost a race re-reads the subject and tries again. Each
+/// lost race means another registration succeeded, so this bounds the writers racing at once.
+const REGISTER_ATTEMPTS: usize = 128;
 
 /// What registering a schema under a subject comes to, given the subject's versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +151,8 @@ impl<S: SchemaStore> Registry<S> {
                 RegistrationPlan::Existing(existing) => return Ok(existing),
                 RegistrationPlan::Insert { version } => {
                     match self.store.insert_version(subject, version, schema).await {
-                        Err(e @ Error::Conflict { .. }) => last_conflict = Some(e),
+                        // A concurrent registration won, or a passing fault: re-read, retry.
+                        Err(e) if e.is_retryable() => last_conflict = Some(e),
                         other => return other,
                     }
                 }

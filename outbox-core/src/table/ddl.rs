@@ -86,18 +86,20 @@ fn initial(dialect: Dialect, names: &TableNames) -> Vec<String> {
         ),
     };
     let txid = match dialect {
-        // The ordering watermark: rows are read only below pg_snapshot_xmin in strict mode.
-        Dialect::Postgres => ",\n  txid XID8 NOT NULL DEFAULT pg_current_xact_id()",
+        // The ordering watermark. It is the first column on purpose: PostgreSQL evaluates
+        // defaults in column order, so a transaction has its xid before `id` draws from the
+        // sequence, which the relay's strict-order horizon relies on.
+        Dialect::Postgres => "txid XID8 NOT NULL DEFAULT pg_current_xact_id(),\n  ",
         _ => "",
     };
     let events = t(Table::Events);
-    let mut statements = vec![
+    vec![
         migrations_table(dialect, names),
         format!(
-            "CREATE TABLE IF NOT EXISTS {events} (\n  id {id},\n  event_id {uuid} NOT NULL UNIQUE,\n  \
+            "CREATE TABLE IF NOT EXISTS {events} (\n  {txid}id {id},\n  event_id {uuid} NOT NULL UNIQUE,\n  \
              topic {short} NOT NULL,\n  event_key {bytes} NULL,\n  event_type {short} NOT NULL,\n  \
              schema_id INTEGER NULL,\n  content_type {short} NOT NULL,\n  payload {bytes} NOT NULL,\n  \
-             headers {text} NOT NULL DEFAULT {headers_default},\n  created_at {ts} NOT NULL DEFAULT {now}{txid}\n){engine}"
+             headers {text} NOT NULL DEFAULT {headers_default},\n  created_at {ts} NOT NULL DEFAULT {now}\n){engine}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {} (\n  id INTEGER NOT NULL PRIMARY KEY,\n  \
@@ -134,15 +136,5 @@ fn initial(dialect: Dialect, names: &TableNames) -> Vec<String> {
              fencing_token BIGINT NOT NULL,\n  expires_at {ts} NOT NULL\n){engine}",
             t(Table::Leases)
         ),
-    ];
-    if dialect == Dialect::Postgres {
-        statements.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {events} (txid)",
-            Dialect::Postgres.quote(&super::Identifier(format!(
-                "{}_txid_idx",
-                names.name(Table::Events)
-            )))
-        ));
-    }
-    statements
+    ]
 }

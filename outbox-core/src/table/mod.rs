@@ -7,9 +7,11 @@
 
 mod ddl;
 mod ident;
+mod statements;
 
 pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
+pub use statements::Statements;
 
 use crate::Result;
 

@@ -1,0 +1,198 @@
+//! A relay store in memory, for tests and the quickstart.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+
+use super::{DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
+use crate::{NewOutboxRow, Result};
+
+/// A [`RelayStore`] in process memory, following the contract (the conformance suite runs on
+/// it). Rows are committed as soon as they are inserted.
+#[derive(Debug, Default)]
+pub struct MemoryRelayStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: i64,
+    events: BTreeMap<i64, OutboxRecord>,
+    attempts: BTreeMap<Uuid, (u32, String)>,
+    dead: BTreeMap<i64, DeadLetter>,
+    leases: BTreeMap<String, Lease>,
+}
+
+#[derive(Debug)]
+struct Lease {
+    holder: String,
+    token: i64,
+    expires: Instant,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl MemoryRelayStore {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update is a handful of map operations that cannot panic half-way.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(state: &mut State, mut record: OutboxRecord) {
+        state.next_id += 1;
+        record.id = state.next_id;
+        state.events.insert(record.id, record);
+    }
+}
+
+impl InsertRows for MemoryRelayStore {
+    async fn insert_rows(&self, rows: &[NewOutboxRow]) -> Result<()> {
+        let mut state = self.state();
+        for row in rows {
+            let record = OutboxRecord {
+                id: 0,
+                event_id: row.event_id,
+                topic: row.topic.clone(),
+                event_key: row.event_key.clone(),
+                event_type: row.event_type.clone(),
+                schema_id: row.schema_id.and_then(|id| i32::try_from(id).ok()),
+                content_type: row.content_type.clone(),
+                payload: row.payload.clone(),
+                headers: row.headers.clone(),
+                created_at_ms: now_ms(),
+            };
+            Self::push(&mut state, record);
+        }
+        Ok(())
+    }
+}
+
+impl RelayStore for MemoryRelayStore {
+    async fn claim_batch(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        Ok(self.state().events.values().take(limit).cloned().collect())
+    }
+
+    async fn ack(&self, ids: &[i64]) -> Result<u64> {
+        let mut state = self.state();
+        let mut deleted = 0;
+        for id in ids {
+            if let Some(record) = state.events.remove(id) {
+                state.attempts.remove(&record.event_id);
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn record_failure(&self, event_id: Uuid, error: &str) -> Result<u32> {
+        let mut state = self.state();
+        let entry = state.attempts.entry(event_id).or_insert((0, String::new()));
+        entry.0 += 1;
+        entry.1 = error.to_owned();
+        Ok(entry.0)
+    }
+
+    async fn dead_letter(&self, record: &OutboxRecord, attempts: u32, error: &str) -> Result<()> {
+        let mut state = self.state();
+        if state.events.remove(&record.id).is_some() {
+            state.attempts.remove(&record.event_id);
+            state.dead.insert(
+                record.id,
+                DeadLetter {
+                    record: record.clone(),
+                    attempts,
+                    error: error.to_owned(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<i64>> {
+        let mut state = self.state();
+        let now = Instant::now();
+        let expires = now + ttl;
+        match state.leases.get_mut(name) {
+            Some(lease) if lease.holder == holder => {
+                lease.expires = expires;
+                Ok(Some(lease.token))
+            }
+            Some(lease) if lease.expires <= now => {
+                lease.holder = holder.to_owned();
+                lease.token += 1;
+                lease.expires = expires;
+                Ok(Some(lease.token))
+            }
+            Some(_) => Ok(None),
+            None => {
+                state.leases.insert(
+                    name.to_owned(),
+                    Lease {
+                        holder: holder.to_owned(),
+                        token: 1,
+                        expires,
+                    },
+                );
+                Ok(Some(1))
+            }
+        }
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let mut state = self.state();
+        if let Some(lease) = state.leases.get_mut(name)
+            && lease.holder == holder
+        {
+            lease.expires = Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn status(&self, lease: &str) -> Result<OutboxStatus> {
+        let state = self.state();
+        let oldest = state.events.values().map(|r| r.created_at_ms).min();
+        Ok(OutboxStatus {
+            backlog: state.events.len() as u64,
+            oldest_age: oldest
+                .map(|ms| Duration::from_millis(u64::try_from(now_ms() - ms).unwrap_or_default())),
+            dead_letters: state.dead.len() as u64,
+            leader: state
+                .leases
+                .get(lease)
+                .filter(|l| l.expires > Instant::now())
+                .map(|l| l.holder.clone()),
+        })
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        Ok(self.state().dead.values().take(limit).cloned().collect())
+    }
+
+    async fn retry_dead_letter(&self, id: i64) -> Result<bool> {
+        let mut state = self.state();
+        match state.dead.remove(&id) {
+            Some(dead) => {
+                Self::push(&mut state, dead.record);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn discard_dead_letter(&self, id: i64) -> Result<bool> {
+        Ok(self.state().dead.remove(&id).is_some())
+    }
+}

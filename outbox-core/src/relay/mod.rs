@@ -1,0 +1,131 @@
+//! The relay's view of the outbox: claim, acknowledge, count failures, dead-letter, lease.
+//!
+//! [`RelayStore`] is implemented per database by `outbox-sqlx` and in memory here; the
+//! [`conformance`] functions hold every implementation to the same contract.
+
+pub mod conformance;
+mod memory;
+
+use std::future::Future;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+pub use memory::MemoryRelayStore;
+
+use crate::{NewOutboxRow, Result};
+
+/// An outbox row as the relay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// Position in the outbox; the order events of one key are produced in.
+    pub id: i64,
+    /// The CloudEvents id.
+    pub event_id: Uuid,
+    /// The Kafka topic.
+    pub topic: String,
+    /// The Kafka key.
+    pub event_key: Option<Vec<u8>>,
+    /// The Avro full name (`ce_type`).
+    pub event_type: String,
+    /// The schema id the payload was encoded with.
+    pub schema_id: Option<i32>,
+    /// The record's `content-type`.
+    pub content_type: String,
+    /// The Kafka record value.
+    pub payload: Vec<u8>,
+    /// Stored headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// When the row was written, in milliseconds since the Unix epoch (the record timestamp).
+    pub created_at_ms: i64,
+}
+
+/// A row moved aside after failing permanently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The row as it was (its `id` is the original outbox id).
+    pub record: OutboxRecord,
+    /// How many attempts failed.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+}
+
+/// What an operator needs to see at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboxStatus {
+    /// Rows waiting to be published.
+    pub backlog: u64,
+    /// Age of the oldest waiting row (the relay's lag).
+    pub oldest_age: Option<Duration>,
+    /// Rows in the dead-letter table.
+    pub dead_letters: u64,
+    /// The holder of the relay lease, if it is live.
+    pub leader: Option<String>,
+}
+
+/// The relay's operations on the outbox.
+///
+/// # Contract
+///
+/// - `claim_batch` returns up to `limit` rows in `id` order, never a row whose transaction
+///   has not committed, and (in a store's strict mode) never a row while a row with a smaller
+///   `id` may still commit. It does not remove rows: claiming twice returns them again.
+/// - `ack` deletes exactly the given rows, in one statement, and forgets their attempts.
+/// - `record_failure` counts a failed attempt for an event and returns the count so far.
+/// - `dead_letter` moves a row, with its attempts and error, to the dead-letter table
+///   atomically: afterwards it is in exactly one of the two tables.
+/// - `try_acquire_lease` grants `name` to `holder` for `ttl` when it is free, expired, or
+///   already `holder`'s (a renewal), returning a fencing token that grows whenever the holder
+///   changes; otherwise `None`.
+pub trait RelayStore: Send + Sync {
+    /// Claims the next rows in `id` order.
+    fn claim_batch(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send;
+
+    /// Deletes acknowledged rows; returns how many were deleted.
+    fn ack(&self, ids: &[i64]) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Counts a failed attempt; returns the attempts so far.
+    fn record_failure(
+        &self,
+        event_id: Uuid,
+        error: &str,
+    ) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Moves a row to the dead-letter table.
+    fn dead_letter(
+        &self,
+        record: &OutboxRecord,
+        attempts: u32,
+        error: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes or renews a lease; `Some(fencing token)` when held.
+    fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Gives a lease up, if `holder` has it.
+    fn release_lease(&self, name: &str, holder: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Backlog, lag, dead letters and leader of `lease`.
+    fn status(&self, lease: &str) -> impl Future<Output = Result<OutboxStatus>> + Send;
+
+    /// Dead letters, oldest first.
+    fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
+
+    /// Puts a dead letter back at the end of the outbox (same `event_id`, new `id`).
+    fn retry_dead_letter(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Deletes a dead letter for good.
+    fn discard_dead_letter(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// Inserting rows outside an application transaction: for tests, tools and the memory store.
+pub trait InsertRows: Send + Sync {
+    /// Inserts rows in order, in one transaction.
+    fn insert_rows(&self, rows: &[NewOutboxRow]) -> impl Future<Output = Result<()>> + Send;
+}
