@@ -1,5 +1,81 @@
-//! `outbox-sqlx`: publish outbox events inside the caller's sqlx transaction.
+//! `outbox-sqlx`: publish outbox events inside the caller's sqlx transaction, on PostgreSQL,
+//! MySQL/MariaDB and SQLite.
 //!
-//! Stub: this crate fills in with its own issue (publish on PostgreSQL, MySQL/MariaDB and
-//! SQLite, migrations, the schema store and the relay's store). Everything it will share with
-//! the other writer already lives in `outbox-core`.
+//! - [`Outbox`]: built once at start-up (migrates the tables, registers the event types and
+//!   checks their compatibility), then `publish(&mut *tx, &event)` inside your transaction.
+//! - [`migrate`]: the table contract's migrations, safe to run from several processes.
+//! - [`SqlxSchemaStore`]: the embedded schema registry's tables.
+//! - [`SqlxRelayStore`]: what the relay claims, acknowledges and dead-letters through.
+//!
+//! # Feature flags
+//!
+//! None is on by default; enable the databases you use:
+//!
+//! - `postgres`: [`postgres::PgOutbox`] and friends (PostgreSQL 13+);
+//! - `mysql`: [`mysql::MySqlOutbox`] and friends (MySQL 8, MariaDB 10.6+);
+//! - `sqlite`: [`sqlite::SqliteOutbox`] and friends (bundled SQLite).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn demo(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+//! # use outbox_core::avro::AvroSchema;
+//! # #[derive(serde::Serialize, AvroSchema)] struct OrderPlaced { order_id: String }
+//! # impl outbox_core::Event for OrderPlaced { const TOPIC: &'static str = "orders"; }
+//! use outbox_sqlx::postgres::PgOutbox;
+//!
+//! let outbox = PgOutbox::builder(pool.clone()).register::<OrderPlaced>().build().await?;
+//! let mut tx = pool.begin().await?;
+//! outbox.publish(&mut *tx, &OrderPlaced { order_id: "o-1".into() }).await?;
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+
+mod database;
+mod error;
+mod migrate;
+mod outbox;
+mod relay_store;
+mod schema_store;
+
+#[doc(hidden)]
+pub use database::{Column, Value};
+pub use database::{HasDialect, OutboxDatabase};
+pub use migrate::migrate;
+pub use outbox::{Outbox, OutboxBuilder};
+pub use relay_store::SqlxRelayStore;
+pub use schema_store::SqlxSchemaStore;
+
+/// PostgreSQL names.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    /// The outbox on PostgreSQL.
+    pub type PgOutbox = crate::Outbox<sqlx::Postgres>;
+    /// The relay store on PostgreSQL.
+    pub type PgRelayStore = crate::SqlxRelayStore<sqlx::Postgres>;
+    /// The schema store on PostgreSQL.
+    pub type PgSchemaStore = crate::SqlxSchemaStore<sqlx::Postgres>;
+}
+
+/// MySQL and MariaDB names.
+#[cfg(feature = "mysql")]
+pub mod mysql {
+    /// The outbox on MySQL/MariaDB.
+    pub type MySqlOutbox = crate::Outbox<sqlx::MySql>;
+    /// The relay store on MySQL/MariaDB.
+    pub type MySqlRelayStore = crate::SqlxRelayStore<sqlx::MySql>;
+    /// The schema store on MySQL/MariaDB.
+    pub type MySqlSchemaStore = crate::SqlxSchemaStore<sqlx::MySql>;
+}
+
+/// SQLite names.
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    /// The outbox on SQLite.
+    pub type SqliteOutbox = crate::Outbox<sqlx::Sqlite>;
+    /// The relay store on SQLite.
+    pub type SqliteRelayStore = crate::SqlxRelayStore<sqlx::Sqlite>;
+    /// The schema store on SQLite.
+    pub type SqliteSchemaStore = crate::SqlxSchemaStore<sqlx::Sqlite>;
+}

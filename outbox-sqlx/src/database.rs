@@ -1,0 +1,244 @@
+//! The one place that speaks sqlx's generic API: binding parameters and decoding columns for
+//! any of the three databases. Everything else in the crate is written once, over
+//! [`OutboxDatabase`].
+
+use std::future::Future;
+
+use outbox_core::table::Dialect;
+use sqlx::{
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row,
+    Transaction, Type,
+};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A database the outbox runs on, with its SQL dialect. Implemented for `sqlx::Postgres`,
+/// `sqlx::MySql` and `sqlx::Sqlite` under the features of the same names.
+pub trait HasDialect: Database + sealed::Sealed {
+    /// The dialect of the outbox's SQL.
+    const DIALECT: Dialect;
+
+    /// Rows a statement affected (sqlx has no trait for it).
+    #[doc(hidden)]
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+#[cfg(feature = "postgres")]
+impl sealed::Sealed for sqlx::Postgres {}
+#[cfg(feature = "postgres")]
+impl HasDialect for sqlx::Postgres {
+    const DIALECT: Dialect = Dialect::Postgres;
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+#[cfg(feature = "mysql")]
+impl sealed::Sealed for sqlx::MySql {}
+#[cfg(feature = "mysql")]
+impl HasDialect for sqlx::MySql {
+    const DIALECT: Dialect = Dialect::MySql;
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+#[cfg(feature = "sqlite")]
+impl sealed::Sealed for sqlx::Sqlite {}
+#[cfg(feature = "sqlite")]
+impl HasDialect for sqlx::Sqlite {
+    const DIALECT: Dialect = Dialect::Sqlite;
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+/// A parameter or a decoded column value.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Text(String),
+    Bytes(Vec<u8>),
+    OptBytes(Option<Vec<u8>>),
+    I64(i64),
+    OptI64(Option<i64>),
+    I32(i32),
+    OptI32(Option<i32>),
+}
+
+/// The type to decode a column as.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Text,
+    Bytes,
+    OptBytes,
+    I64,
+    OptI64,
+    I32,
+    OptI32,
+}
+
+impl Value {
+    pub(crate) fn text(self) -> String {
+        match self {
+            Self::Text(s) => s,
+            other => unreachable!("column decoded as {other:?}, not text"),
+        }
+    }
+    pub(crate) fn bytes(self) -> Vec<u8> {
+        match self {
+            Self::Bytes(b) => b,
+            other => unreachable!("column decoded as {other:?}, not bytes"),
+        }
+    }
+    pub(crate) fn opt_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Self::OptBytes(b) => b,
+            other => unreachable!("column decoded as {other:?}, not nullable bytes"),
+        }
+    }
+    pub(crate) fn i64(self) -> i64 {
+        match self {
+            Self::I64(v) => v,
+            other => unreachable!("column decoded as {other:?}, not i64"),
+        }
+    }
+    pub(crate) fn opt_i64(self) -> Option<i64> {
+        match self {
+            Self::OptI64(v) => v,
+            other => unreachable!("column decoded as {other:?}, not nullable i64"),
+        }
+    }
+    pub(crate) fn i32(self) -> i32 {
+        match self {
+            Self::I32(v) => v,
+            other => unreachable!("column decoded as {other:?}, not i32"),
+        }
+    }
+    pub(crate) fn opt_i32(self) -> Option<i32> {
+        match self {
+            Self::OptI32(v) => v,
+            other => unreachable!("column decoded as {other:?}, not nullable i32"),
+        }
+    }
+}
+
+/// A database the outbox can run on: `sqlx::Postgres`, `sqlx::MySql` or `sqlx::Sqlite`, each
+/// behind its feature. The methods are the crate's internal plumbing.
+pub trait OutboxDatabase: Database + HasDialect {
+    /// Runs a statement; returns the rows affected.
+    #[doc(hidden)]
+    fn run(
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+    /// Runs a query and decodes every row as `columns`.
+    #[doc(hidden)]
+    fn rows(
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Value>,
+        columns: &[Column],
+    ) -> impl Future<Output = Result<Vec<Vec<Value>>, sqlx::Error>> + Send;
+}
+
+impl<DB> OutboxDatabase for DB
+where
+    DB: Database + HasDialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<i32>: Encode<'q, DB>,
+    for<'r> String: Decode<'r, DB>,
+    for<'r> Vec<u8>: Decode<'r, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> i32: Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn run(
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<u64, sqlx::Error> {
+        let query = bind(sqlx::query::<DB>(AssertSqlSafe(sql)), params);
+        let result = conn.execute(query).await?;
+        Ok(DB::rows_affected(&result))
+    }
+
+    async fn rows(
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Value>,
+        columns: &[Column],
+    ) -> Result<Vec<Vec<Value>>, sqlx::Error> {
+        let query = bind(sqlx::query::<DB>(AssertSqlSafe(sql)), params);
+        let rows = conn.fetch_all(query).await?;
+        rows.iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| {
+                        Ok(match column {
+                            Column::Text => Value::Text(row.try_get(i)?),
+                            Column::Bytes => Value::Bytes(row.try_get(i)?),
+                            Column::OptBytes => Value::OptBytes(row.try_get(i)?),
+                            Column::I64 => Value::I64(row.try_get(i)?),
+                            Column::OptI64 => Value::OptI64(row.try_get(i)?),
+                            Column::I32 => Value::I32(row.try_get(i)?),
+                            Column::OptI32 => Value::OptI32(row.try_get(i)?),
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn bind<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    params: Vec<Value>,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    DB: Database,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> Vec<u8>: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> i32: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<Vec<u8>>: Encode<'a, DB>,
+    for<'a> Option<i64>: Encode<'a, DB>,
+    for<'a> Option<i32>: Encode<'a, DB>,
+{
+    for param in params {
+        query = match param {
+            Value::Text(v) => query.bind(v),
+            Value::Bytes(v) => query.bind(v),
+            Value::OptBytes(v) => query.bind(v),
+            Value::I64(v) => query.bind(v),
+            Value::OptI64(v) => query.bind(v),
+            Value::I32(v) => query.bind(v),
+            Value::OptI32(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`), so concurrent writers wait for each other (up to the busy timeout)
+/// instead of failing when a read lock cannot be upgraded.
+pub(crate) async fn begin_write<DB: OutboxDatabase>(
+    pool: &Pool<DB>,
+) -> Result<Transaction<'static, DB>, sqlx::Error> {
+    match DB::DIALECT {
+        Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Dialect::Postgres | Dialect::MySql => pool.begin().await,
+    }
+}

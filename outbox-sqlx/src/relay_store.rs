@@ -1,0 +1,513 @@
+//! The relay's store in the database: claim, acknowledge, count failures, dead-letter, lease.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use outbox_core::relay::{DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
+use outbox_core::table::{Dialect, Statements, insert_events_sql};
+use outbox_core::{Error, NewOutboxRow, Result, headers_from_json};
+use sqlx::Pool;
+use uuid::Uuid;
+
+use crate::database::{Column, OutboxDatabase, Value, begin_write};
+use crate::error::store;
+
+/// Rows per statement when inserting or acknowledging many (8 parameters a row stays under
+/// every dialect's parameter limit).
+pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Horizon observations kept while a long transaction holds the snapshot back.
+const MAX_PENDING_HORIZONS: usize = 1024;
+
+const RECORD_COLUMNS: [Column; 10] = [
+    Column::I64,
+    Column::Text,
+    Column::Text,
+    Column::OptBytes,
+    Column::Text,
+    Column::OptI32,
+    Column::Text,
+    Column::Bytes,
+    Column::Text,
+    Column::I64,
+];
+
+/// A [`RelayStore`] over a sqlx pool.
+///
+/// On PostgreSQL, strict order (the default) claims only rows below a *settled horizon*: the
+/// last id drawn from the events sequence as of a moment after which every transaction then
+/// running has finished. A transaction that drew an early id and commits late therefore holds
+/// back later rows instead of being overtaken, without any wall-clock wait. MySQL/MariaDB and
+/// SQLite claim in `id` order (SQLite has one writer at a time, so that is commit order).
+#[derive(Debug)]
+pub struct SqlxRelayStore<DB: OutboxDatabase> {
+    pool: Pool<DB>,
+    stmts: Arc<Statements>,
+    strict: bool,
+    horizon: Arc<Mutex<Horizon>>,
+}
+
+impl<DB: OutboxDatabase> Clone for SqlxRelayStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            stmts: Arc::clone(&self.stmts),
+            strict: self.strict,
+            horizon: Arc::clone(&self.horizon),
+        }
+    }
+}
+
+/// Observations `(xid, last id)`: once the oldest running xid is above `xid`, every
+/// transaction that could hold an id up to `last id` has finished.
+#[derive(Debug, Default)]
+struct Horizon {
+    pending: VecDeque<(i64, i64)>,
+    settled: i64,
+}
+
+impl Horizon {
+    fn observe(&mut self, xmin: i64, xid: i64, last_id: i64) -> i64 {
+        self.pending.push_back((xid, last_id));
+        while let Some(&(x, last)) = self.pending.front() {
+            if x >= xmin {
+                break;
+            }
+            self.settled = self.settled.max(last);
+            self.pending.pop_front();
+        }
+        if self.pending.len() > MAX_PENDING_HORIZONS {
+            // Dropping observations only delays rows (a later one covers them), never skips.
+            let mut keep = true;
+            self.pending.retain(|_| {
+                keep = !keep;
+                keep
+            });
+        }
+        self.settled
+    }
+}
+
+impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
+    /// A store over `pool` using the tables of `stmts`, in strict order.
+    pub fn new(pool: Pool<DB>, stmts: Arc<Statements>) -> Self {
+        Self {
+            pool,
+            stmts,
+            strict: true,
+            horizon: Arc::default(),
+        }
+    }
+
+    /// Turns PostgreSQL's strict order off: claim every committed row in `id` order, even
+    /// while an earlier id may still commit (lower latency under long transactions; late rows
+    /// are still published, after later ones).
+    #[must_use]
+    pub fn with_strict_order(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    async fn query(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: Vec<Value>,
+        columns: &[Column],
+    ) -> Result<Vec<Vec<Value>>> {
+        let mut conn = self.pool.acquire().await.map_err(store(op))?;
+        DB::rows(&mut *conn, sql, params, columns)
+            .await
+            .map_err(store(op))
+    }
+
+    async fn scalar_i64(&self, op: &'static str, sql: &str, params: Vec<Value>) -> Result<i64> {
+        let rows = self.query(op, sql, params, &[Column::I64]).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|mut r| r.pop())
+            .map_or(0, Value::i64))
+    }
+
+    /// The id up to which rows are settled, for strict order on PostgreSQL.
+    ///
+    /// Three reads, in this order, each its own statement: the last id drawn (`L`); a fresh
+    /// xid (`X`, greater than the xid of every transaction that drew an id up to `L`, since
+    /// the `txid` column is evaluated before `id`); the oldest running xid. Once the oldest
+    /// running xid is above `X`, every id up to `L` belongs to a finished transaction.
+    /// (The snapshot's xmax is not enough: running transactions may hold xids above it.)
+    async fn settled_horizon(&self) -> Result<i64> {
+        let op = "claim batch: horizon";
+        let mut conn = self.pool.acquire().await.map_err(store(op))?;
+        let mut single = async |sql: &str, column: Column| {
+            DB::rows(&mut *conn, sql, vec![], &[column])
+                .await
+                .map(|rows| rows.into_iter().next().and_then(|mut r| r.pop()))
+                .map_err(store(op))
+        };
+        let Some(last_id) = single(&self.stmts.select_last_id, Column::OptI64)
+            .await?
+            .and_then(Value::opt_i64)
+        else {
+            return Ok(0); // nothing was ever inserted
+        };
+        let xid = single(&self.stmts.select_new_xid, Column::I64)
+            .await?
+            .map_or(0, Value::i64);
+        let xmin = single(&self.stmts.select_xmin, Column::I64)
+            .await?
+            .map_or(0, Value::i64);
+        let mut horizon = self.horizon.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(horizon.observe(xmin, xid, last_id))
+    }
+}
+
+fn record(row: Vec<Value>) -> Result<OutboxRecord> {
+    let mut c = row.into_iter();
+    let mut next = || c.next().unwrap_or(Value::OptBytes(None));
+    let id = next().i64();
+    let event_id = next().text();
+    let event_id = Uuid::parse_str(&event_id).map_err(|e| Error::Decode {
+        reason: format!("event_id {event_id:?} of row {id} is not a UUID: {e}"),
+    })?;
+    Ok(OutboxRecord {
+        id,
+        event_id,
+        topic: next().text(),
+        event_key: next().opt_bytes(),
+        event_type: next().text(),
+        schema_id: next().opt_i32(),
+        content_type: next().text(),
+        payload: next().bytes(),
+        headers: headers_from_json(&next().text())?,
+        created_at_ms: next().i64(),
+    })
+}
+
+/// The parameters of one row of [`insert_events_sql`].
+pub(crate) fn row_params(row: &NewOutboxRow, params: &mut Vec<Value>) {
+    params.extend([
+        Value::Text(row.event_id_text()),
+        Value::Text(row.topic.clone()),
+        Value::OptBytes(row.event_key.clone()),
+        Value::Text(row.event_type.clone()),
+        Value::OptI32(row.schema_id.and_then(|id| i32::try_from(id).ok())),
+        Value::Text(row.content_type.clone()),
+        Value::Bytes(row.payload.clone()),
+        Value::Text(row.headers_json()),
+    ]);
+}
+
+/// Inserts rows on `conn` (the caller's transaction), in chunks of one statement each.
+pub(crate) async fn insert<DB: OutboxDatabase>(
+    conn: &mut DB::Connection,
+    stmts: &Statements,
+    rows: &[NewOutboxRow],
+) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = insert_events_sql(DB::DIALECT, stmts.names(), chunk.len());
+        let mut params = Vec::with_capacity(chunk.len() * 8);
+        for row in chunk {
+            row_params(row, &mut params);
+        }
+        DB::run(conn, &sql, params)
+            .await
+            .map_err(store("publish"))?;
+    }
+    Ok(())
+}
+
+impl<DB: OutboxDatabase> InsertRows for SqlxRelayStore<DB> {
+    async fn insert_rows(&self, rows: &[NewOutboxRow]) -> Result<()> {
+        let mut tx = begin_write(&self.pool)
+            .await
+            .map_err(store("insert rows"))?;
+        insert::<DB>(&mut *tx, &self.stmts, rows).await?;
+        tx.commit().await.map_err(store("insert rows"))
+    }
+}
+
+impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
+    async fn claim_batch(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = if self.strict && DB::DIALECT == Dialect::Postgres {
+            let horizon = self.settled_horizon().await?;
+            self.query(
+                "claim batch",
+                &self.stmts.claim_up_to,
+                vec![Value::I64(horizon), Value::I64(limit)],
+                &RECORD_COLUMNS,
+            )
+            .await?
+        } else {
+            self.query(
+                "claim batch",
+                &self.stmts.claim,
+                vec![Value::I64(limit)],
+                &RECORD_COLUMNS,
+            )
+            .await?
+        };
+        rows.into_iter().map(record).collect()
+    }
+
+    async fn ack(&self, ids: &[i64]) -> Result<u64> {
+        let op = "acknowledge batch";
+        let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        let mut deleted = 0;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let [attempts, events] = self.stmts.ack(chunk.len());
+            let params = || chunk.iter().map(|id| Value::I64(*id)).collect::<Vec<_>>();
+            DB::run(&mut *tx, &attempts, params())
+                .await
+                .map_err(store(op))?;
+            deleted += DB::run(&mut *tx, &events, params())
+                .await
+                .map_err(store(op))?;
+        }
+        tx.commit().await.map_err(store(op))?;
+        Ok(deleted)
+    }
+
+    async fn record_failure(&self, event_id: Uuid, error: &str) -> Result<u32> {
+        let op = "record failure";
+        let id = || Value::Text(event_id.hyphenated().to_string());
+        let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        DB::run(
+            &mut *tx,
+            &self.stmts.upsert_attempt,
+            vec![id(), Value::Text(error.to_owned())],
+        )
+        .await
+        .map_err(store(op))?;
+        let rows = DB::rows(
+            &mut *tx,
+            &self.stmts.select_attempts,
+            vec![id()],
+            &[Column::I32],
+        )
+        .await
+        .map_err(store(op))?;
+        tx.commit().await.map_err(store(op))?;
+        let attempts = rows
+            .into_iter()
+            .next()
+            .and_then(|mut r| r.pop())
+            .map_or(0, Value::i32);
+        Ok(u32::try_from(attempts).unwrap_or_default())
+    }
+
+    async fn dead_letter(&self, record: &OutboxRecord, attempts: u32, error: &str) -> Result<()> {
+        let op = "dead-letter event";
+        let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        DB::run(
+            &mut *tx,
+            &self.stmts.insert_dead_letter,
+            vec![
+                Value::I32(i32::try_from(attempts).unwrap_or(i32::MAX)),
+                Value::Text(error.to_owned()),
+                Value::I64(record.id),
+            ],
+        )
+        .await
+        .map_err(store(op))?;
+        DB::run(
+            &mut *tx,
+            &self.stmts.delete_event,
+            vec![Value::I64(record.id)],
+        )
+        .await
+        .map_err(store(op))?;
+        DB::run(
+            &mut *tx,
+            &self.stmts.delete_attempts,
+            vec![Value::Text(record.event_id.hyphenated().to_string())],
+        )
+        .await
+        .map_err(store(op))?;
+        tx.commit().await.map_err(store(op))
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<i64>> {
+        let op = "acquire lease";
+        let ttl_ms = Value::I64(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let name_v = || Value::Text(name.to_owned());
+        let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        let current = DB::rows(
+            &mut *tx,
+            &self.stmts.select_lease,
+            vec![name_v()],
+            &[Column::Text, Column::I64, Column::I64],
+        )
+        .await
+        .map_err(store(op))?;
+        let granted = match current.into_iter().next().map(Vec::into_iter) {
+            None => {
+                let inserted = DB::run(
+                    &mut *tx,
+                    &self.stmts.insert_lease,
+                    vec![name_v(), Value::Text(holder.to_owned()), ttl_ms],
+                )
+                .await;
+                match inserted.map_err(store(op)) {
+                    Ok(_) => Some(1),
+                    // Another relay created it first.
+                    Err(Error::Conflict { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(mut row) => {
+                let (current_holder, token, live) = match (row.next(), row.next(), row.next()) {
+                    (Some(h), Some(t), Some(l)) => (h.text(), t.i64(), l.i64() != 0),
+                    _ => unreachable!("three columns were asked for"),
+                };
+                if current_holder == holder {
+                    DB::run(&mut *tx, &self.stmts.renew_lease, vec![ttl_ms, name_v()])
+                        .await
+                        .map_err(store(op))?;
+                    Some(token)
+                } else if !live {
+                    DB::run(
+                        &mut *tx,
+                        &self.stmts.take_lease,
+                        vec![Value::Text(holder.to_owned()), ttl_ms, name_v()],
+                    )
+                    .await
+                    .map_err(store(op))?;
+                    Some(token + 1)
+                } else {
+                    None
+                }
+            }
+        };
+        tx.commit().await.map_err(store(op))?;
+        Ok(granted)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let op = "release lease";
+        let mut conn = self.pool.acquire().await.map_err(store(op))?;
+        DB::run(
+            &mut *conn,
+            &self.stmts.release_lease,
+            vec![Value::Text(name.to_owned()), Value::Text(holder.to_owned())],
+        )
+        .await
+        .map_err(store(op))?;
+        Ok(())
+    }
+
+    async fn status(&self, lease: &str) -> Result<OutboxStatus> {
+        let op = "read status";
+        let backlog = self
+            .query(
+                op,
+                &self.stmts.select_backlog,
+                vec![],
+                &[Column::I64, Column::OptI64],
+            )
+            .await?;
+        let (backlog, oldest_ms) = match backlog.into_iter().next().map(Vec::into_iter) {
+            Some(mut row) => match (row.next(), row.next()) {
+                (Some(count), Some(oldest)) => (count.i64(), oldest.opt_i64()),
+                _ => unreachable!("two columns were asked for"),
+            },
+            None => (0, None),
+        };
+        let dead_letters = self
+            .scalar_i64(op, &self.stmts.count_dead_letters, vec![])
+            .await?;
+        let leader = self
+            .query(
+                op,
+                &self.stmts.select_leader,
+                vec![Value::Text(lease.to_owned())],
+                &[Column::Text],
+            )
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|mut r| r.pop())
+            .map(Value::text);
+        Ok(OutboxStatus {
+            backlog: u64::try_from(backlog).unwrap_or_default(),
+            oldest_age: oldest_ms
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or_default())),
+            dead_letters: u64::try_from(dead_letters).unwrap_or_default(),
+            leader,
+        })
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let mut columns = RECORD_COLUMNS.to_vec();
+        columns.extend([Column::I32, Column::Text]);
+        let rows = self
+            .query(
+                "list dead letters",
+                &self.stmts.select_dead_letters,
+                vec![Value::I64(i64::try_from(limit).unwrap_or(i64::MAX))],
+                &columns,
+            )
+            .await?;
+        rows.into_iter()
+            .map(|mut row| {
+                let error = row.pop().map(Value::text).unwrap_or_default();
+                let attempts = row.pop().map_or(0, Value::i32);
+                Ok(DeadLetter {
+                    record: record(row)?,
+                    attempts: u32::try_from(attempts).unwrap_or_default(),
+                    error,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_dead_letter(&self, id: i64) -> Result<bool> {
+        let op = "retry dead letter";
+        let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        let moved = DB::run(
+            &mut *tx,
+            &self.stmts.requeue_dead_letter,
+            vec![Value::I64(id)],
+        )
+        .await
+        .map_err(store(op))?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        DB::run(
+            &mut *tx,
+            &self.stmts.delete_dead_letter,
+            vec![Value::I64(id)],
+        )
+        .await
+        .map_err(store(op))?;
+        tx.commit().await.map_err(store(op))?;
+        Ok(true)
+    }
+
+    async fn discard_dead_letter(&self, id: i64) -> Result<bool> {
+        let op = "discard dead letter";
+        let mut conn = self.pool.acquire().await.map_err(store(op))?;
+        let deleted = DB::run(
+            &mut *conn,
+            &self.stmts.delete_dead_letter,
+            vec![Value::I64(id)],
+        )
+        .await
+        .map_err(store(op))?;
+        Ok(deleted > 0)
+    }
+}

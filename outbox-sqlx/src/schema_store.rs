@@ -1,0 +1,225 @@
+//! The embedded schema registry's storage: `outbox_schemas`, `outbox_schema_ids` and
+//! `outbox_subject_config` in the application's database.
+
+use std::sync::Arc;
+
+use outbox_core::compat::CompatibilityMode;
+use outbox_core::registry::{RegisteredSchema, SchemaStore};
+use outbox_core::table::Statements;
+use outbox_core::{Error, Result, Schema};
+use sqlx::Pool;
+
+use crate::database::{Column, OutboxDatabase, Value, begin_write};
+use crate::error::store;
+
+/// The subject under which the global compatibility setting is stored.
+const GLOBAL: &str = "";
+
+/// A [`SchemaStore`] in the database. Concurrent registrations from several processes are
+/// safe: unique keys on (subject, version), (subject, fingerprint) and the global id turn a
+/// lost race into [`Error::Conflict`], which the registry retries.
+#[derive(Debug)]
+pub struct SqlxSchemaStore<DB: OutboxDatabase> {
+    pool: Pool<DB>,
+    stmts: Arc<Statements>,
+}
+
+impl<DB: OutboxDatabase> Clone for SqlxSchemaStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            stmts: Arc::clone(&self.stmts),
+        }
+    }
+}
+
+impl<DB: OutboxDatabase> SqlxSchemaStore<DB> {
+    /// A store over `pool` using the tables of `stmts` (migrated beforehand).
+    pub fn new(pool: Pool<DB>, stmts: Arc<Statements>) -> Self {
+        Self { pool, stmts }
+    }
+
+    async fn query(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: Vec<Value>,
+        columns: &[Column],
+    ) -> Result<Vec<Vec<Value>>> {
+        let mut conn = self.pool.acquire().await.map_err(store(operation))?;
+        DB::rows(&mut *conn, sql, params, columns)
+            .await
+            .map_err(store(operation))
+    }
+}
+
+fn parse_stored(json: &str) -> Result<Schema> {
+    Schema::parse_str(json).map_err(|e| Error::Decode {
+        reason: format!("stored schema is not valid: {e}"),
+    })
+}
+
+fn to_u32(v: i32, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Decode {
+        reason: format!("negative {what} {v} in the schema tables"),
+    })
+}
+
+impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
+    async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
+        let rows = self
+            .query(
+                "read schema versions",
+                &self.stmts.select_versions,
+                vec![Value::Text(subject.to_owned())],
+                &[Column::I32, Column::I32, Column::Text],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let mut row = row.into_iter();
+                let (id, version, json) = match (row.next(), row.next(), row.next()) {
+                    (Some(id), Some(version), Some(json)) => (id.i32(), version.i32(), json.text()),
+                    _ => unreachable!("three columns were asked for"),
+                };
+                Ok(RegisteredSchema {
+                    id: to_u32(id, "schema id")?,
+                    subject: subject.to_owned(),
+                    version: to_u32(version, "version")?,
+                    schema: parse_stored(&json)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_version(
+        &self,
+        subject: &str,
+        version: u32,
+        schema: &Schema,
+    ) -> Result<RegisteredSchema> {
+        let op = "register schema";
+        let fingerprint = schema.fingerprint().to_owned();
+        let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        let select_id = &self.stmts.select_schema_id;
+        let by_fingerprint = || vec![Value::Text(fingerprint.clone())];
+        let mut found = DB::rows(&mut *tx, select_id, by_fingerprint(), &[Column::I32])
+            .await
+            .map_err(store(op))?;
+        if found.is_empty() {
+            DB::run(&mut *tx, &self.stmts.insert_schema_id, by_fingerprint())
+                .await
+                .map_err(store(op))?;
+            found = DB::rows(&mut *tx, select_id, by_fingerprint(), &[Column::I32])
+                .await
+                .map_err(store(op))?;
+        }
+        let id = found
+            .pop()
+            .and_then(|mut row| row.pop())
+            .map(Value::i32)
+            .ok_or_else(|| Error::Conflict {
+                what: format!("schema id for subject {subject}"),
+            })?;
+        let version_i32 = i32::try_from(version).map_err(|_| Error::InvalidConfig {
+            key: "version".to_owned(),
+            reason: format!("{version} is out of range"),
+        })?;
+        DB::run(
+            &mut *tx,
+            &self.stmts.insert_version,
+            vec![
+                Value::I32(id),
+                Value::Text(subject.to_owned()),
+                Value::I32(version_i32),
+                Value::Text(schema.canonical_json().to_owned()),
+                Value::Text(fingerprint),
+            ],
+        )
+        .await
+        .map_err(store(op))?;
+        tx.commit().await.map_err(store(op))?;
+        Ok(RegisteredSchema {
+            id: to_u32(id, "schema id")?,
+            subject: subject.to_owned(),
+            version,
+            schema: schema.clone(),
+        })
+    }
+
+    async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
+        let Ok(id) = i32::try_from(id) else {
+            return Ok(None);
+        };
+        let rows = self
+            .query(
+                "read schema by id",
+                &self.stmts.select_schema_by_id,
+                vec![Value::I32(id)],
+                &[Column::Text],
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .and_then(|mut row| row.pop())
+            .map(|json| parse_stored(&json.text()))
+            .transpose()
+    }
+
+    async fn subjects(&self) -> Result<Vec<String>> {
+        let rows = self
+            .query(
+                "list subjects",
+                &self.stmts.select_subjects,
+                vec![],
+                &[Column::Text],
+            )
+            .await?;
+        let mut subjects: Vec<String> = rows
+            .into_iter()
+            .filter_map(|mut r| r.pop())
+            .map(Value::text)
+            .collect();
+        subjects.sort();
+        Ok(subjects)
+    }
+
+    async fn compatibility(&self, subject: Option<&str>) -> Result<Option<CompatibilityMode>> {
+        let rows = self
+            .query(
+                "read compatibility",
+                &self.stmts.select_compatibility,
+                vec![Value::Text(subject.unwrap_or(GLOBAL).to_owned())],
+                &[Column::Text],
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .and_then(|mut row| row.pop())
+            .map(|mode| mode.text().parse())
+            .transpose()
+    }
+
+    async fn set_compatibility(
+        &self,
+        subject: Option<&str>,
+        mode: Option<CompatibilityMode>,
+    ) -> Result<()> {
+        let op = "set compatibility";
+        let subject = Value::Text(subject.unwrap_or(GLOBAL).to_owned());
+        let mut conn = self.pool.acquire().await.map_err(store(op))?;
+        match mode {
+            Some(mode) => {
+                DB::run(
+                    &mut *conn,
+                    &self.stmts.upsert_compatibility,
+                    vec![subject, Value::Text(mode.as_str().to_owned())],
+                )
+                .await
+            }
+            None => DB::run(&mut *conn, &self.stmts.delete_compatibility, vec![subject]).await,
+        }
+        .map_err(store(op))?;
+        Ok(())
+    }
+}

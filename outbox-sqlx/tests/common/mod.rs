@@ -1,0 +1,493 @@
+//! The suite every database runs: conformance of both stores, atomicity, bad input,
+//! concurrent registration. Each test works in tables of its own (a random prefix).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
+use outbox_core::compat::CompatibilityMode;
+use outbox_core::registry::{Registry, SchemaStore};
+use outbox_core::relay::RelayStore;
+use outbox_core::table::{Statements, Table, TableNames};
+use outbox_core::{Error, Event};
+use outbox_sqlx::{Column, Outbox, OutboxDatabase, SqlxRelayStore, SqlxSchemaStore, Value};
+use serde::{Deserialize, Serialize};
+use sqlx::Pool;
+use uuid::Uuid;
+
+/// The database URL from `var`, else `default`.
+pub fn url(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Connects, or (outside CI) returns `None` so the test can skip with a message.
+pub async fn connect<DB: OutboxDatabase>(url: &str) -> Option<Pool<DB>> {
+    match sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(24)
+        .acquire_timeout(std::time::Duration::from_secs(20))
+        .connect(url)
+        .await
+    {
+        Ok(pool) => Some(pool),
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: cannot connect to {url}: {e}");
+            None
+        }
+        Err(e) => panic!("CI=true and the database at {url} is unreachable: {e}"),
+    }
+}
+
+/// Table names no other test uses.
+pub fn fresh_names() -> TableNames {
+    let id = Uuid::now_v7().simple().to_string();
+    TableNames::with_prefix(&format!("t{}", &id[20..])).expect("valid prefix")
+}
+
+/// Drops a test's tables.
+pub async fn drop_tables<DB: OutboxDatabase>(pool: &Pool<DB>, names: &TableNames) {
+    let mut conn = pool.acquire().await.expect("connection");
+    for table in Table::ALL {
+        let sql = format!(
+            "DROP TABLE IF EXISTS {}",
+            names.qualified(DB::DIALECT, table)
+        );
+        DB::run(&mut *conn, &sql, vec![]).await.expect("drop table");
+    }
+}
+
+pub async fn count<DB: OutboxDatabase>(pool: &Pool<DB>, names: &TableNames, table: Table) -> i64 {
+    let mut conn = pool.acquire().await.expect("connection");
+    let sql = format!(
+        "SELECT COUNT(*) FROM {}",
+        names.qualified(DB::DIALECT, table)
+    );
+    let rows = DB::rows(&mut *conn, &sql, vec![], &[Column::I64])
+        .await
+        .expect("count");
+    match rows.into_iter().next().and_then(|mut r| r.pop()) {
+        Some(Value::I64(n)) => n,
+        other => panic!("count returned {other:?}"),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "com.acme.orders")]
+pub struct OrderPlaced {
+    pub order_id: String,
+    pub total_cents: i64,
+    pub note: Option<String>,
+}
+
+impl Event for OrderPlaced {
+    const TOPIC: &'static str = "orders";
+    fn key(&self) -> Option<String> {
+        Some(self.order_id.clone())
+    }
+}
+
+pub fn order(n: usize) -> OrderPlaced {
+    OrderPlaced {
+        order_id: format!("order-{n}"),
+        total_cents: n as i64 * 100,
+        note: n.is_multiple_of(2).then(|| format!("note {n}")),
+    }
+}
+
+/// Serializes an `i64` where its declared schema says `string`.
+#[derive(Debug, Serialize)]
+pub struct Mismatched {
+    pub order_id: i64,
+}
+
+impl AvroSchema for Mismatched {
+    fn get_schema() -> AvroSchemaDef {
+        AvroSchemaDef::parse_str(
+            r#"{"type":"record","name":"Mismatched","namespace":"com.acme.orders",
+                "fields":[{"name":"order_id","type":"string"}]}"#,
+        )
+        .expect("valid schema")
+    }
+}
+
+impl Event for Mismatched {
+    const TOPIC: &'static str = "mismatched";
+}
+
+/// Never registered at start-up.
+#[derive(Debug, Serialize, AvroSchema)]
+#[avro(namespace = "com.acme.other")]
+pub struct Unregistered {
+    pub id: String,
+}
+
+impl Event for Unregistered {
+    const TOPIC: &'static str = "other";
+}
+
+/// `OrderPlaced` with `total_cents` turned into a string: a breaking change.
+#[derive(Debug, Serialize)]
+pub struct OrderPlacedBreaking {
+    pub order_id: String,
+    pub total_cents: String,
+    pub note: Option<String>,
+}
+
+impl AvroSchema for OrderPlacedBreaking {
+    fn get_schema() -> AvroSchemaDef {
+        AvroSchemaDef::parse_str(
+            r#"{"type":"record","name":"OrderPlaced","namespace":"com.acme.orders","fields":[
+                {"name":"order_id","type":"string"},{"name":"total_cents","type":"string"},
+                {"name":"note","type":["null","string"]}]}"#,
+        )
+        .expect("valid schema")
+    }
+}
+
+impl Event for OrderPlacedBreaking {
+    const TOPIC: &'static str = "orders";
+}
+
+pub async fn outbox<DB: OutboxDatabase>(pool: &Pool<DB>, names: &TableNames) -> Outbox<DB> {
+    Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<OrderPlaced>()
+        .register::<Mismatched>()
+        .build()
+        .await
+        .expect("outbox builds")
+}
+
+/// The registry conformance suite on the database's schema tables.
+pub async fn schema_store_conformance<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
+    outbox_sqlx::migrate(pool, &stmts).await.expect("migrate");
+    let store = SqlxSchemaStore::new(pool.clone(), stmts);
+    outbox_core::registry::conformance::run_all(&store, "conformance").await;
+    drop_tables(pool, &names).await;
+}
+
+/// The relay-store conformance suite, each check on fresh tables.
+pub async fn relay_store_conformance<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let mut all = Vec::new();
+    outbox_core::relay::conformance::run_all(|| {
+        let names = fresh_names();
+        all.push(names.clone());
+        let pool = pool.clone();
+        async move {
+            let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
+            outbox_sqlx::migrate(&pool, &stmts).await.expect("migrate");
+            // Strict order (PostgreSQL) may hold claims back while other tests' transactions
+            // run; the strict tests check it on their own.
+            SqlxRelayStore::new(pool, stmts).with_strict_order(false)
+        }
+    })
+    .await;
+    for names in all {
+        drop_tables(pool, &names).await;
+    }
+}
+
+/// Migrating twice, and from several tasks at once, is harmless.
+pub async fn migrations_are_idempotent<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, stmts) = (pool.clone(), Arc::clone(&stmts));
+            tokio::spawn(async move { outbox_sqlx::migrate(&pool, &stmts).await })
+        })
+        .collect();
+    for run in runs {
+        run.await.expect("task").expect("concurrent migrate");
+    }
+    outbox_sqlx::migrate(pool, &stmts)
+        .await
+        .expect("migrate again");
+    assert_eq!(
+        count(pool, &names, Table::Migrations).await,
+        1,
+        "one version recorded"
+    );
+    drop_tables(pool, &names).await;
+}
+
+/// Rolled-back transactions leave nothing; committed ones exactly what they published.
+pub async fn publish_is_atomic<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let outbox = outbox(pool, &names).await;
+
+    let mut tx = pool.begin().await.expect("begin");
+    outbox.publish(&mut *tx, &order(1)).await.expect("publish");
+    outbox
+        .publish_all(&mut *tx, &[order(2), order(3)])
+        .await
+        .expect("publish all");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(
+        count(pool, &names, Table::Events).await,
+        0,
+        "rollback leaves no row"
+    );
+
+    let mut tx = pool.begin().await.expect("begin");
+    let first = outbox.publish(&mut *tx, &order(4)).await.expect("publish");
+    let rest = outbox
+        .publish_all(&mut *tx, &[order(5), order(6)])
+        .await
+        .expect("publish all");
+    tx.commit().await.expect("commit");
+
+    let store = outbox.relay_store().with_strict_order(false);
+    let rows = store.claim_batch(100).await.expect("claim");
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+    assert_eq!(
+        ids,
+        [vec![first], rest].concat(),
+        "exactly the committed events, in order"
+    );
+    assert_eq!(rows[0].topic, "orders");
+    assert_eq!(rows[0].event_key.as_deref(), Some(&b"order-4"[..]));
+    assert_eq!(rows[0].event_type, "com.acme.orders.OrderPlaced");
+    // The payload is the record value exactly as core encodes it, and decodes back.
+    let schema = OrderPlaced::schema().expect("schema");
+    let decoded: OrderPlaced = outbox_core::encode::wire::decode(
+        &rows[0].payload,
+        |id| {
+            assert_eq!(Some(id as i32), rows[0].schema_id);
+            Ok(schema.clone())
+        },
+        None,
+    )
+    .expect("payload decodes");
+    assert_eq!(decoded, order(4));
+    drop_tables(pool, &names).await;
+}
+
+/// Invalid events, unregistered types and oversize payloads are refused before any SQL:
+/// nothing is written and the transaction stays usable.
+pub async fn bad_input_writes_nothing<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let outbox = outbox(pool, &names).await;
+    let mut tx = pool.begin().await.expect("begin");
+
+    match outbox.publish(&mut *tx, &Mismatched { order_id: 5 }).await {
+        Err(Error::SchemaViolation {
+            subject,
+            path,
+            reason,
+        }) => {
+            assert_eq!(subject, "mismatched-value");
+            assert_eq!(path, "order_id");
+            assert_eq!(reason, "expected string, found a long");
+        }
+        other => panic!("expected SchemaViolation, got {other:?}"),
+    }
+    match outbox
+        .publish(&mut *tx, &Unregistered { id: "x".into() })
+        .await
+    {
+        Err(Error::UnregisteredEvent { event_type }) => {
+            assert_eq!(event_type, "com.acme.other.Unregistered");
+        }
+        other => panic!("expected UnregisteredEvent, got {other:?}"),
+    }
+    // One oversize event refuses the whole batch.
+    let mut big = order(2);
+    big.note = Some("x".repeat(2 * 1024 * 1024));
+    match outbox.publish_all(&mut *tx, &[order(1), big]).await {
+        Err(Error::PayloadTooLarge { limit, .. }) => assert_eq!(limit, 1024 * 1024),
+        other => panic!("expected PayloadTooLarge, got {other:?}"),
+    }
+    // The transaction is still usable: a valid event goes through and commits.
+    outbox
+        .publish(&mut *tx, &order(3))
+        .await
+        .expect("valid publish after refusals");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        count(pool, &names, Table::Events).await,
+        1,
+        "only the valid event"
+    );
+
+    assert!(matches!(
+        TableNames::with_prefix("outbox; DROP TABLE users; --"),
+        Err(Error::InvalidIdentifier { .. })
+    ));
+    assert!(matches!(
+        TableNames::default().in_schema("public\"; --"),
+        Err(Error::InvalidIdentifier { .. })
+    ));
+    drop_tables(pool, &names).await;
+}
+
+/// A breaking schema change fails start-up with every incompatibility; auto-registration
+/// registers on first use when turned on.
+pub async fn breaking_change_fails_start_up<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let _v1 = outbox(pool, &names).await;
+    let refused = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<OrderPlacedBreaking>()
+        .build()
+        .await;
+    match refused {
+        Err(Error::IncompatibleSchema {
+            subject,
+            mode,
+            problems,
+        }) => {
+            assert_eq!(subject, "orders-value");
+            assert_eq!(mode, CompatibilityMode::FullTransitive);
+            assert!(
+                problems.len() >= 2,
+                "both directions reported: {problems:?}"
+            );
+            assert!(
+                problems
+                    .iter()
+                    .all(|p| p.incompatibility.location == "/fields/1/type")
+            );
+        }
+        other => panic!("expected IncompatibleSchema, got {other:?}"),
+    }
+    let auto = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .auto_register(true)
+        .build()
+        .await
+        .expect("builds");
+    let mut tx = pool.begin().await.expect("begin");
+    auto.publish(&mut *tx, &Unregistered { id: "u".into() })
+        .await
+        .expect("auto-registered");
+    tx.commit().await.expect("commit");
+    let subjects = auto.registry().subjects().await.expect("subjects");
+    assert_eq!(
+        subjects,
+        ["mismatched-value", "orders-value", "other-value"]
+    );
+    drop_tables(pool, &names).await;
+}
+
+/// Several connections register the same and different schemas at once: no duplicate ids,
+/// no lost versions.
+pub async fn concurrent_registration<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
+    outbox_sqlx::migrate(pool, &stmts).await.expect("migrate");
+    let registry = Arc::new(
+        Registry::new(SqlxSchemaStore::new(pool.clone(), stmts))
+            .with_default_mode(CompatibilityMode::None),
+    );
+    let tasks: Vec<_> = (1..=12)
+        .flat_map(|fields| [fields, fields])
+        .map(|fields| {
+            let registry = Arc::clone(&registry);
+            tokio::spawn(async move {
+                let schema =
+                    outbox_core::registry::conformance::sample_schema("Concurrent", fields);
+                let a = registry
+                    .register("concurrent-value", &schema)
+                    .await
+                    .expect("register");
+                // The same schema in a second subject shares the id.
+                let b = registry
+                    .register("concurrent-other-value", &schema)
+                    .await
+                    .expect("register");
+                assert_eq!(a.id, b.id);
+                (fields, a.id, a.version)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results.sort_unstable();
+    results.dedup();
+    assert_eq!(
+        results.len(),
+        12,
+        "each schema registered once: {results:?}"
+    );
+    let mut versions: Vec<u32> = results.iter().map(|r| r.2).collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=12).collect::<Vec<_>>(),
+        "no duplicate or lost versions"
+    );
+    let mut ids: Vec<u32> = results.iter().map(|r| r.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 12, "no duplicate ids");
+    let stored = registry
+        .store()
+        .versions("concurrent-value")
+        .await
+        .expect("versions");
+    assert_eq!(stored.len(), 12);
+    drop_tables(pool, &names).await;
+}
+
+/// A relay-style drain through the store sees every committed event, once, in id order.
+pub async fn drain_sees_everything_in_order<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let outbox = outbox(pool, &names).await;
+    let events: Vec<OrderPlaced> = (0..2500).map(order).collect();
+    let mut tx = pool.begin().await.expect("begin");
+    let ids = outbox
+        .publish_all(&mut *tx, &events)
+        .await
+        .expect("publish all");
+    tx.commit().await.expect("commit");
+    let store = outbox.relay_store().with_strict_order(false);
+    let mut seen = Vec::new();
+    loop {
+        let batch = store.claim_batch(500).await.expect("claim");
+        if batch.is_empty() {
+            break;
+        }
+        let row_ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        assert_eq!(store.ack(&row_ids).await.expect("ack"), batch.len() as u64);
+        seen.extend(batch.into_iter().map(|r| r.event_id));
+    }
+    assert_eq!(seen, ids, "every event once, in publish order");
+    drop_tables(pool, &names).await;
+}
+
+/// A transaction that commits after a later one: its row is still claimed afterwards (no
+/// loss), in a store without strict order.
+pub async fn late_commit_is_not_lost<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let outbox = outbox(pool, &names).await;
+    let store = outbox.relay_store().with_strict_order(false);
+    let mut early = pool.begin().await.expect("begin");
+    let early_id = outbox
+        .publish(&mut *early, &order(1))
+        .await
+        .expect("publish");
+    let late_id = {
+        let mut tx = pool.begin().await.expect("begin");
+        let id = outbox.publish(&mut *tx, &order(2)).await.expect("publish");
+        tx.commit().await.expect("commit");
+        id
+    };
+    let first = store.claim_batch(10).await.expect("claim");
+    assert_eq!(
+        first.iter().map(|r| r.event_id).collect::<Vec<_>>(),
+        [late_id]
+    );
+    store.ack(&[first[0].id]).await.expect("ack");
+    early.commit().await.expect("commit");
+    let second = store.claim_batch(10).await.expect("claim");
+    assert_eq!(
+        second.iter().map(|r| r.event_id).collect::<Vec<_>>(),
+        [early_id]
+    );
+    drop_tables(pool, &names).await;
+}

@@ -1,0 +1,184 @@
+//! outbox-sqlx on PostgreSQL (`OUTBOX_TEST_PG_URL`, default the local `test` database).
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outbox_core::relay::RelayStore;
+use sqlx::Postgres;
+use tokio::sync::Notify;
+
+async fn pool() -> Option<sqlx::Pool<Postgres>> {
+    common::connect::<Postgres>(&common::url(
+        "OUTBOX_TEST_PG_URL",
+        "postgres://postgres@localhost:5432/test",
+    ))
+    .await
+}
+
+macro_rules! shared_suite {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let Some(pool) = pool().await else { return };
+            common::$name(&pool).await;
+        }
+    )*};
+}
+
+shared_suite!(
+    schema_store_conformance,
+    relay_store_conformance,
+    migrations_are_idempotent,
+    publish_is_atomic,
+    bad_input_writes_nothing,
+    breaking_change_fails_start_up,
+    concurrent_registration,
+    drain_sees_everything_in_order,
+    late_commit_is_not_lost,
+);
+
+/// Strict order: a row whose transaction is still open holds back every later row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strict_order_waits_for_an_earlier_open_transaction() {
+    let Some(pool) = pool().await else { return };
+    let names = common::fresh_names();
+    let outbox = common::outbox(&pool, &names).await;
+    let strict = outbox.relay_store();
+    let relaxed = outbox.relay_store().with_strict_order(false);
+
+    let mut early = pool.begin().await.expect("begin");
+    let early_id = outbox
+        .publish(&mut *early, &common::order(1))
+        .await
+        .expect("publish");
+    let mut tx = pool.begin().await.expect("begin");
+    let late_id = outbox
+        .publish(&mut *tx, &common::order(2))
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+
+    assert!(
+        strict.claim_batch(10).await.expect("claim").is_empty(),
+        "strict order must not pass the open transaction's row"
+    );
+    let relaxed_rows = relaxed.claim_batch(10).await.expect("claim");
+    assert_eq!(
+        relaxed_rows.iter().map(|r| r.event_id).collect::<Vec<_>>(),
+        [late_id]
+    );
+
+    early.commit().await.expect("commit");
+    let rows = claim_until(&strict, 2).await;
+    assert_eq!(
+        rows.iter().map(|r| r.event_id).collect::<Vec<_>>(),
+        [early_id, late_id],
+        "once it commits, both come in id order"
+    );
+    common::drop_tables(&pool, &names).await;
+}
+
+async fn claim_until(store: &impl RelayStore, n: usize) -> Vec<outbox_core::relay::OutboxRecord> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = store.claim_batch(n).await.expect("claim");
+        if rows.len() >= n || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 16 writers, some holding their transactions open while later ones commit, some rolling
+/// back; a drainer claims and acknowledges all along. In strict order it publishes ids in
+/// increasing order only (never passing a row still in flight) and, at the end, exactly the
+/// committed events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_writers_with_open_transactions_drain_in_order_without_loss() {
+    let Some(pool) = pool().await else { return };
+    let names = common::fresh_names();
+    let outbox = common::outbox(&pool, &names).await;
+    let store = outbox.relay_store();
+    let done = Arc::new(Notify::new());
+
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let (pool, outbox) = (pool.clone(), outbox.clone());
+            tokio::spawn(async move {
+                let mut committed = Vec::new();
+                for i in 0..25 {
+                    let mut tx = pool.begin().await.expect("begin");
+                    let id = outbox
+                        .publish(&mut *tx, &common::order(w * 1000 + i))
+                        .await
+                        .expect("publish");
+                    if (w + i) % 5 == 0 {
+                        // Hold the transaction open while others commit.
+                        tokio::time::sleep(Duration::from_millis(30 + (w as u64 * 7) % 90)).await;
+                    }
+                    if (w + i) % 7 == 3 {
+                        tx.rollback().await.expect("rollback");
+                    } else {
+                        tx.commit().await.expect("commit");
+                        committed.push(id);
+                    }
+                }
+                committed
+            })
+        })
+        .collect();
+
+    let drainer = {
+        let (store, done) = (store.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            let mut published = Vec::new();
+            let mut last_id = 0;
+            let mut finished = false;
+            loop {
+                let batch = store.claim_batch(200).await.expect("claim");
+                for row in &batch {
+                    assert!(
+                        row.id > last_id,
+                        "row {} published after row {last_id}",
+                        row.id
+                    );
+                    last_id = row.id;
+                }
+                if !batch.is_empty() {
+                    let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+                    store.ack(&ids).await.expect("ack");
+                    published.extend(batch.into_iter().map(|r| r.event_id));
+                    continue;
+                }
+                if finished {
+                    return published;
+                }
+                tokio::select! {
+                    () = done.notified() => finished = true,
+                    () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+            }
+        })
+    };
+
+    let mut committed = HashSet::new();
+    for writer in writers {
+        committed.extend(writer.await.expect("writer"));
+    }
+    // Let the drainer see the horizon settle after the last commit, then stop it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    done.notify_one();
+    let published = drainer.await.expect("drainer");
+    let published_set: HashSet<_> = published.iter().copied().collect();
+    assert_eq!(published.len(), published_set.len(), "no duplicates");
+    assert_eq!(published_set, committed, "exactly the committed events");
+    assert!(
+        committed.len() > 300,
+        "most transactions committed: {}",
+        committed.len()
+    );
+    common::drop_tables(&pool, &names).await;
+}
