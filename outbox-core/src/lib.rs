@@ -21,6 +21,11 @@
 //! - [`NewOutboxRow`]: the row a writer inserts.
 //! - [`Error`]: one error type; [`Error::kind`] tells retryable from permanent.
 //!
+//! # Feature flags
+//!
+//! - `opentelemetry`: every event carries the current OpenTelemetry trace context as a W3C
+//!   `traceparent` header, so consumers continue the producer's trace.
+//!
 //! # Examples
 //!
 //! ```
@@ -54,6 +59,7 @@ pub mod relay;
 mod row;
 pub mod schema;
 pub mod table;
+pub mod trace;
 
 pub use apache_avro as avro;
 pub use error::{Error, ErrorKind, Result};

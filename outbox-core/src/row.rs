@@ -30,13 +30,23 @@ pub struct NewOutboxRow {
 }
 
 impl NewOutboxRow {
-    /// Validates and encodes `event` with `codec` into a row with a fresh UUIDv7.
+    /// Validates and encodes `event` with `codec` into a row with a fresh UUIDv7. With the
+    /// `opentelemetry` feature, the current trace context is added as a `traceparent` header
+    /// (unless the event sets one).
     ///
     /// # Errors
     ///
     /// Those of [`EventCodec::encode`]; nothing is produced for an invalid event.
     pub fn from_event<E: Event>(codec: &EventCodec, event: &E) -> Result<Self> {
         let payload = codec.encode(event)?;
+        let mut headers = event.headers();
+        if let Some(traceparent) = crate::trace::current_traceparent()
+            && !headers
+                .iter()
+                .any(|(name, _)| name == crate::trace::TRACEPARENT)
+        {
+            headers.push((crate::trace::TRACEPARENT.to_owned(), traceparent));
+        }
         Ok(Self {
             event_id: Uuid::now_v7(),
             topic: E::TOPIC.to_owned(),
@@ -45,7 +55,7 @@ impl NewOutboxRow {
             schema_id: Some(codec.schema_id()),
             content_type: codec.format().content_type().to_owned(),
             payload,
-            headers: event.headers(),
+            headers,
         })
     }
 

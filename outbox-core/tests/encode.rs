@@ -356,3 +356,29 @@ fn reader_schema_resolution_reads_newer_data() {
     let read: V1 = wire::decode(&bytes, |_| Ok(v2.clone()), Some(&v1)).expect("resolves");
     assert_eq!(read, V1 { a: 9 });
 }
+
+#[cfg(feature = "opentelemetry")]
+#[test]
+fn current_trace_context_becomes_the_traceparent_header() {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    let span = SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("trace id"),
+        SpanId::from_hex("00f067aa0ba902b7").expect("span id"),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let _guard = opentelemetry::Context::new()
+        .with_remote_span_context(span)
+        .attach();
+    let row = NewOutboxRow::from_event(&codec(), &order()).expect("valid");
+    assert_eq!(
+        row.headers,
+        [(
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()
+        )]
+    );
+}

@@ -1,5 +1,6 @@
 //! outbox-sqlx on PostgreSQL (`OUTBOX_TEST_PG_URL`, default the local `test` database).
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -18,27 +19,11 @@ async fn pool() -> Option<sqlx::Pool<Postgres>> {
     .await
 }
 
-macro_rules! shared_suite {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $name() {
-            let Some(pool) = pool().await else { return };
-            common::$name(&pool).await;
-        }
-    )*};
-}
+shared_suite!(pg);
 
-shared_suite!(
-    schema_store_conformance,
-    relay_store_conformance,
-    migrations_are_idempotent,
-    publish_is_atomic,
-    bad_input_writes_nothing,
-    breaking_change_fails_start_up,
-    concurrent_registration,
-    drain_sees_everything_in_order,
-    late_commit_is_not_lost,
-);
+async fn pg() -> Option<((), sqlx::Pool<Postgres>)> {
+    pool().await.map(|p| ((), p))
+}
 
 /// Strict order: a row whose transaction is still open holds back every later row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,6 +3,31 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+/// Declares one `#[tokio::test]` per shared check, each on `$pool().await` (which returns
+/// `Option<(guard, pool)>`; `None` skips outside CI).
+macro_rules! shared_suite {
+    ($pool:ident) => {
+        shared_suite!($pool:
+            schema_store_conformance,
+            relay_store_conformance,
+            migrations_are_idempotent,
+            publish_is_atomic,
+            bad_input_writes_nothing,
+            breaking_change_fails_start_up,
+            concurrent_registration,
+            drain_sees_everything_in_order,
+            late_commit_is_not_lost,
+        );
+    };
+    ($pool:ident: $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let Some((_guard, pool)) = $pool().await else { return };
+            common::$name(&pool).await;
+        }
+    )*};
+}
+
 use std::sync::Arc;
 
 use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
