@@ -2,21 +2,56 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Drains the transactional outbox to Kafka, and operates it.
 #[derive(Debug, Parser)]
 #[command(name = "outbox-relay", version, about)]
 pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
+/// Settings shared by every subcommand; they override the config file and the environment.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', global = true, env = "OUTBOX_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Database URL (postgres://, mysql://, mariadb://, sqlite:); else OUTBOX_DATABASE_URL or
+    /// DATABASE_URL.
+    #[arg(long, global = true)]
+    pub(crate) database_url: Option<String>,
+    /// Kafka bootstrap servers; else KAFKA_BOOTSTRAP_SERVERS.
+    #[arg(long, global = true)]
+    pub(crate) bootstrap_servers: Option<String>,
+    /// Prefix of the outbox tables (default `outbox`).
+    #[arg(long, global = true)]
+    pub(crate) table_prefix: Option<String>,
+    /// Address for /metrics, /healthz, /readyz ("" turns it off).
+    #[arg(long, global = true)]
+    pub(crate) http_listen: Option<String>,
+    /// A librdkafka producer property, `key=value` (repeatable).
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
+    pub(crate) kafka_property: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Drain the outbox to Kafka until SIGINT or SIGTERM (migrates the tables first).
+    Run,
+    /// Create or upgrade the outbox tables.
+    Migrate,
+    /// Show backlog, lag, dead letters and the current leader.
+    Status,
     /// Work with event schemas.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Inspect and resolve events that failed permanently.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLetterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,12 +71,61 @@ pub(crate) enum SchemaCommand {
         /// The existing schemas (.avsc), oldest first.
         existing: Vec<PathBuf>,
     },
+    /// Register a schema under a subject in the database's registry (compatibility-checked).
+    Register {
+        /// The subject (`<topic>-value` for the default naming strategy).
+        #[arg(long)]
+        subject: String,
+        /// The schema (.avsc).
+        file: PathBuf,
+    },
+    /// List subjects, or the versions of one subject.
+    List {
+        /// A subject.
+        subject: Option<String>,
+    },
+    /// Print a schema: the latest (or `--version`) of a subject, or the one with `--id`.
+    Get {
+        /// The subject.
+        subject: Option<String>,
+        /// The version (default: latest).
+        #[arg(long)]
+        version: Option<u32>,
+        /// A global schema id instead of a subject.
+        #[arg(long)]
+        id: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeadLetterCommand {
+    /// List dead letters, oldest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Put dead letters back at the end of the outbox (same event id), in the order given.
+    Retry {
+        /// Dead letter ids (their original outbox ids).
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Delete dead letters for good.
+    Discard {
+        /// Dead letter ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     /// Lines for a person.
     Text,
-    /// One JSON document.
+    /// JSON.
     Json,
 }

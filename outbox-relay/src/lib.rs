@@ -1,6 +1,31 @@
 //! `outbox-relay`: drains the transactional outbox to Kafka, and the operator's command line.
 //!
-//! Today this crate carries the schema tooling a user's CI runs before a deploy
-//! ([`schema_check`]); the relay itself lands with its own issue.
+//! - [`Relay`]: the drain loop over any [`outbox_core::relay::RelayStore`] (usable in-process,
+//!   as the quickstart does): leader lease, batch claim, produce without waiting per record,
+//!   acknowledgements, delete, dead letters, graceful shutdown.
+//! - [`config`]: TOML file, environment and flags; [`producer`]: the idempotent, `acks=all`
+//!   producer; [`record`]: CloudEvents Kafka binding; [`metrics`] and [`http`]: Prometheus
+//!   `/metrics`, `/healthz`, `/readyz`.
+//! - [`schema_check`]: `outbox-relay schema check`, for a user's CI.
+//! - [`database`]: the binary's connection to PostgreSQL, MySQL/MariaDB or SQLite by URL.
+//!
+//! # Guarantees
+//!
+//! A row is deleted only after Kafka acknowledged its record (idempotent producer,
+//! `acks=all`); transient broker errors are retried by the producer without a deadline, so
+//! they delay records but never fail or reorder them; records of one key are produced in
+//! outbox order; a permanently failing record is retried up to `max_attempts` times, then
+//! moved to the dead-letter table, and with the `block` policy later events of its key are
+//! parked behind it. Only the lease holder produces.
 
+pub mod config;
+pub mod database;
+pub mod http;
+pub mod metrics;
+pub mod ops;
+pub mod producer;
+pub mod record;
+mod relay;
 pub mod schema_check;
+
+pub use relay::{Relay, RunSummary, Step, is_permanent};

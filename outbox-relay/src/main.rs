@@ -5,38 +5,249 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+use outbox_core::{Error, Schema};
+use outbox_relay::config::{Overrides, RelayConfig};
 use outbox_relay::schema_check::CheckInput;
+use outbox_relay::{ops, with_database};
 
-use cli::{Cli, Command, Format, SchemaCommand};
+use cli::{Cli, Command, DeadLetterCommand, Format, Global, SchemaCommand};
 
-/// Exit code for invalid input (as clap uses for usage errors).
+/// Exit code for invalid input or configuration (as clap uses for usage errors).
 const EXIT_INVALID_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Schema(SchemaCommand::Check {
-            mode,
-            format,
-            new,
-            existing,
-        }) => {
-            let input = match CheckInput::load(&mode, &new, &existing) {
-                Ok(input) => input,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID_INPUT);
-                }
-            };
-            let report = input.check();
-            match format {
-                Format::Text => print!("{}", input.render_text(&report)),
-                Format::Json => println!("{}", input.render_json(&report)),
+    let default_level = if matches!(cli.command, Command::Run) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Command::Schema(SchemaCommand::Check {
+        mode,
+        format,
+        new,
+        existing,
+    }) = &cli.command
+    {
+        return schema_check(mode, *format, new, existing);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::InvalidConfig { .. }
+                | Error::InvalidSchema { .. }
+                | Error::InvalidIdentifier { .. } => ExitCode::from(EXIT_INVALID_INPUT),
+                _ => ExitCode::FAILURE,
             }
-            if report.is_compatible() {
-                ExitCode::SUCCESS
+        }
+    }
+}
+
+fn schema_check(
+    mode: &str,
+    format: Format,
+    new: &std::path::Path,
+    existing: &[std::path::PathBuf],
+) -> ExitCode {
+    let input = match CheckInput::load(mode, new, existing) {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID_INPUT);
+        }
+    };
+    let report = input.check();
+    match format {
+        Format::Text => print!("{}", input.render_text(&report)),
+        Format::Json => println!("{}", input.render_json(&report)),
+    }
+    if report.is_compatible() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn load_config(global: Global) -> Result<RelayConfig, Error> {
+    let kafka_properties = global
+        .kafka_property
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| Error::InvalidConfig {
+                    key: "-X".to_owned(),
+                    reason: format!("{kv:?} is not key=value"),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    RelayConfig::load(
+        global.config.as_deref(),
+        Overrides {
+            database_url: global.database_url,
+            bootstrap_servers: global.bootstrap_servers,
+            http_listen: global.http_listen,
+            table_prefix: global.table_prefix,
+            kafka_properties,
+        },
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    let config = load_config(cli.global)?;
+    let url = config.database_url()?.to_owned();
+    match cli.command {
+        Command::Schema(SchemaCommand::Check { .. }) => unreachable!("handled before the runtime"),
+        Command::Run => {
+            let summary = with_database!(&url, |pool: DB| ops::run::<DB>(
+                pool,
+                &config,
+                shutdown_signal()
+            )
+            .await)?;
+            tracing::info!(
+                published = summary.published,
+                dead_lettered = summary.dead_lettered,
+                "relay stopped"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            with_database!(&url, |pool: DB| ops::migrate::<DB>(&pool, &config).await)?;
+            println!("outbox tables are up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            print!(
+                "{}",
+                with_database!(&url, |pool: DB| ops::status::<DB>(pool, &config).await)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(SchemaCommand::Register { subject, file }) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::InvalidConfig {
+                key: "FILE".to_owned(),
+                reason: format!("cannot read {}: {e}", file.display()),
+            })?;
+            let schema = Schema::parse_str(&text)?;
+            let registered = match with_database!(&url, |pool: DB| {
+                ops::schema_register::<DB>(pool, &config, &subject, &schema).await
+            }) {
+                Err(e @ Error::IncompatibleSchema { .. }) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                other => other?,
+            };
+            println!(
+                "registered {} version {} with id {}",
+                registered.subject, registered.version, registered.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(SchemaCommand::List { subject }) => {
+            print!(
+                "{}",
+                with_database!(&url, |pool: DB| ops::schema_list::<DB>(
+                    pool,
+                    &config,
+                    subject.as_deref()
+                )
+                .await)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(SchemaCommand::Get {
+            subject,
+            version,
+            id,
+        }) => {
+            print!(
+                "{}",
+                with_database!(&url, |pool: DB| {
+                    ops::schema_get::<DB>(pool, &config, subject.as_deref(), version, id).await
+                })?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DeadLetters(DeadLetterCommand::List { limit, format }) => {
+            let json = format == Format::Json;
+            print!(
+                "{}",
+                with_database!(&url, |pool: DB| ops::dead_letters_list::<DB>(
+                    pool, &config, limit, json
+                )
+                .await)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DeadLetters(
+            command @ (DeadLetterCommand::Retry { .. } | DeadLetterCommand::Discard { .. }),
+        ) => {
+            let (ids, retry) = match command {
+                DeadLetterCommand::Retry { ids } => (ids, true),
+                DeadLetterCommand::Discard { ids } => (ids, false),
+                DeadLetterCommand::List { .. } => unreachable!("matched above"),
+            };
+            let missing = with_database!(&url, |pool: DB| ops::dead_letters_apply::<DB>(
+                pool, &config, &ids, retry
+            )
+            .await)?;
+            let verb = if retry { "retried" } else { "discarded" };
+            let done: Vec<String> = ids
+                .iter()
+                .filter(|id| !missing.contains(id))
+                .map(i64::to_string)
+                .collect();
+            if !done.is_empty() {
+                println!("{verb}: {}", done.join(", "));
+            }
+            if missing.is_empty() {
+                Ok(ExitCode::SUCCESS)
             } else {
-                ExitCode::from(1)
+                let missing: Vec<String> = missing.iter().map(i64::to_string).collect();
+                eprintln!("error: no dead letter with id {}", missing.join(", "));
+                Ok(ExitCode::FAILURE)
             }
         }
     }

@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use outbox_core::relay::{DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
+use outbox_core::relay::{
+    BlockedKey, DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore,
+};
 use outbox_core::table::{Dialect, Statements, insert_events_sql};
 use outbox_core::{Error, NewOutboxRow, Result, headers_from_json};
 use sqlx::Pool;
@@ -509,5 +511,26 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
         .await
         .map_err(store(op))?;
         Ok(deleted > 0)
+    }
+
+    async fn blocked_keys(&self) -> Result<Vec<BlockedKey>> {
+        let rows = self
+            .query(
+                "read blocked keys",
+                &self.stmts.select_blocked_keys,
+                vec![],
+                &[Column::Text, Column::OptBytes],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut row = row.into_iter();
+                match (row.next(), row.next()) {
+                    (Some(topic), Some(key)) => (topic.text(), key.opt_bytes()),
+                    _ => unreachable!("two columns were asked for"),
+                }
+            })
+            .collect())
     }
 }

@@ -153,6 +153,10 @@ pub async fn failures_count_and_dead_letters_move<S: RelayStore + InsertRows>(st
         (2, "still too large")
     );
     assert_eq!(store.status("relay").await.expect("status").dead_letters, 1);
+    assert_eq!(
+        store.blocked_keys().await.expect("blocked keys"),
+        [(poison.topic.clone(), poison.event_key.clone())]
+    );
 
     assert!(store.retry_dead_letter(poison.id).await.expect("retry"));
     let after = store.claim_batch(10).await.expect("claim");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
+use super::{BlockedKey, DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
 use crate::{NewOutboxRow, Result};
 
 /// A [`RelayStore`] in process memory, following the contract (the conformance suite runs on
@@ -194,5 +194,17 @@ impl RelayStore for MemoryRelayStore {
 
     async fn discard_dead_letter(&self, id: i64) -> Result<bool> {
         Ok(self.state().dead.remove(&id).is_some())
+    }
+
+    async fn blocked_keys(&self) -> Result<Vec<BlockedKey>> {
+        let mut keys: Vec<BlockedKey> = self
+            .state()
+            .dead
+            .values()
+            .map(|d| (d.record.topic.clone(), d.record.event_key.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
     }
 }

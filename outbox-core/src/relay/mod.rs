@@ -122,7 +122,14 @@ pub trait RelayStore: Send + Sync {
 
     /// Deletes a dead letter for good.
     fn discard_dead_letter(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The distinct `(topic, key)` pairs that have dead letters: the keys a relay with the
+    /// block policy holds back.
+    fn blocked_keys(&self) -> impl Future<Output = Result<Vec<BlockedKey>>> + Send;
 }
+
+/// A `(topic, key)` with a dead letter.
+pub type BlockedKey = (String, Option<Vec<u8>>);
 
 /// Inserting rows outside an application transaction: for tests, tools and the memory store.
 pub trait InsertRows: Send + Sync {

@@ -61,6 +61,8 @@ pub struct Statements {
     pub requeue_dead_letter: String,
     /// Deletes a dead letter: (id i64).
     pub delete_dead_letter: String,
+    /// Keys with dead letters: () -> (topic, event_key nullable bytes).
+    pub select_blocked_keys: String,
     /// Backlog and lag: () -> (count i64, age of the oldest row in ms i64 nullable).
     pub select_backlog: String,
     /// Dead letter count: () -> (i64).
@@ -264,6 +266,9 @@ impl Statements {
                 p(1)
             ),
             delete_dead_letter: format!("DELETE FROM {dead} WHERE id = {}", p(1)),
+            select_blocked_keys: format!(
+                "SELECT DISTINCT topic, event_key FROM {dead} ORDER BY topic, event_key"
+            ),
             select_backlog: format!("SELECT COUNT(*), {oldest_ms} FROM {events}"),
             count_dead_letters: format!("SELECT COUNT(*) FROM {dead}"),
             select_lease: format!(

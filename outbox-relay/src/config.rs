@@ -1,0 +1,381 @@
+//! Relay configuration: a TOML file, then the environment, then flags (flags win).
+//!
+//! ```toml
+//! database_url = "postgres://app@db/app"
+//! table_prefix = "outbox"
+//!
+//! [kafka]
+//! bootstrap_servers = "kafka-1:9092,kafka-2:9092"
+//! [kafka.properties]            # any librdkafka producer property, passed through
+//! "compression.type" = "lz4"
+//!
+//! [relay]
+//! batch_size = 1000
+//! poll_interval = "100ms"       # the longest idle wait; busy relays poll at once
+//! strict_order = true           # PostgreSQL: never pass a row whose transaction is open
+//! lease_ttl = "10s"
+//! max_attempts = 5              # permanent failures before an event is dead-lettered
+//! poison_policy = "block"       # or "skip"
+//! shutdown_timeout = "30s"
+//!
+//! [http]
+//! listen = "127.0.0.1:9464"     # /metrics, /healthz, /readyz; "" turns it off
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use outbox_core::{Error, Result};
+use serde::{Deserialize, Deserializer};
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// The database holding the outbox (`postgres://`, `mysql://`, `sqlite:`).
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Prefix of the outbox tables (`outbox` → `outbox_events`, ...).
+    #[serde(default = "default_prefix")]
+    pub table_prefix: String,
+    /// Database schema (PostgreSQL) or database (MySQL) of the tables.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Kafka settings.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Draining settings.
+    #[serde(default)]
+    pub relay: DrainConfig,
+    /// The HTTP endpoint for metrics and health.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// Kafka settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
+    /// librdkafka producer properties, passed through as given.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// What to do with the later events of a key whose event was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoisonPolicy {
+    /// Park them in the dead-letter table too, so the key's order survives a retry.
+    #[default]
+    Block,
+    /// Publish them; only the poison event is set aside.
+    Skip,
+}
+
+/// Draining settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainConfig {
+    /// Rows claimed and produced per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// The longest wait between polls when the outbox is empty.
+    #[serde(default = "default_poll_interval", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// PostgreSQL strict order (see the crate docs).
+    #[serde(default = "yes")]
+    pub strict_order: bool,
+    /// The lease only one relay holds at a time.
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// How long a lease lasts without renewal; a stand-by takes over after it.
+    #[serde(default = "default_lease_ttl", deserialize_with = "duration")]
+    pub lease_ttl: Duration,
+    /// This instance's name in the lease table (default: host name and process id).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Permanent failures of one event before it is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// What happens to the key of a dead-lettered event.
+    #[serde(default)]
+    pub poison_policy: PoisonPolicy,
+    /// How long shutdown waits for outstanding acknowledgements.
+    #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// The CloudEvents `source` attribute of every record.
+    #[serde(default = "default_source")]
+    pub source: String,
+}
+
+/// The HTTP endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address for `/metrics`, `/healthz`, `/readyz`; empty turns the endpoint off.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_prefix() -> String {
+    "outbox".to_owned()
+}
+fn default_batch_size() -> usize {
+    1000
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_millis(100)
+}
+fn yes() -> bool {
+    true
+}
+fn default_lease_name() -> String {
+    "outbox-relay".to_owned()
+}
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_source() -> String {
+    "urn:outbox-relay".to_owned()
+}
+fn default_listen() -> String {
+    "127.0.0.1:9464".to_owned()
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration like \"250ms\" or \"10s\": {e}"
+        ))
+    })
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+/// Values from flags, which override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--bootstrap-servers`.
+    pub bootstrap_servers: Option<String>,
+    /// `--http-listen`.
+    pub http_listen: Option<String>,
+    /// `--table-prefix`.
+    pub table_prefix: Option<String>,
+    /// `-X key=value` librdkafka properties.
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidConfig {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl RelayConfig {
+    /// Reads the file (if any), applies the environment (`OUTBOX_DATABASE_URL` or
+    /// `DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `OUTBOX_TABLE_PREFIX`, `OUTBOX_HTTP_LISTEN`),
+    /// then `overrides`, and validates the result.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the key that is missing or malformed.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid("--config", format!("cannot read {}: {e}", path.display()))
+                })?;
+                Self::from_toml(&text)?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok());
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (without the environment or validation).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the offending key and line.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            let key = e
+                .message()
+                .split('`')
+                .nth(1)
+                .unwrap_or("config file")
+                .to_owned();
+            invalid(&key, e.to_string().replace('\n', " ").trim().to_owned())
+        })
+    }
+
+    /// Applies environment variables, read through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(url) = var("OUTBOX_DATABASE_URL").or_else(|| var("DATABASE_URL")) {
+            self.database_url = Some(url);
+        }
+        if let Some(servers) = var("KAFKA_BOOTSTRAP_SERVERS") {
+            self.kafka.bootstrap_servers = Some(servers);
+        }
+        if let Some(prefix) = var("OUTBOX_TABLE_PREFIX") {
+            self.table_prefix = prefix;
+        }
+        if let Some(listen) = var("OUTBOX_HTTP_LISTEN") {
+            self.http.listen = listen;
+        }
+    }
+
+    /// Applies flag values.
+    pub fn apply(&mut self, overrides: Overrides) {
+        if let Some(url) = overrides.database_url {
+            self.database_url = Some(url);
+        }
+        if let Some(servers) = overrides.bootstrap_servers {
+            self.kafka.bootstrap_servers = Some(servers);
+        }
+        if let Some(listen) = overrides.http_listen {
+            self.http.listen = listen;
+        }
+        if let Some(prefix) = overrides.table_prefix {
+            self.table_prefix = prefix;
+        }
+        self.kafka.properties.extend(overrides.kafka_properties);
+    }
+
+    /// Checks what every command needs: the database URL and sane values.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the key.
+    pub fn validate(&self) -> Result<()> {
+        self.database_url()?;
+        if self.relay.batch_size == 0 || self.relay.batch_size > 100_000 {
+            return Err(invalid("relay.batch_size", "must be between 1 and 100000"));
+        }
+        if self.relay.max_attempts == 0 {
+            return Err(invalid("relay.max_attempts", "must be at least 1"));
+        }
+        if self.relay.lease_ttl < Duration::from_secs(1) {
+            return Err(invalid("relay.lease_ttl", "must be at least 1s"));
+        }
+        self.http_listen()?;
+        outbox_core::table::TableNames::with_prefix(&self.table_prefix)
+            .map_err(|e| invalid("table_prefix", e.to_string()))?;
+        Ok(())
+    }
+
+    /// Checks that Kafka is configured (what `run` needs beyond the database).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `kafka.bootstrap_servers`.
+    pub fn require_kafka(&self) -> Result<()> {
+        if self
+            .kafka
+            .bootstrap_servers
+            .as_deref()
+            .is_none_or(str::is_empty)
+            && !self.kafka.properties.contains_key("bootstrap.servers")
+        {
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                "missing (set it in the file, KAFKA_BOOTSTRAP_SERVERS or --bootstrap-servers)",
+            ));
+        }
+        crate::producer::client_config(&self.kafka).map(drop)
+    }
+
+    /// The database URL.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when it is missing.
+    pub fn database_url(&self) -> Result<&str> {
+        self.database_url.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| {
+            invalid(
+                "database_url",
+                "missing (set it in the file, OUTBOX_DATABASE_URL, DATABASE_URL or --database-url)",
+            )
+        })
+    }
+
+    /// The HTTP address, `None` when turned off.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an address that does not parse.
+    pub fn http_listen(&self) -> Result<Option<SocketAddr>> {
+        if self.http.listen.is_empty() {
+            return Ok(None);
+        }
+        self.http.listen.parse().map(Some).map_err(|e| {
+            invalid(
+                "http.listen",
+                format!("{:?} is not an address: {e}", self.http.listen),
+            )
+        })
+    }
+
+    /// The table names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidIdentifier`] for unsafe names.
+    pub fn table_names(&self) -> Result<outbox_core::table::TableNames> {
+        let names = outbox_core::table::TableNames::with_prefix(&self.table_prefix)?;
+        match &self.schema {
+            Some(schema) => names.in_schema(schema),
+            None => Ok(names),
+        }
+    }
+
+    /// This instance's lease holder name.
+    pub fn instance_id(&self) -> String {
+        self.relay.instance_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "relay".to_owned());
+            format!(
+                "{host}-{}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            )
+        })
+    }
+}

@@ -1,0 +1,90 @@
+//! Connecting to the outbox's database by URL, and running a generic function on it.
+
+use std::time::Duration;
+
+use outbox_core::{Error, Result};
+use outbox_sqlx::OutboxDatabase;
+use sqlx::Pool;
+
+/// The database kinds the binary speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+    /// `mysql://` or `mariadb://`.
+    MySql,
+    /// `sqlite:`.
+    Sqlite,
+}
+
+/// The backend a URL names.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] for another scheme.
+pub fn backend(url: &str) -> Result<Backend> {
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "postgres" | "postgresql" => Ok(Backend::Postgres),
+        "mysql" | "mariadb" => Ok(Backend::MySql),
+        "sqlite" => Ok(Backend::Sqlite),
+        _ => Err(Error::InvalidConfig {
+            key: "database_url".to_owned(),
+            reason: format!(
+                "unsupported scheme {scheme:?} (expected postgres://, mysql://, mariadb:// or sqlite:)"
+            ),
+        }),
+    }
+}
+
+/// Opens a pool (`mariadb://` is read as `mysql://`).
+///
+/// # Errors
+///
+/// [`Error::Store`] when the database cannot be reached.
+pub async fn connect<DB: OutboxDatabase>(url: &str) -> Result<Pool<DB>> {
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .map_err(|e| Error::Store {
+            operation: "connect to the database",
+            retryable: true,
+            source: Box::new(e),
+        })
+}
+
+/// Runs `$body` with `$pool` connected to `$url` and `$db` naming its sqlx database type,
+/// expanding the body once per backend so generic code is written once.
+#[macro_export]
+macro_rules! with_database {
+    ($url:expr, |$pool:ident: $db:ident| $body:expr) => {{
+        let url: &str = $url;
+        match $crate::database::backend(url)? {
+            $crate::database::Backend::Postgres => {
+                type $db = ::sqlx::Postgres;
+                let $pool = $crate::database::connect::<$db>(url).await?;
+                $body
+            }
+            $crate::database::Backend::MySql => {
+                type $db = ::sqlx::MySql;
+                let $pool = $crate::database::connect::<$db>(url).await?;
+                $body
+            }
+            $crate::database::Backend::Sqlite => {
+                type $db = ::sqlx::Sqlite;
+                let $pool = $crate::database::connect::<$db>(url).await?;
+                $body
+            }
+        }
+    }};
+}

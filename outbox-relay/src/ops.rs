@@ -1,0 +1,297 @@
+//! What each `outbox-relay` subcommand does, written once over any database.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outbox_core::registry::{RegisteredSchema, Registry, SchemaStore};
+use outbox_core::relay::{DeadLetter, RelayStore};
+use outbox_core::table::Statements;
+use outbox_core::{Result, Schema};
+use outbox_sqlx::{OutboxDatabase, SqlxRelayStore, SqlxSchemaStore};
+use sqlx::Pool;
+
+use crate::config::RelayConfig;
+use crate::metrics::Metrics;
+use crate::{Relay, RunSummary};
+
+fn statements<DB: OutboxDatabase>(config: &RelayConfig) -> Result<Arc<Statements>> {
+    Ok(Arc::new(Statements::new(
+        DB::DIALECT,
+        &config.table_names()?,
+    )))
+}
+
+/// The relay store the configuration describes.
+///
+/// # Errors
+///
+/// Invalid table names.
+pub fn relay_store<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+) -> Result<SqlxRelayStore<DB>> {
+    Ok(SqlxRelayStore::new(pool, statements::<DB>(config)?)
+        .with_strict_order(config.relay.strict_order))
+}
+
+fn registry<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+) -> Result<Registry<SqlxSchemaStore<DB>>> {
+    Ok(Registry::new(SqlxSchemaStore::new(
+        pool,
+        statements::<DB>(config)?,
+    )))
+}
+
+/// `migrate`: creates or upgrades the tables.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn migrate<DB: OutboxDatabase>(pool: &Pool<DB>, config: &RelayConfig) -> Result<()> {
+    outbox_sqlx::migrate(pool, &*statements::<DB>(config)?).await
+}
+
+/// `run`: migrates, serves metrics and health, drains until `shutdown`.
+///
+/// # Errors
+///
+/// Configuration, migration, or binding the HTTP address.
+pub async fn run<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunSummary> {
+    config.require_kafka()?;
+    migrate(&pool, config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let producer = crate::producer::producer(&config.kafka)?;
+    let relay = Relay::new(
+        relay_store(pool, config)?,
+        producer,
+        config.relay.clone(),
+        config.instance_id(),
+    )
+    .with_metrics(Arc::clone(&metrics));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let http = match config.http_listen()? {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                outbox_core::Error::InvalidConfig {
+                    key: "http.listen".to_owned(),
+                    reason: format!("cannot listen on {addr}: {e}"),
+                }
+            })?;
+            let stuck_after =
+                config.relay.lease_ttl.max(Duration::from_secs(30)) + config.relay.shutdown_timeout;
+            let stopped = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            let server = crate::http::serve(listener, Arc::clone(&metrics), stuck_after, stopped);
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
+    let summary = relay.run(shutdown).await?;
+    let _ = stop_tx.send(true);
+    if let Some(http) = http
+        && let Ok(Err(e)) = http.await
+    {
+        tracing::warn!(error = %e, "the metrics endpoint failed");
+    }
+    Ok(summary)
+}
+
+/// `status`: backlog, lag, dead letters and leader, for an operator.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn status<DB: OutboxDatabase>(pool: Pool<DB>, config: &RelayConfig) -> Result<String> {
+    let store = relay_store(pool, config)?;
+    let status = store.status(&config.relay.lease_name).await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "backlog:      {} events waiting", status.backlog);
+    let _ = writeln!(
+        out,
+        "oldest event: {}",
+        status.oldest_age.map_or_else(
+            || "none".to_owned(),
+            |a| format!(
+                "{} ago",
+                humantime::format_duration(Duration::from_millis(a.as_millis() as u64))
+            )
+        )
+    );
+    let _ = writeln!(
+        out,
+        "dead letters: {}{}",
+        status.dead_letters,
+        if status.dead_letters > 0 {
+            " (see `outbox-relay dead-letters list`)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "leader:       {}",
+        status
+            .leader
+            .as_deref()
+            .unwrap_or("none (no relay holds the lease)")
+    );
+    Ok(out)
+}
+
+fn describe(d: &DeadLetter) -> String {
+    let key = d.record.event_key.as_deref().map_or_else(
+        || "-".to_owned(),
+        |k| String::from_utf8_lossy(k).into_owned(),
+    );
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}",
+        d.record.id, d.record.event_id, d.record.topic, key, d.attempts, d.error
+    )
+}
+
+/// `dead-letters list`.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn dead_letters_list<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    limit: usize,
+    json: bool,
+) -> Result<String> {
+    let letters = relay_store(pool, config)?.dead_letters(limit).await?;
+    if json {
+        let list: Vec<serde_json::Value> = letters
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "id": d.record.id,
+                    "event_id": d.record.event_id.hyphenated().to_string(),
+                    "topic": d.record.topic,
+                    "key": d.record.event_key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    "event_type": d.record.event_type,
+                    "payload_bytes": d.record.payload.len(),
+                    "attempts": d.attempts,
+                    "error": d.error,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::Value::Array(list)));
+    }
+    let mut out = String::from("id\tevent_id\ttopic\tkey\tattempts\terror\n");
+    for d in &letters {
+        out.push_str(&describe(d));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `dead-letters retry` or `discard`: returns the ids that were not found.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn dead_letters_apply<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    ids: &[i64],
+    retry: bool,
+) -> Result<Vec<i64>> {
+    let store = relay_store(pool, config)?;
+    let mut missing = Vec::new();
+    for &id in ids {
+        let found = if retry {
+            store.retry_dead_letter(id).await?
+        } else {
+            store.discard_dead_letter(id).await?
+        };
+        if !found {
+            missing.push(id);
+        }
+    }
+    Ok(missing)
+}
+
+/// `schema register`: registers a schema under a subject (compatibility-checked).
+///
+/// # Errors
+///
+/// [`outbox_core::Error::IncompatibleSchema`] and database errors.
+pub async fn schema_register<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    subject: &str,
+    schema: &Schema,
+) -> Result<RegisteredSchema> {
+    migrate(&pool, config).await?;
+    registry(pool, config)?.register(subject, schema).await
+}
+
+/// `schema list`: subjects, or the versions of one.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn schema_list<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    subject: Option<&str>,
+) -> Result<String> {
+    let registry = registry(pool, config)?;
+    let mut out = String::new();
+    match subject {
+        None => {
+            for subject in registry.subjects().await? {
+                let _ = writeln!(out, "{subject}");
+            }
+        }
+        Some(subject) => {
+            for v in registry.store().versions(subject).await? {
+                let _ = writeln!(
+                    out,
+                    "version {}\tid {}\t{}",
+                    v.version,
+                    v.id,
+                    v.schema.full_name().unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `schema get`: a version of a subject (latest when `version` is `None`), or a schema by id.
+///
+/// # Errors
+///
+/// Not found, database errors.
+pub async fn schema_get<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    subject: Option<&str>,
+    version: Option<u32>,
+    id: Option<u32>,
+) -> Result<String> {
+    let registry = registry(pool, config)?;
+    let schema = match (subject, id) {
+        (_, Some(id)) => registry.schema_by_id(id).await?,
+        (Some(subject), None) => registry.version(subject, version).await?.schema,
+        (None, None) => {
+            return Err(outbox_core::Error::InvalidConfig {
+                key: "schema get".to_owned(),
+                reason: "give a SUBJECT or --id".to_owned(),
+            });
+        }
+    };
+    Ok(format!("{}\n", schema.canonical_json()))
+}

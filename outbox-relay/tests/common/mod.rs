@@ -1,0 +1,218 @@
+//! Shared pieces of the relay tests: a mock Kafka cluster, a consumer that reads a topic
+//! back, events, database pools, relay settings.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use outbox_core::Event;
+use outbox_core::avro::AvroSchema;
+use outbox_core::table::TableNames;
+use outbox_relay::config::RelayConfig;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A record read back from the topic, owned (holding borrowed messages hangs teardown).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    pub timestamp: Option<i64>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn ce_id(&self) -> Uuid {
+        Uuid::parse_str(self.header("ce_id").expect("ce_id header")).expect("ce_id is a UUID")
+    }
+}
+
+/// A mock cluster with `topic` created.
+pub fn cluster(
+    brokers: i32,
+    topic: &str,
+    partitions: i32,
+) -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(brokers).expect("mock cluster");
+    cluster
+        .create_topic(topic, partitions, brokers.min(3))
+        .expect("topic");
+    cluster
+}
+
+/// A topic name no other test uses.
+pub fn fresh_topic(prefix: &str) -> String {
+    format!("{prefix}-{}", &Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// Reads `topic` from the beginning until `expected` distinct `ce_id`s arrived (or the
+/// timeout), in partition order.
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Received> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "outbox-tests")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut received = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    while Instant::now() < deadline && ids.len() < expected {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.expect("consume");
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let record = Received {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers,
+            timestamp: message.timestamp().to_millis(),
+        };
+        drop(message);
+        if let Some(id) = record.header("ce_id") {
+            ids.insert(id.to_owned());
+        }
+        received.push(record);
+    }
+    received
+}
+
+/// Per key, the `ce_id`s in partition order, first occurrences only (consumer dedup).
+pub fn first_occurrences_by_key(records: &[Received]) -> HashMap<Vec<u8>, Vec<Uuid>> {
+    let mut sorted: Vec<&Received> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.partition, r.offset));
+    let mut seen = std::collections::HashSet::new();
+    let mut by_key: HashMap<Vec<u8>, Vec<Uuid>> = HashMap::new();
+    for r in sorted {
+        let id = r.ce_id();
+        if seen.insert(id) {
+            by_key
+                .entry(r.key.clone().unwrap_or_default())
+                .or_default()
+                .push(id);
+        }
+    }
+    by_key
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "com.acme.orders")]
+pub struct OrderPlaced {
+    pub order_id: String,
+    pub seq: i64,
+    pub note: String,
+}
+
+impl Event for OrderPlaced {
+    const TOPIC: &'static str = "orders";
+    fn key(&self) -> Option<String> {
+        Some(self.order_id.clone())
+    }
+}
+
+pub fn order(key: usize, seq: usize) -> OrderPlaced {
+    OrderPlaced {
+        order_id: format!("order-{key}"),
+        seq: seq as i64,
+        note: String::new(),
+    }
+}
+
+/// Table names no other test uses.
+pub fn fresh_names() -> TableNames {
+    TableNames::with_prefix(&format!("r{}", &Uuid::now_v7().simple().to_string()[20..]))
+        .expect("prefix")
+}
+
+pub const PG_URL: &str = "postgres://postgres@localhost:5432/test";
+pub const MYSQL_URL: &str = "mysql://root@localhost:3306/test";
+
+pub fn pg_url() -> String {
+    std::env::var("OUTBOX_TEST_PG_URL").unwrap_or_else(|_| PG_URL.to_owned())
+}
+
+pub fn mysql_url() -> String {
+    std::env::var("OUTBOX_TEST_MYSQL_URL").unwrap_or_else(|_| MYSQL_URL.to_owned())
+}
+
+/// A pool, or (outside CI) `None` to skip.
+pub async fn pool<DB: outbox_sqlx::OutboxDatabase>(url: &str) -> Option<sqlx::Pool<DB>> {
+    match outbox_relay::database::connect::<DB>(url).await {
+        Ok(pool) => Some(pool),
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: {url} unreachable: {e}");
+            None
+        }
+        Err(e) => panic!("CI=true and {url} is unreachable: {e}"),
+    }
+}
+
+/// Relay settings for tests: fast polling, short leases.
+pub fn config(url: &str, bootstrap: &str, names: &TableNames, extra: &str) -> RelayConfig {
+    let prefix = names.name(outbox_core::table::Table::Events).to_string();
+    let prefix = prefix.trim_end_matches("_events");
+    let text = format!(
+        r#"
+database_url = "{url}"
+table_prefix = "{prefix}"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[relay]
+batch_size = 500
+poll_interval = "20ms"
+lease_ttl = "2s"
+shutdown_timeout = "10s"
+{extra}
+[http]
+listen = ""
+"#
+    );
+    let config = RelayConfig::from_toml(&text).expect("test config");
+    config.validate().expect("valid config");
+    config
+}
