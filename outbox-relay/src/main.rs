@@ -112,39 +112,44 @@ fn load_config(global: Global) -> Result<RelayConfig, Error> {
     )
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT or SIGTERM. The handlers are installed when this is called (not when the future is
+/// first polled), so a signal during start-up is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let interrupt = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async move {
+            match terminate {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {},
+            () = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    // Only `run` handles signals; other commands stop on Ctrl-C as usual.
+    let shutdown = matches!(cli.command, Command::Run).then(shutdown_signal);
     let config = load_config(cli.global)?;
     let url = config.database_url()?.to_owned();
     match cli.command {
         Command::Schema(SchemaCommand::Check { .. }) => unreachable!("handled before the runtime"),
         Command::Run => {
-            let summary = with_database!(&url, |pool: DB| ops::run::<DB>(
-                pool,
-                &config,
-                shutdown_signal()
-            )
-            .await)?;
+            let Some(shutdown) = shutdown else {
+                unreachable!("created for run")
+            };
+            let summary = with_database!(&url, |pool: DB| ops::run::<DB>(pool, &config, shutdown)
+                .await)?;
             tracing::info!(
                 published = summary.published,
                 dead_lettered = summary.dead_lettered,

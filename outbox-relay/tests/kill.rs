@@ -1,0 +1,182 @@
+//! The `outbox-relay` binary killed with SIGKILL again and again while 20,000 events from
+//! interleaved writers drain, with a broker outage in the middle: every event reaches Kafka,
+//! and per key the first occurrences of `ce_id` follow the outbox order. The last run is
+//! stopped with SIGTERM and must exit 0. On PostgreSQL, MariaDB and SQLite.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Received, order};
+use outbox_core::relay::RelayStore;
+use outbox_relay::ops;
+use outbox_sqlx::{Outbox, OutboxDatabase};
+use sqlx::Pool;
+use uuid::Uuid;
+
+const KEYS: usize = 200;
+const WRITERS: usize = 4;
+const EVENTS: usize = 20_000;
+
+fn spawn_relay(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("relay starts")
+}
+
+async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
+    let kafka = common::cluster(1, "orders", 8);
+    let names = common::fresh_names();
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox");
+    let config = common::config(url, &kafka.bootstrap_servers(), &names, "");
+    let dir = tempfile::tempdir().expect("dir");
+    let config_file = dir.path().join("relay.toml");
+    let prefix = names.name(outbox_core::table::Table::Events).to_string();
+    std::fs::write(
+        &config_file,
+        format!(
+            "database_url = \"{url}\"\ntable_prefix = \"{}\"\n[kafka]\nbootstrap_servers = \"{}\"\n\
+             [relay]\nbatch_size = 500\npoll_interval = \"20ms\"\nlease_ttl = \"2s\"\n[http]\nlisten = \"\"\n",
+            prefix.trim_end_matches("_events"),
+            kafka.bootstrap_servers()
+        ),
+    )
+    .expect("config file");
+
+    // Writers own disjoint keys, so per key the publish order is the outbox order.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (pool, outbox) = (pool.clone(), outbox.clone());
+            tokio::spawn(async move {
+                let keys: Vec<usize> = (0..KEYS).filter(|k| k % WRITERS == w).collect();
+                let mut ids = Vec::new();
+                let per_writer = EVENTS / WRITERS;
+                for chunk in (0..per_writer).collect::<Vec<_>>().chunks(50) {
+                    let events: Vec<_> = chunk
+                        .iter()
+                        .map(|&i| order(keys[i % keys.len()], i))
+                        .collect();
+                    let mut tx = pool.begin().await.expect("begin");
+                    ids.extend(
+                        outbox
+                            .publish_all(&mut *tx, &events)
+                            .await
+                            .expect("publish"),
+                    );
+                    tx.commit().await.expect("commit");
+                }
+                ids
+            })
+        })
+        .collect();
+
+    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let backlog = || async { store.status("outbox-relay").await.expect("status").backlog };
+    let mut kills = 0;
+    for round in 0..5 {
+        let mut child = spawn_relay(&config_file);
+        tokio::time::sleep(Duration::from_millis(2600 + 300 * round)).await;
+        if round == 2 {
+            kafka.broker_down(1).expect("broker down");
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            kafka.broker_up(1).expect("broker up");
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        kills += 1;
+    }
+    let mut ids_by_writer = Vec::new();
+    for writer in writers {
+        ids_by_writer.push(writer.await.expect("writer"));
+    }
+    let mut last = spawn_relay(&config_file);
+    // Let it start and take over the lease the last killed relay held.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while backlog().await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "backlog not drained: {}",
+            backlog().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &last.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let exit = last.wait().expect("relay exits");
+    assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
+    assert_eq!(kills, 5);
+
+    let ids: Vec<Uuid> = ids_by_writer.iter().flatten().copied().collect();
+    assert_eq!(ids.len(), EVENTS);
+    let bootstrap = kafka.bootstrap_servers();
+    let records: Vec<Received> = tokio::task::spawn_blocking(move || {
+        common::consume(&bootstrap, "orders", 8, EVENTS, Duration::from_secs(120))
+    })
+    .await
+    .expect("consumer");
+    let got: HashSet<Uuid> = records.iter().map(Received::ce_id).collect();
+    assert_eq!(
+        got.len(),
+        EVENTS,
+        "every event reached Kafka ({} records read)",
+        records.len()
+    );
+    assert_eq!(got, ids.iter().copied().collect::<HashSet<_>>());
+    let position: HashMap<Uuid, usize> = ids_by_writer
+        .iter()
+        .flat_map(|ids| ids.iter().enumerate().map(|(i, id)| (*id, i)))
+        .collect();
+    for (key, seen) in common::first_occurrences_by_key(&records) {
+        let positions: Vec<usize> = seen.iter().map(|id| position[id]).collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "key {} out of order",
+            String::from_utf8_lossy(&key)
+        );
+    }
+    eprintln!(
+        "{} records for {} events ({} duplicates after {kills} kills)",
+        records.len(),
+        EVENTS,
+        records.len() - EVENTS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_loses_nothing_on_postgres() {
+    let Some(pool) = common::pool::<sqlx::Postgres>(&common::pg_url()).await else {
+        return;
+    };
+    no_loss_across_kills(pool, &common::pg_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_loses_nothing_on_mariadb() {
+    let Some(pool) = common::pool::<sqlx::MySql>(&common::mysql_url()).await else {
+        return;
+    };
+    no_loss_across_kills(pool, &common::mysql_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_loses_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let pool = common::pool::<sqlx::Sqlite>(&url).await.expect("sqlite");
+    no_loss_across_kills(pool, &url).await;
+}
