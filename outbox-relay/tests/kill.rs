@@ -24,6 +24,12 @@ fn spawn_relay(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
         .args(["--config", &config.display().to_string(), "run"])
         .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
+        // The config file names the mock cluster; the environment must not override it.
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("DATABASE_URL")
+        .env_remove("OUTBOX_DATABASE_URL")
+        .env_remove("OUTBOX_TABLE_PREFIX")
+        .env_remove("OUTBOX_HTTP_LISTEN")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
