@@ -17,6 +17,7 @@
 //! max_attempts = 5              # permanent failures before an event is dead-lettered
 //! poison_policy = "block"       # or "skip"
 //! shutdown_timeout = "30s"
+//! listen_notify = false         # PostgreSQL: wake on NOTIFY from writers (see notify_relay)
 //!
 //! [http]
 //! listen = "127.0.0.1:9464"     # /metrics, /healthz, /readyz; "" turns it off
@@ -111,6 +112,10 @@ pub struct DrainConfig {
     /// The CloudEvents `source` attribute of every record.
     #[serde(default = "default_source")]
     pub source: String,
+    /// PostgreSQL: LISTEN on the outbox channel and wake at once when a writer built with
+    /// `notify_relay(true)` commits (polling goes on as a fallback).
+    #[serde(default)]
+    pub listen_notify: bool,
 }
 
 /// The HTTP endpoint.

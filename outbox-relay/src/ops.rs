@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use outbox_core::registry::{RegisteredSchema, Registry, SchemaStore};
 use outbox_core::relay::{DeadLetter, RelayStore};
-use outbox_core::table::Statements;
+use outbox_core::table::{Dialect, Statements};
 use outbox_core::{Result, Schema};
 use outbox_sqlx::{OutboxDatabase, SqlxRelayStore, SqlxSchemaStore};
 use sqlx::Pool;
@@ -69,13 +69,25 @@ pub async fn run<DB: OutboxDatabase>(
     migrate(&pool, config).await?;
     let metrics = Arc::new(Metrics::new());
     let producer = crate::producer::producer(&config.kafka)?;
-    let relay = Relay::new(
+    let mut relay = Relay::new(
         relay_store(pool, config)?,
         producer,
         config.relay.clone(),
         config.instance_id(),
     )
     .with_metrics(Arc::clone(&metrics));
+    let listener = if config.relay.listen_notify && DB::DIALECT == Dialect::Postgres {
+        let wakeup = Arc::new(tokio::sync::Notify::new());
+        relay = relay.with_wakeup(Arc::clone(&wakeup));
+        let channel = statements::<DB>(config)?.notify_channel();
+        Some(tokio::spawn(listen(
+            config.database_url()?.to_owned(),
+            channel,
+            wakeup,
+        )))
+    } else {
+        None
+    };
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let http = match config.http_listen()? {
         Some(addr) => {
@@ -97,12 +109,38 @@ pub async fn run<DB: OutboxDatabase>(
     };
     let summary = relay.run(shutdown).await?;
     let _ = stop_tx.send(true);
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     if let Some(http) = http
         && let Ok(Err(e)) = http.await
     {
         tracing::warn!(error = %e, "the metrics endpoint failed");
     }
     Ok(summary)
+}
+
+/// Listens on `channel` and notifies `wakeup` on every notification, reconnecting with backoff.
+async fn listen(url: String, channel: String, wakeup: Arc<tokio::sync::Notify>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let listened: std::result::Result<std::convert::Infallible, sqlx::Error> = async {
+            let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+            listener.listen(&channel).await?;
+            tracing::info!(%channel, "listening for outbox notifications");
+            loop {
+                listener.recv().await?;
+                wakeup.notify_one();
+            }
+        }
+        .await;
+        let Err(e) = listened;
+        tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection failed; polling meanwhile");
+        // A notification may have been missed while reconnecting: wake once to look.
+        wakeup.notify_one();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// `status`: backlog, lag, dead letters and leader, for an operator.

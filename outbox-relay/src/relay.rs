@@ -69,6 +69,7 @@ pub struct Relay<S> {
     settings: DrainConfig,
     instance: String,
     metrics: Arc<Metrics>,
+    wakeup: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl<S> std::fmt::Debug for Relay<S> {
@@ -128,7 +129,16 @@ impl<S: RelayStore> Relay<S> {
             settings,
             instance,
             metrics: Arc::new(Metrics::new()),
+            wakeup: None,
         }
+    }
+
+    /// Wakes the loop early when `wakeup` is notified (for example by a PostgreSQL
+    /// LISTEN/NOTIFY listener); polling goes on as a fallback.
+    #[must_use]
+    pub fn with_wakeup(mut self, wakeup: Arc<tokio::sync::Notify>) -> Self {
+        self.wakeup = Some(wakeup);
+        self
     }
 
     /// Shares these metrics (for the HTTP endpoint).
@@ -164,10 +174,17 @@ impl<S: RelayStore> Relay<S> {
         let mut wait = Duration::ZERO;
         let mut backoff = self.settings.poll_interval;
         loop {
+            let woken = async {
+                match &self.wakeup {
+                    Some(wakeup) => wakeup.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(wait) => {}
+                () = woken => {}
             }
             self.metrics.heartbeat();
             let mut step = pin!(self.step(&mut state));

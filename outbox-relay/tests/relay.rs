@@ -242,11 +242,11 @@ fn cli(url: &str, prefix: &str, args: &[&str]) -> std::process::Output {
 /// A record too large for the producer fails permanently: after `max_attempts` it is
 /// dead-lettered, later events of its key are parked behind it (block policy), other keys
 /// flow; the CLI lists, discards and retries them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn poison_event_is_dead_lettered_and_operated_from_the_cli() {
-    let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
-    let pool = common::pool::<sqlx::Sqlite>(&url).await.expect("sqlite");
+async fn poison_event_is_dead_lettered_and_operated_from_the_cli<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    url: &str,
+) {
+    let url = url.to_owned();
     let kafka = common::cluster(1, "orders", 1);
     let names = common::fresh_names();
     let prefix = names
@@ -543,4 +543,76 @@ async fn three_relays_one_producer_at_a_time_with_takeover() {
             "partition {partition}: producers interleaved ({switches} switches)"
         );
     }
+}
+
+/// With `listen_notify` and writers built with `notify_relay(true)`, an idle relay (long poll
+/// interval) wakes at commit instead of at its next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listen_notify_wakes_an_idle_relay_at_commit() {
+    let Some(pool) = common::pool::<sqlx::Postgres>(&common::pg_url()).await else {
+        return;
+    };
+    let kafka = common::cluster(1, "orders", 1);
+    let names = common::fresh_names();
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .notify_relay(true)
+        .build()
+        .await
+        .expect("outbox");
+    let mut config = common::config(
+        &common::pg_url(),
+        &kafka.bootstrap_servers(),
+        &names,
+        "listen_notify = true",
+    );
+    config.relay.poll_interval = Duration::from_secs(60);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let (pool, config) = (pool.clone(), config.clone());
+        tokio::spawn(async move {
+            ops::run(pool, &config, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    // By now the idle relay backs off to waits of several seconds between polls.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let started = Instant::now();
+    let mut tx = pool.begin().await.expect("begin");
+    let id = outbox
+        .publish(&mut *tx, &order(1, 0))
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    let records = read(&kafka.bootstrap_servers(), 1, 1).await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        records.iter().map(Received::ce_id).collect::<Vec<_>>(),
+        [id]
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "woken by NOTIFY, not by the next poll: {elapsed:?}"
+    );
+    stop_tx.send(()).expect("stop");
+    runner.await.expect("runner").expect("run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_event_on_postgres() {
+    let Some(pool) = common::pool::<sqlx::Postgres>(&common::pg_url()).await else {
+        return;
+    };
+    poison_event_is_dead_lettered_and_operated_from_the_cli(pool, &common::pg_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_event_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let pool = common::pool::<sqlx::Sqlite>(&url).await.expect("sqlite");
+    poison_event_is_dead_lettered_and_operated_from_the_cli(pool, &url).await;
 }

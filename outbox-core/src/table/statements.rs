@@ -79,6 +79,8 @@ pub struct Statements {
     pub release_lease: String,
     /// The live holder of a lease: (name) -> (holder).
     pub select_leader: String,
+    /// PostgreSQL only: wakes listening relays when the transaction commits: (channel).
+    pub notify: String,
 
     names: TableNames,
 }
@@ -303,8 +305,17 @@ impl Statements {
                 "SELECT holder FROM {leases} WHERE name = {} AND expires_at > {now}",
                 p(1)
             ),
+            notify: match d {
+                Dialect::Postgres => format!("SELECT CAST(pg_notify({}, '') AS TEXT)", p(1)),
+                _ => String::new(),
+            },
             names: names.clone(),
         }
+    }
+
+    /// The LISTEN/NOTIFY channel relays of these tables listen on (PostgreSQL).
+    pub fn notify_channel(&self) -> String {
+        self.names.name(Table::Events).to_string()
     }
 
     /// The table names the statements use.
