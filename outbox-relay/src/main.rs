@@ -17,8 +17,9 @@ const EXIT_INVALID_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // sqlx logs PostgreSQL notices ("relation already exists, skipping") at info.
     let default_level = if matches!(cli.command, Command::Run) {
-        "info"
+        "info,sqlx=warn"
     } else {
         "warn"
     };

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the README's quickstart command and every example, against the local databases and
+# the test broker (KAFKA_BOOTSTRAP_SERVERS), and fails if any does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg="${OUTBOX_TEST_PG_URL:-postgres://postgres@localhost:5432/test}"
+maria="${OUTBOX_TEST_MYSQL_URL:-mysql://root@localhost:3306/test}"
+expected="summary: published 3, rolled back 1, refused 1, consumed 3"
+
+check_quickstart() {
+  local out
+  out=$("$@")
+  echo "$out" | tail -n 1
+  [ "$(echo "$out" | tail -n 1)" = "$expected" ] || { echo "$out"; echo "quickstart summary is wrong" >&2; exit 1; }
+}
+
+echo "-- quickstart, as the README says (SQLite + in-process Kafka)"
+check_quickstart env -u DATABASE_URL -u KAFKA_BOOTSTRAP_SERVERS cargo run -q -p quickstart
+echo "-- quickstart on PostgreSQL + the test broker"
+check_quickstart env DATABASE_URL="$pg" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" cargo run -q -p quickstart
+echo "-- quickstart on MariaDB + the test broker"
+check_quickstart env DATABASE_URL="$maria" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" cargo run -q -p quickstart
+
+echo "-- schema-evolution"
+cargo run -q -p schema-evolution
+
+drain_with_relay() { # URL PREFIX: run the outbox-relay binary until the outbox is empty
+  local url=$1 prefix=$2 relay=target/debug/outbox-relay pid
+  cargo build -q -p outbox-relay
+  "$relay" --database-url "$url" --table-prefix "$prefix" --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" \
+    --http-listen "" run &
+  pid=$!
+  for _ in $(seq 1 300); do
+    if "$relay" --database-url "$url" --table-prefix "$prefix" status | grep -q "backlog:      0 "; then
+      break
+    fi
+    sleep 0.2
+  done
+  "$relay" --database-url "$url" --table-prefix "$prefix" status
+  kill -TERM "$pid"
+  wait "$pid" || { echo "outbox-relay did not exit 0" >&2; exit 1; }
+  "$relay" --database-url "$url" --table-prefix "$prefix" status | grep -q "backlog:      0 " \
+    || { echo "the relay left events behind" >&2; exit 1; }
+}
+
+echo "-- orders-postgres, drained by the outbox-relay binary"
+DATABASE_URL="$pg" cargo run -q -p orders-postgres
+drain_with_relay "$pg" orders_svc
+echo "examples: ok"
