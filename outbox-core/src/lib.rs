@@ -18,6 +18,7 @@
 //! - [`table`]: the outbox table contract as DDL per dialect and the shared insert statement.
 //! - [`relay`]: the relay's store contract (claim, ack, dead-letter, lease), in memory and as a
 //!   conformance suite.
+//! - [`publish`]: what the writers share: options ([`publish::Configure`]), event types, codecs.
 //! - [`NewOutboxRow`]: the row a writer inserts.
 //! - [`Error`]: one error type; [`Error::kind`] tells retryable from permanent.
 //!
@@ -54,6 +55,7 @@ pub mod compat;
 pub mod encode;
 mod error;
 mod event;
+pub mod publish;
 pub mod registry;
 pub mod relay;
 mod row;

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use crate::encode::EventCodec;
 use crate::event::Event;
+use crate::table::SqlValue;
 use crate::{Error, Result};
 
 /// A row to insert into `outbox_events`, every column a writer sets.
@@ -69,6 +70,21 @@ impl NewOutboxRow {
     /// The `event_id` column value: lowercase hyphenated.
     pub fn event_id_text(&self) -> String {
         self.event_id.hyphenated().to_string()
+    }
+
+    /// The parameters of this row in [`insert_events_sql`](crate::table::insert_events_sql),
+    /// in [`EVENT_INSERT_COLUMNS`](crate::table::EVENT_INSERT_COLUMNS) order.
+    pub fn insert_params(&self) -> [SqlValue; 8] {
+        [
+            SqlValue::Text(self.event_id_text()),
+            SqlValue::Text(self.topic.clone()),
+            SqlValue::OptBytes(self.event_key.clone()),
+            SqlValue::Text(self.event_type.clone()),
+            SqlValue::OptI32(self.schema_id.and_then(|id| i32::try_from(id).ok())),
+            SqlValue::Text(self.content_type.clone()),
+            SqlValue::Bytes(self.payload.clone()),
+            SqlValue::Text(self.headers_json()),
+        ]
     }
 
     /// The `headers` column value: a JSON array of `[name, value]` pairs (order and repeated

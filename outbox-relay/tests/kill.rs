@@ -5,6 +5,7 @@
 
 mod common;
 
+use outbox_sqlx::Configure as _;
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 
 mod common;
 
+use outbox_sqlx::Configure as _;
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Arc;

@@ -53,18 +53,7 @@ impl HasDialect for sqlx::Sqlite {
     }
 }
 
-/// A parameter or a decoded column value.
-#[doc(hidden)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Text(String),
-    Bytes(Vec<u8>),
-    OptBytes(Option<Vec<u8>>),
-    I64(i64),
-    OptI64(Option<i64>),
-    I32(i32),
-    OptI32(Option<i32>),
-}
+pub use outbox_core::table::SqlValue as Value;
 
 /// The type to decode a column as.
 #[doc(hidden)]
@@ -79,44 +68,55 @@ pub enum Column {
     OptI32,
 }
 
-impl Value {
-    pub(crate) fn text(self) -> String {
+/// Accessors for decoded columns; the column types are the ones the query asked for.
+pub(crate) trait Decoded {
+    fn text(self) -> String;
+    fn bytes(self) -> Vec<u8>;
+    fn opt_bytes(self) -> Option<Vec<u8>>;
+    fn i64(self) -> i64;
+    fn opt_i64(self) -> Option<i64>;
+    fn i32(self) -> i32;
+    fn opt_i32(self) -> Option<i32>;
+}
+
+impl Decoded for Value {
+    fn text(self) -> String {
         match self {
             Self::Text(s) => s,
             other => unreachable!("column decoded as {other:?}, not text"),
         }
     }
-    pub(crate) fn bytes(self) -> Vec<u8> {
+    fn bytes(self) -> Vec<u8> {
         match self {
             Self::Bytes(b) => b,
             other => unreachable!("column decoded as {other:?}, not bytes"),
         }
     }
-    pub(crate) fn opt_bytes(self) -> Option<Vec<u8>> {
+    fn opt_bytes(self) -> Option<Vec<u8>> {
         match self {
             Self::OptBytes(b) => b,
             other => unreachable!("column decoded as {other:?}, not nullable bytes"),
         }
     }
-    pub(crate) fn i64(self) -> i64 {
+    fn i64(self) -> i64 {
         match self {
             Self::I64(v) => v,
             other => unreachable!("column decoded as {other:?}, not i64"),
         }
     }
-    pub(crate) fn opt_i64(self) -> Option<i64> {
+    fn opt_i64(self) -> Option<i64> {
         match self {
             Self::OptI64(v) => v,
             other => unreachable!("column decoded as {other:?}, not nullable i64"),
         }
     }
-    pub(crate) fn i32(self) -> i32 {
+    fn i32(self) -> i32 {
         match self {
             Self::I32(v) => v,
             other => unreachable!("column decoded as {other:?}, not i32"),
         }
     }
-    pub(crate) fn opt_i32(self) -> Option<i32> {
+    fn opt_i32(self) -> Option<i32> {
         match self {
             Self::OptI32(v) => v,
             other => unreachable!("column decoded as {other:?}, not nullable i32"),

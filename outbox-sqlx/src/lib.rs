@@ -23,6 +23,7 @@
 //! # use outbox_core::avro::AvroSchema;
 //! # #[derive(serde::Serialize, AvroSchema)] struct OrderPlaced { order_id: String }
 //! # impl outbox_core::Event for OrderPlaced { const TOPIC: &'static str = "orders"; }
+//! use outbox_sqlx::Configure as _; // the builder's settings
 //! use outbox_sqlx::postgres::PgOutbox;
 //!
 //! let outbox = PgOutbox::builder(pool.clone()).register::<OrderPlaced>().build().await?;
@@ -44,6 +45,7 @@ pub use database::{Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
 pub use migrate::migrate;
 pub use outbox::{Outbox, OutboxBuilder};
+pub use outbox_core::publish::Configure;
 pub use relay_store::SqlxRelayStore;
 pub use schema_store::SqlxSchemaStore;
 

@@ -4,7 +4,7 @@ use outbox_core::Result;
 use outbox_core::table::{Dialect, Statements, Table, migrations};
 use sqlx::Pool;
 
-use crate::database::{Column, OutboxDatabase, Value, begin_write};
+use crate::database::{Column, Decoded, OutboxDatabase, Value, begin_write};
 use crate::error::store;
 
 /// Creates or upgrades the outbox tables named by `stmts` to the current contract.

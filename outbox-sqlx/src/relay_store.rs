@@ -12,7 +12,7 @@ use outbox_core::{Error, NewOutboxRow, Result, headers_from_json};
 use sqlx::Pool;
 use uuid::Uuid;
 
-use crate::database::{Column, OutboxDatabase, Value, begin_write};
+use crate::database::{Column, Decoded, OutboxDatabase, Value, begin_write};
 use crate::error::store;
 
 /// Rows per statement when inserting or acknowledging many (8 parameters a row stays under
@@ -193,20 +193,6 @@ fn record(row: Vec<Value>) -> Result<OutboxRecord> {
     })
 }
 
-/// The parameters of one row of [`insert_events_sql`].
-pub(crate) fn row_params(row: &NewOutboxRow, params: &mut Vec<Value>) {
-    params.extend([
-        Value::Text(row.event_id_text()),
-        Value::Text(row.topic.clone()),
-        Value::OptBytes(row.event_key.clone()),
-        Value::Text(row.event_type.clone()),
-        Value::OptI32(row.schema_id.and_then(|id| i32::try_from(id).ok())),
-        Value::Text(row.content_type.clone()),
-        Value::Bytes(row.payload.clone()),
-        Value::Text(row.headers_json()),
-    ]);
-}
-
 /// Inserts rows on `conn` (the caller's transaction), in chunks of one statement each.
 pub(crate) async fn insert<DB: OutboxDatabase>(
     conn: &mut DB::Connection,
@@ -217,7 +203,7 @@ pub(crate) async fn insert<DB: OutboxDatabase>(
         let sql = insert_events_sql(DB::DIALECT, stmts.names(), chunk.len());
         let mut params = Vec::with_capacity(chunk.len() * 8);
         for row in chunk {
-            row_params(row, &mut params);
+            params.extend(row.insert_params());
         }
         DB::run(conn, &sql, params)
             .await

@@ -9,7 +9,7 @@ use outbox_core::table::Statements;
 use outbox_core::{Error, Result, Schema};
 use sqlx::Pool;
 
-use crate::database::{Column, OutboxDatabase, Value, begin_write};
+use crate::database::{Column, Decoded, OutboxDatabase, Value, begin_write};
 use crate::error::store;
 
 /// The subject under which the global compatibility setting is stored.

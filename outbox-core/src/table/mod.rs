@@ -8,10 +8,12 @@
 mod ddl;
 mod ident;
 mod statements;
+mod value;
 
 pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
 pub use statements::Statements;
+pub use value::SqlValue;
 
 use crate::Result;
 
