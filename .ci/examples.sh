@@ -47,4 +47,7 @@ drain_with_relay() { # URL PREFIX: run the outbox-relay binary until the outbox 
 echo "-- orders-postgres, drained by the outbox-relay binary"
 DATABASE_URL="$pg" cargo run -q -p orders-postgres
 drain_with_relay "$pg" orders_svc
+echo "-- orders-diesel, drained by the outbox-relay binary"
+DATABASE_URL="$pg" cargo run -q -p orders-diesel
+drain_with_relay "$pg" orders_diesel
 echo "examples: ok"

@@ -1,4 +1,48 @@
-//! `outbox-diesel`: publish outbox events inside the caller's diesel transaction.
+//! `outbox-diesel`: publish outbox events inside the caller's diesel transaction, on
+//! PostgreSQL, MySQL/MariaDB and SQLite.
 //!
-//! Stub: this crate fills in with its own issue. Its rows will be byte-identical to
-//! `outbox-sqlx`'s, since both encode with `outbox-core` and run its insert statement.
+//! - [`DieselOutbox`]: built once at start-up on a connection (migrates the tables, registers
+//!   the event types against the same schema tables as `outbox-sqlx`), then
+//!   `outbox.publish(conn, &event)?` inside `conn.transaction(|conn| ...)`.
+//! - [`migrate`]: the table contract's migrations; the same DDL ships as SQL files for the
+//!   diesel CLI under `migrations/<dialect>/`.
+//!
+//! Rows are byte-identical to `outbox-sqlx`'s (same encoder, same insert statement), so one
+//! relay (`outbox-relay`) drains both, and a service can move between them.
+//!
+//! # Feature flags
+//!
+//! None is on by default: `postgres` (links libpq), `mysql` (links libmysqlclient), `sqlite`
+//! (bundled SQLite).
+
+mod connection;
+mod error;
+mod migrate;
+mod outbox;
+mod store;
+
+pub use connection::{DieselBackend, OutboxConnection};
+pub use migrate::migrate;
+pub use outbox::{DieselOutbox, DieselOutboxBuilder};
+pub use outbox_core::publish::Configure;
+
+/// PostgreSQL names.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    /// The outbox on PostgreSQL (`PgConnection`).
+    pub type PgOutbox = crate::DieselOutbox<diesel::pg::Pg>;
+}
+
+/// MySQL and MariaDB names.
+#[cfg(feature = "mysql")]
+pub mod mysql {
+    /// The outbox on MySQL/MariaDB (`MysqlConnection`).
+    pub type MySqlOutbox = crate::DieselOutbox<diesel::mysql::Mysql>;
+}
+
+/// SQLite names.
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    /// The outbox on SQLite (`SqliteConnection`).
+    pub type SqliteOutbox = crate::DieselOutbox<diesel::sqlite::Sqlite>;
+}

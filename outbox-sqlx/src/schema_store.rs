@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use outbox_core::compat::CompatibilityMode;
-use outbox_core::registry::{RegisteredSchema, SchemaStore};
+use outbox_core::registry::{RegisteredSchema, SchemaStore, stored_schema, stored_version};
 use outbox_core::table::Statements;
 use outbox_core::{Error, Result, Schema};
 use sqlx::Pool;
@@ -53,18 +53,6 @@ impl<DB: OutboxDatabase> SqlxSchemaStore<DB> {
     }
 }
 
-fn parse_stored(json: &str) -> Result<Schema> {
-    Schema::parse_str(json).map_err(|e| Error::Decode {
-        reason: format!("stored schema is not valid: {e}"),
-    })
-}
-
-fn to_u32(v: i32, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Decode {
-        reason: format!("negative {what} {v} in the schema tables"),
-    })
-}
-
 impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
     async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
         let rows = self
@@ -78,16 +66,12 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
         rows.into_iter()
             .map(|row| {
                 let mut row = row.into_iter();
-                let (id, version, json) = match (row.next(), row.next(), row.next()) {
-                    (Some(id), Some(version), Some(json)) => (id.i32(), version.i32(), json.text()),
+                match (row.next(), row.next(), row.next()) {
+                    (Some(id), Some(version), Some(json)) => {
+                        RegisteredSchema::from_row(id.i32(), subject, version.i32(), &json.text())
+                    }
                     _ => unreachable!("three columns were asked for"),
-                };
-                Ok(RegisteredSchema {
-                    id: to_u32(id, "schema id")?,
-                    subject: subject.to_owned(),
-                    version: to_u32(version, "version")?,
-                    schema: parse_stored(&json)?,
-                })
+                }
             })
             .collect()
     }
@@ -121,10 +105,7 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
             .ok_or_else(|| Error::Conflict {
                 what: format!("schema id for subject {subject}"),
             })?;
-        let version_i32 = i32::try_from(version).map_err(|_| Error::InvalidConfig {
-            key: "version".to_owned(),
-            reason: format!("{version} is out of range"),
-        })?;
+        let version_i32 = stored_version(version)?;
         DB::run(
             &mut *tx,
             &self.stmts.insert_version,
@@ -139,12 +120,7 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
         .await
         .map_err(store(op))?;
         tx.commit().await.map_err(store(op))?;
-        Ok(RegisteredSchema {
-            id: to_u32(id, "schema id")?,
-            subject: subject.to_owned(),
-            version,
-            schema: schema.clone(),
-        })
+        RegisteredSchema::from_row(id, subject, version_i32, schema.canonical_json())
     }
 
     async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
@@ -162,7 +138,7 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
         rows.into_iter()
             .next()
             .and_then(|mut row| row.pop())
-            .map(|json| parse_stored(&json.text()))
+            .map(|json| stored_schema(&json.text()))
             .transpose()
     }
 

@@ -10,7 +10,7 @@ mod store;
 mod subject;
 
 pub use memory::MemorySchemaStore;
-pub use store::{RegisteredSchema, SchemaStore};
+pub use store::{RegisteredSchema, SchemaStore, stored_schema, stored_version};
 pub use subject::SubjectNameStrategy;
 
 use crate::compat::{CompatibilityMode, CompatibilityReport, check_compatibility};

@@ -19,6 +19,52 @@ pub struct RegisteredSchema {
     pub schema: Schema,
 }
 
+impl RegisteredSchema {
+    /// Builds a registration from a stored row (`id`, `version` as the tables hold them, the
+    /// schema's canonical JSON), checking what it reads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) for negative numbers or an invalid schema.
+    pub fn from_row(id: i32, subject: &str, version: i32, schema_json: &str) -> Result<Self> {
+        Ok(Self {
+            id: stored_number(id, "schema id")?,
+            subject: subject.to_owned(),
+            version: stored_number(version, "version")?,
+            schema: stored_schema(schema_json)?,
+        })
+    }
+}
+
+fn stored_number(v: i32, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| crate::Error::Decode {
+        reason: format!("negative {what} {v} in the schema tables"),
+    })
+}
+
+/// Parses a schema read back from the schema tables.
+///
+/// # Errors
+///
+/// [`Error::Decode`](crate::Error::Decode) when it is not a valid schema.
+pub fn stored_schema(json: &str) -> Result<Schema> {
+    Schema::parse_str(json).map_err(|e| crate::Error::Decode {
+        reason: format!("stored schema is not valid: {e}"),
+    })
+}
+
+/// A version number as the schema tables store it (`INTEGER`).
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) above `i32::MAX`.
+pub fn stored_version(version: u32) -> Result<i32> {
+    i32::try_from(version).map_err(|_| crate::Error::InvalidConfig {
+        key: "version".to_owned(),
+        reason: format!("{version} is out of range"),
+    })
+}
+
 /// Where a registry keeps subjects, versions, ids and compatibility settings.
 ///
 /// # Contract

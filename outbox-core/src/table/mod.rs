@@ -12,7 +12,7 @@ mod value;
 
 pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
-pub use statements::Statements;
+pub use statements::{MigrationLock, Statements};
 pub use value::SqlValue;
 
 use crate::Result;

@@ -3,31 +3,54 @@
 //! The sqlx and diesel back ends both run these texts, so they behave (and write) the same.
 //! Parameters are numbered in the order documented on each field.
 
-use super::{Dialect, Table, TableNames};
+use super::{Dialect, SqlValue, Table, TableNames};
+
+/// How a dialect serializes concurrent migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationLock {
+    /// Run `lock` (with `key`) inside the migration transaction; it ends with it (PostgreSQL).
+    InTransaction {
+        /// The lock statement.
+        lock: String,
+        /// Its parameter.
+        key: SqlValue,
+    },
+    /// Take a session lock before and release it after; DDL is not transactional (MySQL).
+    Session {
+        /// The lock statement.
+        lock: String,
+        /// The unlock statement.
+        unlock: String,
+        /// Their parameter.
+        key: SqlValue,
+    },
+    /// A write transaction is lock enough (SQLite).
+    WriteTransaction,
+}
 
 /// The statements for one dialect and set of table names.
 #[derive(Debug, Clone)]
 pub struct Statements {
     /// The dialect they are written for.
     pub dialect: Dialect,
-    /// Applied migration versions: `version` (i64).
+    /// Applied migration versions: () -> (value i64).
     pub select_migrations: String,
     /// Records a migration: (version i64, description text).
     pub insert_migration: String,
 
     /// A subject's versions, oldest first: (subject) -> (id i32, version i32, schema_json text).
     pub select_versions: String,
-    /// The global id of a schema: (fingerprint) -> (id i32).
+    /// The global id of a schema: (fingerprint) -> (value i32).
     pub select_schema_id: String,
     /// Allocates the next global id for a new schema: (fingerprint).
     pub insert_schema_id: String,
     /// Stores a version: (id i32, subject, version i32, schema_json, fingerprint).
     pub insert_version: String,
-    /// A schema by global id: (id i32) -> (schema_json).
+    /// A schema by global id: (id i32) -> (value text).
     pub select_schema_by_id: String,
-    /// Every subject: () -> (subject).
+    /// Every subject: () -> (value text).
     pub select_subjects: String,
-    /// A compatibility setting: (subject, '' for global) -> (compatibility).
+    /// A compatibility setting: (subject, '' for global) -> (value text).
     pub select_compatibility: String,
     /// Sets a compatibility: (subject, compatibility).
     pub upsert_compatibility: String,
@@ -195,7 +218,7 @@ impl Statements {
         };
         Self {
             dialect,
-            select_migrations: format!("SELECT version FROM {migrations}"),
+            select_migrations: format!("SELECT version AS value FROM {migrations}"),
             insert_migration: format!(
                 "INSERT INTO {migrations} (version, description) VALUES ({}, {})",
                 p(1),
@@ -205,7 +228,7 @@ impl Statements {
                 "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} ORDER BY version",
                 p(1)
             ),
-            select_schema_id: format!("SELECT id FROM {ids} WHERE fingerprint = {}", p(1)),
+            select_schema_id: format!("SELECT id AS value FROM {ids} WHERE fingerprint = {}", p(1)),
             insert_schema_id: format!(
                 "INSERT INTO {ids} (id, fingerprint) SELECT COALESCE(MAX(id), 0) + 1, {} FROM {ids}",
                 p(1)
@@ -220,12 +243,12 @@ impl Statements {
                 p(5)
             ),
             select_schema_by_id: format!(
-                "SELECT schema_json FROM {schemas} WHERE id = {} ORDER BY subject, version LIMIT 1",
+                "SELECT schema_json AS value FROM {schemas} WHERE id = {} ORDER BY subject, version LIMIT 1",
                 p(1)
             ),
-            select_subjects: format!("SELECT DISTINCT subject FROM {schemas}"),
+            select_subjects: format!("SELECT DISTINCT subject AS value FROM {schemas}"),
             select_compatibility: format!(
-                "SELECT compatibility FROM {config} WHERE subject = {}",
+                "SELECT compatibility AS value FROM {config} WHERE subject = {}",
                 p(1)
             ),
             upsert_compatibility,
@@ -311,6 +334,51 @@ impl Statements {
             },
             names: names.clone(),
         }
+    }
+
+    /// How concurrent migrations of these tables are serialized.
+    pub fn migration_lock(&self) -> MigrationLock {
+        let key = SqlValue::Text(format!("outbox-migrate:{}", self.names.name(Table::Events)));
+        match self.dialect {
+            Dialect::Postgres => MigrationLock::InTransaction {
+                lock: "SELECT CAST(pg_advisory_xact_lock(hashtext($1)) AS TEXT)".to_owned(),
+                key,
+            },
+            Dialect::MySql => MigrationLock::Session {
+                lock: "SELECT GET_LOCK(?, 60)".to_owned(),
+                unlock: "SELECT RELEASE_LOCK(?)".to_owned(),
+                key,
+            },
+            Dialect::Sqlite => MigrationLock::WriteTransaction,
+        }
+    }
+
+    /// The statement that creates the migrations bookkeeping table; run it before reading
+    /// [`select_migrations`](Self::select_migrations).
+    pub fn create_migrations_table(&self) -> String {
+        super::ddl::migrations_table(self.dialect, &self.names)
+    }
+
+    /// Every statement still to run, in order, given the applied versions: each pending
+    /// migration's DDL followed by the insert that records it.
+    pub fn pending_migrations(&self, applied: &[i64]) -> Vec<(String, Vec<SqlValue>)> {
+        super::ddl::migrations(self.dialect, &self.names)
+            .into_iter()
+            .filter(|m| !applied.contains(&m.version))
+            .flat_map(|m| {
+                let record = (
+                    self.insert_migration.clone(),
+                    vec![
+                        SqlValue::I64(m.version),
+                        SqlValue::Text(m.description.to_owned()),
+                    ],
+                );
+                m.statements
+                    .into_iter()
+                    .map(|sql| (sql, Vec::new()))
+                    .chain(std::iter::once(record))
+            })
+            .collect()
     }
 
     /// The LISTEN/NOTIFY channel relays of these tables listen on (PostgreSQL).

@@ -1,0 +1,222 @@
+//! The handle application code publishes through, on the caller's diesel connection.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use outbox_core::encode::EventCodec;
+use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions, complete_now};
+use outbox_core::registry::Registry;
+use outbox_core::table::{Dialect, SqlValue, Statements, insert_events_sql};
+use outbox_core::{Error, Event, NewOutboxRow, Result};
+use uuid::Uuid;
+
+use crate::connection::{DieselBackend, OutboxConnection};
+use crate::error::store;
+use crate::migrate::migrate;
+use crate::store::DieselSchemaStore;
+
+/// Rows per statement when publishing many (8 parameters a row stays under every dialect's
+/// parameter limit).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Publishes events on the caller's diesel connection, inside its transaction.
+///
+/// Built once at start-up with [`DieselOutbox::builder`] (settings from [`Configure`]), which
+/// migrates the tables and registers every event type against the same schema tables as
+/// `outbox-sqlx`. Rows are identical to `outbox-sqlx`'s: both encode with `outbox-core` and
+/// run its insert statement. Share it (`Arc`) across threads.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[cfg(feature = "sqlite")]
+/// # fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// use diesel::{Connection, RunQueryDsl, SqliteConnection};
+/// use outbox_core::avro::AvroSchema;
+/// use outbox_core::Event;
+/// use outbox_diesel::Configure as _;
+/// use outbox_diesel::sqlite::SqliteOutbox;
+///
+/// #[derive(serde::Serialize, AvroSchema)]
+/// struct OrderPlaced { order_id: String, total_cents: i64 }
+/// impl Event for OrderPlaced {
+///     const TOPIC: &'static str = "orders";
+///     fn key(&self) -> Option<String> { Some(self.order_id.clone()) }
+/// }
+///
+/// let mut conn = SqliteConnection::establish("app.db")?;
+/// let outbox = SqliteOutbox::builder().register::<OrderPlaced>().build(&mut conn)?;
+/// conn.transaction(|conn| {
+///     diesel::sql_query("insert into orders (id) values ('o-1')").execute(conn)?;
+///     outbox.publish(conn, &OrderPlaced { order_id: "o-1".into(), total_cents: 990 })?;
+///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+/// })?; // the event exists iff this commits
+/// # Ok(()) }
+/// ```
+pub struct DieselOutbox<B: DieselBackend> {
+    stmts: Statements,
+    codecs: Codecs,
+    backend: PhantomData<fn() -> B>,
+}
+
+impl<B: DieselBackend> fmt::Debug for DieselOutbox<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DieselOutbox")
+            .field("options", self.codecs.options())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and builds a [`DieselOutbox`]; its settings are the [`Configure`] methods.
+#[derive(Debug)]
+pub struct DieselOutboxBuilder<B> {
+    options: OutboxOptions,
+    backend: PhantomData<fn() -> B>,
+}
+
+impl<B> Configure for DieselOutboxBuilder<B> {
+    fn options_mut(&mut self) -> &mut OutboxOptions {
+        &mut self.options
+    }
+}
+
+impl<B: DieselBackend> DieselOutboxBuilder<B> {
+    /// Migrates (unless turned off) and registers every event type on `conn`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IncompatibleSchema`] listing every incompatibility; [`Error::InvalidSchema`];
+    /// [`Error::InvalidConfig`] for `auto_register` (a diesel outbox has no connection of its
+    /// own to register on later: register every type here); [`Error::Store`].
+    pub fn build<C: OutboxConnection<Backend = B>>(self, conn: &mut C) -> Result<DieselOutbox<B>> {
+        if self.options.auto_register {
+            return Err(Error::InvalidConfig {
+                key: "auto_register".to_owned(),
+                reason: "not supported by outbox-diesel: register every event type at start-up"
+                    .to_owned(),
+            });
+        }
+        let stmts = Statements::new(B::DIALECT, &self.options.table_names);
+        if self.options.run_migrations {
+            migrate(conn, &stmts)?;
+        }
+        let outbox = DieselOutbox {
+            stmts,
+            codecs: Codecs::new(self.options),
+            backend: PhantomData,
+        };
+        for ty in &outbox.codecs.options().event_types.clone() {
+            outbox.register_type(conn, ty)?;
+        }
+        Ok(outbox)
+    }
+}
+
+impl<B: DieselBackend> DieselOutbox<B> {
+    /// Starts building an outbox.
+    pub fn builder() -> DieselOutboxBuilder<B> {
+        DieselOutboxBuilder {
+            options: OutboxOptions::default(),
+            backend: PhantomData,
+        }
+    }
+
+    fn register_type<C: OutboxConnection<Backend = B>>(
+        &self,
+        conn: &mut C,
+        ty: &EventType,
+    ) -> Result<Arc<EventCodec>> {
+        let (subject, schema) = self.codecs.subject(ty)?;
+        let mode = self.codecs.options().default_compatibility;
+        let registry =
+            Registry::new(DieselSchemaStore::new(conn, &self.stmts)).with_default_mode(mode);
+        let registered = complete_now(registry.register(&subject, &schema))?;
+        Ok(self.codecs.add(ty, registered.id, subject, schema))
+    }
+
+    /// Validates, encodes and inserts `event` on `conn` (inside your `conn.transaction`).
+    /// Returns the event's id (`ce_id`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SchemaViolation`] (naming the field path), [`Error::PayloadTooLarge`] or
+    /// [`Error::UnregisteredEvent`] before any SQL runs, so nothing is written;
+    /// [`Error::Store`] when the insert fails.
+    pub fn publish<C, E>(&self, conn: &mut C, event: &E) -> Result<Uuid>
+    where
+        C: OutboxConnection<Backend = B>,
+        E: Event + 'static,
+    {
+        self.publish_with_headers(conn, event, &[])
+    }
+
+    /// [`publish`](Self::publish) with extra headers (for example a W3C `traceparent`).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub fn publish_with_headers<C, E>(
+        &self,
+        conn: &mut C,
+        event: &E,
+        headers: &[(&str, &str)],
+    ) -> Result<Uuid>
+    where
+        C: OutboxConnection<Backend = B>,
+        E: Event + 'static,
+    {
+        let ids = self.insert(conn, std::slice::from_ref(event), headers)?;
+        Ok(ids[0])
+    }
+
+    /// Validates and encodes every event, then inserts them in one statement (per 1,000).
+    /// Nothing is written if any event is invalid.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), for the first invalid event.
+    pub fn publish_all<C, E>(&self, conn: &mut C, events: &[E]) -> Result<Vec<Uuid>>
+    where
+        C: OutboxConnection<Backend = B>,
+        E: Event + 'static,
+    {
+        self.insert(conn, events, &[])
+    }
+
+    fn insert<C, E>(
+        &self,
+        conn: &mut C,
+        events: &[E],
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<Uuid>>
+    where
+        C: OutboxConnection<Backend = B>,
+        E: Event + 'static,
+    {
+        let codec = self
+            .codecs
+            .get::<E>()
+            .ok_or_else(Codecs::unregistered::<E>)?;
+        let rows = Codecs::rows(&codec, events, headers)?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_events_sql(B::DIALECT, self.stmts.names(), chunk.len());
+            let params: Vec<SqlValue> =
+                chunk.iter().flat_map(NewOutboxRow::insert_params).collect();
+            conn.run(&sql, params).map_err(store("publish"))?;
+        }
+        if self.codecs.options().notify_relay && B::DIALECT == Dialect::Postgres {
+            conn.run(
+                &self.stmts.notify,
+                vec![SqlValue::Text(self.stmts.notify_channel())],
+            )
+            .map_err(store("notify relays"))?;
+        }
+        Ok(rows.iter().map(|r| r.event_id).collect())
+    }
+
+    /// The SQL statements for this outbox's tables.
+    pub fn statements(&self) -> &Statements {
+        &self.stmts
+    }
+}

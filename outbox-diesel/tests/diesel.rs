@@ -1,0 +1,366 @@
+//! outbox-diesel on PostgreSQL, MariaDB and SQLite: atomicity, rows identical to
+//! outbox-sqlx's, a relay draining diesel-written rows to Kafka, bad input, and the SQL
+//! migration files kept equal to the table contract.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use diesel::{Connection, MysqlConnection, PgConnection, SqliteConnection};
+use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
+use outbox_core::relay::RelayStore;
+use outbox_core::table::{Dialect, Table, TableNames, migrations};
+use outbox_core::{Error, Event};
+use outbox_diesel::{Configure as _, DieselBackend, DieselOutbox, OutboxConnection};
+use outbox_sqlx::{OutboxDatabase, SqlxRelayStore};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "com.acme.orders")]
+struct OrderPlaced {
+    order_id: String,
+    total_cents: i64,
+    tags: std::collections::HashMap<String, String>,
+}
+
+impl Event for OrderPlaced {
+    const TOPIC: &'static str = "orders";
+    fn key(&self) -> Option<String> {
+        Some(self.order_id.clone())
+    }
+}
+
+fn order(n: usize) -> OrderPlaced {
+    OrderPlaced {
+        order_id: format!("order-{n}"),
+        total_cents: n as i64 * 10,
+        tags: [("a", "1"), ("b", "2"), ("c", "3")]
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Mismatched {
+    order_id: i64,
+}
+
+impl AvroSchema for Mismatched {
+    fn get_schema() -> AvroSchemaDef {
+        AvroSchemaDef::parse_str(r#"{"type":"record","name":"Mismatched","fields":[{"name":"order_id","type":"string"}]}"#)
+            .expect("valid")
+    }
+}
+
+impl Event for Mismatched {
+    const TOPIC: &'static str = "mismatched";
+}
+
+#[derive(Debug, Serialize, AvroSchema)]
+struct Unregistered {
+    id: String,
+}
+
+impl Event for Unregistered {
+    const TOPIC: &'static str = "other";
+}
+
+fn names() -> TableNames {
+    TableNames::with_prefix(&format!("d{}", &Uuid::now_v7().simple().to_string()[20..]))
+        .expect("prefix")
+}
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+fn pg_url() -> String {
+    std::env::var("OUTBOX_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/test".into())
+}
+
+fn mysql_url() -> String {
+    std::env::var("OUTBOX_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+fn establish<C: Connection>(url: &str) -> Option<C> {
+    match C::establish(url) {
+        Ok(conn) => Some(conn),
+        Err(e) if !ci() => {
+            eprintln!("skipping: {url}: {e}");
+            None
+        }
+        Err(e) => panic!("CI=true and {url} is unreachable: {e}"),
+    }
+}
+
+fn outbox<C: OutboxConnection>(conn: &mut C, names: &TableNames) -> DieselOutbox<C::Backend> {
+    DieselOutbox::builder()
+        .table_names(names.clone())
+        .register::<OrderPlaced>()
+        .register::<Mismatched>()
+        .build(conn)
+        .expect("diesel outbox builds")
+}
+
+fn count<C: OutboxConnection>(conn: &mut C, names: &TableNames) -> i64 {
+    let sql = format!(
+        "SELECT COUNT(*) AS value FROM {}",
+        names.qualified(<C::Backend as DieselBackend>::DIALECT, Table::Events)
+    );
+    conn.load_i64(&sql, vec![]).expect("count")[0]
+}
+
+/// Rollback leaves nothing; commit leaves exactly the published rows; bad input writes
+/// nothing and leaves the transaction usable.
+fn atomic_and_refuses_bad_input<C: OutboxConnection>(conn: &mut C) {
+    let names = names();
+    let outbox = outbox(conn, &names);
+    let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        outbox.publish(conn, &order(1)).expect("publish");
+        outbox
+            .publish_all(conn, &[order(2), order(3)])
+            .expect("publish all");
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(rolled_back.is_err());
+    assert_eq!(count(conn, &names), 0, "rollback leaves no row");
+
+    let published = conn
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            let mut ids = vec![outbox.publish(conn, &order(4)).expect("publish")];
+            match outbox.publish(conn, &Mismatched { order_id: 5 }) {
+                Err(Error::SchemaViolation { path, .. }) => assert_eq!(path, "order_id"),
+                other => panic!("expected SchemaViolation, got {other:?}"),
+            }
+            assert!(matches!(
+                outbox.publish(conn, &Unregistered { id: "x".into() }),
+                Err(Error::UnregisteredEvent { .. })
+            ));
+            let mut big = order(6);
+            big.tags.insert("blob".into(), "x".repeat(2 * 1024 * 1024));
+            assert!(matches!(
+                outbox.publish_all(conn, &[order(7), big]),
+                Err(Error::PayloadTooLarge { .. })
+            ));
+            ids.extend(
+                outbox
+                    .publish_all(conn, &[order(8), order(9)])
+                    .expect("publish all"),
+            );
+            Ok(ids)
+        })
+        .expect("commit");
+    assert_eq!(published.len(), 3);
+    assert_eq!(
+        count(conn, &names),
+        3,
+        "exactly the committed, valid events"
+    );
+}
+
+#[test]
+fn diesel_is_atomic_and_refuses_bad_input_on_postgres() {
+    let Some(mut conn) = establish::<PgConnection>(&pg_url()) else {
+        return;
+    };
+    atomic_and_refuses_bad_input(&mut conn);
+}
+
+#[test]
+fn diesel_is_atomic_and_refuses_bad_input_on_mariadb() {
+    let Some(mut conn) = establish::<MysqlConnection>(&mysql_url()) else {
+        return;
+    };
+    atomic_and_refuses_bad_input(&mut conn);
+}
+
+#[test]
+fn diesel_is_atomic_and_refuses_bad_input_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn = SqliteConnection::establish(&dir.path().join("d.db").display().to_string())
+        .expect("sqlite");
+    atomic_and_refuses_bad_input(&mut conn);
+}
+
+/// The same event through diesel and through sqlx: identical columns (but ids and
+/// timestamps); then the relay drains the diesel rows to Kafka and a consumer decodes them.
+async fn identical_rows_and_drained<C, DB>(conn: &mut C, pool: sqlx::Pool<DB>)
+where
+    C: OutboxConnection,
+    DB: OutboxDatabase,
+{
+    let names = names();
+    let diesel_outbox = outbox(conn, &names);
+    let sqlx_outbox = outbox_sqlx::Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<OrderPlaced>()
+        .register::<Mismatched>()
+        .build()
+        .await
+        .expect("sqlx outbox");
+    let event = order(42);
+    let via_diesel = conn
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            Ok(diesel_outbox.publish(conn, &event).expect("publish"))
+        })
+        .expect("commit");
+    let mut tx = pool.begin().await.expect("begin");
+    let via_sqlx = sqlx_outbox
+        .publish(&mut *tx, &event)
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+
+    let store = SqlxRelayStore::new(
+        pool.clone(),
+        std::sync::Arc::new(sqlx_outbox.statements().clone()),
+    )
+    .with_strict_order(false);
+    let rows = store.claim_batch(10).await.expect("claim");
+    assert_eq!(rows.len(), 2);
+    let (d, s) = (&rows[0], &rows[1]);
+    assert_eq!((d.event_id, s.event_id), (via_diesel, via_sqlx));
+    assert_eq!(d.topic, s.topic);
+    assert_eq!(d.event_key, s.event_key);
+    assert_eq!(d.event_type, s.event_type);
+    assert_eq!(d.schema_id, s.schema_id, "one registry: the same schema id");
+    assert_eq!(d.content_type, s.content_type);
+    assert_eq!(d.payload, s.payload, "byte-identical payloads");
+    assert_eq!(d.headers, s.headers);
+
+    // A relay drains the diesel-written rows; a consumer decodes them.
+    let kafka = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    kafka.create_topic("orders", 1, 1).expect("topic");
+    let kafka_config = outbox_relay::config::KafkaConfig {
+        bootstrap_servers: Some(kafka.bootstrap_servers()),
+        ..Default::default()
+    };
+    let relay = outbox_relay::Relay::new(
+        store,
+        outbox_relay::producer::producer(&kafka_config).expect("producer"),
+        outbox_relay::config::RelayConfig::default().relay,
+        "diesel-test".into(),
+    );
+    let mut published = 0;
+    while published < 2 {
+        if let outbox_relay::Step::Drained { published: p, .. } =
+            relay.drain_once().await.expect("step")
+        {
+            published += p;
+            assert!(p > 0 || published == 2, "the relay makes progress");
+        }
+    }
+    let bootstrap = kafka.bootstrap_servers();
+    let values = tokio::task::spawn_blocking(move || read_values(&bootstrap, 2))
+        .await
+        .expect("consumer");
+    let schema = OrderPlaced::schema().expect("schema");
+    let ids: HashSet<Uuid> = values.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, HashSet::from([via_diesel, via_sqlx]));
+    for (_, value) in values {
+        let decoded: OrderPlaced =
+            outbox_core::encode::wire::decode(&value, |_| Ok(schema.clone()), None)
+                .expect("decodes");
+        assert_eq!(decoded, event);
+    }
+}
+
+fn read_values(bootstrap: &str, n: usize) -> Vec<(Uuid, Vec<u8>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "diesel-test")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("orders", 0, rdkafka::Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n && std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.expect("message");
+        let id = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "ce_id").and_then(|h| h.value))
+            .map(|v| Uuid::parse_str(&String::from_utf8_lossy(v)).expect("uuid"))
+            .expect("ce_id");
+        out.push((id, message.payload().unwrap_or_default().to_vec()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_rows_and_drained_on_postgres() {
+    let Some(mut conn) = establish::<PgConnection>(&pg_url()) else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&pg_url()).await.expect("pool");
+    identical_rows_and_drained(&mut conn, pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_rows_and_drained_on_mariadb() {
+    let Some(mut conn) = establish::<MysqlConnection>(&mysql_url()) else {
+        return;
+    };
+    let pool = sqlx::MySqlPool::connect(&mysql_url()).await.expect("pool");
+    identical_rows_and_drained(&mut conn, pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_rows_and_drained_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("d.db");
+    let mut conn = SqliteConnection::establish(&path.display().to_string()).expect("sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("pool");
+    identical_rows_and_drained(&mut conn, pool).await;
+}
+
+/// The SQL files for the diesel CLI are the table contract's DDL, statement for statement.
+/// `OUTBOX_WRITE_MIGRATIONS=1 cargo test -p outbox-diesel --all-features` rewrites them.
+#[test]
+fn migration_files_match_the_table_contract() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for (dialect, dir) in [
+        (Dialect::Postgres, "postgres"),
+        (Dialect::MySql, "mysql"),
+        (Dialect::Sqlite, "sqlite"),
+    ] {
+        let names = TableNames::default();
+        let up: String = migrations(dialect, &names)
+            .iter()
+            .flat_map(|m| m.statements.iter())
+            .map(|s| format!("{s};\n"))
+            .collect();
+        let down: String = Table::ALL
+            .iter()
+            .rev()
+            .map(|t| format!("DROP TABLE IF EXISTS {};\n", names.qualified(dialect, *t)))
+            .collect();
+        let folder = root.join(dir).join("2026-11-28-000000_outbox");
+        if std::env::var_os("OUTBOX_WRITE_MIGRATIONS").is_some() {
+            std::fs::create_dir_all(&folder).expect("mkdir");
+            std::fs::write(folder.join("up.sql"), &up).expect("write");
+            std::fs::write(folder.join("down.sql"), &down).expect("write");
+        }
+        let on_disk = std::fs::read_to_string(folder.join("up.sql")).expect("up.sql exists");
+        assert_eq!(
+            on_disk, up,
+            "{dir}/up.sql differs from the contract; rerun with OUTBOX_WRITE_MIGRATIONS=1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(folder.join("down.sql")).expect("down.sql"),
+            down
+        );
+    }
+}
