@@ -29,7 +29,7 @@ drain_with_relay() { # URL PREFIX: run the outbox-relay binary until the outbox 
   local url=$1 prefix=$2 relay=target/debug/outbox-relay pid
   cargo build -q -p outbox-relay
   "$relay" --database-url "$url" --table-prefix "$prefix" --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" \
-    --http-listen "" run &
+    --http-listen "" --registry-listen "" run &
   pid=$!
   for _ in $(seq 1 300); do
     if "$relay" --database-url "$url" --table-prefix "$prefix" status | grep -q "backlog:      0 "; then

@@ -9,7 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::compat::CompatibilityMode;
 use crate::encode::{DEFAULT_MAX_PAYLOAD_BYTES, EventCodec, PayloadFormat};
 use crate::event::Event;
-use crate::registry::SubjectNameStrategy;
+use crate::registry::{RemoteRegistryConfig, SubjectNameStrategy};
 use crate::schema::Schema;
 use crate::table::TableNames;
 use crate::{Error, NewOutboxRow, Result};
@@ -70,6 +70,8 @@ pub struct OutboxOptions {
     pub notify_relay: bool,
     /// The event types registered at start-up.
     pub event_types: Vec<EventType>,
+    /// A remote Confluent-compatible registry to register with instead of the embedded one.
+    pub schema_registry: Option<RemoteRegistryConfig>,
 }
 
 impl Default for OutboxOptions {
@@ -84,6 +86,7 @@ impl Default for OutboxOptions {
             auto_register: false,
             notify_relay: false,
             event_types: Vec::new(),
+            schema_registry: None,
         }
     }
 }
@@ -155,6 +158,14 @@ pub trait Configure: Sized {
     #[must_use]
     fn notify_relay(mut self, on: bool) -> Self {
         self.options_mut().notify_relay = on;
+        self
+    }
+
+    /// Registers schemas with a remote Confluent-compatible registry instead of the embedded
+    /// tables. Ids are cached at start-up, so publishing makes no network call.
+    #[must_use]
+    fn schema_registry(mut self, registry: RemoteRegistryConfig) -> Self {
+        self.options_mut().schema_registry = Some(registry);
         self
     }
 

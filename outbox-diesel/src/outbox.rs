@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
 use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions, complete_now};
-use outbox_core::registry::Registry;
+use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, SqlValue, Statements, insert_events_sql};
 use outbox_core::{Error, Event, NewOutboxRow, Result};
 use uuid::Uuid;
@@ -129,8 +129,11 @@ impl<B: DieselBackend> DieselOutbox<B> {
     ) -> Result<Arc<EventCodec>> {
         let (subject, schema) = self.codecs.subject(ty)?;
         let mode = self.codecs.options().default_compatibility;
-        let registry =
-            Registry::new(DieselSchemaStore::new(conn, &self.stmts)).with_default_mode(mode);
+        let store = match &self.codecs.options().schema_registry {
+            Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote.clone())),
+            None => EitherStore::Left(DieselSchemaStore::new(conn, &self.stmts)),
+        };
+        let registry = Registry::new(store).with_default_mode(mode);
         let registered = complete_now(registry.register(&subject, &schema))?;
         Ok(self.codecs.add(ty, registered.id, subject, schema))
     }

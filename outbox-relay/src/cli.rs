@@ -33,6 +33,9 @@ pub(crate) struct Global {
     /// Address for /metrics, /healthz, /readyz ("" turns it off).
     #[arg(long, global = true)]
     pub(crate) http_listen: Option<String>,
+    /// Address for the schema registry REST API ("" turns it off).
+    #[arg(long, global = true)]
+    pub(crate) registry_listen: Option<String>,
     /// A librdkafka producer property, `key=value` (repeatable).
     #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
     pub(crate) kafka_property: Vec<String>,
@@ -49,6 +52,9 @@ pub(crate) enum Command {
     /// Work with event schemas.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// The schema registry REST API (Confluent-compatible).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// Inspect and resolve events that failed permanently.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLetterCommand),
@@ -94,6 +100,17 @@ pub(crate) enum SchemaCommand {
         /// A global schema id instead of a subject.
         #[arg(long)]
         id: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Serve the embedded registry over the Confluent Schema Registry REST API until SIGINT
+    /// or SIGTERM (`run` serves it too).
+    Serve {
+        /// Refuse registrations and configuration changes.
+        #[arg(long)]
+        read_only: bool,
     },
 }
 

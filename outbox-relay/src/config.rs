@@ -21,6 +21,10 @@
 //!
 //! [http]
 //! listen = "127.0.0.1:9464"     # /metrics, /healthz, /readyz; "" turns it off
+//!
+//! [registry]
+//! listen = "127.0.0.1:8081"     # Confluent-compatible schema registry API; "" turns it off
+//! read_only = false
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +57,35 @@ pub struct RelayConfig {
     /// The HTTP endpoint for metrics and health.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The schema registry REST API (Confluent-compatible) over the embedded registry.
+    #[serde(default)]
+    pub registry: RegistryApiConfig,
+}
+
+/// The schema registry REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryApiConfig {
+    /// Address to serve it on; empty turns it off.
+    #[serde(default = "default_registry_listen")]
+    pub listen: String,
+    /// Refuse registrations and configuration changes over the API (schemas then come only
+    /// from application start-up).
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl Default for RegistryApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_registry_listen(),
+            read_only: false,
+        }
+    }
+}
+
+fn default_registry_listen() -> String {
+    "127.0.0.1:8081".to_owned()
 }
 
 /// Kafka settings.
@@ -198,6 +231,8 @@ pub struct Overrides {
     pub http_listen: Option<String>,
     /// `--table-prefix`.
     pub table_prefix: Option<String>,
+    /// `--registry-listen`.
+    pub registry_listen: Option<String>,
     /// `-X key=value` librdkafka properties.
     pub kafka_properties: Vec<(String, String)>,
 }
@@ -264,6 +299,9 @@ impl RelayConfig {
         if let Some(listen) = var("OUTBOX_HTTP_LISTEN") {
             self.http.listen = listen;
         }
+        if let Some(listen) = var("OUTBOX_REGISTRY_LISTEN") {
+            self.registry.listen = listen;
+        }
     }
 
     /// Applies flag values.
@@ -279,6 +317,9 @@ impl RelayConfig {
         }
         if let Some(prefix) = overrides.table_prefix {
             self.table_prefix = prefix;
+        }
+        if let Some(listen) = overrides.registry_listen {
+            self.registry.listen = listen;
         }
         self.kafka.properties.extend(overrides.kafka_properties);
     }
@@ -300,6 +341,7 @@ impl RelayConfig {
             return Err(invalid("relay.lease_ttl", "must be at least 1s"));
         }
         self.http_listen()?;
+        self.registry_listen()?;
         outbox_core::table::TableNames::with_prefix(&self.table_prefix)
             .map_err(|e| invalid("table_prefix", e.to_string()))?;
         Ok(())
@@ -336,6 +378,23 @@ impl RelayConfig {
             invalid(
                 "database_url",
                 "missing (set it in the file, OUTBOX_DATABASE_URL, DATABASE_URL or --database-url)",
+            )
+        })
+    }
+
+    /// The registry API address, `None` when turned off.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an address that does not parse.
+    pub fn registry_listen(&self) -> Result<Option<SocketAddr>> {
+        if self.registry.listen.is_empty() {
+            return Ok(None);
+        }
+        self.registry.listen.parse().map(Some).map_err(|e| {
+            invalid(
+                "registry.listen",
+                format!("{:?} is not an address: {e}", self.registry.listen),
             )
         })
     }

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod ops;
 pub mod producer;
 pub mod record;
+pub mod registry_api;
 mod relay;
 pub mod schema_check;
 

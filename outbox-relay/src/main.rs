@@ -10,7 +10,7 @@ use outbox_relay::config::{Overrides, RelayConfig};
 use outbox_relay::schema_check::CheckInput;
 use outbox_relay::{ops, with_database};
 
-use cli::{Cli, Command, DeadLetterCommand, Format, Global, SchemaCommand};
+use cli::{Cli, Command, DeadLetterCommand, Format, Global, RegistryCommand, SchemaCommand};
 
 /// Exit code for invalid input or configuration (as clap uses for usage errors).
 const EXIT_INVALID_INPUT: u8 = 2;
@@ -108,6 +108,7 @@ fn load_config(global: Global) -> Result<RelayConfig, Error> {
             bootstrap_servers: global.bootstrap_servers,
             http_listen: global.http_listen,
             table_prefix: global.table_prefix,
+            registry_listen: global.registry_listen,
             kafka_properties,
         },
     )
@@ -140,7 +141,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 
 async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     // Only `run` handles signals; other commands stop on Ctrl-C as usual.
-    let shutdown = matches!(cli.command, Command::Run).then(shutdown_signal);
+    let shutdown = matches!(cli.command, Command::Run | Command::Registry(_)).then(shutdown_signal);
     let config = load_config(cli.global)?;
     let url = config.database_url()?.to_owned();
     match cli.command {
@@ -156,6 +157,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 dead_lettered = summary.dead_lettered,
                 "relay stopped"
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Registry(RegistryCommand::Serve { read_only }) => {
+            let Some(shutdown) = shutdown else {
+                unreachable!("created for registry serve")
+            };
+            let mut config = config;
+            config.registry.read_only |= read_only;
+            with_database!(&url, |pool: DB| {
+                ops::registry_serve::<DB>(pool, &config, shutdown).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

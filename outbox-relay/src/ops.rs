@@ -91,12 +91,7 @@ pub async fn run<DB: OutboxDatabase>(
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let http = match config.http_listen()? {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                outbox_core::Error::InvalidConfig {
-                    key: "http.listen".to_owned(),
-                    reason: format!("cannot listen on {addr}: {e}"),
-                }
-            })?;
+            let listener = bind(addr, "http.listen").await?;
             let stuck_after =
                 config.relay.lease_ttl.max(Duration::from_secs(30)) + config.relay.shutdown_timeout;
             let stopped = async move {
@@ -107,8 +102,30 @@ pub async fn run<DB: OutboxDatabase>(
         }
         None => None,
     };
+    let api = match config.registry_listen()? {
+        Some(addr) => {
+            let listener = bind(addr, "registry.listen").await?;
+            let mut rx = stop_tx.subscribe();
+            let stopped = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let registry = registry(pool_of(&relay), config)?;
+            Some(tokio::spawn(crate::registry_api::serve(
+                listener,
+                registry,
+                config.registry.read_only,
+                stopped,
+            )))
+        }
+        None => None,
+    };
     let summary = relay.run(shutdown).await?;
     let _ = stop_tx.send(true);
+    if let Some(api) = api
+        && let Ok(Err(e)) = api.await
+    {
+        tracing::warn!(error = %e, "the schema registry API failed");
+    }
     if let Some(listener) = listener {
         listener.abort();
     }
@@ -118,6 +135,50 @@ pub async fn run<DB: OutboxDatabase>(
         tracing::warn!(error = %e, "the metrics endpoint failed");
     }
     Ok(summary)
+}
+
+async fn bind(addr: std::net::SocketAddr, key: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| outbox_core::Error::InvalidConfig {
+            key: key.to_owned(),
+            reason: format!("cannot listen on {addr}: {e}"),
+        })
+}
+
+fn pool_of<DB: OutboxDatabase>(relay: &Relay<SqlxRelayStore<DB>>) -> Pool<DB> {
+    relay.store().pool().clone()
+}
+
+/// `registry serve`: serves the embedded registry's REST API until `shutdown`.
+///
+/// # Errors
+///
+/// Binding the address, migration.
+pub async fn registry_serve<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let Some(addr) = config.registry_listen()? else {
+        return Err(outbox_core::Error::InvalidConfig {
+            key: "registry.listen".to_owned(),
+            reason: "empty: give an address to serve on".to_owned(),
+        });
+    };
+    migrate(&pool, config).await?;
+    let listener = bind(addr, "registry.listen").await?;
+    crate::registry_api::serve(
+        listener,
+        registry(pool, config)?,
+        config.registry.read_only,
+        shutdown,
+    )
+    .await
+    .map_err(|e| outbox_core::Error::InvalidConfig {
+        key: "registry.listen".to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// Listens on `channel` and notifies `wakeup` on every notification, reconnecting with backoff.

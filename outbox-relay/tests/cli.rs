@@ -43,6 +43,7 @@ fn every_subcommand_has_help() {
         vec!["schema", "register", "--help"],
         vec!["schema", "list", "--help"],
         vec!["schema", "get", "--help"],
+        vec!["registry", "serve", "--help"],
         vec!["dead-letters", "--help"],
         vec!["dead-letters", "list", "--help"],
         vec!["dead-letters", "retry", "--help"],
@@ -279,7 +280,7 @@ async fn running_relay_serves_metrics_and_health_and_stops_on_sigterm() {
             "--bootstrap-servers",
         ])
         .arg(kafka.bootstrap_servers())
-        .args(["--http-listen", &addr, "run"])
+        .args(["--http-listen", &addr, "--registry-listen", "", "run"])
         .env("RUST_LOG", "error")
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
         .stdout(Stdio::null())

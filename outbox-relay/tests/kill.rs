@@ -54,7 +54,7 @@ async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
         &config_file,
         format!(
             "database_url = \"{url}\"\ntable_prefix = \"{}\"\n[kafka]\nbootstrap_servers = \"{}\"\n\
-             [relay]\nbatch_size = 500\npoll_interval = \"20ms\"\nlease_ttl = \"2s\"\n[http]\nlisten = \"\"\n",
+             [relay]\nbatch_size = 500\npoll_interval = \"20ms\"\nlease_ttl = \"2s\"\n[http]\nlisten = \"\"\n[registry]\nlisten = \"\"\n",
             prefix.trim_end_matches("_events"),
             kafka.bootstrap_servers()
         ),

@@ -87,6 +87,14 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
     store.insert_rows(&rows).await.expect("insert");
 
     let prefix = names.name(outbox_core::table::Table::Events).to_string();
+    let registry_addr = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    );
     let mut relay = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
         .args([
             "--database-url",
@@ -99,6 +107,8 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
             prefix.trim_end_matches("_events"),
             "--http-listen",
             "",
+            "--registry-listen",
+            &registry_addr,
             "run",
         ])
         .env("RUST_LOG", "error")
@@ -113,15 +123,6 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await; // let the relay take the lease and settle
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &relay.id().to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    assert_eq!(relay.wait().expect("exit").code(), Some(0));
 
     // Our own consumer: every record, keyed, in per-key order.
     let (b, t) = (bootstrap.clone(), topic.clone());
@@ -141,6 +142,8 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
             "CI=true but OUTBOX_PYTHON is not set"
         );
         eprintln!("skipping the confluent-kafka check: OUTBOX_PYTHON is not set");
+        let _ = relay.kill();
+        let _ = relay.wait();
         return;
     };
     let stored = registry
@@ -151,7 +154,7 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
     let schema_file = dir.path().join("schema.avsc");
     std::fs::write(&schema_file, stored.canonical_json()).expect("write schema");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/consume_confluent.py");
-    let out = Command::new(python)
+    let out = Command::new(&python)
         .args([script, &bootstrap, &topic, "300"])
         .arg(&schema_file)
         .output()
@@ -179,4 +182,40 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
         assert_eq!(line["value"]["order_id"], event.order_id.as_str());
         assert_eq!(line["value"]["seq"], event.seq);
     }
+
+    // confluent-kafka's SchemaRegistryClient + AvroDeserializer, pointed at the relay.
+    let url = format!("http://{registry_addr}");
+    let out = Command::new(&python)
+        .args([script, &bootstrap, &topic, "300", &url])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoded: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(
+        decoded.len(),
+        300,
+        "AvroDeserializer read every record through our registry"
+    );
+    for line in &decoded {
+        let event = by_id[line["ce_id"].as_str().expect("ce_id")];
+        assert_eq!(line["value"]["order_id"], event.order_id.as_str());
+        assert_eq!(line["value"]["seq"], event.seq);
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await; // let the relay take the lease and settle
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &relay.id().to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert_eq!(relay.wait().expect("exit").code(), Some(0));
 }

@@ -44,7 +44,7 @@ mod schema_store;
 pub use database::{Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
 pub use migrate::migrate;
-pub use outbox::{Outbox, OutboxBuilder};
+pub use outbox::{Outbox, OutboxBuilder, WriterStore};
 pub use outbox_core::publish::Configure;
 pub use relay_store::SqlxRelayStore;
 pub use schema_store::SqlxSchemaStore;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
 use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions};
-use outbox_core::registry::Registry;
+use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, Statements};
 use outbox_core::{Event, Result};
 use sqlx::Pool;
@@ -57,7 +57,7 @@ pub struct Outbox<DB: OutboxDatabase> {
 struct Inner<DB: OutboxDatabase> {
     pool: Pool<DB>,
     stmts: Arc<Statements>,
-    registry: Registry<SqlxSchemaStore<DB>>,
+    registry: Registry<WriterStore<DB>>,
     codecs: Codecs,
 }
 
@@ -76,6 +76,9 @@ impl<DB: OutboxDatabase> fmt::Debug for Outbox<DB> {
             .finish_non_exhaustive()
     }
 }
+
+/// Where a writer's schemas live: the embedded tables or a remote registry.
+pub type WriterStore<DB> = EitherStore<SqlxSchemaStore<DB>, RemoteSchemaStore>;
 
 /// Configures and builds an [`Outbox`]; its settings are the [`Configure`] methods.
 pub struct OutboxBuilder<DB: OutboxDatabase> {
@@ -111,7 +114,10 @@ impl<DB: OutboxDatabase> OutboxBuilder<DB> {
         if self.options.run_migrations {
             migrate(&self.pool, &stmts).await?;
         }
-        let store = SqlxSchemaStore::new(self.pool.clone(), Arc::clone(&stmts));
+        let store = match &self.options.schema_registry {
+            Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote.clone())),
+            None => EitherStore::Left(SqlxSchemaStore::new(self.pool.clone(), Arc::clone(&stmts))),
+        };
         let registry = Registry::new(store).with_default_mode(self.options.default_compatibility);
         let event_types = self.options.event_types.clone();
         let outbox = Outbox {
@@ -237,8 +243,8 @@ impl<DB: OutboxDatabase> Outbox<DB> {
         Ok(rows.iter().map(|r| r.event_id).collect())
     }
 
-    /// The schema registry over this database's schema tables.
-    pub fn registry(&self) -> &Registry<SqlxSchemaStore<DB>> {
+    /// The schema registry: this database's schema tables, or the remote registry.
+    pub fn registry(&self) -> &Registry<WriterStore<DB>> {
         &self.inner.registry
     }
 

@@ -5,11 +5,16 @@
 //! back ends (sqlx, diesel) run the same rules; [`Registry`] drives them over an async store.
 
 pub mod conformance;
+mod decoder;
 mod memory;
+mod remote;
 mod store;
 mod subject;
 
+pub use decoder::Decoder;
 pub use memory::MemorySchemaStore;
+pub use remote::{RemoteRegistryConfig, RemoteSchemaStore};
+pub use store::EitherStore;
 pub use store::{RegisteredSchema, SchemaStore, stored_schema, stored_version};
 pub use subject::SubjectNameStrategy;
 
@@ -112,6 +117,11 @@ impl<S: SchemaStore> Registry<S> {
     pub fn with_default_mode(mut self, mode: CompatibilityMode) -> Self {
         self.default_mode = mode;
         self
+    }
+
+    /// The mode used where neither the subject nor the store sets one.
+    pub fn default_mode(&self) -> CompatibilityMode {
+        self.default_mode
     }
 
     /// The store.

@@ -138,3 +138,60 @@ macro_rules! forward_store {
 
 // A registry can share a store by reference or by `Arc`.
 forward_store!(&T, std::sync::Arc<T>);
+
+/// One of two stores, chosen at run time (the embedded tables or a remote registry).
+#[derive(Debug, Clone)]
+pub enum EitherStore<A, B> {
+    /// The first.
+    Left(A),
+    /// The second.
+    Right(B),
+}
+
+impl<A: SchemaStore, B: SchemaStore> SchemaStore for EitherStore<A, B> {
+    async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
+        match self {
+            Self::Left(a) => a.versions(subject).await,
+            Self::Right(b) => b.versions(subject).await,
+        }
+    }
+    async fn insert_version(
+        &self,
+        subject: &str,
+        version: u32,
+        schema: &Schema,
+    ) -> Result<RegisteredSchema> {
+        match self {
+            Self::Left(a) => a.insert_version(subject, version, schema).await,
+            Self::Right(b) => b.insert_version(subject, version, schema).await,
+        }
+    }
+    async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
+        match self {
+            Self::Left(a) => a.schema_by_id(id).await,
+            Self::Right(b) => b.schema_by_id(id).await,
+        }
+    }
+    async fn subjects(&self) -> Result<Vec<String>> {
+        match self {
+            Self::Left(a) => a.subjects().await,
+            Self::Right(b) => b.subjects().await,
+        }
+    }
+    async fn compatibility(&self, subject: Option<&str>) -> Result<Option<CompatibilityMode>> {
+        match self {
+            Self::Left(a) => a.compatibility(subject).await,
+            Self::Right(b) => b.compatibility(subject).await,
+        }
+    }
+    async fn set_compatibility(
+        &self,
+        subject: Option<&str>,
+        mode: Option<CompatibilityMode>,
+    ) -> Result<()> {
+        match self {
+            Self::Left(a) => a.set_compatibility(subject, mode).await,
+            Self::Right(b) => b.set_compatibility(subject, mode).await,
+        }
+    }
+}

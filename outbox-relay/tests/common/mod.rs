@@ -210,6 +210,8 @@ shutdown_timeout = "10s"
 {extra}
 [http]
 listen = ""
+[registry]
+listen = ""
 "#
     );
     let config = RelayConfig::from_toml(&text).expect("test config");
