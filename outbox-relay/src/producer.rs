@@ -18,7 +18,7 @@ const ENFORCED: [(&str, &str); 3] = [
 const DEFAULTS: [(&str, &str); 4] = [
     // 0 = no delivery timeout: transient errors are retried until the broker is back.
     ("message.timeout.ms", "0"),
-    ("linger.ms", "5"),
+    ("linger.ms", "1"),
     ("batch.num.messages", "10000"),
     ("queue.buffering.max.messages", "200000"),
 ];

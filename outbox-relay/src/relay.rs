@@ -70,6 +70,7 @@ pub struct Relay<S> {
     instance: String,
     metrics: Arc<Metrics>,
     wakeup: Option<Arc<tokio::sync::Notify>>,
+    once: tokio::sync::Mutex<State>,
 }
 
 impl<S> std::fmt::Debug for Relay<S> {
@@ -81,12 +82,35 @@ impl<S> std::fmt::Debug for Relay<S> {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     lease_until: Option<Instant>,
     blocked: HashSet<BlockedKey>,
     blocked_read_at: Option<Instant>,
     status_read_at: Option<Instant>,
+    /// The last id produced: the next claim starts after it.
+    cursor: i64,
+    /// A batch produced but not yet acknowledged; it is finished after the next batch is
+    /// claimed and sent, so the database and Kafka work at the same time.
+    pending: Option<Batch>,
+}
+
+/// A claimed batch whose records were handed to the producer.
+struct Batch {
+    records: Vec<OutboxRecord>,
+    in_flight: Vec<(usize, rdkafka::producer::DeliveryFuture)>,
+    failures: Vec<(usize, KafkaError)>,
+    started: Instant,
+    dead_lettered: usize,
+}
+
+/// What finishing a batch did.
+#[derive(Default)]
+struct Finished {
+    published: usize,
+    dead_lettered: usize,
+    /// Rows that stay in the outbox (transient failures): the cursor must go back for them.
+    left_behind: bool,
 }
 
 fn key_of(record: &OutboxRecord) -> BlockedKey {
@@ -130,6 +154,7 @@ impl<S: RelayStore> Relay<S> {
             instance,
             metrics: Arc::new(Metrics::new()),
             wakeup: None,
+            once: tokio::sync::Mutex::default(),
         }
     }
 
@@ -300,37 +325,88 @@ impl<S: RelayStore> Relay<S> {
     /// rows in the outbox: they are produced again (duplicates, never loss).
     async fn step(&self, state: &mut State) -> Result<Step> {
         if !self.hold_lease(state).await? {
-            return Ok(Step::StandingBy);
-        }
-        self.refresh(state).await?;
-        let started = Instant::now();
-        let records = self.store.claim_batch(self.settings.batch_size).await?;
-        self.metrics.set_ready(true);
-        if records.is_empty() {
-            return Ok(Step::Drained {
-                claimed: 0,
-                published: 0,
-                dead_lettered: 0,
+            // Records already produced are finished; nothing new is claimed.
+            let done = match state.pending.take() {
+                Some(batch) => self.finish(batch, state).await?,
+                None => Finished::default(),
+            };
+            return Ok(if done.published + done.dead_lettered > 0 {
+                Step::Drained {
+                    claimed: 0,
+                    published: done.published,
+                    dead_lettered: done.dead_lettered,
+                }
+            } else {
+                Step::StandingBy
             });
         }
+        self.refresh(state).await?;
+        let records = self
+            .store
+            .claim_after(state.cursor, self.settings.batch_size)
+            .await?;
+        self.metrics.set_ready(true);
+        let claimed = records.len();
         // A lease about to run out must not be used to produce: another instance may start.
-        if state
-            .lease_until
-            .is_none_or(|until| until < Instant::now() + self.settings.lease_ttl / 3)
+        if claimed > 0
+            && state
+                .lease_until
+                .is_none_or(|until| until < Instant::now() + self.settings.lease_ttl / 3)
             && !self.hold_lease(state).await?
         {
             return Ok(Step::StandingBy);
         }
-        let claimed = records.len();
-        let mut dead_lettered = 0;
+        let current = if claimed > 0 {
+            Some(self.send(records, state).await?)
+        } else {
+            None
+        };
+        let previous = match current {
+            Some(batch) => state.pending.replace(batch),
+            None => state.pending.take(),
+        };
+        let mut done = match previous {
+            Some(batch) => self.finish(batch, state).await?,
+            None => Finished::default(),
+        };
+        if claimed < self.settings.batch_size {
+            // Caught up: finish this batch now rather than holding it for the next poll, and
+            // look from the start next time (a late commit may sit below the cursor).
+            if let Some(batch) = state.pending.take() {
+                let more = self.finish(batch, state).await?;
+                done.published += more.published;
+                done.dead_lettered += more.dead_lettered;
+                done.left_behind |= more.left_behind;
+            }
+            state.cursor = 0;
+        }
+        if done.left_behind {
+            state.cursor = 0;
+        }
+        Ok(Step::Drained {
+            claimed,
+            published: done.published,
+            dead_lettered: done.dead_lettered,
+        })
+    }
 
-        // Keys whose earlier event failed in this batch are held: producing their later
-        // events now would overtake it.
+    /// Hands a claimed batch to the producer: parks rows of blocked keys, holds back a key
+    /// whose earlier record failed to enqueue, and advances the cursor.
+    async fn send(&self, records: Vec<OutboxRecord>, state: &mut State) -> Result<Batch> {
+        let started = Instant::now();
         let mut held: HashSet<BlockedKey> = HashSet::new();
         let mut in_flight = Vec::with_capacity(records.len());
-        let mut failures: Vec<(&OutboxRecord, KafkaError)> = Vec::new();
-        for record in &records {
+        let mut failures = Vec::new();
+        let mut dead_lettered = 0;
+        let mut blocked_fresh = false;
+        for (i, record) in records.iter().enumerate() {
             let key = key_of(record);
+            if state.blocked.contains(&key) && !blocked_fresh {
+                // Never park on a stale view: an operator may just have retried the key.
+                state.blocked = self.store.blocked_keys().await?.into_iter().collect();
+                state.blocked_read_at = Some(Instant::now());
+                blocked_fresh = true;
+            }
             if state.blocked.contains(&key) {
                 let reason =
                     "held back: an earlier event with this key is in the dead-letter table";
@@ -342,38 +418,70 @@ impl<S: RelayStore> Relay<S> {
             if held.contains(&key) {
                 continue;
             }
-            match self.send(record).await {
-                Ok(delivery) => in_flight.push((record, delivery)),
+            match self.enqueue(record).await {
+                Ok(delivery) => in_flight.push((i, delivery)),
                 Err(e) => {
                     held.insert(key);
-                    failures.push((record, e));
+                    failures.push((i, e));
                 }
             }
         }
+        if let Some(last) = records.last() {
+            state.cursor = last.id;
+        }
+        if !held.is_empty() {
+            // Held rows stay in the outbox: look for them again.
+            state.cursor = 0;
+        }
+        Ok(Batch {
+            records,
+            in_flight,
+            failures,
+            started,
+            dead_lettered,
+        })
+    }
 
+    /// Awaits a batch's acknowledgements, deletes what Kafka acknowledged in one statement,
+    /// counts permanent failures and dead-letters what reached `max_attempts`.
+    async fn finish(&self, batch: Batch, state: &mut State) -> Result<Finished> {
+        let Batch {
+            records,
+            in_flight,
+            mut failures,
+            started,
+            dead_lettered,
+        } = batch;
+        let mut done = Finished {
+            dead_lettered,
+            ..Finished::default()
+        };
         let mut acked = Vec::with_capacity(in_flight.len());
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        for (record, delivery) in in_flight {
+        for (i, delivery) in in_flight {
             match delivery.await {
                 Ok(Ok(_)) => {
-                    acked.push(record.id);
-                    let age = u64::try_from(now_ms - record.created_at_ms).unwrap_or_default();
+                    acked.push(records[i].id);
+                    let age = u64::try_from(now_ms - records[i].created_at_ms).unwrap_or_default();
                     self.metrics.end_to_end_seconds.observe(age as f64 / 1000.0);
                 }
-                Ok(Err((e, _))) => failures.push((record, e)),
-                Err(_canceled) => failures.push((record, KafkaError::Canceled)),
+                Ok(Err((e, _))) => failures.push((i, e)),
+                Err(_canceled) => failures.push((i, KafkaError::Canceled)),
             }
         }
         if !acked.is_empty() {
             self.store.ack(&acked).await?;
             self.metrics.published.inc_by(acked.len() as u64);
         }
-        for (record, error) in failures {
+        done.published = acked.len();
+        for (i, error) in failures {
+            let record = &records[i];
             self.metrics.failed.inc();
             if !is_permanent(&error) {
                 tracing::warn!(id = record.id, %error, "transient delivery failure; the row stays and is produced again");
+                done.left_behind = true;
                 continue;
             }
             let message = error.to_string();
@@ -382,25 +490,23 @@ impl<S: RelayStore> Relay<S> {
             if attempts >= self.settings.max_attempts {
                 self.store.dead_letter(record, attempts, &message).await?;
                 self.metrics.dead_lettered.inc();
-                dead_lettered += 1;
+                done.dead_lettered += 1;
                 tracing::error!(id = record.id, event_id = %record.event_id, %error, "event dead-lettered");
                 if self.settings.poison_policy == PoisonPolicy::Block {
                     state.blocked.insert(key_of(record));
                 }
+            } else {
+                done.left_behind = true;
             }
         }
         self.metrics
             .batch_seconds
             .observe(started.elapsed().as_secs_f64());
-        Ok(Step::Drained {
-            claimed,
-            published: acked.len(),
-            dead_lettered,
-        })
+        Ok(done)
     }
 
     /// Enqueues one record, waiting while the producer's queue is full.
-    async fn send(
+    async fn enqueue(
         &self,
         record: &OutboxRecord,
     ) -> std::result::Result<rdkafka::producer::DeliveryFuture, KafkaError> {
@@ -417,13 +523,15 @@ impl<S: RelayStore> Relay<S> {
         }
     }
 
-    /// One step outside the loop (tests and tools): lease, claim, produce, acknowledge.
+    /// One step outside the loop (tests and tools): lease, claim, produce, acknowledge. Steps
+    /// overlap like the loop's (a batch is finished during the next step), and a step that
+    /// finds the outbox caught up finishes everything it produced.
     ///
     /// # Errors
     ///
     /// Database errors.
     pub async fn drain_once(&self) -> Result<Step> {
-        let mut state = State::default();
+        let mut state = self.once.lock().await;
         self.step(&mut state).await
     }
 }

@@ -72,6 +72,11 @@ struct Horizon {
 impl Horizon {
     fn observe(&mut self, xmin: i64, xid: i64, last_id: i64) -> i64 {
         self.pending.push_back((xid, last_id));
+        self.settle(xmin)
+    }
+
+    /// Settles every observation the oldest running transaction (`xmin`) has passed.
+    fn settle(&mut self, xmin: i64) -> i64 {
         while let Some(&(x, last)) = self.pending.front() {
             if x >= xmin {
                 break;
@@ -223,14 +228,14 @@ impl<DB: OutboxDatabase> InsertRows for SqlxRelayStore<DB> {
 }
 
 impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
-    async fn claim_batch(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+    async fn claim_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = if self.strict && DB::DIALECT == Dialect::Postgres {
             let horizon = self.settled_horizon().await?;
             self.query(
                 "claim batch",
                 &self.stmts.claim_up_to,
-                vec![Value::I64(horizon), Value::I64(limit)],
+                vec![Value::I64(after), Value::I64(horizon), Value::I64(limit)],
                 &RECORD_COLUMNS,
             )
             .await?
@@ -238,7 +243,7 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
             self.query(
                 "claim batch",
                 &self.stmts.claim,
-                vec![Value::I64(limit)],
+                vec![Value::I64(after), Value::I64(limit)],
                 &RECORD_COLUMNS,
             )
             .await?

@@ -72,6 +72,12 @@ pub async fn claims_in_id_order_and_ack_deletes<S: RelayStore + InsertRows>(stor
         0,
         "ack is exact"
     );
+    let after = store
+        .claim_after(first[2].id, 10)
+        .await
+        .expect("claim after");
+    assert_eq!(after.len(), 2, "claim_after skips ids up to the cursor");
+    assert_eq!(after[0].event_id, rows[3].event_id);
     let rest = store.claim_batch(10).await.expect("claim");
     assert_eq!(rest.len(), 3);
     assert_eq!(rest[0].event_id, rows[2].event_id);

@@ -76,8 +76,14 @@ impl InsertRows for MemoryRelayStore {
 }
 
 impl RelayStore for MemoryRelayStore {
-    async fn claim_batch(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
-        Ok(self.state().events.values().take(limit).cloned().collect())
+    async fn claim_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let state = self.state();
+        Ok(state
+            .events
+            .range(after.saturating_add(1)..)
+            .map(|(_, r)| r.clone())
+            .take(limit)
+            .collect())
     }
 
     async fn ack(&self, ids: &[i64]) -> Result<u64> {

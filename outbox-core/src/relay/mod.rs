@@ -68,7 +68,7 @@ pub struct OutboxStatus {
 ///
 /// # Contract
 ///
-/// - `claim_batch` returns up to `limit` rows in `id` order, never a row whose transaction
+/// - `claim_after` returns up to `limit` rows with `id > after` in `id` order, never a row whose transaction
 ///   has not committed, and (in a store's strict mode) never a row while a row with a smaller
 ///   `id` may still commit. It does not remove rows: claiming twice returns them again.
 /// - `ack` deletes exactly the given rows, in one statement, and forgets their attempts.
@@ -79,8 +79,18 @@ pub struct OutboxStatus {
 ///   already `holder`'s (a renewal), returning a fencing token that grows whenever the holder
 ///   changes; otherwise `None`.
 pub trait RelayStore: Send + Sync {
-    /// Claims the next rows in `id` order.
-    fn claim_batch(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send;
+    /// Claims the next rows in `id` order, from the start.
+    fn claim_batch(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send {
+        self.claim_after(0, limit)
+    }
+
+    /// Claims the next rows with an `id` above `after`, in `id` order: a relay that keeps
+    /// a cursor skips rows it already produced, and lets the index skip deleted ones.
+    fn claim_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send;
 
     /// Deletes acknowledged rows; returns how many were deleted.
     fn ack(&self, ids: &[i64]) -> impl Future<Output = Result<u64>> + Send;

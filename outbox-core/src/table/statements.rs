@@ -57,9 +57,10 @@ pub struct Statements {
     /// Deletes a compatibility setting: (subject).
     pub delete_compatibility: String,
 
-    /// The next rows in id order: (limit i64) -> record columns.
+    /// The next rows after an id, in id order: (after i64, limit i64) -> record columns.
     pub claim: String,
-    /// The next rows up to an id horizon: (horizon i64, limit i64) -> record columns.
+    /// The next rows after an id, up to a horizon: (after i64, horizon i64, limit i64) ->
+    /// record columns.
     pub claim_up_to: String,
     /// PostgreSQL only: the last id drawn from the events sequence: () -> (i64, nullable).
     pub select_last_id: String,
@@ -255,13 +256,15 @@ impl Statements {
             delete_compatibility: format!("DELETE FROM {config} WHERE subject = {}", p(1)),
 
             claim: format!(
-                "SELECT {record_columns} FROM {events} ORDER BY id LIMIT {}",
-                p(1)
-            ),
-            claim_up_to: format!(
-                "SELECT {record_columns} FROM {events} WHERE id <= {} ORDER BY id LIMIT {}",
+                "SELECT {record_columns} FROM {events} WHERE id > {} ORDER BY id LIMIT {}",
                 p(1),
                 p(2)
+            ),
+            claim_up_to: format!(
+                "SELECT {record_columns} FROM {events} WHERE id > {} AND id <= {} ORDER BY id LIMIT {}",
+                p(1),
+                p(2),
+                p(3)
             ),
             select_last_id,
             select_new_xid: "SELECT CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)".to_owned(),
