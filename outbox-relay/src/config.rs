@@ -25,6 +25,7 @@
 //! [registry]
 //! listen = "127.0.0.1:8081"     # Confluent-compatible schema registry API; "" turns it off
 //! read_only = false
+//! # url = "http://registry:8081" # use a remote registry instead of the embedded tables
 //! ```
 
 use std::collections::BTreeMap;
@@ -73,6 +74,19 @@ pub struct RegistryApiConfig {
     /// from application start-up).
     #[serde(default)]
     pub read_only: bool,
+    /// Use this remote Confluent-compatible registry instead of the embedded tables (for the
+    /// `schema` commands and the served API).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Basic authentication user for `url`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic authentication password for `url`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Bearer token for `url`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
 }
 
 impl Default for RegistryApiConfig {
@@ -80,6 +94,10 @@ impl Default for RegistryApiConfig {
         Self {
             listen: default_registry_listen(),
             read_only: false,
+            url: None,
+            username: None,
+            password: None,
+            bearer_token: None,
         }
     }
 }
@@ -427,6 +445,20 @@ impl RelayConfig {
             Some(schema) => names.in_schema(schema),
             None => Ok(names),
         }
+    }
+
+    /// The remote registry to use instead of the embedded tables, if configured.
+    pub fn remote_registry(&self) -> Option<outbox_core::registry::RemoteRegistryConfig> {
+        let url = self.registry.url.clone().filter(|u| !u.is_empty())?;
+        let mut remote = outbox_core::registry::RemoteRegistryConfig::new(url);
+        remote.bearer_token.clone_from(&self.registry.bearer_token);
+        if let Some(user) = &self.registry.username {
+            remote.basic_auth = Some((
+                user.clone(),
+                self.registry.password.clone().unwrap_or_default(),
+            ));
+        }
+        Some(remote)
     }
 
     /// This instance's lease holder name.

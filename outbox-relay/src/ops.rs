@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use outbox_core::registry::{RegisteredSchema, Registry, SchemaStore};
+use outbox_core::registry::{
+    EitherStore, RegisteredSchema, Registry, RemoteSchemaStore, SchemaStore,
+};
 use outbox_core::relay::{DeadLetter, RelayStore};
 use outbox_core::table::{Dialect, Statements};
 use outbox_core::{Result, Schema};
@@ -36,14 +38,18 @@ pub fn relay_store<DB: OutboxDatabase>(
         .with_strict_order(config.relay.strict_order))
 }
 
+/// The registry the `schema` commands and the served API use: the embedded tables, or the
+/// remote registry the configuration names.
+type CommandRegistry<DB> = Registry<EitherStore<SqlxSchemaStore<DB>, RemoteSchemaStore>>;
+
 fn registry<DB: OutboxDatabase>(
     pool: Pool<DB>,
     config: &RelayConfig,
-) -> Result<Registry<SqlxSchemaStore<DB>>> {
-    Ok(Registry::new(SqlxSchemaStore::new(
-        pool,
-        statements::<DB>(config)?,
-    )))
+) -> Result<CommandRegistry<DB>> {
+    Ok(Registry::new(match config.remote_registry() {
+        Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote)),
+        None => EitherStore::Left(SqlxSchemaStore::new(pool, statements::<DB>(config)?)),
+    }))
 }
 
 /// `migrate`: creates or upgrades the tables.

@@ -518,3 +518,47 @@ struct Placed {
 impl outbox_core::Event for Placed {
     const TOPIC: &'static str = "orders";
 }
+
+/// The relay's `schema` commands use a remote registry when `[registry] url` is set.
+#[test]
+fn relay_schema_commands_use_a_remote_registry() {
+    let (url, _runtime) = start(false);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("relay.toml");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    std::fs::write(
+        &config,
+        format!("database_url = \"{db}\"\n[registry]\nurl = \"{url}\"\n"),
+    )
+    .expect("config");
+    let schema = dir.path().join("v1.avsc");
+    std::fs::write(&schema, V1).expect("schema");
+    let relay = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let out = relay(&[
+        "schema",
+        "register",
+        "--subject",
+        "remote-cli-value",
+        &schema.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Client::new(&url);
+    assert_eq!(
+        c.call("GET", "/subjects/remote-cli-value/versions", None).2,
+        json!([1]),
+        "registered remotely"
+    );
+    let listed = relay(&["schema", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("remote-cli-value"));
+}
