@@ -161,15 +161,20 @@ pub async fn serve<S: SchemaStore + 'static>(
         .await
 }
 
-/// The `schema` field of a request body, parsed.
-fn schema_from_body(body: &Bytes) -> Result<Schema, ApiError> {
-    let json: Json = serde_json::from_slice(body).map_err(|e| {
+/// A request body as JSON; a malformed one is a 400, as Confluent answers.
+fn json_body(body: &Bytes) -> Result<Json, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             400,
             format!("malformed JSON body: {e}"),
         )
-    })?;
+    })
+}
+
+/// The `schema` field of a request body, parsed.
+fn schema_from_body(body: &Bytes) -> Result<Schema, ApiError> {
+    let json = json_body(body)?;
     if let Some(kind) = json.get("schemaType").and_then(Json::as_str)
         && !kind.eq_ignore_ascii_case("AVRO")
     {
@@ -228,13 +233,7 @@ fn parse_id(text: &str) -> Result<u32, ApiError> {
 }
 
 fn mode_from_body(body: &Bytes) -> Result<CompatibilityMode, ApiError> {
-    let json: Json = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            400,
-            format!("malformed JSON body: {e}"),
-        )
-    })?;
+    let json = json_body(body)?;
     let level = json
         .get("compatibility")
         .or_else(|| json.get("compatibilityLevel"))

@@ -123,36 +123,46 @@ async fn handle_order(pool: &PgPool, outbox: &PgOutbox, id: String) -> anyhow::R
     outbox.publish(&mut *tx, &placed).await?;
     tx.commit().await?;
 
-    let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE orders_svc_orders SET status = 'paid' WHERE id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    outbox
-        .publish(
-            &mut *tx,
-            &OrderPaid {
-                order_id: id.clone(),
-                payment_ref: format!("pay-{id}"),
-            },
-        )
-        .await?;
-    tx.commit().await?;
+    set_status(
+        pool,
+        outbox,
+        &id,
+        "paid",
+        &OrderPaid {
+            order_id: id.clone(),
+            payment_ref: format!("pay-{id}"),
+        },
+    )
+    .await?;
+    set_status(
+        pool,
+        outbox,
+        &id,
+        "shipped",
+        &OrderShipped {
+            order_id: id.clone(),
+            carrier: "ups".into(),
+        },
+    )
+    .await?;
+    Ok(())
+}
 
+/// A status change: the row update and its event in one transaction.
+async fn set_status<E: Event + 'static>(
+    pool: &PgPool,
+    outbox: &PgOutbox,
+    id: &str,
+    status: &str,
+    event: &E,
+) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE orders_svc_orders SET status = 'shipped' WHERE id = $1")
-        .bind(&id)
+    sqlx::query("UPDATE orders_svc_orders SET status = $1 WHERE id = $2")
+        .bind(status)
+        .bind(id)
         .execute(&mut *tx)
         .await?;
-    outbox
-        .publish(
-            &mut *tx,
-            &OrderShipped {
-                order_id: id,
-                carrier: "ups".into(),
-            },
-        )
-        .await?;
+    outbox.publish(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(())
 }
