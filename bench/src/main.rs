@@ -213,6 +213,35 @@ async fn outbox(pool: &PgPool, names: &TableNames, notify: bool) -> anyhow::Resu
         .await?)
 }
 
+/// Fresh tables with the payload schema registered, and a relay store over them.
+struct Fixture {
+    names: TableNames,
+    codec: Arc<EventCodec>,
+    config: RelayConfig,
+    store: SqlxRelayStore<sqlx::Postgres>,
+}
+
+async fn fixture(
+    pool: &PgPool,
+    pg_url: &str,
+    broker: &Broker,
+    tag: &str,
+) -> anyhow::Result<Fixture> {
+    let names = fresh_names(tag)?;
+    let codec = outbox(pool, &names, false)
+        .await?
+        .register::<Payload>()
+        .await?;
+    let config = broker.config(pg_url, &names, "")?;
+    let store = outbox_relay::ops::relay_store(pool.clone(), &config)?;
+    Ok(Fixture {
+        names,
+        codec,
+        config,
+        store,
+    })
+}
+
 /// Rows for `n` events of `payload_bytes` on `topic`, over 1,000 keys.
 fn rows(
     codec: &EventCodec,
@@ -527,11 +556,12 @@ async fn relay_drain(
     );
     for payload in [100, 1024] {
         let n = if quick { 2_000 } else { 200_000 };
-        let names = fresh_names("drain")?;
-        let outbox = outbox(pool, &names, false).await?;
-        let codec = outbox.register::<Payload>().await?;
-        let config = broker.config(pg_url, &names, "")?;
-        let store = outbox_relay::ops::relay_store(pool.clone(), &config)?;
+        let Fixture {
+            names,
+            codec,
+            config,
+            store,
+        } = fixture(pool, pg_url, broker, "drain").await?;
 
         // Raw limit 1: the database's claim + delete loop alone.
         let topic = broker.topic("bench-db").await?;
@@ -834,11 +864,12 @@ async fn backlog(
 ) -> anyhow::Result<()> {
     let n = if quick { 5_000 } else { 1_000_000 };
     println!("\n5. backlog of {n} events ({})", broker.name);
-    let names = fresh_names("backlog")?;
-    let outbox = outbox(pool, &names, false).await?;
-    let codec = outbox.register::<Payload>().await?;
-    let config = broker.config(pg_url, &names, "")?;
-    let store = outbox_relay::ops::relay_store(pool.clone(), &config)?;
+    let Fixture {
+        names,
+        codec,
+        config: _,
+        store,
+    } = fixture(pool, pg_url, broker, "backlog").await?;
     let topic = broker.topic("bench-backlog").await?;
     for start in (0..n).step_by(50_000) {
         let chunk = rows(&codec, &topic, (n - start).min(50_000), 100)?;

@@ -7,18 +7,14 @@ use std::sync::Arc;
 use outbox_core::encode::EventCodec;
 use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions, complete_now};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
-use outbox_core::table::{Dialect, SqlValue, Statements, insert_events_sql};
-use outbox_core::{Error, Event, NewOutboxRow, Result};
+use outbox_core::table::{Dialect, SqlValue, Statements};
+use outbox_core::{Error, Event, Result};
 use uuid::Uuid;
 
 use crate::connection::{DieselBackend, OutboxConnection};
 use crate::error::store;
 use crate::migrate::migrate;
 use crate::store::DieselSchemaStore;
-
-/// Rows per statement when publishing many (8 parameters a row stays under every dialect's
-/// parameter limit).
-const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Publishes events on the caller's diesel connection, inside its transaction.
 ///
@@ -202,10 +198,7 @@ impl<B: DieselBackend> DieselOutbox<B> {
             .get::<E>()
             .ok_or_else(Codecs::unregistered::<E>)?;
         let rows = Codecs::rows(&codec, events, headers)?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_events_sql(B::DIALECT, self.stmts.names(), chunk.len());
-            let params: Vec<SqlValue> =
-                chunk.iter().flat_map(NewOutboxRow::insert_params).collect();
+        for (sql, params) in self.stmts.insert_events(&rows) {
             conn.run(&sql, params).map_err(store("publish"))?;
         }
         if self.codecs.options().notify_relay && B::DIALECT == Dialect::Postgres {

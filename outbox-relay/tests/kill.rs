@@ -166,24 +166,23 @@ async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_loses_nothing_on_postgres() {
-    let Some(pool) = common::pool::<sqlx::Postgres>(&common::pg_url()).await else {
+    let Some((pool, url)) = common::postgres().await else {
         return;
     };
-    no_loss_across_kills(pool, &common::pg_url()).await;
+    no_loss_across_kills(pool, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_loses_nothing_on_mariadb() {
-    let Some(pool) = common::pool::<sqlx::MySql>(&common::mysql_url()).await else {
+    let Some((pool, url)) = common::mariadb().await else {
         return;
     };
-    no_loss_across_kills(pool, &common::mysql_url()).await;
+    no_loss_across_kills(pool, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_loses_nothing_on_sqlite() {
     let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
-    let pool = common::pool::<sqlx::Sqlite>(&url).await.expect("sqlite");
+    let (pool, url) = common::sqlite(&dir).await;
     no_loss_across_kills(pool, &url).await;
 }

@@ -153,21 +153,8 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
     let dir = tempfile::tempdir().expect("dir");
     let schema_file = dir.path().join("schema.avsc");
     std::fs::write(&schema_file, stored.canonical_json()).expect("write schema");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/consume_confluent.py");
-    let out = Command::new(&python)
-        .args([script, &bootstrap, &topic, "300"])
-        .arg(&schema_file)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let schema_path = schema_file.display().to_string();
+    let lines = python_consumer(&python, &[&bootstrap, &topic, "300", &schema_path]);
     assert_eq!(lines.len(), 300, "confluent-kafka read every record");
     let by_id: std::collections::HashMap<String, &common::OrderPlaced> = rows
         .iter()
@@ -185,19 +172,7 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
 
     // confluent-kafka's SchemaRegistryClient + AvroDeserializer, pointed at the relay.
     let url = format!("http://{registry_addr}");
-    let out = Command::new(&python)
-        .args([script, &bootstrap, &topic, "300", &url])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let decoded: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let decoded = python_consumer(&python, &[&bootstrap, &topic, "300", &url]);
     assert_eq!(
         decoded.len(),
         300,
@@ -218,4 +193,23 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
             .success()
     );
     assert_eq!(relay.wait().expect("exit").code(), Some(0));
+}
+
+/// Runs `consume_confluent.py` with `args`; its JSON lines.
+fn python_consumer(python: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/consume_confluent.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }

@@ -167,25 +167,24 @@ async fn atomic_and_well_formed<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn atomic_and_well_formed_on_postgres() {
-    let Some(pool) = common::pool::<sqlx::Postgres>(&common::pg_url()).await else {
+    let Some((pool, url)) = common::postgres().await else {
         return;
     };
-    atomic_and_well_formed(pool, &common::pg_url()).await;
+    atomic_and_well_formed(pool, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn atomic_and_well_formed_on_mariadb() {
-    let Some(pool) = common::pool::<sqlx::MySql>(&common::mysql_url()).await else {
+    let Some((pool, url)) = common::mariadb().await else {
         return;
     };
-    atomic_and_well_formed(pool, &common::mysql_url()).await;
+    atomic_and_well_formed(pool, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn atomic_and_well_formed_on_sqlite() {
     let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
-    let pool = common::pool::<sqlx::Sqlite>(&url).await.expect("sqlite");
+    let (pool, url) = common::sqlite(&dir).await;
     atomic_and_well_formed(pool, &url).await;
 }
 
@@ -604,16 +603,15 @@ async fn listen_notify_wakes_an_idle_relay_at_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_event_on_postgres() {
-    let Some(pool) = common::pool::<sqlx::Postgres>(&common::pg_url()).await else {
+    let Some((pool, url)) = common::postgres().await else {
         return;
     };
-    poison_event_is_dead_lettered_and_operated_from_the_cli(pool, &common::pg_url()).await;
+    poison_event_is_dead_lettered_and_operated_from_the_cli(pool, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_event_on_sqlite() {
     let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
-    let pool = common::pool::<sqlx::Sqlite>(&url).await.expect("sqlite");
+    let (pool, url) = common::sqlite(&dir).await;
     poison_event_is_dead_lettered_and_operated_from_the_cli(pool, &url).await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use outbox_core::relay::{
     BlockedKey, DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore,
 };
-use outbox_core::table::{Dialect, Statements, insert_events_sql};
+use outbox_core::table::{Dialect, Statements};
 use outbox_core::{Error, NewOutboxRow, Result, headers_from_json};
 use sqlx::Pool;
 use uuid::Uuid;
@@ -15,8 +15,7 @@ use uuid::Uuid;
 use crate::database::{Column, Decoded, OutboxDatabase, Value, begin_write};
 use crate::error::store;
 
-/// Rows per statement when inserting or acknowledging many (8 parameters a row stays under
-/// every dialect's parameter limit).
+/// Rows per statement when acknowledging many.
 pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Horizon observations kept while a long transaction holds the snapshot back.
@@ -198,18 +197,13 @@ fn record(row: Vec<Value>) -> Result<OutboxRecord> {
     })
 }
 
-/// Inserts rows on `conn` (the caller's transaction), in chunks of one statement each.
+/// Inserts rows on `conn` (the caller's transaction), 1,000 rows per statement.
 pub(crate) async fn insert<DB: OutboxDatabase>(
     conn: &mut DB::Connection,
     stmts: &Statements,
     rows: &[NewOutboxRow],
 ) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = insert_events_sql(DB::DIALECT, stmts.names(), chunk.len());
-        let mut params = Vec::with_capacity(chunk.len() * 8);
-        for row in chunk {
-            params.extend(row.insert_params());
-        }
+    for (sql, params) in stmts.insert_events(rows) {
         DB::run(conn, &sql, params)
             .await
             .map_err(store("publish"))?;

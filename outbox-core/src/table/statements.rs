@@ -28,6 +28,9 @@ pub enum MigrationLock {
     WriteTransaction,
 }
 
+/// Rows per insert statement.
+const ROWS_PER_INSERT: usize = 1000;
+
 /// The statements for one dialect and set of table names.
 #[derive(Debug, Clone)]
 pub struct Statements {
@@ -105,6 +108,8 @@ pub struct Statements {
     pub select_leader: String,
     /// PostgreSQL only: wakes listening relays when the transaction commits: (channel).
     pub notify: String,
+    /// The one-row insert, built once: most publishes insert one event.
+    insert_one: String,
 
     names: TableNames,
 }
@@ -335,8 +340,32 @@ impl Statements {
                 Dialect::Postgres => format!("SELECT CAST(pg_notify({}, '') AS TEXT)", p(1)),
                 _ => String::new(),
             },
+            insert_one: super::insert_events_sql(d, names, 1),
             names: names.clone(),
         }
+    }
+
+    /// The inserts that write `rows`: one statement per 1,000 rows (8 parameters a row stays
+    /// under every dialect's parameter limit), with its parameters.
+    pub fn insert_events<'a>(
+        &'a self,
+        rows: &'a [crate::NewOutboxRow],
+    ) -> impl Iterator<Item = (std::borrow::Cow<'a, str>, Vec<SqlValue>)> + 'a {
+        rows.chunks(ROWS_PER_INSERT).map(move |chunk| {
+            let sql = match chunk.len() {
+                1 => std::borrow::Cow::Borrowed(self.insert_one.as_str()),
+                n => {
+                    std::borrow::Cow::Owned(super::insert_events_sql(self.dialect, &self.names, n))
+                }
+            };
+            (
+                sql,
+                chunk
+                    .iter()
+                    .flat_map(crate::NewOutboxRow::insert_params)
+                    .collect(),
+            )
+        })
     }
 
     /// How concurrent migrations of these tables are serialized.

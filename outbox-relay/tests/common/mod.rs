@@ -192,6 +192,24 @@ pub async fn pool<DB: outbox_sqlx::OutboxDatabase>(url: &str) -> Option<sqlx::Po
     }
 }
 
+/// PostgreSQL and its URL, or (outside CI) `None` to skip.
+pub async fn postgres() -> Option<(sqlx::Pool<sqlx::Postgres>, String)> {
+    let url = pg_url();
+    Some((pool(&url).await?, url))
+}
+
+/// MariaDB/MySQL and its URL, or (outside CI) `None` to skip.
+pub async fn mariadb() -> Option<(sqlx::Pool<sqlx::MySql>, String)> {
+    let url = mysql_url();
+    Some((pool(&url).await?, url))
+}
+
+/// A SQLite file in `dir`, and its URL.
+pub async fn sqlite(dir: &tempfile::TempDir) -> (sqlx::Pool<sqlx::Sqlite>, String) {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    (pool(&url).await.expect("sqlite"), url)
+}
+
 /// Relay settings for tests: fast polling, short leases.
 pub fn config(url: &str, bootstrap: &str, names: &TableNames, extra: &str) -> RelayConfig {
     let prefix = names.name(outbox_core::table::Table::Events).to_string();
