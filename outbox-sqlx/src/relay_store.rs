@@ -1,6 +1,6 @@
 //! The relay's store in the database: claim, acknowledge, count failures, dead-letter, lease.
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,9 +17,6 @@ use crate::error::store;
 
 /// Rows per statement when acknowledging many.
 pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
-
-/// Horizon observations kept while a long transaction holds the snapshot back.
-const MAX_PENDING_HORIZONS: usize = 1024;
 
 const RECORD_COLUMNS: [Column; 10] = [
     Column::I64,
@@ -47,6 +44,7 @@ pub struct SqlxRelayStore<DB: OutboxDatabase> {
     stmts: Arc<Statements>,
     strict: bool,
     horizon: Arc<Mutex<Horizon>>,
+    xids_assigned: Arc<AtomicU64>,
 }
 
 impl<DB: OutboxDatabase> Clone for SqlxRelayStore<DB> {
@@ -56,40 +54,43 @@ impl<DB: OutboxDatabase> Clone for SqlxRelayStore<DB> {
             stmts: Arc::clone(&self.stmts),
             strict: self.strict,
             horizon: Arc::clone(&self.horizon),
+            xids_assigned: Arc::clone(&self.xids_assigned),
         }
     }
 }
 
-/// Observations `(xid, last id)`: once the oldest running xid is above `xid`, every
-/// transaction that could hold an id up to `last id` has finished.
+/// The strict-order horizon: at most one observation `(xid, last id)` waits at a time. Once
+/// the oldest running xid is above `xid`, every transaction that could hold an id up to
+/// `last id` has finished, and the horizon moves to `last id`.
+///
+/// Keeping one observation, and taking one only when ids were drawn past the horizon, bounds
+/// the transaction ids the relay assigns: none while the outbox is idle, and at most one per
+/// settled observation under load (a fresh xid is the only way to learn an upper bound of the
+/// xids already assigned; the snapshot's xmax is not one).
 #[derive(Debug, Default)]
 struct Horizon {
-    pending: VecDeque<(i64, i64)>,
+    pending: Option<(i64, i64)>,
     settled: i64,
 }
 
 impl Horizon {
-    fn observe(&mut self, xmin: i64, xid: i64, last_id: i64) -> i64 {
-        self.pending.push_back((xid, last_id));
-        self.settle(xmin)
+    /// Whether a new observation is worth a transaction id: ids were drawn past the horizon
+    /// and no earlier observation is still waiting to settle.
+    fn wants_observation(&self, last_id: i64) -> bool {
+        self.pending.is_none() && last_id > self.settled
     }
 
-    /// Settles every observation the oldest running transaction (`xmin`) has passed.
-    fn settle(&mut self, xmin: i64) -> i64 {
-        while let Some(&(x, last)) = self.pending.front() {
-            if x >= xmin {
-                break;
-            }
-            self.settled = self.settled.max(last);
-            self.pending.pop_front();
+    /// Records a new observation (if any and none is pending), then settles the pending one
+    /// if the oldest running transaction (`xmin`) has passed it.
+    fn settle(&mut self, observation: Option<(i64, i64)>, xmin: i64) -> i64 {
+        if self.pending.is_none() {
+            self.pending = observation;
         }
-        if self.pending.len() > MAX_PENDING_HORIZONS {
-            // Dropping observations only delays rows (a later one covers them), never skips.
-            let mut keep = true;
-            self.pending.retain(|_| {
-                keep = !keep;
-                keep
-            });
+        if let Some((xid, last_id)) = self.pending
+            && xid < xmin
+        {
+            self.settled = self.settled.max(last_id);
+            self.pending = None;
         }
         self.settled
     }
@@ -103,6 +104,7 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
             stmts,
             strict: true,
             horizon: Arc::default(),
+            xids_assigned: Arc::default(),
         }
     }
 
@@ -118,6 +120,13 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
     /// The pool.
     pub fn pool(&self) -> &Pool<DB> {
         &self.pool
+    }
+
+    /// How many transaction ids this store (and its clones) assigned to find the strict-order
+    /// horizon on PostgreSQL: none while the outbox is idle, at most one per settled
+    /// observation under load. For watching xid consumption; always 0 elsewhere.
+    pub fn xids_assigned(&self) -> u64 {
+        self.xids_assigned.load(Ordering::Relaxed)
     }
 
     async fn query(
@@ -144,11 +153,13 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
 
     /// The id up to which rows are settled, for strict order on PostgreSQL.
     ///
-    /// Three reads, in this order, each its own statement: the last id drawn (`L`); a fresh
-    /// xid (`X`, greater than the xid of every transaction that drew an id up to `L`, since
-    /// the `txid` column is evaluated before `id`); the oldest running xid. Once the oldest
-    /// running xid is above `X`, every id up to `L` belongs to a finished transaction.
-    /// (The snapshot's xmax is not enough: running transactions may hold xids above it.)
+    /// Reads, in this order, each its own statement: the last id drawn (`L`); only when `L`
+    /// is past the horizon and no observation is pending, a fresh xid (`X`, greater than the
+    /// xid of every transaction that drew an id up to `L`, since the `txid` column is
+    /// evaluated before `id`); the oldest running xid. Once the oldest running xid is above
+    /// `X`, every id up to `L` belongs to a finished transaction. (The snapshot's xmax is not
+    /// enough: running transactions may hold xids above it.) An idle relay therefore assigns
+    /// no transaction ids.
     async fn settled_horizon(&self) -> Result<i64> {
         let op = "claim batch: horizon";
         let mut conn = self.pool.acquire().await.map_err(store(op))?;
@@ -164,14 +175,24 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
         else {
             return Ok(0); // nothing was ever inserted
         };
-        let xid = single(&self.stmts.select_new_xid, Column::I64)
-            .await?
-            .map_or(0, Value::i64);
+        let wanted = self.lock_horizon().wants_observation(last_id);
+        let observation = if wanted {
+            let xid = single(&self.stmts.select_new_xid, Column::I64)
+                .await?
+                .map_or(0, Value::i64);
+            self.xids_assigned.fetch_add(1, Ordering::Relaxed);
+            Some((xid, last_id))
+        } else {
+            None
+        };
         let xmin = single(&self.stmts.select_xmin, Column::I64)
             .await?
             .map_or(0, Value::i64);
-        let mut horizon = self.horizon.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(horizon.observe(xmin, xid, last_id))
+        Ok(self.lock_horizon().settle(observation, xmin))
+    }
+
+    fn lock_horizon(&self) -> std::sync::MutexGuard<'_, Horizon> {
+        self.horizon.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -167,3 +167,89 @@ async fn sixteen_writers_with_open_transactions_drain_in_order_without_loss() {
     );
     common::drop_tables(&pool, &names).await;
 }
+
+/// Strict order must not burn transaction ids: an idle relay polls without assigning any, and
+/// a relay held back by an open transaction assigns at most one while it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strict_order_assigns_no_transaction_ids_while_idle() {
+    let Some(pool) = pool().await else { return };
+    let names = common::fresh_names();
+    let outbox = common::outbox(&pool, &names).await;
+    let strict = outbox.relay_store();
+
+    let mut tx = pool.begin().await.expect("begin");
+    outbox
+        .publish(&mut *tx, &common::order(1))
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    let rows = claim_until(&strict, 1).await;
+    assert_eq!(rows.len(), 1);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    strict.ack(&ids).await.expect("ack");
+    let after_first = strict.xids_assigned();
+    assert!(after_first >= 1, "the first event needs one observation");
+
+    for _ in 0..200 {
+        assert!(strict.claim_batch(10).await.expect("claim").is_empty());
+    }
+    assert_eq!(
+        strict.xids_assigned(),
+        after_first,
+        "200 claims of an idle outbox assigned transaction ids"
+    );
+
+    // An open transaction holding an id: the relay waits, with one observation pending.
+    let mut open = pool.begin().await.expect("begin");
+    let held = outbox
+        .publish(&mut *open, &common::order(2))
+        .await
+        .expect("publish");
+    for _ in 0..100 {
+        assert!(strict.claim_batch(10).await.expect("claim").is_empty());
+    }
+    assert!(
+        strict.xids_assigned() <= after_first + 1,
+        "waiting for one open transaction assigned {} transaction ids",
+        strict.xids_assigned() - after_first
+    );
+    open.commit().await.expect("commit");
+    let rows = claim_until(&strict, 1).await;
+    assert_eq!(rows.iter().map(|r| r.event_id).collect::<Vec<_>>(), [held]);
+    common::drop_tables(&pool, &names).await;
+}
+
+/// The statements the horizon runs on every claim (last id drawn, oldest running xid) are
+/// reads that assign no transaction id; only the observation's fresh xid does.
+#[tokio::test]
+async fn horizon_reads_assign_no_transaction_id() {
+    let Some(pool) = pool().await else { return };
+    let names = common::fresh_names();
+    let _outbox = common::outbox(&pool, &names).await;
+    let stmts = outbox_core::table::Statements::new(outbox_core::table::Dialect::Postgres, &names);
+    let mut tx = pool.begin().await.expect("begin");
+    for sql in [&stmts.select_last_id, &stmts.select_xmin] {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .execute(&mut *tx)
+            .await
+            .expect(sql);
+    }
+    let assigned: Option<String> =
+        sqlx::query_scalar("SELECT CAST(pg_current_xact_id_if_assigned() AS TEXT)")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("xid if assigned");
+    assert_eq!(assigned, None, "a horizon read assigned a transaction id");
+    sqlx::query(sqlx::AssertSqlSafe(stmts.select_new_xid.as_str()))
+        .execute(&mut *tx)
+        .await
+        .expect("new xid");
+    let assigned: Option<String> =
+        sqlx::query_scalar("SELECT CAST(pg_current_xact_id_if_assigned() AS TEXT)")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("xid if assigned");
+    assert!(assigned.is_some(), "the observation's xid is a real one");
+    tx.rollback().await.expect("rollback");
+    common::drop_tables(&pool, &names).await;
+}
