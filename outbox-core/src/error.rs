@@ -1,6 +1,7 @@
 //! The one error type of `outbox-core`, shared by the writers and the relay.
 
 use crate::compat::{CompatibilityMode, Problem};
+use crate::lint::Violation;
 
 /// A `Result` with [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -51,8 +52,9 @@ pub enum Error {
     /// A schema change breaks the subject's compatibility mode; nothing was registered.
     #[error(
         "schema for subject {subject} is incompatible under {mode}: {} (make the change compatible, \
-         or publish it to a new stream such as `{subject}.v2`)",
-        summarize(problems)
+         or publish it to a new stream such as `{}`)",
+        summarize(problems),
+        crate::registry::next_stream(crate::registry::stream_of_subject(subject))
     )]
     IncompatibleSchema {
         /// The subject.
@@ -61,6 +63,19 @@ pub enum Error {
         mode: CompatibilityMode,
         /// Every incompatibility, with the version it breaks and where.
         problems: Vec<Problem>,
+    },
+
+    /// A schema breaks the design rules the registry enforces
+    /// ([`LintLevel::Deny`](crate::lint::LintLevel::Deny)); nothing was registered.
+    #[error(
+        "schema for subject {subject} breaks the schema design rules: {}",
+        violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    LintFailed {
+        /// The subject.
+        subject: String,
+        /// Every violation of error severity.
+        violations: Vec<Violation>,
     },
 
     /// No subject by that name.

@@ -13,6 +13,8 @@
 //! - [`registry`]: the registry engine (idempotent registration, global ids, versions,
 //!   per-subject and global modes) over a [`registry::SchemaStore`], with an in-memory store and
 //!   a conformance suite for other stores.
+//! - [`lint`]: design rules for event schemas (docs, narrow types, one definition per stream,
+//!   size), with stable rule ids, severities and JSON-pointer locations.
 //! - [`encode`]: write-time validation naming the failing field path, the size limit, and the
 //!   Confluent wire format (`0x00`, 4-byte schema id, Avro binary), with a decoder.
 //! - [`table`]: the outbox table contract as DDL per dialect and the shared insert statement.
@@ -55,6 +57,7 @@ pub mod compat;
 pub mod encode;
 mod error;
 mod event;
+pub mod lint;
 pub mod publish;
 pub mod registry;
 pub mod relay;

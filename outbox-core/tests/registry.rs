@@ -80,7 +80,7 @@ async fn second_unrelated_type_on_a_topic_is_refused_under_topic_name_strategy()
         other => panic!("expected IncompatibleSchema, got {other:?}"),
     }
     assert!(
-        err.to_string().contains("orders-value.v2"),
+        err.to_string().contains("`orders.v2`"),
         "hint names a new stream: {err}"
     );
     // With TopicRecordName each type has its own subject.

@@ -201,7 +201,7 @@ fn schema_register_list_get_and_a_refused_change() {
         stderr(&refused)
     );
     assert!(
-        stderr(&refused).contains("orders-value.v2"),
+        stderr(&refused).contains("`orders.v2`"),
         "hint: {}",
         stderr(&refused)
     );

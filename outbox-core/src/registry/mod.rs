@@ -16,9 +16,13 @@ pub use memory::MemorySchemaStore;
 pub use remote::{RemoteRegistryConfig, RemoteSchemaStore};
 pub use store::EitherStore;
 pub use store::{RegisteredSchema, SchemaStore, stored_schema, stored_version};
-pub use subject::SubjectNameStrategy;
+pub(crate) use subject::stream_of_subject;
+pub use subject::{SubjectNameStrategy, next_stream};
+
+use std::sync::Arc;
 
 use crate::compat::{CompatibilityMode, CompatibilityReport, check_compatibility};
+use crate::lint::{LintConfig, LintContext, LintLevel, LintReport, Severity, lint};
 use crate::schema::Schema;
 use crate::{Error, Result};
 
@@ -100,6 +104,8 @@ fn check_against(
 pub struct Registry<S> {
     store: S,
     default_mode: CompatibilityMode,
+    lint_level: LintLevel,
+    lint_config: Arc<LintConfig>,
 }
 
 impl<S: SchemaStore> Registry<S> {
@@ -109,7 +115,46 @@ impl<S: SchemaStore> Registry<S> {
         Self {
             store,
             default_mode: CompatibilityMode::default(),
+            lint_level: LintLevel::Allow,
+            lint_config: Arc::default(),
         }
+    }
+
+    /// Lints new schemas at registration: at [`LintLevel::Deny`], a schema with an
+    /// error-severity violation is refused with [`Error::LintFailed`]. Schemas already
+    /// registered are never refused, so existing writers keep starting.
+    #[must_use]
+    pub fn with_lint(mut self, level: LintLevel, config: LintConfig) -> Self {
+        self.lint_level = level;
+        self.lint_config = Arc::new(config);
+        self
+    }
+
+    /// The lint level applied at registration.
+    pub fn lint_level(&self) -> LintLevel {
+        self.lint_level
+    }
+
+    /// Lints `schema` as a new version of `subject`, whose registered versions name the types
+    /// its stream carries.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn lint(&self, subject: &str, schema: &Schema) -> Result<LintReport> {
+        let versions = self.store.versions(subject).await?;
+        Ok(self.lint_against(subject, schema, &versions))
+    }
+
+    fn lint_against(
+        &self,
+        subject: &str,
+        schema: &Schema,
+        versions: &[RegisteredSchema],
+    ) -> LintReport {
+        let context = LintContext::for_subject(subject)
+            .with_stream_types(versions.iter().filter_map(|v| v.schema.full_name()));
+        lint(schema, &context, &self.lint_config)
     }
 
     /// Changes the mode used where the store has neither a subject nor a global setting.
@@ -146,12 +191,14 @@ impl<S: SchemaStore> Registry<S> {
     }
 
     /// Registers `schema` under `subject`: returns the existing registration if it is already
-    /// there, else checks compatibility and stores a new version. Safe to call concurrently
+    /// there, else checks compatibility (and, at [`LintLevel::Deny`], the design rules) and
+    /// stores a new version. Safe to call concurrently
     /// from several processes: a lost race is retried against the winner's version.
     ///
     /// # Errors
     ///
-    /// [`Error::IncompatibleSchema`] listing every incompatibility; store errors.
+    /// [`Error::IncompatibleSchema`] listing every incompatibility; [`Error::LintFailed`]
+    /// listing every error-severity violation; store errors.
     pub async fn register(&self, subject: &str, schema: &Schema) -> Result<RegisteredSchema> {
         let mode = self.effective_mode(subject).await?;
         let mut last_conflict = None;
@@ -160,6 +207,19 @@ impl<S: SchemaStore> Registry<S> {
             match plan_registration(subject, schema, &versions, mode)? {
                 RegistrationPlan::Existing(existing) => return Ok(existing),
                 RegistrationPlan::Insert { version } => {
+                    if self.lint_level == LintLevel::Deny {
+                        let report = self.lint_against(subject, schema, &versions);
+                        if report.has_errors() {
+                            return Err(Error::LintFailed {
+                                subject: subject.to_owned(),
+                                violations: report
+                                    .violations
+                                    .into_iter()
+                                    .filter(|v| v.severity == Severity::Error)
+                                    .collect(),
+                            });
+                        }
+                    }
                     match self.store.insert_version(subject, version, schema).await {
                         // A concurrent registration won, or a passing fault: re-read, retry.
                         Err(e) if e.is_retryable() => last_conflict = Some(e),

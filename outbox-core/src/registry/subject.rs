@@ -73,3 +73,32 @@ impl FromStr for SubjectNameStrategy {
         }
     }
 }
+
+/// The stream a breaking change goes to while the old stream drains: `orders` → `orders.v2`,
+/// `orders.v2` → `orders.v3`.
+///
+/// # Examples
+///
+/// ```
+/// use outbox_core::registry::next_stream;
+///
+/// assert_eq!(next_stream("orders"), "orders.v2");
+/// assert_eq!(next_stream("orders.v9"), "orders.v10");
+/// assert_eq!(next_stream("orders.vip"), "orders.vip.v2");
+/// ```
+pub fn next_stream(topic: &str) -> String {
+    if let Some((base, version)) = topic.rsplit_once(".v")
+        && !version.is_empty()
+        && version.len() < 10
+        && version.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = version.parse::<u32>()
+    {
+        return format!("{base}.v{}", n + 1);
+    }
+    format!("{topic}.v2")
+}
+
+/// The stream of a `<topic>-value` subject (the topic-name strategy), else the subject itself.
+pub(crate) fn stream_of_subject(subject: &str) -> &str {
+    subject.strip_suffix("-value").unwrap_or(subject)
+}

@@ -211,6 +211,7 @@ impl Parser {
         )?;
         let inner_space = named.name.namespace.clone();
         let mut fields: Vec<Field> = Vec::with_capacity(fields_json.len());
+        let mut field_names = std::collections::HashSet::with_capacity(fields_json.len());
         for field in fields_json {
             let Json::Object(field) = field else {
                 return Err(format!("field must be an object, found: {field}"));
@@ -219,7 +220,7 @@ impl Parser {
                 return Err("field has no \"name\"".to_owned());
             };
             validate_name(name)?;
-            if fields.iter().any(|f| &f.name == name) {
+            if !field_names.insert(name.as_str()) {
                 return Err(format!(
                     "duplicate field {name} in record {}",
                     named.name.full()
@@ -264,12 +265,14 @@ impl Parser {
             return Err(format!("enum has no symbols: {}", named.name.full()));
         };
         let mut symbols: Vec<String> = Vec::with_capacity(list.len());
+        // A set beside the list: a hostile enum of 100 000 symbols stays linear.
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
         for symbol in list {
             let Json::String(symbol) = symbol else {
                 return Err(format!("enum symbol must be a string, found: {symbol}"));
             };
             validate_name(symbol)?;
-            if symbols.contains(symbol) {
+            if !seen.insert(symbol.as_str()) {
                 return Err(format!("duplicate enum symbol: {symbol}"));
             }
             symbols.push(symbol.clone());

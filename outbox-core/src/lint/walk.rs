@@ -1,0 +1,299 @@
+//! The rules that look at places in the schema document (docs, field types, defaults), on a
+//! walk with an explicit stack and a depth bound, so a hostile schema cannot overflow it.
+//!
+//! The walk reads the JSON rather than the parsed arena because it needs what the arena drops
+//! (`doc`, `logicalType`) and the document's own JSON pointers; the schema has been parsed
+//! (validated) before it gets here.
+
+use serde_json::{Map, Value as Json};
+
+use super::config::RuleSettings;
+use super::rule::{Rule, Violation};
+
+/// Types nested deeper than this are reported (`nesting-deep`) and not walked further.
+pub(super) const MAX_DEPTH: usize = 64;
+
+const MONEY: &[&str] = &[
+    "amount", "amounts", "price", "prices", "cost", "costs", "total", "subtotal", "fee", "fees",
+    "balance", "money", "tax", "discount", "payment", "salary", "revenue", "refund", "charge",
+    "wage", "budget",
+];
+/// Words that make a money-sounding name a ratio or a count instead.
+const NOT_MONEY: &[&str] = &["rate", "ratio", "percent", "percentage", "count", "weight"];
+const TIME: &[&str] = &[
+    "at",
+    "time",
+    "timestamp",
+    "ts",
+    "date",
+    "datetime",
+    "when",
+    "until",
+    "since",
+    "expires",
+    "expiry",
+    "deadline",
+];
+const ID: &[&str] = &["id", "uuid", "guid"];
+const CLOSED_SET: &[&str] = &[
+    "status", "state", "type", "kind", "category", "stage", "phase", "level", "mode", "role",
+    "tier", "priority", "severity", "outcome", "gender", "channel",
+];
+
+pub(super) struct Walk<'a> {
+    pub(super) settings: &'a RuleSettings,
+    pub(super) out: Vec<Violation>,
+}
+
+impl Walk<'_> {
+    pub(super) fn report(&mut self, rule: Rule, location: &str, message: String) {
+        if let Some(severity) = self.settings.severity(rule) {
+            self.out.push(Violation {
+                rule,
+                severity,
+                location: if location.is_empty() {
+                    "/".to_owned()
+                } else {
+                    location.to_owned()
+                },
+                message,
+                fix: rule.fix(),
+            });
+        }
+    }
+
+    /// Walks every type in the document, depth first, in document order.
+    pub(super) fn types(&mut self, root: &Json) {
+        let mut stack: Vec<(&Json, String, usize)> = vec![(root, String::new(), 0)];
+        let mut too_deep_reported = false;
+        while let Some((json, pointer, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                if !too_deep_reported {
+                    too_deep_reported = true;
+                    self.report(
+                        Rule::NestingDeep,
+                        &pointer,
+                        format!("types are nested more than {MAX_DEPTH} levels deep"),
+                    );
+                }
+                continue;
+            }
+            let mut children: Vec<(&Json, String)> = Vec::new();
+            match json {
+                Json::Array(branches) => {
+                    for (i, branch) in branches.iter().enumerate() {
+                        children.push((branch, format!("{pointer}/{i}")));
+                    }
+                }
+                Json::Object(obj) => match obj.get("type").and_then(Json::as_str) {
+                    Some(kind @ ("record" | "error")) => {
+                        self.doc(obj, &pointer, kind);
+                        if let Some(Json::Array(fields)) = obj.get("fields") {
+                            for (i, field) in fields.iter().enumerate() {
+                                let Json::Object(field) = field else { continue };
+                                let at = format!("{pointer}/fields/{i}");
+                                self.field(field, &at);
+                                if let Some(ty) = field.get("type") {
+                                    children.push((ty, format!("{at}/type")));
+                                }
+                            }
+                        }
+                    }
+                    Some(kind @ ("enum" | "fixed")) => self.doc(obj, &pointer, kind),
+                    Some("array") => {
+                        if let Some(items) = obj.get("items") {
+                            children.push((items, format!("{pointer}/items")));
+                        }
+                    }
+                    Some("map") => {
+                        if let Some(values) = obj.get("values") {
+                            children.push((values, format!("{pointer}/values")));
+                        }
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            stack.extend(children.into_iter().rev().map(|(j, p)| (j, p, depth + 1)));
+        }
+    }
+
+    fn doc(&mut self, obj: &Map<String, Json>, pointer: &str, kind: &str) {
+        if !has_doc(obj) {
+            let name = obj.get("name").and_then(Json::as_str).unwrap_or("?");
+            self.report(
+                Rule::DocMissing,
+                pointer,
+                format!("{kind} {name} has no doc"),
+            );
+        }
+    }
+
+    fn field(&mut self, field: &Map<String, Json>, pointer: &str) {
+        let name = field.get("name").and_then(Json::as_str).unwrap_or_default();
+        if !has_doc(field) {
+            self.report(
+                Rule::DocMissing,
+                pointer,
+                format!("field {name} has no doc"),
+            );
+        }
+        let Some(ty) = field.get("type") else { return };
+        if let Json::Array(branches) = ty
+            && branches.iter().any(|b| b.as_str() == Some("null"))
+            && !field.contains_key("default")
+        {
+            self.report(
+                Rule::OptionalNoDefault,
+                pointer,
+                format!("optional field {name} has no default"),
+            );
+        }
+        let Some((value, value_pointer)) = value_type(ty, pointer) else {
+            return;
+        };
+        let Some((base, logical)) = scalar(value) else {
+            return;
+        };
+        let words = words(name);
+        let last = words.last().map(String::as_str).unwrap_or_default();
+        let any = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
+        if matches!(base, "float" | "double") && any(MONEY) && !any(NOT_MONEY) {
+            self.report(
+                Rule::MoneyFloat,
+                &value_pointer,
+                format!("field {name} looks like money but is a {base}"),
+            );
+        }
+        if logical.is_some() {
+            return;
+        }
+        if matches!(base, "long" | "int" | "string") && is_time(&words) {
+            self.report(
+                Rule::TimeUntyped,
+                &value_pointer,
+                format!("field {name} looks like a time but is a {base} without a logical type"),
+            );
+        }
+        if base == "string" && ID.contains(&last) {
+            self.report(
+                Rule::IdUntyped,
+                &value_pointer,
+                format!("field {name} looks like an id but is a free string"),
+            );
+        }
+        if base == "string" && CLOSED_SET.contains(&last) {
+            self.report(
+                Rule::EnumAsString,
+                &value_pointer,
+                format!("field {name} looks like a closed set of values but is a free string"),
+            );
+        }
+    }
+}
+
+/// Whether a record whose fields have these names carries nothing but ids and times.
+pub(super) fn is_signal<'a>(mut field_names: impl Iterator<Item = &'a str>) -> bool {
+    field_names.all(|name| {
+        let words = words(name);
+        let last = words.last().map(String::as_str).unwrap_or_default();
+        ID.contains(&last) || matches!(last, "key" | "ref") || is_time(&words)
+    })
+}
+
+fn is_time(words: &[String]) -> bool {
+    words.last().is_some_and(|w| TIME.contains(&w.as_str()))
+        || words.iter().any(|w| w == "timestamp")
+}
+
+fn has_doc(obj: &Map<String, Json>) -> bool {
+    obj.get("doc")
+        .and_then(Json::as_str)
+        .is_some_and(|d| !d.trim().is_empty())
+}
+
+/// The type a field's value has: the type itself, or the non-null branch of a `null` union
+/// of two; `None` for other unions.
+fn value_type<'a>(ty: &'a Json, pointer: &str) -> Option<(&'a Json, String)> {
+    match ty {
+        Json::Array(branches) => {
+            let mut others = branches
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.as_str() != Some("null"));
+            match (others.next(), others.next(), branches.len()) {
+                (Some((i, only)), None, 2) => Some((only, format!("{pointer}/type/{i}"))),
+                _ => None,
+            }
+        }
+        other => Some((other, format!("{pointer}/type"))),
+    }
+}
+
+/// The primitive type name and logical type of a scalar type; `None` for complex and named
+/// types.
+fn scalar(ty: &Json) -> Option<(&str, Option<&str>)> {
+    let (base, logical) = match ty {
+        Json::String(name) => (name.as_str(), None),
+        Json::Object(obj) => (
+            obj.get("type")?.as_str()?,
+            obj.get("logicalType").and_then(Json::as_str),
+        ),
+        _ => return None,
+    };
+    crate::schema::AvroType::primitive(base).map(|_| (base, logical))
+}
+
+/// A name split into lower-case words at `_`, `-`, digits-to-letters and camelCase humps
+/// (`createdAt`, `created_at` → `created`, `at`).
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    // Upper-case letters in a row just before `c`: `HTTPStatus` splits before the `S`.
+    let mut upper_run = 0;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            (prev_lower, upper_run) = (false, 0);
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        if c.is_ascii_lowercase() && upper_run >= 2 {
+            let last = current.pop();
+            out.push(std::mem::take(&mut current));
+            current.extend(last);
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        upper_run = if c.is_ascii_uppercase() {
+            upper_run + 1
+        } else {
+            0
+        };
+        current.push(c.to_ascii_lowercase());
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::words;
+
+    #[test]
+    fn names_split_into_words() {
+        assert_eq!(words("createdAt"), ["created", "at"]);
+        assert_eq!(words("created_at"), ["created", "at"]);
+        assert_eq!(words("orderID"), ["order", "id"]);
+        assert_eq!(words("HTTPStatus"), ["http", "status"]);
+        assert_eq!(words("ID"), ["id"]);
+        assert_eq!(words("total2Price"), ["total2", "price"]);
+        assert!(words("__").is_empty());
+    }
+}
