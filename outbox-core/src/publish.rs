@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::compat::CompatibilityMode;
 use crate::encode::{DEFAULT_MAX_PAYLOAD_BYTES, EventCodec, PayloadFormat};
 use crate::event::Event;
+use crate::lint::{LintConfig, LintLevel};
 use crate::registry::{RemoteRegistryConfig, SubjectNameStrategy};
 use crate::schema::Schema;
 use crate::table::TableNames;
@@ -72,6 +73,10 @@ pub struct OutboxOptions {
     pub event_types: Vec<EventType>,
     /// A remote Confluent-compatible registry to register with instead of the embedded one.
     pub schema_registry: Option<RemoteRegistryConfig>,
+    /// Whether registering a new schema runs the schema linter, and what a violation does.
+    pub lint_level: LintLevel,
+    /// The linter's rules, when `lint_level` is not `Allow`.
+    pub lint_config: LintConfig,
 }
 
 impl Default for OutboxOptions {
@@ -87,6 +92,8 @@ impl Default for OutboxOptions {
             notify_relay: false,
             event_types: Vec::new(),
             schema_registry: None,
+            lint_level: LintLevel::default(),
+            lint_config: LintConfig::default(),
         }
     }
 }
@@ -166,6 +173,24 @@ pub trait Configure: Sized {
     #[must_use]
     fn schema_registry(mut self, registry: RemoteRegistryConfig) -> Self {
         self.options_mut().schema_registry = Some(registry);
+        self
+    }
+
+    /// Runs the schema linter ([`crate::lint`]) on every new schema registered: at
+    /// [`LintLevel::Deny`] a schema with an error-severity violation is refused
+    /// ([`Error::LintFailed`]), at [`LintLevel::Warn`] violations are logged. Schemas
+    /// already registered are never refused. Default: [`LintLevel::Allow`] (no linting).
+    #[must_use]
+    fn lint(mut self, level: LintLevel) -> Self {
+        self.options_mut().lint_level = level;
+        self
+    }
+
+    /// The linter's rules and thresholds (default: [`LintConfig::default`]), for example
+    /// [`LintConfig::from_file`].
+    #[must_use]
+    fn lint_config(mut self, config: LintConfig) -> Self {
+        self.options_mut().lint_config = config;
         self
     }
 

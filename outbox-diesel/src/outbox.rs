@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
+use outbox_core::lint::LintLevel;
 use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions, complete_now};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, SqlValue, Statements};
@@ -129,7 +130,15 @@ impl<B: DieselBackend> DieselOutbox<B> {
             Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote.clone())),
             None => EitherStore::Left(DieselSchemaStore::new(conn, &self.stmts)),
         };
-        let registry = Registry::new(store).with_default_mode(mode);
+        let options = self.codecs.options();
+        let registry = Registry::new(store)
+            .with_default_mode(mode)
+            .with_lint(options.lint_level, options.lint_config.clone());
+        if options.lint_level == LintLevel::Warn {
+            for v in complete_now(registry.lint(&subject, &schema))?.violations {
+                tracing::warn!(subject, violation = %v, "schema design rule broken");
+            }
+        }
         let registered = complete_now(registry.register(&subject, &schema))?;
         Ok(self.codecs.add(ty, registered.id, subject, schema))
     }

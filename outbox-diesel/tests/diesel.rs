@@ -177,6 +177,32 @@ fn diesel_is_atomic_and_refuses_bad_input_on_mariadb() {
     atomic_and_refuses_bad_input(&mut conn);
 }
 
+/// The diesel builder runs the same linter at registration.
+#[test]
+fn diesel_lint_deny_fails_start_up() {
+    use outbox_core::lint::{LintLevel, Rule};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = dir.path().join("lint.db").display().to_string();
+    let mut conn = SqliteConnection::establish(&url).expect("sqlite");
+    let refused = DieselOutbox::builder()
+        .table_names(names())
+        .lint(LintLevel::Deny)
+        .register::<OrderPlaced>()
+        .build(&mut conn);
+    match refused {
+        Err(Error::LintFailed { violations, .. }) => {
+            assert!(violations.iter().any(|v| v.rule == Rule::DocMissing));
+        }
+        other => panic!("expected LintFailed, got {other:?}"),
+    }
+    DieselOutbox::builder()
+        .table_names(names())
+        .lint(LintLevel::Warn)
+        .register::<OrderPlaced>()
+        .build(&mut conn)
+        .expect("warn registers anyway");
+}
+
 #[test]
 fn diesel_is_atomic_and_refuses_bad_input_on_sqlite() {
     let dir = tempfile::tempdir().expect("dir");

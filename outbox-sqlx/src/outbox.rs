@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
+use outbox_core::lint::LintLevel;
 use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, Statements};
@@ -118,7 +119,9 @@ impl<DB: OutboxDatabase> OutboxBuilder<DB> {
             Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote.clone())),
             None => EitherStore::Left(SqlxSchemaStore::new(self.pool.clone(), Arc::clone(&stmts))),
         };
-        let registry = Registry::new(store).with_default_mode(self.options.default_compatibility);
+        let registry = Registry::new(store)
+            .with_default_mode(self.options.default_compatibility)
+            .with_lint(self.options.lint_level, self.options.lint_config.clone());
         let event_types = self.options.event_types.clone();
         let outbox = Outbox {
             inner: Arc::new(Inner {
@@ -156,6 +159,17 @@ impl<DB: OutboxDatabase> Outbox<DB> {
     async fn register_type(&self, ty: &EventType) -> Result<Arc<EventCodec>> {
         let codecs = &self.inner.codecs;
         let (subject, schema) = codecs.subject(ty)?;
+        if self.inner.registry.lint_level() == LintLevel::Warn {
+            for v in self
+                .inner
+                .registry
+                .lint(&subject, &schema)
+                .await?
+                .violations
+            {
+                tracing::warn!(subject, violation = %v, "schema design rule broken");
+            }
+        }
         let registered = self.inner.registry.register(&subject, &schema).await?;
         Ok(codecs.add(ty, registered.id, subject, schema))
     }

@@ -25,6 +25,7 @@ shared_suite!(pool:
     publish_is_atomic,
     bad_input_writes_nothing,
     breaking_change_fails_start_up,
+    lint_deny_fails_start_up,
     concurrent_registration,
     drain_sees_everything_in_order,
 );

@@ -8,7 +8,7 @@
 //!
 //! | id | default | what |
 //! |----|---------|------|
-//! | `doc-missing` | error | a record, enum, fixed or field without `doc` |
+//! | `doc-missing` | error | a record, enum, fixed (without logical type) or field without `doc` |
 //! | `money-float` | error | money (`price`, `amount`, `total`, ...) as `float`/`double` |
 //! | `time-untyped` | warning | a time (`created_at`, `timestamp`, ...) as `long`/`int`/`string` without a logical type |
 //! | `id-untyped` | warning | an id (`order_id`) as a string without the `uuid` logical type |

@@ -99,7 +99,10 @@ impl Walk<'_> {
                             }
                         }
                     }
-                    Some(kind @ ("enum" | "fixed")) => self.doc(obj, &pointer, kind),
+                    // A fixed carrying a logical type (a uuid, a decimal) means that type.
+                    Some(kind @ ("enum" | "fixed")) if !obj.contains_key("logicalType") => {
+                        self.doc(obj, &pointer, kind);
+                    }
                     Some("array") => {
                         if let Some(items) = obj.get("items") {
                             children.push((items, format!("{pointer}/items")));

@@ -14,6 +14,7 @@ macro_rules! shared_suite {
             publish_is_atomic,
             bad_input_writes_nothing,
             breaking_change_fails_start_up,
+            lint_deny_fails_start_up,
             concurrent_registration,
             drain_sees_everything_in_order,
             late_commit_is_not_lost,
@@ -395,6 +396,69 @@ pub async fn breaking_change_fails_start_up<DB: OutboxDatabase>(pool: &Pool<DB>)
         subjects,
         ["mismatched-value", "orders-value", "other-value"]
     );
+    drop_tables(pool, &names).await;
+}
+
+/// Documented, with typed ids: passes the schema design rules.
+#[derive(Debug, Serialize, AvroSchema)]
+#[avro(namespace = "com.acme.shipping")]
+/// An order left the warehouse.
+pub struct OrderShipped {
+    /// The order shipped.
+    pub order_id: Uuid,
+    /// Who carries it.
+    pub carrier: String,
+}
+
+impl Event for OrderShipped {
+    const TOPIC: &'static str = "shipments";
+}
+
+/// At `LintLevel::Deny`, a type breaking the design rules (`OrderPlaced` has no docs) is
+/// refused at start-up with every violation, and nothing is registered; a documented type
+/// builds; `Warn` builds and registers anyway.
+pub async fn lint_deny_fails_start_up<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    use outbox_core::lint::{LintLevel, Rule};
+    let names = fresh_names();
+    let refused = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .lint(LintLevel::Deny)
+        .register::<OrderPlaced>()
+        .build()
+        .await;
+    match refused {
+        Err(Error::LintFailed {
+            subject,
+            violations,
+        }) => {
+            assert_eq!(subject, "orders-value");
+            assert!(
+                violations
+                    .iter()
+                    .any(|v| v.rule == Rule::DocMissing && v.location == "/fields/0"),
+                "{violations:?}"
+            );
+        }
+        other => panic!("expected LintFailed, got {other:?}"),
+    }
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .lint(LintLevel::Deny)
+        .register::<OrderShipped>()
+        .build()
+        .await
+        .expect("a documented event passes");
+    assert_eq!(
+        outbox.registry().subjects().await.expect("subjects"),
+        ["shipments-value"]
+    );
+    Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .lint(LintLevel::Warn)
+        .register::<OrderPlaced>()
+        .build()
+        .await
+        .expect("warn registers anyway");
     drop_tables(pool, &names).await;
 }
 
