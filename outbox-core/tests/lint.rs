@@ -7,18 +7,18 @@ use outbox_core::registry::{MemorySchemaStore, Registry};
 use outbox_core::{Error, Schema};
 use serde_json::json;
 
-fn schema(json: serde_json::Value) -> Schema {
-    Schema::parse_json(&json).expect("valid schema")
+fn schema(json: &serde_json::Value) -> Schema {
+    Schema::parse_json(json).expect("valid schema")
 }
 
 /// A documented record with these fields (each documented unless it says otherwise).
 fn record(fields: serde_json::Value) -> Schema {
+    let serde_json::Value::Array(fields) = fields else {
+        panic!("fields must be an array")
+    };
     let fields: Vec<serde_json::Value> = fields
-        .as_array()
-        .expect("fields")
-        .iter()
-        .map(|f| {
-            let mut f = f.clone();
+        .into_iter()
+        .map(|mut f| {
             if f.get("doc").is_none() {
                 f["doc"] = json!("documented");
             }
@@ -26,7 +26,7 @@ fn record(fields: serde_json::Value) -> Schema {
         })
         .collect();
     schema(
-        json!({"type":"record","name":"com.acme.OrderPlaced","doc":"An order was placed",
+        &json!({"type":"record","name":"com.acme.OrderPlaced","doc":"An order was placed",
         "fields": fields}),
     )
 }
@@ -76,7 +76,7 @@ fn a_well_designed_event_is_clean() {
 
 #[test]
 fn doc_missing_on_records_fields_and_named_types() {
-    let s = schema(json!({"type":"record","name":"R","fields":[
+    let s = schema(&json!({"type":"record","name":"R","fields":[
         {"name":"quantity","type":"int"},
         {"name":"kind","doc":"d","type":{"type":"enum","name":"K","symbols":["A"]}},
         {"name":"hash","doc":" ","type":{"type":"fixed","name":"H","size":4,"doc":"a hash"}}
@@ -171,7 +171,7 @@ fn stream_union_trips_at_the_top_of_a_stream_only() {
         {"name":"quantity","type":"int","doc":"d"}]});
     let b = json!({"type":"record","name":"B","doc":"b","fields":[
         {"name":"quantity","type":"int","doc":"d"}]});
-    let union = schema(json!([a, b]));
+    let union = schema(&json!([a, b]));
     let report = run(&union);
     assert_eq!(found(&report), only(Rule::StreamUnion, "/"));
     assert_eq!(report.violations[0].severity, Severity::Error);
@@ -263,7 +263,7 @@ fn size_estimate_ends_on_recursive_and_exponential_schemas() {
             {"name":"a","type":def,"doc":"d"},
             {"name":"b","type":format!("L{}", level - 1),"doc":"d"}]});
     }
-    let wide = schema(def);
+    let wide = schema(&def);
     let report = run(&wide);
     assert_eq!(found(&report), only(Rule::SizeLarge, "/"));
 }
@@ -313,7 +313,7 @@ fn huge_enums_and_many_fields_lint_in_linear_time() {
 
 #[test]
 fn configuration_turns_rules_off_changes_severity_and_threshold_per_subject() {
-    let s = schema(json!({"type":"record","name":"R","fields":[
+    let s = schema(&json!({"type":"record","name":"R","fields":[
         {"name":"price","type":"double"}, {"name":"quantity","type":"int"}]}));
     let config = LintConfig::from_toml_str(
         r#"
@@ -410,7 +410,7 @@ fn rule_ids_are_stable_and_parse_back() {
 #[tokio::test]
 async fn the_registry_refuses_new_schemas_that_break_rules_at_deny() {
     let registry = Registry::new(MemorySchemaStore::default());
-    let undocumented = schema(json!({"type":"record","name":"R","fields":[
+    let undocumented = schema(&json!({"type":"record","name":"R","fields":[
         {"name":"quantity","type":"int"}]}));
     // Registered before the rules were enforced: stays registrable (idempotent).
     let before = registry
@@ -424,7 +424,7 @@ async fn the_registry_refuses_new_schemas_that_break_rules_at_deny() {
         .expect("existing");
     assert_eq!(before.id, again.id);
 
-    let v2 = schema(json!({"type":"record","name":"R","fields":[
+    let v2 = schema(&json!({"type":"record","name":"R","fields":[
         {"name":"quantity","type":"int"},{"name":"price","type":"double","default":0.0}]}));
     match registry.register("orders-value", &v2).await {
         Err(Error::LintFailed {
@@ -448,7 +448,7 @@ async fn the_registry_refuses_new_schemas_that_break_rules_at_deny() {
     );
 
     // Warnings alone do not refuse.
-    let clean = schema(json!({"type":"record","name":"R","doc":"d","fields":[
+    let clean = schema(&json!({"type":"record","name":"R","doc":"d","fields":[
         {"name":"quantity","type":"int","doc":"d"},
         {"name":"status","type":"string","doc":"d","default":"new"}]}));
     let report = registry.lint("orders-value", &clean).await.expect("lint");
@@ -467,7 +467,7 @@ async fn the_registry_refuses_new_schemas_that_break_rules_at_deny() {
         .register("orders-value", &clean)
         .await
         .expect("first type");
-    let other = schema(json!({"type":"record","name":"Other","doc":"d","fields":[
+    let other = schema(&json!({"type":"record","name":"Other","doc":"d","fields":[
         {"name":"quantity","type":"int","doc":"d"}]}));
     let err = registry
         .register("orders-value", &other)

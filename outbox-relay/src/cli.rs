@@ -72,10 +72,33 @@ pub(crate) enum SchemaCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// The stream the schemas are for, so the hint names the next one (`orders.v2`).
+        #[arg(long)]
+        topic: Option<String>,
         /// The new schema (.avsc).
         new: PathBuf,
         /// The existing schemas (.avsc), oldest first.
         existing: Vec<PathBuf>,
+    },
+    /// Check schemas against the design rules for events. Exits 0 when no rule of error
+    /// severity is broken, 1 when one is, 2 on invalid input.
+    Lint {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// The stream the schemas are versions of (oldest first): turns on the
+        /// one-definition-per-stream rules and selects `subjects."<topic>-value"` settings.
+        #[arg(long)]
+        topic: Option<String>,
+        /// TOML file with rule severities and thresholds, globally and per subject.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// The schemas (.avsc).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Register a schema under a subject in the database's registry (compatibility-checked).
     Register {

@@ -26,6 +26,8 @@
 //! listen = "127.0.0.1:8081"     # Confluent-compatible schema registry API; "" turns it off
 //! read_only = false
 //! # url = "http://registry:8081" # use a remote registry instead of the embedded tables
+//! lint = "allow"                # "deny" refuses new schemas breaking the design rules
+//! # lint_config = "lint.toml"   # rule severities per subject (see `outbox-relay schema lint`)
 //! ```
 
 use std::collections::BTreeMap;
@@ -87,6 +89,13 @@ pub struct RegistryApiConfig {
     /// Bearer token for `url`.
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// Whether new schemas (over the API or `schema register`) are linted: `allow` (no),
+    /// `warn` or `deny` (refused when a rule of error severity is broken).
+    #[serde(default)]
+    pub lint: outbox_core::lint::LintLevel,
+    /// The lint rules file (TOML), as `outbox-relay schema lint --config` reads it.
+    #[serde(default)]
+    pub lint_config: Option<std::path::PathBuf>,
 }
 
 impl Default for RegistryApiConfig {
@@ -98,6 +107,8 @@ impl Default for RegistryApiConfig {
             username: None,
             password: None,
             bearer_token: None,
+            lint: outbox_core::lint::LintLevel::default(),
+            lint_config: None,
         }
     }
 }

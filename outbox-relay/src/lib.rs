@@ -6,7 +6,8 @@
 //! - [`config`]: TOML file, environment and flags; [`producer`]: the idempotent, `acks=all`
 //!   producer; [`record`]: CloudEvents Kafka binding; [`metrics`] and [`http`]: Prometheus
 //!   `/metrics`, `/healthz`, `/readyz`.
-//! - [`schema_check`]: `outbox-relay schema check`, for a user's CI.
+//! - [`schema_check`]: `outbox-relay schema check`, for a user's CI; [`schema_lint`]:
+//!   `outbox-relay schema lint`, the design rules of [`outbox_core::lint`].
 //! - [`database`]: the binary's connection to PostgreSQL, MySQL/MariaDB or SQLite by URL.
 //!
 //! # Guarantees
@@ -28,5 +29,6 @@ pub mod record;
 pub mod registry_api;
 mod relay;
 pub mod schema_check;
+pub mod schema_lint;
 
 pub use relay::{Relay, RunSummary, Step, is_permanent};

@@ -8,6 +8,7 @@ use clap::Parser;
 use outbox_core::{Error, Schema};
 use outbox_relay::config::{Overrides, RelayConfig};
 use outbox_relay::schema_check::CheckInput;
+use outbox_relay::schema_lint::LintInput;
 use outbox_relay::{ops, with_database};
 
 use cli::{Cli, Command, DeadLetterCommand, Format, Global, RegistryCommand, SchemaCommand};
@@ -33,11 +34,28 @@ fn main() -> ExitCode {
     if let Command::Schema(SchemaCommand::Check {
         mode,
         format,
+        topic,
         new,
         existing,
     }) = &cli.command
     {
-        return schema_check(mode, *format, new, existing);
+        return schema_check(mode, *format, topic.as_deref(), new, existing);
+    }
+    if let Command::Schema(SchemaCommand::Lint {
+        format,
+        topic,
+        config,
+        deny_warnings,
+        files,
+    }) = &cli.command
+    {
+        return schema_lint(
+            *format,
+            topic.as_deref(),
+            config.as_deref(),
+            *deny_warnings,
+            files,
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,11 +84,12 @@ fn main() -> ExitCode {
 fn schema_check(
     mode: &str,
     format: Format,
+    topic: Option<&str>,
     new: &std::path::Path,
     existing: &[std::path::PathBuf],
 ) -> ExitCode {
     let input = match CheckInput::load(mode, new, existing) {
-        Ok(input) => input,
+        Ok(input) => input.with_topic(topic),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_INVALID_INPUT);
@@ -82,6 +101,32 @@ fn schema_check(
         Format::Json => println!("{}", input.render_json(&report)),
     }
     if report.is_compatible() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn schema_lint(
+    format: Format,
+    topic: Option<&str>,
+    config: Option<&std::path::Path>,
+    deny_warnings: bool,
+    files: &[std::path::PathBuf],
+) -> ExitCode {
+    let input = match LintInput::load(topic, config, files) {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID_INPUT);
+        }
+    };
+    let outcome = input.lint();
+    match format {
+        Format::Text => print!("{}", outcome.render_text()),
+        Format::Json => println!("{}", outcome.render_json(deny_warnings)),
+    }
+    if outcome.passes(deny_warnings) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -145,7 +190,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.global)?;
     let url = config.database_url()?.to_owned();
     match cli.command {
-        Command::Schema(SchemaCommand::Check { .. }) => unreachable!("handled before the runtime"),
+        Command::Schema(SchemaCommand::Check { .. } | SchemaCommand::Lint { .. }) => {
+            unreachable!("handled before the runtime")
+        }
         Command::Run => {
             let Some(shutdown) = shutdown else {
                 unreachable!("created for run")
@@ -191,7 +238,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             let registered = match with_database!(&url, |pool: DB| {
                 ops::schema_register::<DB>(pool, &config, &subject, &schema).await
             }) {
-                Err(e @ Error::IncompatibleSchema { .. }) => {
+                Err(e @ (Error::IncompatibleSchema { .. } | Error::LintFailed { .. })) => {
                     eprintln!("error: {e}");
                     return Ok(ExitCode::FAILURE);
                 }

@@ -46,10 +46,15 @@ fn registry<DB: OutboxDatabase>(
     pool: Pool<DB>,
     config: &RelayConfig,
 ) -> Result<CommandRegistry<DB>> {
+    let lint_config = match &config.registry.lint_config {
+        Some(path) => outbox_core::lint::LintConfig::from_file(path)?,
+        None => outbox_core::lint::LintConfig::default(),
+    };
     Ok(Registry::new(match config.remote_registry() {
         Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote)),
         None => EitherStore::Left(SqlxSchemaStore::new(pool, statements::<DB>(config)?)),
-    }))
+    })
+    .with_lint(config.registry.lint, lint_config))
 }
 
 /// `migrate`: creates or upgrades the tables.

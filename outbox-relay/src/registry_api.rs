@@ -59,7 +59,9 @@ impl From<Error> for ApiError {
             Error::VersionNotFound { .. } => (StatusCode::NOT_FOUND, 40402),
             Error::SchemaNotFound { .. } => (StatusCode::NOT_FOUND, 40403),
             Error::IncompatibleSchema { .. } => (StatusCode::CONFLICT, 40901),
-            Error::InvalidSchema { .. } => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
+            Error::InvalidSchema { .. } | Error::LintFailed { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, 42201)
+            }
             Error::InvalidConfig { .. } => (StatusCode::UNPROCESSABLE_ENTITY, 42203),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
         };

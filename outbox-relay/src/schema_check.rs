@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use outbox_core::Schema;
 use outbox_core::compat::{CompatibilityMode, CompatibilityReport, Direction, check_compatibility};
+use outbox_core::registry::next_stream;
 
 /// Input the check cannot work with: an unreadable file, a schema that does not parse, an
 /// unknown mode. The CLI prints it on one line and exits 2.
@@ -19,6 +20,14 @@ pub enum InputError {
         /// Why.
         source: std::io::Error,
     },
+    /// A schema file is larger than the CLI reads.
+    #[error("{path}: larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// A schema file is not a valid Avro schema.
     #[error("{path}: {source}")]
     Schema {
@@ -30,6 +39,9 @@ pub enum InputError {
     /// The mode is not one of the seven.
     #[error("{0}")]
     Mode(outbox_core::Error),
+    /// A configuration file (the lint rules) is unreadable or invalid.
+    #[error("{0}")]
+    Config(outbox_core::Error),
 }
 
 /// The schemas of one check, as read from files.
@@ -41,6 +53,8 @@ pub struct CheckInput {
     pub new: (PathBuf, Schema),
     /// The existing schemas, oldest first.
     pub existing: Vec<(PathBuf, Schema)>,
+    /// The stream these are schemas of, so the hint can name the next one.
+    pub topic: Option<String>,
 }
 
 impl CheckInput {
@@ -60,7 +74,16 @@ impl CheckInput {
             mode,
             new,
             existing,
+            topic: None,
         })
+    }
+
+    /// Names the stream, so an incompatible verdict's hint names the next one
+    /// (`orders` → `orders.v2`).
+    #[must_use]
+    pub fn with_topic(mut self, topic: Option<&str>) -> Self {
+        self.topic = topic.map(str::to_owned);
+        self
     }
 
     /// Runs the check.
@@ -102,9 +125,14 @@ impl CheckInput {
                 i.message
             );
         }
-        out.push_str(
+        let next = match &self.topic {
+            Some(topic) => format!("`{}`", next_stream(topic)),
+            None => "`<topic>.v2`; pass --topic to name it".to_owned(),
+        };
+        let _ = writeln!(
+            out,
             "hint: make the change compatible (give new fields defaults, keep types promotable), \
-             or publish it to a new stream (for example `orders.v2`)\n",
+             or publish it to a new stream ({next}) while the old one drains"
         );
         out
     }
@@ -133,17 +161,36 @@ impl CheckInput {
             "mode": report.mode.as_str(),
             "new": self.new.0.display().to_string(),
             "existing": self.existing.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
+            "next_stream": self.topic.as_deref().map(next_stream),
             "incompatibilities": problems,
         })
         .to_string()
     }
 }
 
-fn read_schema(path: &Path) -> Result<Schema, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+/// The largest schema file the schema commands read: far above any real schema, low enough
+/// that a hostile file cannot exhaust memory.
+pub const MAX_SCHEMA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads and parses a schema file of at most [`MAX_SCHEMA_FILE_BYTES`].
+pub(crate) fn read_schema(path: &Path) -> Result<Schema, InputError> {
+    use std::io::Read as _;
+    let read_error = |source| InputError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(MAX_SCHEMA_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_SCHEMA_FILE_BYTES {
+        return Err(InputError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_SCHEMA_FILE_BYTES,
+        });
+    }
     Schema::parse_str(&text).map_err(|source| InputError::Schema {
         path: path.to_path_buf(),
         source,

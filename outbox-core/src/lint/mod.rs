@@ -55,7 +55,8 @@ use crate::schema::Schema;
 use crate::{Error, Result};
 
 /// What a writer or a registry does with the linter when a schema is registered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LintLevel {
     /// Do not lint (the default).
     #[default]
