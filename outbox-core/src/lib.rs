@@ -26,6 +26,8 @@
 //!
 //! # Feature flags
 //!
+//! - `codegen`: [`codegen`], Rust types (deriving `AvroSchema`) from `.avsc` files, for
+//!   `build.rs`.
 //! - `opentelemetry`: every event carries the current OpenTelemetry trace context as a W3C
 //!   `traceparent` header, so consumers continue the producer's trace.
 //!
@@ -53,6 +55,8 @@
 //! # Ok::<(), outbox_core::Error>(())
 //! ```
 
+#[cfg(feature = "codegen")]
+pub mod codegen;
 pub mod compat;
 pub mod encode;
 mod error;

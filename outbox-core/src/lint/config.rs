@@ -226,7 +226,7 @@ fn toml_reason(text: &str, e: &toml::de::Error) -> String {
 }
 
 /// Reads a text file of at most `limit` bytes; the error is one line.
-fn read_bounded(path: &Path, limit: u64) -> std::result::Result<String, String> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> std::result::Result<String, String> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let mut text = String::new();

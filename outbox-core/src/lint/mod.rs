@@ -38,7 +38,7 @@
 //! # Ok::<(), outbox_core::Error>(())
 //! ```
 
-mod config;
+pub(crate) mod config;
 mod rule;
 mod size;
 mod walk;

@@ -1,0 +1,245 @@
+//! Rust types from Avro schemas (`.avsc`), for `build.rs` or `outbox-relay schema codegen`.
+//!
+//! The generated types derive `AvroSchema` (the `apache_avro` derive), `Serialize` and
+//! `Deserialize`, so their schema is computed by the derive, never copied from the source text;
+//! the derived schema equals the source in Parsing Canonical Form and in defaults, docs,
+//! logical types and aliases. What the derive cannot express is refused with
+//! [`CodegenError::Unsupported`], naming the file and the JSON pointer of the construct.
+//!
+//! | Avro | Rust |
+//! |------|------|
+//! | record | `struct` (named fields; a field named like a keyword becomes `r#type`) |
+//! | enum | `enum` of unit variants (the enum default is the `#[default]` variant) |
+//! | namespace | nested `mod`s (`com.acme.Order` is `com::acme::Order`) |
+//! | `boolean`, `int`, `long`, `float`, `double`, `string`, `null` | `bool`, `i32`, `i64`, `f32`, `f64`, `String`, `()` |
+//! | `bytes`, fixed (as a field's type) | `Vec<u8>`, `[u8; N]` |
+//! | array, map | `Vec<T>`, `HashMap<String, T>` |
+//! | `["null", T]` | `Option<T>` |
+//! | `uuid` (string), `date`, `time-*`, `timestamp-*`, `local-timestamp-*` | `String`, `i32`, `i64` with the logical type |
+//! | a record containing itself | `Box<T>` |
+//!
+//! Not expressible (refused): unions other than `["null", T]` with `null` first; `bytes`,
+//! fixed and logical types inside arrays, maps or unions (beyond `Option`); `decimal`,
+//! `duration` and fixed-based `uuid`; a top-level schema that is not a record or an enum.
+//!
+//! The generated code names `::apache_avro` and `::serde` (and `::outbox_core` for the
+//! [`Event`](crate::Event) impl): depend on `apache-avro` (feature `derive`), `serde`
+//! (feature `derive`) and `serde_json` (the derive expands to it).
+//!
+//! # Examples
+//!
+//! ```
+//! use outbox_core::codegen::Codegen;
+//! use outbox_core::Schema;
+//!
+//! let schema = Schema::parse_str(r#"{"type":"record","name":"OrderPlaced",
+//!     "namespace":"com.acme","doc":"An order was placed",
+//!     "fields":[{"name":"order_id","type":"string"},{"name":"type","type":"int"}]}"#)?;
+//! let code = Codegen::new()
+//!     .schema("order_placed.avsc", &schema)
+//!     .event("orders", "order_id")
+//!     .generate()
+//!     .expect("expressible");
+//! assert!(code.contains("pub mod com {"));
+//! assert!(code.contains("pub r#type: i32,"));
+//! assert!(code.contains("const TOPIC: &'static str = \"orders\";"));
+//! # Ok::<(), outbox_core::Error>(())
+//! ```
+
+mod emit;
+mod types;
+
+use std::path::Path;
+
+use crate::schema::Schema;
+
+/// The largest schema file [`Codegen::file`] reads.
+const MAX_SCHEMA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why code could not be generated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodegenError {
+    /// A schema file could not be read or is not a valid schema.
+    #[error("{file}: {reason}")]
+    Input {
+        /// The file (or label) of the schema.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// The schema uses something the `AvroSchema` derive cannot express.
+    #[error("{file}: at {location}: the AvroSchema derive cannot express {what}")]
+    Unsupported {
+        /// The file (or label) of the schema.
+        file: String,
+        /// JSON pointer of the construct in the schema document.
+        location: String,
+        /// What it is, and what would work instead.
+        what: String,
+    },
+    /// Two schemas define the same full name differently.
+    #[error("{file}: {name} is already defined differently in {other}")]
+    Conflict {
+        /// The file (or label) of the second definition.
+        file: String,
+        /// The full name.
+        name: String,
+        /// The file (or label) of the first definition.
+        other: String,
+    },
+    /// The [`Event`](crate::Event) impl asked for cannot be generated.
+    #[error("{file}: cannot implement Event: {reason}")]
+    Event {
+        /// The file (or label) of the schema.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// The output file could not be written.
+    #[error("cannot write {file}: {reason}")]
+    Output {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The path, relative to where the generated file is included, of the type generated for
+/// the Avro full name `full_name` (`com.acme.type.Order` is `com::acme::r#type::Order`).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(outbox_core::codegen::rust_path("com.acme.match.Order"), "com::acme::r#match::Order");
+/// ```
+pub fn rust_path(full_name: &str) -> String {
+    let (namespace, name) = full_name.rsplit_once('.').unwrap_or(("", full_name));
+    let parts: Vec<String> = namespace
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    emit::path(&[], &parts, name)
+}
+
+/// An `Event` impl for a schema's top-level record: its topic and the field that is the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EventSpec {
+    topic: String,
+    key_field: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Input {
+    label: String,
+    schema: Schema,
+    event: Option<EventSpec>,
+}
+
+/// Generates one Rust source file from schemas.
+///
+/// # Examples
+///
+/// In `build.rs` (with `outbox-core` as a build dependency, feature `codegen`):
+///
+/// ```no_run
+/// use outbox_core::codegen::Codegen;
+///
+/// let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("events.rs");
+/// Codegen::new()
+///     .file("schemas/order_placed.avsc")
+///     .and_then(|c| c.event("orders", "order_id").write(&out))
+///     .unwrap_or_else(|e| panic!("{e}"));
+/// println!("cargo::rerun-if-changed=schemas");
+/// ```
+///
+/// and in the crate: `include!(concat!(env!("OUT_DIR"), "/events.rs"));`.
+#[derive(Debug, Clone, Default)]
+pub struct Codegen {
+    inputs: Vec<Input>,
+}
+
+impl Codegen {
+    /// No schemas yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a parsed schema; `label` names it in errors and in the generated header.
+    #[must_use]
+    pub fn schema(mut self, label: &str, schema: &Schema) -> Self {
+        self.inputs.push(Input {
+            label: label.to_owned(),
+            schema: schema.clone(),
+            event: None,
+        });
+        self
+    }
+
+    /// Reads and adds a schema file (at most 16 MiB).
+    ///
+    /// # Errors
+    ///
+    /// [`CodegenError::Input`] naming the file when it cannot be read or parsed.
+    pub fn file(self, path: impl AsRef<Path>) -> Result<Self, CodegenError> {
+        let path = path.as_ref();
+        let label = path.display().to_string();
+        let input = |reason: String| CodegenError::Input {
+            file: label.clone(),
+            reason,
+        };
+        let text = crate::lint::config::read_bounded(path, MAX_SCHEMA_FILE_BYTES).map_err(input)?;
+        let schema = Schema::parse_str(&text).map_err(|e| input(e.to_string()))?;
+        Ok(self.schema(&label, &schema))
+    }
+
+    /// Implements [`Event`](crate::Event) for the top-level record of the schema added last:
+    /// events go to `topic`, keyed by the field `key_field` (`""` for unkeyed events).
+    #[must_use]
+    pub fn event(mut self, topic: &str, key_field: &str) -> Self {
+        if let Some(last) = self.inputs.last_mut() {
+            last.event = Some(EventSpec {
+                topic: topic.to_owned(),
+                key_field: Some(key_field.to_owned()).filter(|k| !k.is_empty()),
+            });
+        }
+        self
+    }
+
+    /// The generated Rust source.
+    ///
+    /// # Errors
+    ///
+    /// [`CodegenError::Unsupported`] for what the derive cannot express,
+    /// [`CodegenError::Conflict`] for two different definitions of one name,
+    /// [`CodegenError::Event`] for an impossible `Event` impl.
+    pub fn generate(&self) -> Result<String, CodegenError> {
+        let mut out = emit::Output::default();
+        let mut registry = types::Registry::default();
+        for input in &self.inputs {
+            types::generate(input, &mut out, &mut registry)?;
+        }
+        let labels: Vec<&str> = self.inputs.iter().map(|i| i.label.as_str()).collect();
+        Ok(out.render(&labels))
+    }
+
+    /// Generates and writes the source to `path`, only when it changed (so a build script
+    /// does not trigger needless rebuilds).
+    ///
+    /// # Errors
+    ///
+    /// As [`generate`](Self::generate); [`CodegenError::Output`] when writing fails.
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), CodegenError> {
+        let path = path.as_ref();
+        let code = self.generate()?;
+        if std::fs::read_to_string(path).ok().as_deref() == Some(code.as_str()) {
+            return Ok(());
+        }
+        std::fs::write(path, code).map_err(|e| CodegenError::Output {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,668 @@
+//! From `apache_avro`'s schema model (the one the derive produces, so logical types, docs,
+//! defaults and aliases compare like for like) to Rust items.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use apache_avro::schema::{
+    Alias, EnumSchema, FixedSchema, Name, RecordField, RecordSchema, Schema as Avro, UuidSchema,
+};
+
+use super::emit::{Output, ident, literal, path, try_ident};
+use super::{CodegenError, Input};
+
+/// Avro names need not follow Rust's naming conventions, nor have docs.
+const ALLOW: &str = "#[allow(missing_docs, non_camel_case_types, non_snake_case)]\n";
+
+/// Deeper nesting than this is refused (the parser bounds it too; this does not rely on it).
+const MAX_DEPTH: usize = 64;
+
+/// A named type already generated: where, and what it is.
+#[derive(Debug, Clone)]
+pub(super) struct Defined {
+    kind: Kind,
+    /// Which input defined it, and its definition, to spot conflicting redefinitions.
+    label: String,
+    definition: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Record,
+    Enum,
+    Fixed(usize),
+}
+
+/// The Rust type of a field and the attributes its schema needs.
+struct FieldType {
+    ty: String,
+    attributes: Vec<String>,
+    /// Whether the derive's own field default (`null` for `Option`) must be turned off.
+    trait_default: bool,
+}
+
+struct Generator<'a> {
+    input: &'a Input,
+    out: &'a mut Output,
+    registry: &'a mut Registry,
+    /// Records being generated, innermost last: a reference to one of them is recursive.
+    open_records: Vec<String>,
+}
+
+/// Named types generated so far, across inputs, by full name.
+pub(super) type Registry = HashMap<String, Defined>;
+
+pub(super) fn generate(
+    input: &Input,
+    out: &mut Output,
+    registry: &mut Registry,
+) -> Result<(), CodegenError> {
+    let schema = input.schema.to_avro().map_err(|e| CodegenError::Input {
+        file: input.label.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut generator = Generator {
+        input,
+        out,
+        registry,
+        open_records: Vec::new(),
+    };
+    match &schema {
+        Avro::Record(record) => {
+            generator.record(record, "", 0)?;
+            if let Some(event) = &input.event {
+                generator.event(record, event)?;
+            }
+            Ok(())
+        }
+        Avro::Enum(e) if input.event.is_none() => generator.enumeration(e, ""),
+        other => Err(generator.unsupported(
+            "",
+            &format!(
+                "a top-level {}: generate a record (or an enum) and use it in a field",
+                kind_name(other)
+            ),
+        )),
+    }
+}
+
+impl Generator<'_> {
+    fn unsupported(&self, location: &str, what: &str) -> CodegenError {
+        CodegenError::Unsupported {
+            file: self.input.label.clone(),
+            location: if location.is_empty() {
+                "/".to_owned()
+            } else {
+                location.to_owned()
+            },
+            what: what.to_owned(),
+        }
+    }
+
+    /// Records a definition; `false` when the same definition exists already (skip it).
+    fn define(&mut self, name: &Name, kind: Kind, definition: &str) -> Result<bool, CodegenError> {
+        let full = name.fullname(None);
+        let label = self.input.label.clone();
+        match self.registry.get(&full) {
+            Some(existing) if existing.definition == definition => Ok(false),
+            Some(existing) => Err(CodegenError::Conflict {
+                file: label,
+                name: full,
+                other: existing.label.clone(),
+            }),
+            None => {
+                let defined = Defined {
+                    kind,
+                    label,
+                    definition: definition.to_owned(),
+                };
+                self.registry.insert(full, defined);
+                Ok(true)
+            }
+        }
+    }
+
+    fn type_name(&self, name: &Name, location: &str) -> Result<String, CodegenError> {
+        try_ident(name.name())
+            .ok_or_else(|| {
+                self.unsupported(
+                    location,
+                    &format!("a type named {:?} (not a Rust identifier)", name.name()),
+                )
+            })
+            .map(|_| name.name().to_owned())
+    }
+
+    fn record(
+        &mut self,
+        record: &RecordSchema,
+        location: &str,
+        depth: usize,
+    ) -> Result<(), CodegenError> {
+        let name = self.type_name(&record.name, location)?;
+        let full = record.name.fullname(None);
+        let definition = serde_json::to_string(&Avro::Record(record.clone())).unwrap_or_default();
+        if !self.define(&record.name, Kind::Record, &definition)? {
+            return Ok(());
+        }
+        let namespace = namespace_parts(&record.name);
+        self.open_records.push(full);
+        let mut fields = String::new();
+        for (i, field) in record.fields.iter().enumerate() {
+            let at = format!("{location}/fields/{i}");
+            fields.push_str(&self.field(field, &namespace, &at, depth)?);
+        }
+        self.open_records.pop();
+        let mut item = String::new();
+        docs(&mut item, record.doc.as_deref());
+        item.push_str(
+            "#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::apache_avro::AvroSchema)]\n",
+        );
+        item.push_str(ALLOW);
+        item.push_str(&container_attributes(
+            &record.name,
+            record.doc.as_deref(),
+            record.aliases.as_deref(),
+        ));
+        if ident(&name) != name {
+            let _ = writeln!(item, "#[serde(rename = {})]", literal(&name));
+        }
+        let _ = writeln!(item, "pub struct {} {{\n{fields}}}", ident(&name));
+        self.out.push(&namespace, item);
+        Ok(())
+    }
+
+    fn field(
+        &mut self,
+        field: &RecordField,
+        namespace: &[String],
+        location: &str,
+        depth: usize,
+    ) -> Result<String, CodegenError> {
+        let rust_name = try_ident(&field.name).ok_or_else(|| {
+            self.unsupported(location, &format!("a field named {:?}", field.name))
+        })?;
+        let ty = self.field_type(
+            &field.schema,
+            namespace,
+            &format!("{location}/type"),
+            depth + 1,
+        )?;
+        let mut out = String::new();
+        docs(&mut out, field.doc.as_deref());
+        let mut avro: Vec<String> = Vec::new();
+        if let Some(doc) = &field.doc {
+            avro.push(format!("doc = {}", literal(doc)));
+        }
+        match &field.default {
+            Some(default) => avro.push(format!("default = {}", literal(&default.to_string()))),
+            None if ty.trait_default => avro.push("default = false".to_owned()),
+            None => {}
+        }
+        let mut serde: Vec<String> = Vec::new();
+        if rust_name != field.name {
+            serde.push(format!("rename = {}", literal(&field.name)));
+        }
+        for alias in &field.aliases {
+            serde.push(format!("alias = {}", literal(alias)));
+        }
+        for attribute in &ty.attributes {
+            out.push_str(attribute);
+            out.push('\n');
+        }
+        if !avro.is_empty() {
+            let _ = writeln!(out, "#[avro({})]", avro.join(", "));
+        }
+        if !serde.is_empty() {
+            let _ = writeln!(out, "#[serde({})]", serde.join(", "));
+        }
+        let _ = writeln!(out, "pub {rust_name}: {},", ty.ty);
+        Ok(indent(&out))
+    }
+
+    /// The Rust type of a field whose schema is `schema`.
+    fn field_type(
+        &mut self,
+        schema: &Avro,
+        namespace: &[String],
+        location: &str,
+        depth: usize,
+    ) -> Result<FieldType, CodegenError> {
+        let with = |ty: &str, expr: String| FieldType {
+            ty: ty.to_owned(),
+            attributes: vec![format!("#[avro(with = || {expr})]")],
+            trait_default: false,
+        };
+        if let Some(expr) = logical(schema) {
+            return Ok(with(&logical_rust_type(schema), expr));
+        }
+        match schema {
+            Avro::Bytes => Ok(FieldType {
+                ty: "::std::vec::Vec<u8>".to_owned(),
+                attributes: vec![
+                    "#[serde(with = \"::apache_avro::serde::bytes\")]".to_owned(),
+                    "#[avro(with)]".to_owned(),
+                ],
+                trait_default: false,
+            }),
+            Avro::Fixed(fixed) => {
+                self.fixed(fixed, location)?;
+                Ok(self.fixed_field(&fixed.name, fixed.size, namespace))
+            }
+            Avro::Ref { name } if matches!(self.kind_of(name), Some(Kind::Fixed(_))) => {
+                let Some(Kind::Fixed(size)) = self.kind_of(name) else {
+                    unreachable!("matched")
+                };
+                Ok(self.fixed_field(name, size, namespace))
+            }
+            Avro::Union(union) => {
+                let branches = union.variants();
+                match branches {
+                    [Avro::Null, inner] => {
+                        if let Some(expr) = logical(inner) {
+                            let ty = format!("::std::option::Option<{}>", logical_rust_type(inner));
+                            return Ok(with(
+                                &ty,
+                                format!(
+                                    "::apache_avro::schema::Schema::Union(::apache_avro::schema::UnionSchema::new(vec![::apache_avro::schema::Schema::Null, {expr}]).expect(\"a valid union\"))"
+                                ),
+                            ));
+                        }
+                        if matches!(inner, Avro::Bytes) {
+                            return Ok(FieldType {
+                                ty: "::std::option::Option<::std::vec::Vec<u8>>".to_owned(),
+                                attributes: vec![
+                                    "#[serde(with = \"::apache_avro::serde::bytes_opt\")]"
+                                        .to_owned(),
+                                    "#[avro(with)]".to_owned(),
+                                ],
+                                trait_default: false,
+                            });
+                        }
+                        let inner =
+                            self.nested(inner, namespace, &format!("{location}/1"), depth + 1)?;
+                        Ok(FieldType {
+                            ty: format!("::std::option::Option<{inner}>"),
+                            attributes: Vec::new(),
+                            trait_default: true,
+                        })
+                    }
+                    _ => Err(self.unsupported(location, &union_text(branches))),
+                }
+            }
+            other => Ok(FieldType {
+                ty: self.nested(other, namespace, location, depth)?,
+                attributes: Vec::new(),
+                trait_default: false,
+            }),
+        }
+    }
+
+    /// The Rust type of `schema` inside an array, a map or an option, where only the derive's
+    /// own mapping of a Rust type applies.
+    fn nested(
+        &mut self,
+        schema: &Avro,
+        namespace: &[String],
+        location: &str,
+        depth: usize,
+    ) -> Result<String, CodegenError> {
+        if depth > MAX_DEPTH {
+            return Err(
+                self.unsupported(location, &format!("types nested over {MAX_DEPTH} levels"))
+            );
+        }
+        Ok(match schema {
+            Avro::Null => "()".to_owned(),
+            Avro::Boolean => "bool".to_owned(),
+            Avro::Int => "i32".to_owned(),
+            Avro::Long => "i64".to_owned(),
+            Avro::Float => "f32".to_owned(),
+            Avro::Double => "f64".to_owned(),
+            Avro::String => "::std::string::String".to_owned(),
+            Avro::Array(array) => format!(
+                "::std::vec::Vec<{}>",
+                self.nested(
+                    &array.items,
+                    namespace,
+                    &format!("{location}/items"),
+                    depth + 1
+                )?
+            ),
+            Avro::Map(map) => format!(
+                "::std::collections::HashMap<::std::string::String, {}>",
+                self.nested(
+                    &map.types,
+                    namespace,
+                    &format!("{location}/values"),
+                    depth + 1
+                )?
+            ),
+            Avro::Record(record) => {
+                self.record(record, location, depth)?;
+                path(
+                    namespace,
+                    &namespace_parts(&record.name),
+                    record.name.name(),
+                )
+            }
+            Avro::Enum(e) => {
+                self.enumeration(e, location)?;
+                path(namespace, &namespace_parts(&e.name), e.name.name())
+            }
+            Avro::Ref { name } => match self.kind_of(name) {
+                Some(Kind::Record | Kind::Enum) => {
+                    let target = path(namespace, &namespace_parts(name), name.name());
+                    if self.open_records.contains(&name.fullname(None)) {
+                        format!("::std::boxed::Box<{target}>")
+                    } else {
+                        target
+                    }
+                }
+                _ => {
+                    return Err(self.unsupported(
+                        location,
+                        "a fixed inside an array, a map or a union (only as a field's type)",
+                    ));
+                }
+            },
+            Avro::Union(union) => match union.variants() {
+                [Avro::Null, inner] => format!(
+                    "::std::option::Option<{}>",
+                    self.nested(inner, namespace, &format!("{location}/1"), depth + 1)?
+                ),
+                branches => return Err(self.unsupported(location, &union_text(branches))),
+            },
+            Avro::Bytes | Avro::Fixed(_) => {
+                return Err(self.unsupported(
+                    location,
+                    &format!(
+                        "{} inside an array, a map or a union (only as a field's type)",
+                        kind_name(schema)
+                    ),
+                ));
+            }
+            other if logical(other).is_some() => {
+                return Err(self.unsupported(location, &format!("the logical type {} inside an array, a map or a union (only as a field's type or an option)", kind_name(other))));
+            }
+            other => {
+                return Err(self.unsupported(location, &format!("the type {}", kind_name(other))));
+            }
+        })
+    }
+
+    fn kind_of(&mut self, name: &Name) -> Option<Kind> {
+        self.registry.get(&name.fullname(None)).map(|d| d.kind)
+    }
+
+    fn enumeration(&mut self, e: &EnumSchema, location: &str) -> Result<(), CodegenError> {
+        let name = self.type_name(&e.name, location)?;
+        let definition = serde_json::to_string(&Avro::Enum(e.clone())).unwrap_or_default();
+        if !self.define(&e.name, Kind::Enum, &definition)? {
+            return Ok(());
+        }
+        let mut item = String::new();
+        docs(&mut item, e.doc.as_deref());
+        let derive_default = if e.default.is_some() { ", Default" } else { "" };
+        let _ = writeln!(
+            item,
+            "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash{derive_default}, ::serde::Serialize, ::serde::Deserialize, ::apache_avro::AvroSchema)]"
+        );
+        item.push_str(ALLOW);
+        item.push_str(&container_attributes(
+            &e.name,
+            e.doc.as_deref(),
+            e.aliases.as_deref(),
+        ));
+        if ident(&name) != name {
+            let _ = writeln!(item, "#[serde(rename = {})]", literal(&name));
+        }
+        let _ = writeln!(item, "pub enum {} {{", ident(&name));
+        for symbol in &e.symbols {
+            let variant = try_ident(symbol).ok_or_else(|| {
+                self.unsupported(
+                    &format!("{location}/symbols"),
+                    &format!("the symbol {symbol:?}"),
+                )
+            })?;
+            if e.default.as_deref() == Some(symbol.as_str()) {
+                item.push_str("    #[default]\n");
+            }
+            if variant != *symbol {
+                let _ = writeln!(item, "    #[serde(rename = {})]", literal(symbol));
+            }
+            let _ = writeln!(item, "    {variant},");
+        }
+        item.push_str("}\n");
+        self.out.push(&namespace_parts(&e.name), item);
+        Ok(())
+    }
+
+    /// A fixed is a `[u8; N]` field whose schema comes from a generated function, since the
+    /// derive's own fixed has a name of its own.
+    fn fixed(&mut self, fixed: &FixedSchema, location: &str) -> Result<(), CodegenError> {
+        self.type_name(&fixed.name, location)?;
+        let definition = serde_json::to_string(&Avro::Fixed(fixed.clone())).unwrap_or_default();
+        if !self.define(&fixed.name, Kind::Fixed(fixed.size), &definition)? {
+            return Ok(());
+        }
+        let doc = match &fixed.doc {
+            Some(doc) => format!("Some({}.to_owned())", literal(doc)),
+            None => "None".to_owned(),
+        };
+        let aliases = match fixed.aliases.as_deref().filter(|a| !a.is_empty()) {
+            Some(aliases) => {
+                let list: Vec<String> = aliases
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "::apache_avro::schema::Alias::new({}).expect(\"a valid alias\")",
+                            literal(&alias_text(a))
+                        )
+                    })
+                    .collect();
+                format!("Some(vec![{}])", list.join(", "))
+            }
+            None => "None".to_owned(),
+        };
+        let builder = format!(
+            "::apache_avro::schema::FixedSchema {{ name, aliases: {aliases}, doc: {doc}, size: {}, attributes: ::std::collections::BTreeMap::new() }}",
+            fixed.size
+        );
+        let item = format!(
+            "#[allow(non_snake_case)]\n/// The schema of the fixed `{full}`, for the fields of that type.\n\
+             pub fn {function}(\n    named: &mut ::std::collections::HashSet<::apache_avro::schema::Name>,\n    _: ::apache_avro::schema::NamespaceRef<'_>,\n) -> ::apache_avro::schema::Schema {{\n    \
+             let name = ::apache_avro::schema::Name::new({full_lit}).expect(\"a valid name\");\n    \
+             if named.contains(&name) {{\n        return ::apache_avro::schema::Schema::Ref {{ name }};\n    }}\n    \
+             named.insert(name.clone());\n    \
+             ::apache_avro::schema::Schema::Fixed({builder})\n}}\n",
+            full = fixed.name.fullname(None),
+            function = fixed_function(&fixed.name),
+            full_lit = literal(&fixed.name.fullname(None)),
+        );
+        self.out.push(&namespace_parts(&fixed.name), item);
+        Ok(())
+    }
+
+    fn fixed_field(&self, name: &Name, size: usize, namespace: &[String]) -> FieldType {
+        let function = path(namespace, &namespace_parts(name), &fixed_function(name));
+        FieldType {
+            ty: format!("[u8; {size}]"),
+            attributes: vec![
+                "#[serde(with = \"::apache_avro::serde::fixed\")]".to_owned(),
+                format!("#[avro(with = {function})]"),
+            ],
+            trait_default: false,
+        }
+    }
+
+    fn event(
+        &mut self,
+        record: &RecordSchema,
+        event: &super::EventSpec,
+    ) -> Result<(), CodegenError> {
+        let fail = |reason: String| CodegenError::Event {
+            file: self.input.label.clone(),
+            reason,
+        };
+        let key = match &event.key_field {
+            None => "None".to_owned(),
+            Some(key) => {
+                let field = record
+                    .fields
+                    .iter()
+                    .find(|f| &f.name == key)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "{} has no field {key:?}",
+                            record.name.fullname(None)
+                        ))
+                    })?;
+                let access = format!("self.{}", ident(&field.name));
+                match &field.schema {
+                    Avro::String | Avro::Uuid(UuidSchema::String) => {
+                        format!("Some({access}.clone())")
+                    }
+                    Avro::Int | Avro::Long | Avro::Boolean => format!("Some({access}.to_string())"),
+                    Avro::Union(u) if matches!(u.variants(), [Avro::Null, Avro::String]) => {
+                        format!("{access}.clone()")
+                    }
+                    other => {
+                        return Err(fail(format!(
+                            "the key field {key} is a {}; use a string, int, long or boolean",
+                            kind_name(other)
+                        )));
+                    }
+                }
+            }
+        };
+        let namespace = namespace_parts(&record.name);
+        let item = format!(
+            "impl ::outbox_core::Event for {} {{\n    const TOPIC: &'static str = {};\n    fn key(&self) -> ::std::option::Option<::std::string::String> {{\n        {key}\n    }}\n}}\n",
+            ident(record.name.name()),
+            literal(&event.topic)
+        );
+        self.out.push(&namespace, item);
+        Ok(())
+    }
+}
+
+/// `#[avro(namespace, doc, alias)]` of a named type.
+fn container_attributes(name: &Name, doc: Option<&str>, aliases: Option<&[Alias]>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(ns) = name.namespace() {
+        parts.push(format!("namespace = {}", literal(ns)));
+    }
+    if let Some(doc) = doc {
+        parts.push(format!("doc = {}", literal(doc)));
+    }
+    for alias in aliases.unwrap_or_default() {
+        parts.push(format!("alias = {}", literal(&alias_text(alias))));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("#[avro({})]\n", parts.join(", "))
+    }
+}
+
+fn alias_text(alias: &Alias) -> String {
+    alias.fullname(None)
+}
+
+/// `#[doc]` lines for a person reading the generated code.
+fn docs(out: &mut String, doc: Option<&str>) {
+    if let Some(doc) = doc {
+        for line in doc.lines() {
+            let _ = writeln!(out, "#[doc = {}]", literal(&format!(" {line}")));
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+fn namespace_parts(name: &Name) -> Vec<String> {
+    name.namespace()
+        .map(|ns| ns.split('.').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn fixed_function(name: &Name) -> String {
+    format!("{}_schema", name.name().to_lowercase())
+}
+
+/// The schema expression of a logical type the derive can carry on an `i32`, `i64` or
+/// `String` field (through `#[avro(with = ...)]`).
+fn logical(schema: &Avro) -> Option<String> {
+    let variant = match schema {
+        Avro::Uuid(UuidSchema::String) => {
+            return Some(
+                "::apache_avro::schema::Schema::Uuid(::apache_avro::schema::UuidSchema::String)"
+                    .to_owned(),
+            );
+        }
+        Avro::Date => "Date",
+        Avro::TimeMillis => "TimeMillis",
+        Avro::TimeMicros => "TimeMicros",
+        Avro::TimestampMillis => "TimestampMillis",
+        Avro::TimestampMicros => "TimestampMicros",
+        Avro::TimestampNanos => "TimestampNanos",
+        Avro::LocalTimestampMillis => "LocalTimestampMillis",
+        Avro::LocalTimestampMicros => "LocalTimestampMicros",
+        Avro::LocalTimestampNanos => "LocalTimestampNanos",
+        _ => return None,
+    };
+    Some(format!("::apache_avro::schema::Schema::{variant}"))
+}
+
+fn logical_rust_type(schema: &Avro) -> String {
+    match schema {
+        Avro::Uuid(_) => "::std::string::String",
+        Avro::Date | Avro::TimeMillis => "i32",
+        _ => "i64",
+    }
+    .to_owned()
+}
+
+fn union_text(branches: &[Avro]) -> String {
+    let names: Vec<&str> = branches.iter().map(kind_name).collect();
+    format!(
+        "the union [{}] (only [\"null\", T], null first, becomes Option<T>)",
+        names.join(", ")
+    )
+}
+
+fn kind_name(schema: &Avro) -> &'static str {
+    match schema {
+        Avro::Null => "null",
+        Avro::Boolean => "boolean",
+        Avro::Int => "int",
+        Avro::Long => "long",
+        Avro::Float => "float",
+        Avro::Double => "double",
+        Avro::Bytes => "bytes",
+        Avro::String => "string",
+        Avro::Array(_) => "array",
+        Avro::Map(_) => "map",
+        Avro::Union(_) => "union",
+        Avro::Record(_) => "record",
+        Avro::Enum(_) => "enum",
+        Avro::Fixed(_) => "fixed",
+        Avro::Decimal(_) => "decimal",
+        Avro::BigDecimal => "big-decimal",
+        Avro::Uuid(_) => "uuid",
+        Avro::Date => "date",
+        Avro::TimeMillis => "time-millis",
+        Avro::TimeMicros => "time-micros",
+        Avro::TimestampMillis => "timestamp-millis",
+        Avro::TimestampMicros => "timestamp-micros",
+        Avro::TimestampNanos => "timestamp-nanos",
+        Avro::LocalTimestampMillis => "local-timestamp-millis",
+        Avro::LocalTimestampMicros => "local-timestamp-micros",
+        Avro::LocalTimestampNanos => "local-timestamp-nanos",
+        Avro::Duration(_) => "duration",
+        Avro::Ref { .. } => "reference",
+    }
+}
