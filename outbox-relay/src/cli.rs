@@ -100,6 +100,22 @@ pub(crate) enum SchemaCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Generate Rust types (deriving `AvroSchema`, serde) from schemas. Exits 0 when written,
+    /// 1 when a schema uses what the derive cannot express, 2 on invalid input.
+    Codegen {
+        /// Write here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Implement `outbox_core::Event` for each file's top-level record, on this topic.
+        #[arg(long)]
+        topic: Option<String>,
+        /// The field that is the event key (with `--topic`).
+        #[arg(long, requires = "topic")]
+        key: Option<String>,
+        /// The schemas (.avsc).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Register a schema under a subject in the database's registry (compatibility-checked).
     Register {
         /// The subject (`<topic>-value` for the default naming strategy).

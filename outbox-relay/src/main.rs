@@ -57,6 +57,15 @@ fn main() -> ExitCode {
             files,
         );
     }
+    if let Command::Schema(SchemaCommand::Codegen {
+        out,
+        topic,
+        key,
+        files,
+    }) = &cli.command
+    {
+        return schema_codegen(out.as_deref(), topic.as_deref(), key.as_deref(), files);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,6 +142,40 @@ fn schema_lint(
     }
 }
 
+fn schema_codegen(
+    out: Option<&std::path::Path>,
+    topic: Option<&str>,
+    key: Option<&str>,
+    files: &[std::path::PathBuf],
+) -> ExitCode {
+    use outbox_core::codegen::{Codegen, CodegenError};
+    let generated = files
+        .iter()
+        .try_fold(Codegen::new(), |codegen, file| {
+            let codegen = codegen.file(file)?;
+            Ok(match topic {
+                Some(topic) => codegen.event(topic, key.unwrap_or_default()),
+                None => codegen,
+            })
+        })
+        .and_then(|codegen| match out {
+            Some(path) => codegen.write(path),
+            None => codegen.generate().map(|code| print!("{code}")),
+        });
+    match generated {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                CodegenError::Input { .. } | CodegenError::Output { .. } => {
+                    ExitCode::from(EXIT_INVALID_INPUT)
+                }
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
 fn load_config(global: Global) -> Result<RelayConfig, Error> {
     let kafka_properties = global
         .kafka_property
@@ -190,7 +233,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     let config = load_config(cli.global)?;
     let url = config.database_url()?.to_owned();
     match cli.command {
-        Command::Schema(SchemaCommand::Check { .. } | SchemaCommand::Lint { .. }) => {
+        Command::Schema(
+            SchemaCommand::Check { .. }
+            | SchemaCommand::Lint { .. }
+            | SchemaCommand::Codegen { .. },
+        ) => {
             unreachable!("handled before the runtime")
         }
         Command::Run => {
