@@ -79,8 +79,17 @@ fn fixtures(out_dir: &Path) {
         .map(|c| c.event("orders", "order_id"))
         .and_then(|c| c.write(out_dir.join("order_placed.rs")))
         .unwrap_or_else(|e| panic!("{e}"));
+    Codegen::new()
+        .file(schemas.join("awkward.avsc"))
+        .and_then(|c| c.write(out_dir.join("awkward.rs")))
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut refused = String::new();
-    for name in ["decimal.avsc", "uuid_list.avsc", "null_second.avsc"] {
+    for name in [
+        "decimal.avsc",
+        "uuid_list.avsc",
+        "null_second.avsc",
+        "clash.avsc",
+    ] {
         let error = Codegen::new()
             .file(schemas.join(name))
             .and_then(|c| c.generate())

@@ -39,12 +39,20 @@ fn event() -> OrderPlaced {
         self_check: false,
         ratio: 0.25,
         weight: 12.5,
+        price: outbox_core::avro::Decimal::from(vec![4, 210]),
+        discount: Some(outbox_core::avro::Decimal::from(vec![125])),
     }
 }
 
 #[test]
 fn the_derived_schema_equals_the_source_and_data_round_trips() {
     check::<OrderPlaced>(SOURCE).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn names_of_prelude_types_and_keywords_compile_and_round_trip() {
+    check::<outbox_codegen_tests::awkward::Option>(include_str!("../schemas/awkward.avsc"))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -17,6 +17,14 @@ impl Output {
             .push(item);
     }
 
+    /// Whether the dotted `name` is a namespace, or the start of one, with items in it.
+    pub(super) fn has_module(&self, name: &str) -> bool {
+        let parts: Vec<&str> = name.split('.').collect();
+        self.modules
+            .keys()
+            .any(|ns| ns.len() >= parts.len() && ns.iter().zip(&parts).all(|(a, b)| a == b))
+    }
+
     /// The file: a header, then each namespace as nested modules.
     pub(super) fn render(&self, labels: &[&str]) -> String {
         let mut out = String::new();

@@ -16,11 +16,13 @@
 //! | array, map | `Vec<T>`, `HashMap<String, T>` |
 //! | `["null", T]` | `Option<T>` |
 //! | `uuid` (string), `date`, `time-*`, `timestamp-*`, `local-timestamp-*` | `String`, `i32`, `i64` with the logical type |
+//! | `decimal` (bytes) | `apache_avro::Decimal` |
 //! | a record containing itself | `Box<T>` |
 //!
 //! Not expressible (refused): unions other than `["null", T]` with `null` first; `bytes`,
-//! fixed and logical types inside arrays, maps or unions (beyond `Option`); `decimal`,
-//! `duration` and fixed-based `uuid`; a top-level schema that is not a record or an enum.
+//! fixed and logical types inside arrays, maps or unions (beyond `Option`); fixed-based
+//! `decimal` and `uuid`, `duration`; a top-level schema that is not a record or an enum; a
+//! type whose full name is also a namespace (a module and a type of one name).
 //!
 //! The generated code names `::apache_avro` and `::serde` (and `::outbox_core` for the
 //! [`Event`](crate::Event) impl): depend on `apache-avro` (feature `derive`), `serde`
@@ -220,6 +222,18 @@ impl Codegen {
         let mut registry = types::Registry::default();
         for input in &self.inputs {
             types::generate(input, &mut out, &mut registry)?;
+        }
+        if let Some(name) = registry.keys().find(|name| out.has_module(name)) {
+            return Err(CodegenError::Unsupported {
+                file: self
+                    .inputs
+                    .iter()
+                    .map(|i| i.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                location: "/".to_owned(),
+                what: format!("{name} as both a type and a namespace (one Rust module, one type)"),
+            });
         }
         let labels: Vec<&str> = self.inputs.iter().map(|i| i.label.as_str()).collect();
         Ok(out.render(&labels))

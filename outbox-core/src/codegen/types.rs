@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use apache_avro::schema::{
-    Alias, EnumSchema, FixedSchema, Name, RecordField, RecordSchema, Schema as Avro, UuidSchema,
+    Alias, EnumSchema, FixedSchema, InnerDecimalSchema, Name, RecordField, RecordSchema,
+    Schema as Avro, UuidSchema,
 };
 
 use super::emit::{Output, ident, literal, path, try_ident};
@@ -597,6 +598,12 @@ fn fixed_function(name: &Name) -> String {
 /// `String` field (through `#[avro(with = ...)]`).
 fn logical(schema: &Avro) -> Option<String> {
     let variant = match schema {
+        Avro::Decimal(d) if matches!(d.inner, InnerDecimalSchema::Bytes) => {
+            return Some(format!(
+                "::apache_avro::schema::Schema::Decimal(::apache_avro::schema::DecimalSchema {{ precision: {}, scale: {}, inner: ::apache_avro::schema::InnerDecimalSchema::Bytes }})",
+                d.precision, d.scale
+            ));
+        }
         Avro::Uuid(UuidSchema::String) => {
             return Some(
                 "::apache_avro::schema::Schema::Uuid(::apache_avro::schema::UuidSchema::String)"
@@ -619,6 +626,7 @@ fn logical(schema: &Avro) -> Option<String> {
 
 fn logical_rust_type(schema: &Avro) -> String {
     match schema {
+        Avro::Decimal(_) => "::apache_avro::Decimal",
         Avro::Uuid(_) => "::std::string::String",
         Avro::Date | Avro::TimeMillis => "i32",
         _ => "i64",
