@@ -49,6 +49,8 @@
 //! ```
 
 mod emit;
+mod logical;
+mod named;
 mod types;
 
 use std::path::Path;

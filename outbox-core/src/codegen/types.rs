@@ -4,16 +4,15 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use apache_avro::schema::{
-    Alias, EnumSchema, FixedSchema, InnerDecimalSchema, Name, RecordField, RecordSchema,
-    Schema as Avro, UuidSchema,
-};
+use apache_avro::schema::{Name, RecordField, RecordSchema, Schema as Avro};
 
 use super::emit::{Output, ident, literal, path, try_ident};
+use super::logical::{kind_name, logical, logical_rust_type, union_text};
+use super::named::container_attributes;
 use super::{CodegenError, Input};
 
 /// Avro names need not follow Rust's naming conventions, nor have docs.
-const ALLOW: &str = "#[allow(missing_docs, non_camel_case_types, non_snake_case)]\n";
+pub(super) const ALLOW: &str = "#[allow(missing_docs, non_camel_case_types, non_snake_case)]\n";
 
 /// Deeper nesting than this is refused (the parser bounds it too; this does not rely on it).
 const MAX_DEPTH: usize = 64;
@@ -28,24 +27,24 @@ pub(super) struct Defined {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Record,
     Enum,
     Fixed(usize),
 }
 
 /// The Rust type of a field and the attributes its schema needs.
-struct FieldType {
-    ty: String,
-    attributes: Vec<String>,
+pub(super) struct FieldType {
+    pub(super) ty: String,
+    pub(super) attributes: Vec<String>,
     /// Whether the derive's own field default (`null` for `Option`) must be turned off.
-    trait_default: bool,
+    pub(super) trait_default: bool,
 }
 
-struct Generator<'a> {
-    input: &'a Input,
-    out: &'a mut Output,
-    registry: &'a mut Registry,
+pub(super) struct Generator<'a> {
+    pub(super) input: &'a Input,
+    pub(super) out: &'a mut Output,
+    pub(super) registry: &'a mut Registry,
     /// Records being generated, innermost last: a reference to one of them is recursive.
     open_records: Vec<String>,
 }
@@ -88,7 +87,7 @@ pub(super) fn generate(
 }
 
 impl Generator<'_> {
-    fn unsupported(&self, location: &str, what: &str) -> CodegenError {
+    pub(super) fn unsupported(&self, location: &str, what: &str) -> CodegenError {
         CodegenError::Unsupported {
             file: self.input.label.clone(),
             location: if location.is_empty() {
@@ -101,7 +100,12 @@ impl Generator<'_> {
     }
 
     /// Records a definition; `false` when the same definition exists already (skip it).
-    fn define(&mut self, name: &Name, kind: Kind, definition: &str) -> Result<bool, CodegenError> {
+    pub(super) fn define(
+        &mut self,
+        name: &Name,
+        kind: Kind,
+        definition: &str,
+    ) -> Result<bool, CodegenError> {
         let full = name.fullname(None);
         let label = self.input.label.clone();
         match self.registry.get(&full) {
@@ -123,7 +127,7 @@ impl Generator<'_> {
         }
     }
 
-    fn type_name(&self, name: &Name, location: &str) -> Result<String, CodegenError> {
+    pub(super) fn type_name(&self, name: &Name, location: &str) -> Result<String, CodegenError> {
         try_ident(name.name())
             .ok_or_else(|| {
                 self.unsupported(
@@ -395,184 +399,10 @@ impl Generator<'_> {
     fn kind_of(&mut self, name: &Name) -> Option<Kind> {
         self.registry.get(&name.fullname(None)).map(|d| d.kind)
     }
-
-    fn enumeration(&mut self, e: &EnumSchema, location: &str) -> Result<(), CodegenError> {
-        let name = self.type_name(&e.name, location)?;
-        let definition = serde_json::to_string(&Avro::Enum(e.clone())).unwrap_or_default();
-        if !self.define(&e.name, Kind::Enum, &definition)? {
-            return Ok(());
-        }
-        let mut item = String::new();
-        docs(&mut item, e.doc.as_deref());
-        let derive_default = if e.default.is_some() { ", Default" } else { "" };
-        let _ = writeln!(
-            item,
-            "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash{derive_default}, ::serde::Serialize, ::serde::Deserialize, ::apache_avro::AvroSchema)]"
-        );
-        item.push_str(ALLOW);
-        item.push_str(&container_attributes(
-            &e.name,
-            e.doc.as_deref(),
-            e.aliases.as_deref(),
-        ));
-        if ident(&name) != name {
-            let _ = writeln!(item, "#[serde(rename = {})]", literal(&name));
-        }
-        let _ = writeln!(item, "pub enum {} {{", ident(&name));
-        for symbol in &e.symbols {
-            let variant = try_ident(symbol).ok_or_else(|| {
-                self.unsupported(
-                    &format!("{location}/symbols"),
-                    &format!("the symbol {symbol:?}"),
-                )
-            })?;
-            if e.default.as_deref() == Some(symbol.as_str()) {
-                item.push_str("    #[default]\n");
-            }
-            if variant != *symbol {
-                let _ = writeln!(item, "    #[serde(rename = {})]", literal(symbol));
-            }
-            let _ = writeln!(item, "    {variant},");
-        }
-        item.push_str("}\n");
-        self.out.push(&namespace_parts(&e.name), item);
-        Ok(())
-    }
-
-    /// A fixed is a `[u8; N]` field whose schema comes from a generated function, since the
-    /// derive's own fixed has a name of its own.
-    fn fixed(&mut self, fixed: &FixedSchema, location: &str) -> Result<(), CodegenError> {
-        self.type_name(&fixed.name, location)?;
-        let definition = serde_json::to_string(&Avro::Fixed(fixed.clone())).unwrap_or_default();
-        if !self.define(&fixed.name, Kind::Fixed(fixed.size), &definition)? {
-            return Ok(());
-        }
-        let doc = match &fixed.doc {
-            Some(doc) => format!("Some({}.to_owned())", literal(doc)),
-            None => "None".to_owned(),
-        };
-        let aliases = match fixed.aliases.as_deref().filter(|a| !a.is_empty()) {
-            Some(aliases) => {
-                let list: Vec<String> = aliases
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "::apache_avro::schema::Alias::new({}).expect(\"a valid alias\")",
-                            literal(&alias_text(a))
-                        )
-                    })
-                    .collect();
-                format!("Some(vec![{}])", list.join(", "))
-            }
-            None => "None".to_owned(),
-        };
-        let builder = format!(
-            "::apache_avro::schema::FixedSchema {{ name, aliases: {aliases}, doc: {doc}, size: {}, attributes: ::std::collections::BTreeMap::new() }}",
-            fixed.size
-        );
-        let item = format!(
-            "#[allow(non_snake_case)]\n/// The schema of the fixed `{full}`, for the fields of that type.\n\
-             pub fn {function}(\n    named: &mut ::std::collections::HashSet<::apache_avro::schema::Name>,\n    _: ::apache_avro::schema::NamespaceRef<'_>,\n) -> ::apache_avro::schema::Schema {{\n    \
-             let name = ::apache_avro::schema::Name::new({full_lit}).expect(\"a valid name\");\n    \
-             if named.contains(&name) {{\n        return ::apache_avro::schema::Schema::Ref {{ name }};\n    }}\n    \
-             named.insert(name.clone());\n    \
-             ::apache_avro::schema::Schema::Fixed({builder})\n}}\n",
-            full = fixed.name.fullname(None),
-            function = fixed_function(&fixed.name),
-            full_lit = literal(&fixed.name.fullname(None)),
-        );
-        self.out.push(&namespace_parts(&fixed.name), item);
-        Ok(())
-    }
-
-    fn fixed_field(&self, name: &Name, size: usize, namespace: &[String]) -> FieldType {
-        let function = path(namespace, &namespace_parts(name), &fixed_function(name));
-        FieldType {
-            ty: format!("[u8; {size}]"),
-            attributes: vec![
-                "#[serde(with = \"::apache_avro::serde::fixed\")]".to_owned(),
-                format!("#[avro(with = {function})]"),
-            ],
-            trait_default: false,
-        }
-    }
-
-    fn event(
-        &mut self,
-        record: &RecordSchema,
-        event: &super::EventSpec,
-    ) -> Result<(), CodegenError> {
-        let fail = |reason: String| CodegenError::Event {
-            file: self.input.label.clone(),
-            reason,
-        };
-        let key = match &event.key_field {
-            None => "None".to_owned(),
-            Some(key) => {
-                let field = record
-                    .fields
-                    .iter()
-                    .find(|f| &f.name == key)
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "{} has no field {key:?}",
-                            record.name.fullname(None)
-                        ))
-                    })?;
-                let access = format!("self.{}", ident(&field.name));
-                match &field.schema {
-                    Avro::String | Avro::Uuid(UuidSchema::String) => {
-                        format!("Some({access}.clone())")
-                    }
-                    Avro::Int | Avro::Long | Avro::Boolean => format!("Some({access}.to_string())"),
-                    Avro::Union(u) if matches!(u.variants(), [Avro::Null, Avro::String]) => {
-                        format!("{access}.clone()")
-                    }
-                    other => {
-                        return Err(fail(format!(
-                            "the key field {key} is a {}; use a string, int, long or boolean",
-                            kind_name(other)
-                        )));
-                    }
-                }
-            }
-        };
-        let namespace = namespace_parts(&record.name);
-        let item = format!(
-            "impl ::outbox_core::Event for {} {{\n    const TOPIC: &'static str = {};\n    fn key(&self) -> ::std::option::Option<::std::string::String> {{\n        {key}\n    }}\n}}\n",
-            ident(record.name.name()),
-            literal(&event.topic)
-        );
-        self.out.push(&namespace, item);
-        Ok(())
-    }
-}
-
-/// `#[avro(namespace, doc, alias)]` of a named type.
-fn container_attributes(name: &Name, doc: Option<&str>, aliases: Option<&[Alias]>) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(ns) = name.namespace() {
-        parts.push(format!("namespace = {}", literal(ns)));
-    }
-    if let Some(doc) = doc {
-        parts.push(format!("doc = {}", literal(doc)));
-    }
-    for alias in aliases.unwrap_or_default() {
-        parts.push(format!("alias = {}", literal(&alias_text(alias))));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("#[avro({})]\n", parts.join(", "))
-    }
-}
-
-fn alias_text(alias: &Alias) -> String {
-    alias.fullname(None)
 }
 
 /// `#[doc]` lines for a person reading the generated code.
-fn docs(out: &mut String, doc: Option<&str>) {
+pub(super) fn docs(out: &mut String, doc: Option<&str>) {
     if let Some(doc) = doc {
         for line in doc.lines() {
             let _ = writeln!(out, "#[doc = {}]", literal(&format!(" {line}")));
@@ -584,93 +414,8 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}\n")).collect()
 }
 
-fn namespace_parts(name: &Name) -> Vec<String> {
+pub(super) fn namespace_parts(name: &Name) -> Vec<String> {
     name.namespace()
         .map(|ns| ns.split('.').map(str::to_owned).collect())
         .unwrap_or_default()
-}
-
-fn fixed_function(name: &Name) -> String {
-    format!("{}_schema", name.name().to_lowercase())
-}
-
-/// The schema expression of a logical type the derive can carry on an `i32`, `i64` or
-/// `String` field (through `#[avro(with = ...)]`).
-fn logical(schema: &Avro) -> Option<String> {
-    let variant = match schema {
-        Avro::Decimal(d) if matches!(d.inner, InnerDecimalSchema::Bytes) => {
-            return Some(format!(
-                "::apache_avro::schema::Schema::Decimal(::apache_avro::schema::DecimalSchema {{ precision: {}, scale: {}, inner: ::apache_avro::schema::InnerDecimalSchema::Bytes }})",
-                d.precision, d.scale
-            ));
-        }
-        Avro::Uuid(UuidSchema::String) => {
-            return Some(
-                "::apache_avro::schema::Schema::Uuid(::apache_avro::schema::UuidSchema::String)"
-                    .to_owned(),
-            );
-        }
-        Avro::Date => "Date",
-        Avro::TimeMillis => "TimeMillis",
-        Avro::TimeMicros => "TimeMicros",
-        Avro::TimestampMillis => "TimestampMillis",
-        Avro::TimestampMicros => "TimestampMicros",
-        Avro::TimestampNanos => "TimestampNanos",
-        Avro::LocalTimestampMillis => "LocalTimestampMillis",
-        Avro::LocalTimestampMicros => "LocalTimestampMicros",
-        Avro::LocalTimestampNanos => "LocalTimestampNanos",
-        _ => return None,
-    };
-    Some(format!("::apache_avro::schema::Schema::{variant}"))
-}
-
-fn logical_rust_type(schema: &Avro) -> String {
-    match schema {
-        Avro::Decimal(_) => "::apache_avro::Decimal",
-        Avro::Uuid(_) => "::std::string::String",
-        Avro::Date | Avro::TimeMillis => "i32",
-        _ => "i64",
-    }
-    .to_owned()
-}
-
-fn union_text(branches: &[Avro]) -> String {
-    let names: Vec<&str> = branches.iter().map(kind_name).collect();
-    format!(
-        "the union [{}] (only [\"null\", T], null first, becomes Option<T>)",
-        names.join(", ")
-    )
-}
-
-fn kind_name(schema: &Avro) -> &'static str {
-    match schema {
-        Avro::Null => "null",
-        Avro::Boolean => "boolean",
-        Avro::Int => "int",
-        Avro::Long => "long",
-        Avro::Float => "float",
-        Avro::Double => "double",
-        Avro::Bytes => "bytes",
-        Avro::String => "string",
-        Avro::Array(_) => "array",
-        Avro::Map(_) => "map",
-        Avro::Union(_) => "union",
-        Avro::Record(_) => "record",
-        Avro::Enum(_) => "enum",
-        Avro::Fixed(_) => "fixed",
-        Avro::Decimal(_) => "decimal",
-        Avro::BigDecimal => "big-decimal",
-        Avro::Uuid(_) => "uuid",
-        Avro::Date => "date",
-        Avro::TimeMillis => "time-millis",
-        Avro::TimeMicros => "time-micros",
-        Avro::TimestampMillis => "timestamp-millis",
-        Avro::TimestampMicros => "timestamp-micros",
-        Avro::TimestampNanos => "timestamp-nanos",
-        Avro::LocalTimestampMillis => "local-timestamp-millis",
-        Avro::LocalTimestampMicros => "local-timestamp-micros",
-        Avro::LocalTimestampNanos => "local-timestamp-nanos",
-        Avro::Duration(_) => "duration",
-        Avro::Ref { .. } => "reference",
-    }
 }
