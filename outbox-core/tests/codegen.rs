@@ -1,0 +1,159 @@
+//! Codegen's errors and edge cases (that generated code compiles and round-trips is checked by
+//! the `codegen-tests` crate, which compiles it).
+
+use outbox_core::Schema;
+use outbox_core::codegen::{Codegen, CodegenError};
+
+fn schema(text: &str) -> Schema {
+    Schema::parse_str(text).expect("valid schema")
+}
+
+const ORDER: &str = r#"{"type":"record","name":"Order","namespace":"com.acme","fields":[
+    {"name":"id","type":"string"},{"name":"n","type":"long"},{"name":"flag","type":"boolean"},
+    {"name":"note","type":["null","string"],"default":null},
+    {"name":"when","type":{"type":"long","logicalType":"timestamp-millis"}},
+    {"name":"line","type":{"type":"record","name":"Line","fields":[{"name":"sku","type":"string"}]}}]}"#;
+
+#[test]
+fn shared_types_are_generated_once_and_conflicts_are_refused() {
+    let same_line = r#"{"type":"record","name":"Other","namespace":"com.acme","fields":[
+        {"name":"line","type":{"type":"record","name":"Line","fields":[{"name":"sku","type":"string"}]}}]}"#;
+    let code = Codegen::new()
+        .schema("a.avsc", &schema(ORDER))
+        .schema("b.avsc", &schema(same_line))
+        .generate()
+        .expect("same definition twice is fine");
+    assert_eq!(code.matches("pub struct Line {").count(), 1, "{code}");
+    assert_eq!(code.matches("pub mod acme {").count(), 1, "{code}");
+
+    let other_line = same_line.replace(r#""name":"sku""#, r#""name":"code""#);
+    match Codegen::new()
+        .schema("a.avsc", &schema(ORDER))
+        .schema("b.avsc", &schema(&other_line))
+        .generate()
+    {
+        Err(e @ CodegenError::Conflict { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                "b.avsc: com.acme.Line is already defined differently in a.avsc"
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+#[test]
+fn event_keys_follow_the_key_field_type() {
+    for (key, expected) in [
+        ("id", "Some(self.id.clone())"),
+        ("n", "Some(self.n.to_string())"),
+        ("note", "self.note.clone()"),
+        ("", "None"),
+    ] {
+        let code = Codegen::new()
+            .schema("o.avsc", &schema(ORDER))
+            .event("orders", key)
+            .generate()
+            .expect("generates");
+        assert!(code.contains(expected), "{key}: {code}");
+    }
+    for (key, reason) in [
+        ("nope", "com.acme.Order has no field \"nope\""),
+        ("line", "the key field line is a record"),
+        ("when", "the key field when is a timestamp-millis"),
+    ] {
+        let err = Codegen::new()
+            .schema("o.avsc", &schema(ORDER))
+            .event("orders", key)
+            .generate()
+            .expect_err(key)
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "o.avsc: cannot implement Event: {reason}{}",
+                if key == "nope" {
+                    ""
+                } else {
+                    "; use a string, int, long or boolean"
+                }
+            )
+        );
+    }
+}
+
+#[test]
+fn unreadable_invalid_and_oversized_files_name_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = dir.path().join("big.avsc");
+    std::fs::write(&big, " ".repeat(16 * 1024 * 1024 + 1)).expect("write");
+    let invalid = dir.path().join("invalid.avsc");
+    std::fs::write(&invalid, r#"{"type":"record","name":"R"}"#).expect("write");
+    for (path, reason) in [
+        (big, "larger than the limit"),
+        (invalid, "record has no fields"),
+        (dir.path().join("missing.avsc"), "cannot read"),
+    ] {
+        let err = Codegen::new().file(&path).expect_err("refused");
+        assert!(matches!(err, CodegenError::Input { .. }));
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&path.display().to_string()) && message.contains(reason),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn deep_and_huge_schemas_are_bounded() {
+    // 100 nested arrays: refused by depth, not by the stack.
+    let mut ty = String::from("\"int\"");
+    for _ in 0..100 {
+        ty = format!(r#"{{"type":"array","items":{ty}}}"#);
+    }
+    let deep = schema(&format!(
+        r#"{{"type":"record","name":"D","fields":[{{"name":"a","type":{ty}}}]}}"#
+    ));
+    let err = Codegen::new()
+        .schema("d.avsc", &deep)
+        .generate()
+        .expect_err("too deep")
+        .to_string();
+    assert!(err.contains("types nested over 64 levels"), "{err}");
+    // 50 000 enum symbols: generated in linear time.
+    let symbols: Vec<String> = (0..50_000).map(|i| format!("\"S{i}\"")).collect();
+    let big = schema(&format!(
+        r#"{{"type":"record","name":"B","fields":[{{"name":"k","type":{{"type":"enum","name":"K","symbols":[{}]}}}}]}}"#,
+        symbols.join(",")
+    ));
+    let started = std::time::Instant::now();
+    let code = Codegen::new()
+        .schema("b.avsc", &big)
+        .generate()
+        .expect("generates");
+    assert!(code.contains("    S49999,"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn writing_leaves_an_unchanged_file_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("events.rs");
+    let codegen = Codegen::new().schema("o.avsc", &schema(ORDER));
+    codegen.write(&out).expect("written");
+    let first = std::fs::metadata(&out)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    codegen.write(&out).expect("written again");
+    assert_eq!(
+        std::fs::metadata(&out)
+            .and_then(|m| m.modified())
+            .expect("mtime"),
+        first
+    );
+    let err = codegen
+        .write(dir.path().join("no/such/dir.rs"))
+        .expect_err("no dir");
+    assert!(matches!(err, CodegenError::Output { .. }), "{err}");
+}
