@@ -40,6 +40,8 @@ fn every_subcommand_has_help() {
         vec!["status", "--help"],
         vec!["schema", "--help"],
         vec!["schema", "check", "--help"],
+        vec!["schema", "lint", "--help"],
+        vec!["schema", "codegen", "--help"],
         vec!["schema", "register", "--help"],
         vec!["schema", "list", "--help"],
         vec!["schema", "get", "--help"],
