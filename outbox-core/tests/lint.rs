@@ -87,8 +87,8 @@ fn doc_missing_on_records_fields_and_named_types() {
         vec![
             (Rule::DocMissing, "/".to_owned()),
             (Rule::DocMissing, "/fields/0".to_owned()),
-            (Rule::DocMissing, "/fields/2".to_owned()),
             (Rule::DocMissing, "/fields/1/type".to_owned()),
+            (Rule::DocMissing, "/fields/2".to_owned()),
         ]
     );
     let v = &report.violations[0];

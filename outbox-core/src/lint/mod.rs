@@ -192,9 +192,22 @@ pub fn lint(schema: &Schema, context: &LintContext, config: &LintConfig) -> Lint
             ),
         );
     }
-    LintReport {
-        violations: walk.out,
-    }
+    let mut violations = walk.out;
+    // Document order: the walk finishes a record's fields before its nested types.
+    violations.sort_by_cached_key(|v| pointer_key(&v.location));
+    LintReport { violations }
+}
+
+/// A JSON pointer as a sort key, comparing array indices as numbers.
+fn pointer_key(pointer: &str) -> Vec<(u64, String)> {
+    pointer
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<u64>() {
+            Ok(n) => (n, String::new()),
+            Err(_) => (u64::MAX, s.to_owned()),
+        })
+        .collect()
 }
 
 fn stream_rules(

@@ -198,7 +198,7 @@ impl fmt::Display for Violation {
 /// Every violation found in one schema.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LintReport {
-    /// The violations, in document order per rule walk.
+    /// The violations, in document order (by location).
     pub violations: Vec<Violation>,
 }
 
