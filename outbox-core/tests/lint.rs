@@ -392,7 +392,7 @@ fn configuration_files_are_bounded_and_named() {
     std::fs::write(&bad, "[rules]\nsize = \"off\"").expect("write");
     let err = LintConfig::from_file(&bad).expect_err("bad").to_string();
     assert!(
-        err.contains("bad.toml") && err.contains("unknown rule"),
+        err.contains("bad.toml: rules.size: unknown rule \"size\""),
         "{err}"
     );
 }

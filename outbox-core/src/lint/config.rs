@@ -11,6 +11,9 @@ use crate::{Error, Result};
 /// The largest configuration file read (a lint configuration is a few lines).
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
+/// The key of errors about the file as a whole (syntax, unknown top-level keys).
+const SYNTAX: &str = "lint configuration";
+
 /// Default threshold of the `size-large` rule: 64 KiB, well under Kafka's 1 MiB
 /// `message.max.bytes`, because events should carry facts, not documents.
 pub const DEFAULT_MAX_SIZE_BYTES: u64 = 64 * 1024;
@@ -117,7 +120,7 @@ impl LintConfig {
     /// or the line and column of a syntax error.
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| Error::InvalidConfig {
-            key: "lint configuration".to_owned(),
+            key: SYNTAX.to_owned(),
             reason: toml_reason(text, &e),
         })?;
         let mut global = RuleSettings::default();
@@ -162,7 +165,8 @@ impl LintConfig {
         };
         let text = read_bounded(path, MAX_CONFIG_BYTES).map_err(invalid)?;
         Self::from_toml_str(&text).map_err(|e| match e {
-            Error::InvalidConfig { reason, .. } => invalid(reason),
+            Error::InvalidConfig { key, reason } if key == SYNTAX => invalid(reason),
+            Error::InvalidConfig { key, reason } => invalid(format!("{key}: {reason}")),
             other => other,
         })
     }

@@ -64,7 +64,7 @@ pub enum LintLevel {
     /// Lint and log the violations; register anyway.
     Warn,
     /// Refuse to register a schema with an error-severity violation
-    /// ([`Error::LintFailed`](crate::Error::LintFailed)).
+    /// ([`Error::LintFailed`]).
     Deny,
 }
 
