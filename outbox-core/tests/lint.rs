@@ -198,6 +198,11 @@ fn stream_multiple_types_trips_on_a_second_record_name() {
     let same =
         LintContext::for_topic("orders").with_stream_types(["com.acme.OrderPlaced".to_owned()]);
     assert!(lint(&s, &same, &LintConfig::default()).is_clean());
+    // Renamed, with the old name as an alias: the same type, evolved.
+    let renamed = schema(&json!({"type":"record","name":"com.acme.OrderSubmitted",
+        "aliases":["com.acme.OrderPlaced"],"doc":"d","fields":[
+        {"name":"quantity","type":"int","doc":"d"}]}));
+    assert!(lint(&renamed, &same, &LintConfig::default()).is_clean());
 }
 
 #[test]

@@ -224,8 +224,17 @@ fn stream_rules(
             format!("the schema of stream {topic} is a union of several types"),
         );
     }
+    // A record renamed with the old name as an alias is the same type, evolved.
+    let parsed = schema.parsed();
+    let aliases = parsed
+        .resolve(parsed.root)
+        .named()
+        .map(|n| n.aliases.as_slice())
+        .unwrap_or_default();
     if let Some(name) = schema.full_name()
-        && let Some(other) = stream_types.iter().find(|t| **t != name)
+        && let Some(other) = stream_types
+            .iter()
+            .find(|t| **t != name && !aliases.contains(t))
     {
         walk.report(
             Rule::StreamMultipleTypes,
