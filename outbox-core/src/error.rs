@@ -69,7 +69,7 @@ pub enum Error {
     /// ([`LintLevel::Deny`](crate::lint::LintLevel::Deny)); nothing was registered.
     #[error(
         "schema for subject {subject} breaks the schema design rules: {}",
-        violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        summarize_violations(violations)
     )]
     LintFailed {
         /// The subject.
@@ -191,4 +191,20 @@ fn summarize(problems: &[Problem]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The first violations, then how many more: a hostile schema with 100 000 undocumented fields
+/// must not make a 10 MB error message.
+fn summarize_violations(violations: &[Violation]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = violations
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if violations.len() > SHOWN {
+        text.push_str(&format!("; and {} more", violations.len() - SHOWN));
+    }
+    text
 }

@@ -452,6 +452,24 @@ async fn the_registry_refuses_new_schemas_that_break_rules_at_deny() {
         1
     );
 
+    // Thousands of violations make a short message (the error keeps them all).
+    let fields: Vec<serde_json::Value> = (0..5_000)
+        .map(|i| json!({"name":format!("f{i}"),"type":"int"}))
+        .collect();
+    let wide = schema(&json!({"type":"record","name":"Wide","fields":fields}));
+    match registry.register("wide-value", &wide).await {
+        Err(e @ Error::LintFailed { .. }) => {
+            let message = e.to_string();
+            assert!(message.ends_with("; and 4981 more"), "{message:.200}");
+            assert!(message.len() < 4_000);
+            let Error::LintFailed { violations, .. } = e else {
+                unreachable!("matched above")
+            };
+            assert_eq!(violations.len(), 5_001);
+        }
+        other => panic!("expected LintFailed, got {other:?}"),
+    }
+
     // Warnings alone do not refuse.
     let clean = schema(&json!({"type":"record","name":"R","doc":"d","fields":[
         {"name":"quantity","type":"int","doc":"d"},
