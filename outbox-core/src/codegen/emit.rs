@@ -46,8 +46,16 @@ impl Output {
             }
             for part in &namespace[common..] {
                 let indent = "    ".repeat(open.len());
-                let _ = writeln!(out, "{indent}pub mod {} {{", ident(part));
                 open.push(part.clone());
+                let _ = writeln!(
+                    out,
+                    "{indent}#[doc = {}]\n{indent}pub mod {} {{",
+                    literal(&format!(
+                        " Types of the Avro namespace `{}`.",
+                        open.join(".")
+                    )),
+                    ident(part)
+                );
             }
             let indent = "    ".repeat(open.len());
             for item in items {
