@@ -351,6 +351,28 @@ fn configuration_turns_rules_off_changes_severity_and_threshold_per_subject() {
 }
 
 #[test]
+fn the_words_of_the_name_based_rules_can_be_replaced() {
+    let s = record(json!([
+        {"name":"fare","type":"double"},
+        {"name":"price","type":"double"},
+        {"name":"BookingRef","type":"string"},
+        {"name":"quantity","type":"int"}
+    ]));
+    let config = LintConfig::from_toml_str("[names]\nmoney = [\"Fare\"]\nid = [\"ref\"]\n")
+        .expect("valid config");
+    let report = lint(&s, &LintContext::for_topic("bookings"), &config);
+    assert_eq!(
+        found(&report),
+        vec![
+            (Rule::MoneyFloat, "/fields/0/type".to_owned()),
+            (Rule::IdUntyped, "/fields/2/type".to_owned()),
+        ]
+    );
+    // The defaults flag the price and not the fare.
+    assert_eq!(found(&run(&s)), only(Rule::MoneyFloat, "/fields/1/type"));
+}
+
+#[test]
 fn malformed_configuration_is_a_clear_error() {
     let cases = [
         ("[rules]\ndoc-mising = \"off\"", "rules.doc-mising"),
@@ -366,6 +388,8 @@ fn malformed_configuration_is_a_clear_error() {
             "subjects.\"x\".rules.nope",
         ),
         ("[rules", "line 1"),
+        ("[names]\nmoneys = []", "unknown field `moneys`"),
+        ("[names]\nmoney = \"price\"", "line 2"),
         ("max_size_bytes = 99999999999999999999999", "line 1"),
     ];
     for (text, expected) in cases {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::names::NameWords;
 use super::rule::{Rule, Severity};
 use crate::{Error, Result};
 
@@ -29,6 +30,9 @@ pub const DEFAULT_MAX_SIZE_BYTES: u64 = 64 * 1024;
 /// let config = LintConfig::from_toml_str(r#"
 ///     [rules]
 ///     id-untyped = "off"
+///
+///     [names]                       # replaces a list of words the name-based rules use
+///     money = ["price", "fare"]
 ///
 ///     [subjects."orders-value"]
 ///     max_size_bytes = 200000
@@ -57,6 +61,8 @@ pub struct RuleSettings {
     pub assumed_string_bytes: u64,
     /// The number of entries assumed for an array or map when estimating.
     pub assumed_collection_items: u64,
+    /// The words the name-based rules look for.
+    pub names: NameWords,
 }
 
 impl Default for RuleSettings {
@@ -66,6 +72,7 @@ impl Default for RuleSettings {
             max_size_bytes: DEFAULT_MAX_SIZE_BYTES,
             assumed_string_bytes: 32,
             assumed_collection_items: 8,
+            names: NameWords::default(),
         }
     }
 }
@@ -101,6 +108,19 @@ struct RawConfig {
     rules: BTreeMap<String, String>,
     #[serde(default)]
     subjects: BTreeMap<String, RawSubject>,
+    #[serde(default)]
+    names: RawNames,
+}
+
+/// Replacements for the lists of [`NameWords`]; a list not given keeps its default.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNames {
+    money: Option<Vec<String>>,
+    not_money: Option<Vec<String>>,
+    time: Option<Vec<String>>,
+    id: Option<Vec<String>>,
+    closed_set: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +154,22 @@ impl LintConfig {
             global.assumed_collection_items = items;
         }
         global.rules = parse_rules(&raw.rules, "rules")?;
+        let names = &mut global.names;
+        for (list, words) in [
+            (&mut names.money, raw.names.money),
+            (&mut names.not_money, raw.names.not_money),
+            (&mut names.time, raw.names.time),
+            (&mut names.id, raw.names.id),
+            (&mut names.closed_set, raw.names.closed_set),
+        ] {
+            if let Some(words) = words {
+                // Matched against the lower-case words of a name.
+                *list = words
+                    .iter()
+                    .map(|w| w.trim().to_ascii_lowercase())
+                    .collect();
+            }
+        }
         let subjects = raw
             .subjects
             .into_iter()

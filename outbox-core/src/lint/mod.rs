@@ -39,6 +39,7 @@
 //! ```
 
 pub(crate) mod config;
+mod names;
 mod rule;
 mod size;
 mod walk;
@@ -49,6 +50,7 @@ use std::str::FromStr;
 use serde_json::Value as Json;
 
 pub use config::{DEFAULT_MAX_SIZE_BYTES, LintConfig, RuleSettings};
+pub use names::NameWords;
 pub use rule::{LintReport, Rule, Severity, Violation};
 
 use crate::schema::Schema;
@@ -168,6 +170,7 @@ pub fn lint(schema: &Schema, context: &LintContext, config: &LintConfig) -> Lint
     }
     if let Some(Json::Array(fields)) = document.get("fields")
         && walk::is_signal(
+            &settings.names,
             fields
                 .iter()
                 .filter_map(|f| f.get("name").and_then(Json::as_str)),

@@ -8,37 +8,11 @@
 use serde_json::{Map, Value as Json};
 
 use super::config::RuleSettings;
+use super::names::{NameWords, words};
 use super::rule::{Rule, Violation};
 
 /// Types nested deeper than this are reported (`nesting-deep`) and not walked further.
 pub(super) const MAX_DEPTH: usize = 64;
-
-const MONEY: &[&str] = &[
-    "amount", "amounts", "price", "prices", "cost", "costs", "total", "subtotal", "fee", "fees",
-    "balance", "money", "tax", "discount", "payment", "salary", "revenue", "refund", "charge",
-    "wage", "budget",
-];
-/// Words that make a money-sounding name a ratio or a count instead.
-const NOT_MONEY: &[&str] = &["rate", "ratio", "percent", "percentage", "count", "weight"];
-const TIME: &[&str] = &[
-    "at",
-    "time",
-    "timestamp",
-    "ts",
-    "date",
-    "datetime",
-    "when",
-    "until",
-    "since",
-    "expires",
-    "expiry",
-    "deadline",
-];
-const ID: &[&str] = &["id", "uuid", "guid"];
-const CLOSED_SET: &[&str] = &[
-    "status", "state", "type", "kind", "category", "stage", "phase", "level", "mode", "role",
-    "tier", "priority", "severity", "outcome", "gender", "channel",
-];
 
 pub(super) struct Walk<'a> {
     pub(super) settings: &'a RuleSettings,
@@ -159,9 +133,8 @@ impl Walk<'_> {
             return;
         };
         let words = words(name);
-        let last = words.last().map(String::as_str).unwrap_or_default();
-        let any = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
-        if matches!(base, "float" | "double") && any(MONEY) && !any(NOT_MONEY) {
+        let names = &self.settings.names;
+        if matches!(base, "float" | "double") && names.is_money(&words) {
             self.report(
                 Rule::MoneyFloat,
                 &value_pointer,
@@ -171,21 +144,21 @@ impl Walk<'_> {
         if logical.is_some() {
             return;
         }
-        if matches!(base, "long" | "int" | "string") && is_time(&words) {
+        if matches!(base, "long" | "int" | "string") && names.is_time(&words) {
             self.report(
                 Rule::TimeUntyped,
                 &value_pointer,
                 format!("field {name} looks like a time but is a {base} without a logical type"),
             );
         }
-        if base == "string" && ID.contains(&last) {
+        if base == "string" && names.is_id(&words) {
             self.report(
                 Rule::IdUntyped,
                 &value_pointer,
                 format!("field {name} looks like an id but is a free string"),
             );
         }
-        if base == "string" && CLOSED_SET.contains(&last) {
+        if base == "string" && names.is_closed_set(&words) {
             self.report(
                 Rule::EnumAsString,
                 &value_pointer,
@@ -196,17 +169,15 @@ impl Walk<'_> {
 }
 
 /// Whether a record whose fields have these names carries nothing but ids and times.
-pub(super) fn is_signal<'a>(mut field_names: impl Iterator<Item = &'a str>) -> bool {
+pub(super) fn is_signal<'a>(
+    names: &NameWords,
+    mut field_names: impl Iterator<Item = &'a str>,
+) -> bool {
     field_names.all(|name| {
         let words = words(name);
         let last = words.last().map(String::as_str).unwrap_or_default();
-        ID.contains(&last) || matches!(last, "key" | "ref") || is_time(&words)
+        names.is_id(&words) || matches!(last, "key" | "ref") || names.is_time(&words)
     })
-}
-
-fn is_time(words: &[String]) -> bool {
-    words.last().is_some_and(|w| TIME.contains(&w.as_str()))
-        || words.iter().any(|w| w == "timestamp")
 }
 
 fn has_doc(obj: &Map<String, Json>) -> bool {
@@ -245,58 +216,4 @@ fn scalar(ty: &Json) -> Option<(&str, Option<&str>)> {
         _ => return None,
     };
     crate::schema::AvroType::primitive(base).map(|_| (base, logical))
-}
-
-/// A name split into lower-case words at `_`, `-`, digits-to-letters and camelCase humps
-/// (`createdAt`, `created_at` → `created`, `at`).
-fn words(name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut current = String::new();
-    let mut prev_lower = false;
-    // Upper-case letters in a row just before `c`: `HTTPStatus` splits before the `S`.
-    let mut upper_run = 0;
-    for c in name.chars() {
-        if !c.is_ascii_alphanumeric() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-            (prev_lower, upper_run) = (false, 0);
-            continue;
-        }
-        if c.is_ascii_uppercase() && prev_lower && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
-        if c.is_ascii_lowercase() && upper_run >= 2 {
-            let last = current.pop();
-            out.push(std::mem::take(&mut current));
-            current.extend(last);
-        }
-        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        upper_run = if c.is_ascii_uppercase() {
-            upper_run + 1
-        } else {
-            0
-        };
-        current.push(c.to_ascii_lowercase());
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::words;
-
-    #[test]
-    fn names_split_into_words() {
-        assert_eq!(words("createdAt"), ["created", "at"]);
-        assert_eq!(words("created_at"), ["created", "at"]);
-        assert_eq!(words("orderID"), ["order", "id"]);
-        assert_eq!(words("HTTPStatus"), ["http", "status"]);
-        assert_eq!(words("ID"), ["id"]);
-        assert_eq!(words("total2Price"), ["total2", "price"]);
-        assert!(words("__").is_empty());
-    }
 }
