@@ -494,6 +494,27 @@ async fn the_registry_refuses_new_schemas_that_break_rules_at_deny() {
         other => panic!("expected LintFailed, got {other:?}"),
     }
 
+    // At Warn, nothing is refused and the observer hears of every violation.
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&heard);
+    let warn = Registry::new(MemorySchemaStore::default())
+        .with_lint(LintLevel::Warn, LintConfig::default())
+        .on_lint(move |subject, report| {
+            if let Ok(mut log) = log.lock() {
+                log.push((subject.to_owned(), report.violations.len()));
+            }
+        });
+    warn.register("orders-value", &v2)
+        .await
+        .expect("warn registers");
+    warn.register("orders-value", &v2)
+        .await
+        .expect("again: not linted twice");
+    assert_eq!(
+        heard.lock().map(|h| h.clone()).unwrap_or_default(),
+        [("orders-value".to_owned(), 4)]
+    );
+
     // Warnings alone do not refuse.
     let clean = schema(&json!({"type":"record","name":"R","doc":"d","fields":[
         {"name":"quantity","type":"int","doc":"d"},

@@ -5,7 +5,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
-use outbox_core::lint::LintLevel;
 use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions, complete_now};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, SqlValue, Statements};
@@ -133,12 +132,12 @@ impl<B: DieselBackend> DieselOutbox<B> {
         let options = self.codecs.options();
         let registry = Registry::new(store)
             .with_default_mode(mode)
-            .with_lint(options.lint_level, options.lint_config.clone());
-        if options.lint_level == LintLevel::Warn {
-            for v in complete_now(registry.lint(&subject, &schema))?.violations {
-                tracing::warn!(subject, violation = %v, "schema design rule broken");
-            }
-        }
+            .with_lint(options.lint_level, options.lint_config.clone())
+            .on_lint(|subject, report| {
+                for v in &report.violations {
+                    tracing::warn!(subject, violation = %v, "schema design rule broken");
+                }
+            });
         let registered = complete_now(registry.register(&subject, &schema))?;
         Ok(self.codecs.add(ty, registered.id, subject, schema))
     }

@@ -54,7 +54,12 @@ fn registry<DB: OutboxDatabase>(
         Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote)),
         None => EitherStore::Left(SqlxSchemaStore::new(pool, statements::<DB>(config)?)),
     })
-    .with_lint(config.registry.lint, lint_config))
+    .with_lint(config.registry.lint, lint_config)
+    .on_lint(|subject, report| {
+        for v in &report.violations {
+            tracing::warn!(subject, violation = %v, "schema design rule broken");
+        }
+    }))
 }
 
 /// `migrate`: creates or upgrades the tables.

@@ -109,6 +109,26 @@ fn schema_register_follows_the_configured_lint_level_and_rules() {
         String::from_utf8_lossy(&lenient.stderr)
     );
 
+    // At warn, the schema registers and each violation is logged.
+    let warn = write("warn.toml", "[registry]\nlint = \"warn\"\n");
+    let out = relay(&[
+        "--config",
+        &warn,
+        "--database-url",
+        &db,
+        "schema",
+        "register",
+        "--subject",
+        "warned-value",
+        &undocumented,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("schema design rule broken") && stderr.contains("doc-missing"),
+        "{stderr}"
+    );
+
     let bad = write("bad.toml", "[registry]\nlint = \"loud\"\n");
     let out = relay(&[
         "--config",

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
-use outbox_core::lint::LintLevel;
+use outbox_core::lint::LintReport;
 use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, Statements};
@@ -121,7 +121,8 @@ impl<DB: OutboxDatabase> OutboxBuilder<DB> {
         };
         let registry = Registry::new(store)
             .with_default_mode(self.options.default_compatibility)
-            .with_lint(self.options.lint_level, self.options.lint_config.clone());
+            .with_lint(self.options.lint_level, self.options.lint_config.clone())
+            .on_lint(log_lint);
         let event_types = self.options.event_types.clone();
         let outbox = Outbox {
             inner: Arc::new(Inner {
@@ -159,17 +160,6 @@ impl<DB: OutboxDatabase> Outbox<DB> {
     async fn register_type(&self, ty: &EventType) -> Result<Arc<EventCodec>> {
         let codecs = &self.inner.codecs;
         let (subject, schema) = codecs.subject(ty)?;
-        if self.inner.registry.lint_level() == LintLevel::Warn {
-            for v in self
-                .inner
-                .registry
-                .lint(&subject, &schema)
-                .await?
-                .violations
-            {
-                tracing::warn!(subject, violation = %v, "schema design rule broken");
-            }
-        }
         let registered = self.inner.registry.register(&subject, &schema).await?;
         Ok(codecs.add(ty, registered.id, subject, schema))
     }
@@ -270,5 +260,12 @@ impl<DB: OutboxDatabase> Outbox<DB> {
     /// The SQL statements for this outbox's tables.
     pub fn statements(&self) -> &Statements {
         &self.inner.stmts
+    }
+}
+
+/// Logs each violation of a new schema (the registry refuses it too at `LintLevel::Deny`).
+fn log_lint(subject: &str, report: &LintReport) {
+    for v in &report.violations {
+        tracing::warn!(subject, violation = %v, "schema design rule broken");
     }
 }

@@ -100,12 +100,29 @@ fn check_against(
 /// # Ok::<(), outbox_core::Error>(())
 /// # }).unwrap();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Registry<S> {
     store: S,
     default_mode: CompatibilityMode,
     lint_level: LintLevel,
     lint_config: Arc<LintConfig>,
+    on_lint: Option<LintObserver>,
+}
+
+/// Told the subject and the lint report of each new schema with violations, at
+/// [`LintLevel::Warn`] and [`LintLevel::Deny`] (where a log line belongs: core does no logging).
+pub type LintObserver = Arc<dyn Fn(&str, &LintReport) + Send + Sync>;
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Registry<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("store", &self.store)
+            .field("default_mode", &self.default_mode)
+            .field("lint_level", &self.lint_level)
+            .field("lint_config", &self.lint_config)
+            .field("on_lint", &self.on_lint.as_ref().map(|_| "observer"))
+            .finish()
+    }
 }
 
 impl<S: SchemaStore> Registry<S> {
@@ -117,16 +134,26 @@ impl<S: SchemaStore> Registry<S> {
             default_mode: CompatibilityMode::default(),
             lint_level: LintLevel::Allow,
             lint_config: Arc::default(),
+            on_lint: None,
         }
     }
 
     /// Lints new schemas at registration: at [`LintLevel::Deny`], a schema with an
-    /// error-severity violation is refused with [`Error::LintFailed`]. Schemas already
+    /// error-severity violation is refused with [`Error::LintFailed`]; at [`LintLevel::Warn`]
+    /// it is registered and the report goes to [`on_lint`](Self::on_lint). Schemas already
     /// registered are never refused, so existing writers keep starting.
     #[must_use]
     pub fn with_lint(mut self, level: LintLevel, config: LintConfig) -> Self {
         self.lint_level = level;
         self.lint_config = Arc::new(config);
+        self
+    }
+
+    /// Calls `observer` with the report of each new schema that breaks a rule, at
+    /// [`LintLevel::Warn`] (so the violations can be logged) and [`LintLevel::Deny`].
+    #[must_use]
+    pub fn on_lint(mut self, observer: impl Fn(&str, &LintReport) + Send + Sync + 'static) -> Self {
+        self.on_lint = Some(Arc::new(observer));
         self
     }
 
@@ -207,9 +234,14 @@ impl<S: SchemaStore> Registry<S> {
             match plan_registration(subject, schema, &versions, mode)? {
                 RegistrationPlan::Existing(existing) => return Ok(existing),
                 RegistrationPlan::Insert { version } => {
-                    if self.lint_level == LintLevel::Deny {
+                    if self.lint_level != LintLevel::Allow {
                         let report = self.lint_against(subject, schema, &versions);
-                        if report.has_errors() {
+                        if let Some(observer) = &self.on_lint
+                            && !report.is_clean()
+                        {
+                            observer(subject, &report);
+                        }
+                        if self.lint_level == LintLevel::Deny && report.has_errors() {
                             return Err(Error::LintFailed {
                                 subject: subject.to_owned(),
                                 violations: report
