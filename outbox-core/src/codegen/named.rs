@@ -95,7 +95,7 @@ impl Generator<'_> {
             fixed.size
         );
         let item = format!(
-            "#[allow(non_snake_case)]\n/// The schema of the fixed `{full}`, for the fields of that type.\n\
+            "/// The schema of the fixed `{full}`, for the fields of that type.\n#[allow(non_snake_case)]\n\
              pub fn {function}(\n    named: &mut ::std::collections::HashSet<::apache_avro::schema::Name>,\n    _: ::apache_avro::schema::NamespaceRef<'_>,\n) -> ::apache_avro::schema::Schema {{\n    \
              let name = ::apache_avro::schema::Name::new({full_lit}).expect(\"a valid name\");\n    \
              if named.contains(&name) {{\n        return ::apache_avro::schema::Schema::Ref {{ name }};\n    }}\n    \
@@ -200,5 +200,6 @@ pub(super) fn alias_text(alias: &Alias) -> String {
 }
 
 pub(super) fn fixed_function(name: &Name) -> String {
-    format!("{}_schema", name.name().to_lowercase())
+    // The exact name (not lower-cased): `Md5` and `MD5` are two types.
+    format!("{}_schema", name.name())
 }
