@@ -90,9 +90,11 @@ pub(crate) enum SchemaCommand {
         /// one-definition-per-stream rules and selects `subjects."<topic>-value"` settings.
         #[arg(long)]
         topic: Option<String>,
-        /// TOML file with rule severities and thresholds, globally and per subject.
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// TOML file with rule severities and thresholds, globally and per subject; default:
+        /// the relay configuration's `[registry] lint_config`, when `--config` names one.
+        /// (Not `--config`: that is the relay's configuration, also set by `OUTBOX_CONFIG`.)
+        #[arg(long, value_name = "FILE")]
+        lint_config: Option<PathBuf>,
         /// Fail (exit 1) on warnings too.
         #[arg(long)]
         deny_warnings: bool,

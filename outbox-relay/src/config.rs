@@ -93,7 +93,7 @@ pub struct RegistryApiConfig {
     /// `warn` or `deny` (refused when a rule of error severity is broken).
     #[serde(default)]
     pub lint: outbox_core::lint::LintLevel,
-    /// The lint rules file (TOML), as `outbox-relay schema lint --config` reads it.
+    /// The lint rules file (TOML), as `outbox-relay schema lint --lint-config` reads it.
     #[serde(default)]
     pub lint_config: Option<std::path::PathBuf>,
 }
@@ -283,18 +283,29 @@ impl RelayConfig {
     /// [`Error::InvalidConfig`] naming the key that is missing or malformed.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self> {
         let mut config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    invalid("--config", format!("cannot read {}: {e}", path.display()))
-                })?;
-                Self::from_toml(&text)?
-            }
+            Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok());
         config.apply(overrides);
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads and parses a configuration file (without the environment or validation).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when the file cannot be read or parsed.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("--config", format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            Error::InvalidConfig { key, reason } => {
+                invalid(&path.display().to_string(), format!("{key}: {reason}"))
+            }
+            other => other,
+        })
     }
 
     /// Parses TOML text (without the environment or validation).

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     if let Command::Schema(SchemaCommand::Lint {
         format,
         topic,
-        config,
+        lint_config,
         deny_warnings,
         files,
     }) = &cli.command
@@ -52,7 +52,8 @@ fn main() -> ExitCode {
         return schema_lint(
             *format,
             topic.as_deref(),
-            config.as_deref(),
+            lint_config.as_deref(),
+            cli.global.config.as_deref(),
             *deny_warnings,
             files,
         );
@@ -116,13 +117,28 @@ fn schema_check(
     }
 }
 
+/// `schema lint`: the rules come from `--lint-config`, else from the `[registry] lint_config`
+/// of the relay configuration (`--config` or `OUTBOX_CONFIG`), so CI lints with the rules the
+/// registry enforces, else the defaults.
 fn schema_lint(
     format: Format,
     topic: Option<&str>,
-    config: Option<&std::path::Path>,
+    lint_config: Option<&std::path::Path>,
+    relay_config: Option<&std::path::Path>,
     deny_warnings: bool,
     files: &[std::path::PathBuf],
 ) -> ExitCode {
+    let from_relay = match (lint_config, relay_config) {
+        (None, Some(path)) => match RelayConfig::from_file(path) {
+            Ok(relay) => relay.registry.lint_config,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID_INPUT);
+            }
+        },
+        _ => None,
+    };
+    let config = lint_config.or(from_relay.as_deref());
     let input = match LintInput::load(topic, config, files) {
         Ok(input) => input,
         Err(e) => {

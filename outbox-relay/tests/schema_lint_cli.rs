@@ -1,5 +1,6 @@
 //! `outbox-relay schema lint` as a user's CI runs it: exit codes 0 / 1 / 2, text and JSON
-//! reports, `--topic`, `--config`, hostile input; and `schema check --topic`'s hint.
+//! reports, `--topic`, `--lint-config` (or the relay configuration's `lint_config`), hostile
+//! input; and `schema check --topic`'s hint.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -151,12 +152,58 @@ fn config_file_sets_rules_per_subject() {
         "lint.toml",
         "[subjects.\"payments-value\"]\nrules = { money-float = \"off\", enum-as-string = \"off\" }\n",
     );
-    let out = lint(&["--config", p(&config), "--topic", "payments", p(&a)]);
+    let out = lint(&["--lint-config", p(&config), "--topic", "payments", p(&a)]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(stdout(&out), format!("clean: {}\n", a.display()));
     // Other subjects keep the defaults.
-    let out = lint(&["--config", p(&config), "--topic", "orders", p(&a)]);
+    let out = lint(&["--lint-config", p(&config), "--topic", "orders", p(&a)]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// The relay's own `--config` (or `OUTBOX_CONFIG`, set wherever the relay is deployed) is
+/// not a lint configuration: `schema lint` takes the rules from its `[registry] lint_config`.
+#[test]
+fn the_relay_configuration_is_not_read_as_lint_rules() {
+    let f = Files::new();
+    let a = f.write("money.avsc", MONEY);
+    let rules = f.write("rules.toml", "[rules]\nmoney-float = \"off\"\n");
+    let relay_config = f.write(
+        "relay.toml",
+        &format!(
+            "[registry]\nlint = \"deny\"\nlint_config = {:?}\n",
+            p(&rules)
+        ),
+    );
+    let bare_relay_config = f.write("bare.toml", "table_prefix = \"outbox\"\n");
+    let with_env = |env: &std::path::Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+            .env("OUTBOX_CONFIG", env)
+            .args([&["schema", "lint"], args].concat())
+            .output()
+            .expect("binary runs")
+    };
+    // The relay's file from the environment, with no lint_config: the default rules.
+    let out = with_env(&bare_relay_config, &[p(&a)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("money-float"), "{}", stdout(&out));
+    // With one: the registry's rules (money-float off: only a warning is left).
+    let out = with_env(&relay_config, &[p(&a)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = relay(&["--config", p(&relay_config), "schema", "lint", p(&a)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // --lint-config wins over both.
+    let strict = f.write("strict.toml", "[rules]\nenum-as-string = \"error\"\n");
+    let out = with_env(&relay_config, &["--lint-config", p(&strict), p(&a)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("error enum-as-string"),
+        "{}",
+        stdout(&out)
+    );
+    // A lint file passed where the relay's goes is refused, not silently ignored.
+    let out = relay(&["--config", p(&rules), "schema", "lint", p(&a)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("rules.toml"), "{}", stderr(&out));
 }
 
 #[test]
@@ -177,14 +224,17 @@ fn invalid_input_exits_2_naming_the_file() {
         (
             good.clone(),
             vec![
-                "--config".into(),
+                "--lint-config".into(),
                 p(&f.write("c.toml", "[rules]\nnope = \"off\"")).into(),
             ],
             "c.toml",
         ),
         (
             good,
-            vec!["--config".into(), p(&f.write("d.toml", "[rules\n")).into()],
+            vec![
+                "--lint-config".into(),
+                p(&f.write("d.toml", "[rules\n")).into(),
+            ],
             "d.toml",
         ),
     ];
