@@ -157,3 +157,84 @@ fn writing_leaves_an_unchanged_file_alone() {
         .expect_err("no dir");
     assert!(matches!(err, CodegenError::Output { .. }), "{err}");
 }
+
+#[test]
+fn writing_over_a_schema_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let avsc = dir.path().join("order.avsc");
+    std::fs::write(&avsc, ORDER).expect("write schema");
+    let codegen = Codegen::new().file(&avsc).expect("reads");
+    // The same file, spelled another way.
+    let same = dir.path().join(".").join("order.avsc");
+    let err = codegen.write(&same).expect_err("would replace the schema");
+    assert!(matches!(err, CodegenError::Output { .. }), "{err}");
+    assert!(err.to_string().contains("is the schema file"), "{err}");
+    assert_eq!(std::fs::read_to_string(&avsc).expect("still there"), ORDER);
+    codegen
+        .write(dir.path().join("events.rs"))
+        .expect("elsewhere is fine");
+}
+
+#[test]
+fn a_type_implements_event_once() {
+    let err = Codegen::new()
+        .schema("a.avsc", &schema(ORDER))
+        .event("orders", "id")
+        .schema("b.avsc", &schema(ORDER))
+        .event("orders.v2", "id")
+        .generate()
+        .expect_err("two impls of Event for one type do not compile");
+    assert_eq!(
+        err.to_string(),
+        "b.avsc: cannot implement Event: com.acme.Order already implements Event (from a.avsc)"
+    );
+    // Once is fine, whichever input asks.
+    let code = Codegen::new()
+        .schema("a.avsc", &schema(ORDER))
+        .schema("b.avsc", &schema(ORDER))
+        .event("orders", "id")
+        .generate()
+        .expect("generates");
+    assert_eq!(code.matches("impl ::outbox_core::Event for").count(), 1);
+}
+
+#[test]
+fn namespaces_no_module_can_spell_are_refused() {
+    for part in ["self", "super", "crate", "_", "Self"] {
+        let text = format!(
+            r#"{{"type":"record","name":"R","namespace":"com.{part}.x","fields":[{{"name":"a","type":"int"}}]}}"#
+        );
+        let err = Codegen::new()
+            .schema("r.avsc", &schema(&text))
+            .generate()
+            .expect_err("`pub mod r#self` does not compile");
+        assert!(
+            err.to_string()
+                .contains(&format!("a namespace part \"{part}\"")),
+            "{part}: {err}"
+        );
+    }
+    // Keywords are fine as raw identifiers.
+    let code = Codegen::new()
+        .schema(
+            "r.avsc",
+            &schema(r#"{"type":"record","name":"R","namespace":"com.type","fields":[]}"#),
+        )
+        .generate()
+        .expect("generates");
+    assert!(code.contains("pub mod r#type {"), "{code}");
+}
+
+#[test]
+fn a_label_with_a_line_break_stays_in_the_header_comment() {
+    let code = Codegen::new()
+        .schema("a\nfn injected() {}\n.avsc", &schema(ORDER))
+        .generate()
+        .expect("generates");
+    let header = code.lines().next().expect("a header");
+    assert!(header.starts_with("// @generated") && header.contains("a\\nfn injected"));
+    assert!(
+        !code.lines().any(|l| l.trim() == "fn injected() {}"),
+        "{code}"
+    );
+}

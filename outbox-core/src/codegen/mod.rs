@@ -138,6 +138,8 @@ struct EventSpec {
 #[derive(Debug, Clone)]
 struct Input {
     label: String,
+    /// The file it was read from, so [`Codegen::write`] does not overwrite it.
+    path: Option<std::path::PathBuf>,
     schema: Schema,
     event: Option<EventSpec>,
 }
@@ -176,6 +178,7 @@ impl Codegen {
     pub fn schema(mut self, label: &str, schema: &Schema) -> Self {
         self.inputs.push(Input {
             label: label.to_owned(),
+            path: None,
             schema: schema.clone(),
             event: None,
         });
@@ -196,7 +199,11 @@ impl Codegen {
         };
         let text = crate::lint::config::read_bounded(path, MAX_SCHEMA_FILE_BYTES).map_err(input)?;
         let schema = Schema::parse_str(&text).map_err(|e| input(e.to_string()))?;
-        Ok(self.schema(&label, &schema))
+        let mut codegen = self.schema(&label, &schema);
+        if let Some(last) = codegen.inputs.last_mut() {
+            last.path = Some(path.to_path_buf());
+        }
+        Ok(codegen)
     }
 
     /// Implements [`Event`](crate::Event) for the top-level record of the schema added last:
@@ -222,7 +229,18 @@ impl Codegen {
     pub fn generate(&self) -> Result<String, CodegenError> {
         let mut out = emit::Output::default();
         let mut registry = types::Registry::default();
+        // A type generated from two inputs is one type: it can implement `Event` only once.
+        let mut events: std::collections::HashMap<String, &str> = Default::default();
         for input in &self.inputs {
+            if input.event.is_some()
+                && let Some(name) = input.schema.full_name()
+                && let Some(other) = events.insert(name.clone(), &input.label)
+            {
+                return Err(CodegenError::Event {
+                    file: input.label.clone(),
+                    reason: format!("{name} already implements Event (from {other})"),
+                });
+            }
             types::generate(input, &mut out, &mut registry)?;
         }
         if let Some(name) = registry.keys().find(|name| out.has_module(name)) {
@@ -246,16 +264,32 @@ impl Codegen {
     ///
     /// # Errors
     ///
-    /// As [`generate`](Self::generate); [`CodegenError::Output`] when writing fails.
+    /// As [`generate`](Self::generate); [`CodegenError::Output`] when writing fails, or when
+    /// `path` is one of the schema files read (a slip that would replace the schema).
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), CodegenError> {
         let path = path.as_ref();
+        let output = |reason: String| CodegenError::Output {
+            file: path.display().to_string(),
+            reason,
+        };
+        // Compared as files, so `./a.avsc`, a link or another spelling of the path is caught.
+        if let Ok(target) = std::fs::canonicalize(path)
+            && let Some(input) = self.inputs.iter().find(|i| {
+                i.path
+                    .as_ref()
+                    .and_then(|p| std::fs::canonicalize(p).ok())
+                    .is_some_and(|p| p == target)
+            })
+        {
+            return Err(output(format!(
+                "it is the schema file {}; write the code to a .rs file",
+                input.label
+            )));
+        }
         let code = self.generate()?;
         if std::fs::read_to_string(path).ok().as_deref() == Some(code.as_str()) {
             return Ok(());
         }
-        std::fs::write(path, code).map_err(|e| CodegenError::Output {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        std::fs::write(path, code).map_err(|e| output(e.to_string()))
     }
 }

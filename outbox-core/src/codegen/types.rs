@@ -128,6 +128,16 @@ impl Generator<'_> {
     }
 
     pub(super) fn type_name(&self, name: &Name, location: &str) -> Result<String, CodegenError> {
+        // `self`, `super`, `crate` or `_` cannot name a module, not even as a raw identifier.
+        if let Some(part) = namespace_parts(name)
+            .into_iter()
+            .find(|p| try_ident(p).is_none())
+        {
+            return Err(self.unsupported(
+                location,
+                &format!("a namespace part {part:?} (not a Rust module name)"),
+            ));
+        }
         try_ident(name.name())
             .ok_or_else(|| {
                 self.unsupported(
