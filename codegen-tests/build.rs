@@ -83,6 +83,10 @@ fn fixtures(out_dir: &Path) {
         .file(schemas.join("awkward.avsc"))
         .and_then(|c| c.write(out_dir.join("awkward.rs")))
         .unwrap_or_else(|e| panic!("{e}"));
+    Codegen::new()
+        .file(schemas.join("hostile.avsc"))
+        .and_then(|c| c.write(out_dir.join("hostile.rs")))
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut refused = String::new();
     for name in [
         "decimal.avsc",

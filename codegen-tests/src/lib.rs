@@ -46,6 +46,13 @@ pub mod awkward {
     include!(concat!(env!("OUT_DIR"), "/awkward.rs"));
 }
 
+/// Types from `schemas/hostile.avsc`: Markdown in docs (fences, links, HTML, indented code)
+/// and upper-case namespaces, included as a user's crate would, under the workspace's lints
+/// with nothing allowed around them (rustdoc must neither run nor link the docs).
+pub mod hostile {
+    include!(concat!(env!("OUT_DIR"), "/hostile.rs"));
+}
+
 /// Checks the type `T` generated from `source`:
 ///
 /// 1. its derived schema has the source's Parsing Canonical Form;

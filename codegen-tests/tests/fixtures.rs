@@ -135,3 +135,15 @@ fn what_the_derive_cannot_express_is_refused_naming_file_and_place() {
         assert!(error.contains(want_file) && error.contains(want), "{error}");
     }
 }
+
+#[test]
+fn markdown_in_docs_and_upper_case_namespaces_round_trip() {
+    use outbox_codegen_tests::hostile::Com::Acme::Type::{Hostile, Kind};
+    let source = include_str!("../schemas/hostile.avsc");
+    check::<Hostile>(source).unwrap_or_else(|e| panic!("{e}"));
+    // The schema keeps each doc exactly; only the Rust doc is escaped.
+    let schema = Schema::from_avro(&<Hostile as outbox_core::avro::AvroSchema>::get_schema())
+        .expect("valid");
+    assert!(schema.canonical_json().contains(r#""doc":"[Kind::a] <i>""#));
+    assert_ne!(Kind::a, Kind::A);
+}

@@ -52,6 +52,10 @@ impl Output {
             for part in &namespace[common..] {
                 let indent = "    ".repeat(open.len());
                 open.push(part.clone());
+                // Avro namespaces need not be snake case (`com.Acme`).
+                if part.chars().any(|c| c.is_ascii_uppercase()) {
+                    let _ = writeln!(out, "{indent}#[allow(non_snake_case)]");
+                }
                 let _ = writeln!(
                     out,
                     "{indent}#[doc = {}]\n{indent}pub mod {} {{",

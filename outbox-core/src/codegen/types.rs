@@ -412,10 +412,25 @@ impl Generator<'_> {
 }
 
 /// `#[doc]` lines for a person reading the generated code.
+///
+/// The text is the schema's, not Markdown written for rustdoc: a fence or an indented line
+/// would be a doc-test that fails the user's `cargo test`, `[x]` a broken intra-doc link,
+/// `<b>` an unclosed HTML tag. So each line is trimmed and the characters that start code,
+/// links and HTML are escaped; the schema keeps the exact text (`#[avro(doc)]`).
 pub(super) fn docs(out: &mut String, doc: Option<&str>) {
     if let Some(doc) = doc {
         for line in doc.lines() {
-            let _ = writeln!(out, "#[doc = {}]", literal(&format!(" {line}")));
+            let line = line.trim_start();
+            let mut text = String::from(" ");
+            for (i, c) in line.char_indices() {
+                // `\:` before `//` keeps a bare URL from being one (rustdoc::bare_urls).
+                let url = c == ':' && line[i + 1..].starts_with("//");
+                if url || matches!(c, '\\' | '`' | '~' | '[' | ']' | '<' | '>' | '&') {
+                    text.push('\\');
+                }
+                text.push(c);
+            }
+            let _ = writeln!(out, "#[doc = {}]", literal(&text));
         }
     }
 }
