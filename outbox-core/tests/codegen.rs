@@ -238,3 +238,78 @@ fn a_label_with_a_line_break_stays_in_the_header_comment() {
         "{code}"
     );
 }
+
+#[test]
+fn namespaces_are_bounded_in_depth_and_checked_against_type_names_at_scale() {
+    // 10 000 parts: 20 KB of schema would have been 10 000 nested modules, each line
+    // indented once more (gigabytes of output).
+    let deep = format!(
+        r#"{{"type":"record","name":"R","namespace":"{}","fields":[]}}"#,
+        vec!["a"; 10_000].join(".")
+    );
+    let err = Codegen::new()
+        .schema("deep.avsc", &schema(&deep))
+        .generate()
+        .expect_err("too deep")
+        .to_string();
+    assert!(
+        err.contains("a namespace of 10000 parts (over 64 nested modules)"),
+        "{err}"
+    );
+    let code = Codegen::new()
+        .schema(
+            "ok.avsc",
+            &schema(&format!(
+                r#"{{"type":"record","name":"R","namespace":"{}","fields":[]}}"#,
+                vec!["a"; 64].join(".")
+            )),
+        )
+        .generate()
+        .expect("64 parts are fine");
+    assert!(code.contains("pub struct R {"));
+
+    // Thousands of namespaces, one of them also a type's full name (`n42.Clash` and the
+    // namespace `n42.Clash.inner`): found among them, and named the same way every time.
+    let mut fields: Vec<String> = (0..5_000)
+        .map(|i| {
+            format!(r#"{{"name":"f{i}","type":{{"type":"enum","name":"E","namespace":"n{i}","symbols":["A"]}}}}"#)
+        })
+        .collect();
+    fields.push(
+        r#"{"name":"c","type":{"type":"enum","name":"Clash","namespace":"n42","symbols":["A"]}}"#
+            .to_owned(),
+    );
+    fields.push(r#"{"name":"d","type":{"type":"enum","name":"E","namespace":"n42.Clash.inner","symbols":["A"]}}"#.to_owned());
+    fields.push(
+        r#"{"name":"e","type":{"type":"enum","name":"Z","namespace":"n7","symbols":["A"]}}"#
+            .to_owned(),
+    );
+    fields.push(
+        r#"{"name":"g","type":{"type":"enum","name":"E","namespace":"n7.Z","symbols":["A"]}}"#
+            .to_owned(),
+    );
+    let many = schema(&format!(
+        r#"{{"type":"record","name":"Many","fields":[{}]}}"#,
+        fields.join(",")
+    ));
+    for _ in 0..3 {
+        let err = Codegen::new()
+            .schema("many.avsc", &many)
+            .generate()
+            .expect_err("a type and a namespace of one name")
+            .to_string();
+        assert!(
+            err.contains("n42.Clash as both a type and a namespace"),
+            "{err}"
+        );
+    }
+    let fine = schema(&format!(
+        r#"{{"type":"record","name":"Many","fields":[{}]}}"#,
+        fields[..5_000].join(",")
+    ));
+    let code = Codegen::new()
+        .schema("many.avsc", &fine)
+        .generate()
+        .expect("distinct namespaces are fine");
+    assert_eq!(code.matches("pub enum E {").count(), 5_000);
+}

@@ -18,11 +18,15 @@ impl Output {
     }
 
     /// Whether the dotted `name` is a namespace, or the start of one, with items in it.
+    ///
+    /// The namespaces are sorted, so those starting with `name` follow it at once: one
+    /// lookup, not a scan (a schema can have many thousands of namespaces).
     pub(super) fn has_module(&self, name: &str) -> bool {
-        let parts: Vec<&str> = name.split('.').collect();
+        let parts: Vec<String> = name.split('.').map(str::to_owned).collect();
         self.modules
-            .keys()
-            .any(|ns| ns.len() >= parts.len() && ns.iter().zip(&parts).all(|(a, b)| a == b))
+            .range(parts.clone()..)
+            .next()
+            .is_some_and(|(ns, _)| ns.starts_with(&parts))
     }
 
     /// The file: a header, then each namespace as nested modules.

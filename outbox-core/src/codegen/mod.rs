@@ -243,7 +243,7 @@ impl Codegen {
             }
             types::generate(input, &mut out, &mut registry)?;
         }
-        if let Some(name) = registry.keys().find(|name| out.has_module(name)) {
+        if let Some(name) = registry.keys().filter(|name| out.has_module(name)).min() {
             return Err(CodegenError::Unsupported {
                 file: self
                     .inputs

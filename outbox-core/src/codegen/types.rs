@@ -128,11 +128,20 @@ impl Generator<'_> {
     }
 
     pub(super) fn type_name(&self, name: &Name, location: &str) -> Result<String, CodegenError> {
+        let parts = namespace_parts(name);
+        // Each part is a module, indented once more: a namespace of thousands of parts would
+        // make gigabytes of code from a small schema.
+        if parts.len() > MAX_DEPTH {
+            return Err(self.unsupported(
+                location,
+                &format!(
+                    "a namespace of {} parts (over {MAX_DEPTH} nested modules)",
+                    parts.len()
+                ),
+            ));
+        }
         // `self`, `super`, `crate` or `_` cannot name a module, not even as a raw identifier.
-        if let Some(part) = namespace_parts(name)
-            .into_iter()
-            .find(|p| try_ident(p).is_none())
-        {
+        if let Some(part) = parts.into_iter().find(|p| try_ident(p).is_none()) {
             return Err(self.unsupported(
                 location,
                 &format!("a namespace part {part:?} (not a Rust module name)"),
