@@ -53,6 +53,12 @@ pub mod hostile {
     include!(concat!(env!("OUT_DIR"), "/hostile.rs"));
 }
 
+/// Types from `schemas/defaults.avsc`: a default of every type, at the limits of each (the
+/// largest longs, `NaN` and infinities, bytes and fixed as ISO-8859-1 strings).
+pub mod defaults {
+    include!(concat!(env!("OUT_DIR"), "/defaults.rs"));
+}
+
 /// Checks the type `T` generated from `source`:
 ///
 /// 1. its derived schema has the source's Parsing Canonical Form;

@@ -147,3 +147,9 @@ fn markdown_in_docs_and_upper_case_namespaces_round_trip() {
     assert!(schema.canonical_json().contains(r#""doc":"[Kind::a] <i>""#));
     assert_ne!(Kind::a, Kind::A);
 }
+
+#[test]
+fn defaults_of_every_type_at_their_limits_come_through() {
+    check::<outbox_codegen_tests::defaults::d::Defaults>(include_str!("../schemas/defaults.avsc"))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
