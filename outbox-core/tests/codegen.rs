@@ -313,3 +313,22 @@ fn namespaces_are_bounded_in_depth_and_checked_against_type_names_at_scale() {
         .expect("distinct namespaces are fine");
     assert_eq!(code.matches("pub enum E {").count(), 5_000);
 }
+
+#[test]
+fn an_event_asked_of_an_enum_says_so() {
+    let e = schema(r#"{"type":"enum","name":"Colour","namespace":"x","symbols":["RED"]}"#);
+    Codegen::new()
+        .schema("e.avsc", &e)
+        .generate()
+        .expect("an enum alone is expressible");
+    let err = Codegen::new()
+        .schema("e.avsc", &e)
+        .event("colours", "")
+        .generate()
+        .expect_err("Event needs a record");
+    assert!(matches!(err, CodegenError::Event { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "e.avsc: cannot implement Event: the top-level type x.Colour is an enum; an event is a record"
+    );
+}

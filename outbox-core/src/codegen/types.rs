@@ -76,6 +76,14 @@ pub(super) fn generate(
             Ok(())
         }
         Avro::Enum(e) if input.event.is_none() => generator.enumeration(e, ""),
+        // The type itself is expressible; what cannot be is an event that is not a record.
+        Avro::Enum(e) => Err(CodegenError::Event {
+            file: input.label.clone(),
+            reason: format!(
+                "the top-level type {} is an enum; an event is a record",
+                e.name.fullname(None)
+            ),
+        }),
         other => Err(generator.unsupported(
             "",
             &format!(
