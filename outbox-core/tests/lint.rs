@@ -372,6 +372,46 @@ fn the_words_of_the_name_based_rules_can_be_replaced() {
     assert_eq!(found(&run(&s)), only(Rule::MoneyFloat, "/fields/1/type"));
 }
 
+/// A `[names]` entry of several words (`fareAmt`) could never equal one word of a name, so
+/// it would silently match nothing and pass the schema it was written for.
+#[test]
+fn names_entries_must_be_single_words() {
+    for (text, expected) in [
+        (
+            "[names]\nmoney = [\"price\", \"fareAmt\"]",
+            "names.money: \"fareAmt\" is not one word (fare, amt)",
+        ),
+        (
+            "[names]\nid = [\"ride_no\"]",
+            "names.id: \"ride_no\" is not one word (ride, no)",
+        ),
+        (
+            "[names]\ntime = [\"\"]",
+            "names.time: \"\" is not one word (it has no letters or digits)",
+        ),
+        ("[names]\nclosed_set = [\"été\"]", "names.closed_set"),
+    ] {
+        let message = LintConfig::from_toml_str(text).expect_err(text).to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+    // One word in any case, padded or not, is the word of a name.
+    let config = LintConfig::from_toml_str("[names]\nmoney = [\" AMT \", \"fare2\"]\n")
+        .expect("valid config");
+    let s = record(json!([
+        {"name":"fareAmt","type":"double"},
+        {"name":"fare2_due","type":"double"},
+        {"name":"price","type":"double"}
+    ]));
+    let report = lint(&s, &LintContext::default(), &config);
+    assert_eq!(
+        found(&report),
+        vec![
+            (Rule::MoneyFloat, "/fields/0/type".to_owned()),
+            (Rule::MoneyFloat, "/fields/1/type".to_owned()),
+        ]
+    );
+}
+
 #[test]
 fn malformed_configuration_is_a_clear_error() {
     let cases = [

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::names::NameWords;
+use super::names::{NameWords, words};
 use super::rule::{Rule, Severity};
 use crate::{Error, Result};
 
@@ -155,19 +155,18 @@ impl LintConfig {
         }
         global.rules = parse_rules(&raw.rules, "rules")?;
         let names = &mut global.names;
-        for (list, words) in [
-            (&mut names.money, raw.names.money),
-            (&mut names.not_money, raw.names.not_money),
-            (&mut names.time, raw.names.time),
-            (&mut names.id, raw.names.id),
-            (&mut names.closed_set, raw.names.closed_set),
+        for (key, list, words) in [
+            ("money", &mut names.money, raw.names.money),
+            ("not_money", &mut names.not_money, raw.names.not_money),
+            ("time", &mut names.time, raw.names.time),
+            ("id", &mut names.id, raw.names.id),
+            ("closed_set", &mut names.closed_set, raw.names.closed_set),
         ] {
             if let Some(words) = words {
-                // Matched against the lower-case words of a name.
                 *list = words
                     .iter()
-                    .map(|w| w.trim().to_ascii_lowercase())
-                    .collect();
+                    .map(|w| one_word(w, key))
+                    .collect::<Result<_>>()?;
             }
         }
         let subjects = raw
@@ -222,6 +221,28 @@ impl LintConfig {
     /// The global settings, to adjust in code.
     pub fn global_mut(&mut self) -> &mut RuleSettings {
         &mut self.global
+    }
+}
+
+/// A word of a `[names]` list, lower-cased as the words of a name are. The rules compare
+/// word with word, so `unitPrice` or `unit_price` could never match (a field `unitPrice` is
+/// the words `unit`, `price`): refused rather than silently matching nothing.
+fn one_word(word: &str, list: &str) -> Result<String> {
+    let split = words(word);
+    match split.as_slice() {
+        [one] if one.len() == word.trim().len() => Ok(one.clone()),
+        _ => Err(Error::InvalidConfig {
+            key: format!("names.{list}"),
+            reason: format!(
+                "{word:?} is not one word ({}); the rules match each word of a name \
+                 (`unitPrice` and `unit_price` are `unit`, `price`): list single words",
+                if split.is_empty() {
+                    "it has no letters or digits".to_owned()
+                } else {
+                    split.join(", ")
+                }
+            ),
+        }),
     }
 }
 
