@@ -372,6 +372,28 @@ fn the_words_of_the_name_based_rules_can_be_replaced() {
     assert_eq!(found(&run(&s)), only(Rule::MoneyFloat, "/fields/1/type"));
 }
 
+/// A list or a map of prices is money in floats as much as one price is; the location is the
+/// items' (or values') type.
+#[test]
+fn name_rules_look_through_arrays_maps_and_options() {
+    let s = record(json!([
+        {"name":"prices","type":{"type":"array","items":"double"}},
+        {"name":"fees","type":["null",{"type":"map","values":{"type":"array","items":"float"}}],"default":null},
+        {"name":"created_at","type":{"type":"array","items":"long"}},
+        {"name":"amounts","type":{"type":"array","items":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}}},
+        {"name":"totals","type":{"type":"array","items":["null","string","double"]}},
+        data()
+    ]));
+    assert_eq!(
+        found(&run(&s)),
+        vec![
+            (Rule::MoneyFloat, "/fields/0/type/items".to_owned()),
+            (Rule::MoneyFloat, "/fields/1/type/1/values/items".to_owned()),
+            (Rule::TimeUntyped, "/fields/2/type/items".to_owned()),
+        ]
+    );
+}
+
 /// A `[names]` entry of several words (`fareAmt`) could never equal one word of a name, so
 /// it would silently match nothing and pass the schema it was written for.
 #[test]

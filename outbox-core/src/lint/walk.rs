@@ -186,22 +186,35 @@ fn has_doc(obj: &Map<String, Json>) -> bool {
         .is_some_and(|d| !d.trim().is_empty())
 }
 
-/// The type a field's value has: the type itself, or the non-null branch of a `null` union
-/// of two; `None` for other unions.
+/// The type a field's values have: the type itself, or the non-null branch of a `null` union
+/// of two, and the items of an array or the values of a map (`prices` as an array of
+/// `double` is money in floats too); `None` for other unions.
 fn value_type<'a>(ty: &'a Json, pointer: &str) -> Option<(&'a Json, String)> {
-    match ty {
-        Json::Array(branches) => {
-            let mut others = branches
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.as_str() != Some("null"));
-            match (others.next(), others.next(), branches.len()) {
-                (Some((i, only)), None, 2) => Some((only, format!("{pointer}/type/{i}"))),
-                _ => None,
+    let (mut ty, mut pointer) = (ty, format!("{pointer}/type"));
+    // Bounded: the walk reports (and does not follow) nesting deeper than this.
+    for _ in 0..MAX_DEPTH {
+        match ty {
+            Json::Array(branches) => {
+                let mut others = branches
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.as_str() != Some("null"));
+                match (others.next(), others.next(), branches.len()) {
+                    (Some((i, only)), None, 2) => {
+                        (ty, pointer) = (only, format!("{pointer}/{i}"));
+                    }
+                    _ => return None,
+                }
             }
+            Json::Object(obj) => match obj.get("type").and_then(Json::as_str) {
+                Some("array") => (ty, pointer) = (obj.get("items")?, format!("{pointer}/items")),
+                Some("map") => (ty, pointer) = (obj.get("values")?, format!("{pointer}/values")),
+                _ => return Some((ty, pointer)),
+            },
+            _ => return Some((ty, pointer)),
         }
-        other => Some((other, format!("{pointer}/type"))),
     }
+    None
 }
 
 /// The primitive type name and logical type of a scalar type; `None` for complex and named
