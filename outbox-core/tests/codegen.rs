@@ -332,3 +332,35 @@ fn an_event_asked_of_an_enum_says_so() {
         "e.avsc: cannot implement Event: the top-level type x.Colour is an enum; an event is a record"
     );
 }
+
+#[test]
+fn an_event_topic_kafka_refuses_is_refused_at_generation() {
+    let long = "t".repeat(250);
+    for topic in [
+        "",
+        ".",
+        "..",
+        "orders events",
+        "orders/v2",
+        "ördersß",
+        long.as_str(),
+    ] {
+        let err = Codegen::new()
+            .schema("o.avsc", &schema(ORDER))
+            .event(topic, "id")
+            .generate()
+            .expect_err(topic);
+        assert!(
+            err.to_string().contains("is not a Kafka topic name"),
+            "{topic:?}: {err}"
+        );
+    }
+    let longest = "t".repeat(249);
+    for topic in ["orders", "orders.v2", "a_b-C.9", longest.as_str()] {
+        Codegen::new()
+            .schema("o.avsc", &schema(ORDER))
+            .event(topic, "id")
+            .generate()
+            .unwrap_or_else(|e| panic!("{topic}: {e}"));
+    }
+}

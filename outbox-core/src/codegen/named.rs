@@ -130,6 +130,20 @@ impl Generator<'_> {
             file: self.input.label.clone(),
             reason,
         };
+        // Kafka's rule for topic names: caught here, not as dead letters at the relay.
+        let topic = &event.topic;
+        if topic.is_empty()
+            || topic.len() > 249
+            || topic == "."
+            || topic == ".."
+            || !topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(fail(format!(
+                "{topic:?} is not a Kafka topic name (1 to 249 letters, digits, '.', '_', '-')"
+            )));
+        }
         let key = match &event.key_field {
             None => "None".to_owned(),
             Some(key) => {
