@@ -84,6 +84,10 @@ fn fixtures(out_dir: &Path) {
         .and_then(|c| c.write(out_dir.join("awkward.rs")))
         .unwrap_or_else(|e| panic!("{e}"));
     Codegen::new()
+        .file(schemas.join("null_inside.avsc"))
+        .and_then(|c| c.write(out_dir.join("null_inside.rs")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Codegen::new()
         .file(schemas.join("defaults.avsc"))
         .and_then(|c| c.write(out_dir.join("defaults.rs")))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -53,6 +53,12 @@ pub mod hostile {
     include!(concat!(env!("OUT_DIR"), "/hostile.rs"));
 }
 
+/// Types from `schemas/null_inside.avsc`: a type of the null namespace (`"namespace": ""`)
+/// inside a record of a namespace.
+pub mod null_inside {
+    include!(concat!(env!("OUT_DIR"), "/null_inside.rs"));
+}
+
 /// Types from `schemas/defaults.avsc`: a default of every type, at the limits of each (the
 /// largest longs, `NaN` and infinities, bytes and fixed as ISO-8859-1 strings).
 pub mod defaults {

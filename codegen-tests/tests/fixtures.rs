@@ -153,3 +153,11 @@ fn defaults_of_every_type_at_their_limits_come_through() {
     check::<outbox_codegen_tests::defaults::d::Defaults>(include_str!("../schemas/defaults.avsc"))
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn a_null_namespace_type_inside_a_namespace_keeps_its_name() {
+    check::<outbox_codegen_tests::null_inside::com::acme::Outer>(include_str!(
+        "../schemas/null_inside.avsc"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}

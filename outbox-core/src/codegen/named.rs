@@ -192,21 +192,20 @@ pub(super) fn container_attributes(
     doc: Option<&str>,
     aliases: Option<&[Alias]>,
 ) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(ns) = name.namespace() {
-        parts.push(format!("namespace = {}", literal(ns)));
-    }
+    // Without a namespace the derive takes the enclosing record's: a type of the null
+    // namespace (`"namespace": ""`) inside `com.acme.Outer` would become `com.acme.Inner`.
+    // An empty one makes the derive's name `.Inner`, which is the null namespace.
+    let mut parts = vec![format!(
+        "namespace = {}",
+        literal(name.namespace().unwrap_or_default())
+    )];
     if let Some(doc) = doc {
         parts.push(format!("doc = {}", literal(doc)));
     }
     for alias in aliases.unwrap_or_default() {
         parts.push(format!("alias = {}", literal(&alias_text(alias))));
     }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("#[avro({})]\n", parts.join(", "))
-    }
+    format!("#[avro({})]\n", parts.join(", "))
 }
 
 pub(super) fn alias_text(alias: &Alias) -> String {
