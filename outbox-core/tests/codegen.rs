@@ -364,3 +364,25 @@ fn an_event_topic_kafka_refuses_is_refused_at_generation() {
             .unwrap_or_else(|e| panic!("{topic}: {e}"));
     }
 }
+
+/// `--out /dev/stdout | ...` or a named pipe: the check for an unchanged file must not read
+/// from the pipe (it would wait for a writer, itself, forever).
+#[cfg(unix)]
+#[test]
+fn writing_to_a_pipe_writes_without_reading_it_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("events.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the pipe"))
+    };
+    let codegen = Codegen::new().schema("o.avsc", &schema(ORDER));
+    codegen.write(&fifo).expect("written to the pipe");
+    let received = reader.join().expect("reader");
+    assert_eq!(received, codegen.generate().expect("generates"));
+}

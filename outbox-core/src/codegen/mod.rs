@@ -287,7 +287,12 @@ impl Codegen {
             )));
         }
         let code = self.generate()?;
-        if std::fs::read_to_string(path).ok().as_deref() == Some(code.as_str()) {
+        // Only a regular file of the same length is read back: reading `/dev/stdout` or a
+        // FIFO (`--out /dev/stdout | ...`) would wait forever for a writer, which is us.
+        let unchanged = std::fs::metadata(path)
+            .is_ok_and(|m| m.is_file() && m.len() == code.len() as u64)
+            && std::fs::read(path).is_ok_and(|old| old == code.as_bytes());
+        if unchanged {
             return Ok(());
         }
         std::fs::write(path, code).map_err(|e| output(e.to_string()))
