@@ -33,9 +33,20 @@ impl Output {
     pub(super) fn render(&self, labels: &[&str]) -> String {
         let mut out = String::new();
         // Escaped: a file name with a line break must not end the comment.
+        // Only control characters: a Windows path keeps its backslashes as they are.
         let labels: Vec<String> = labels
             .iter()
-            .map(|l| l.escape_debug().to_string())
+            .map(|l| {
+                l.chars()
+                    .map(|c| {
+                        if c.is_control() {
+                            c.escape_default().to_string()
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         let _ = writeln!(
             out,
