@@ -22,7 +22,13 @@
 //! Not expressible (refused): unions other than `["null", T]` with `null` first; `bytes`,
 //! fixed and logical types inside arrays, maps or unions (beyond `Option`); fixed-based
 //! `decimal` and `uuid`, `duration`; a top-level schema that is not a record or an enum; a
-//! type whose full name is also a namespace (a module and a type of one name).
+//! type whose full name is also a namespace (a module and a type of one name); a namespace
+//! part no module can be named (`self`, `super`, `crate`, `_`, `Self`) or a namespace of
+//! more than 64 parts. An [`Event`](crate::Event) impl needs a top-level record and a
+//! Kafka topic name.
+//!
+//! Docs become Rust docs escaped for rustdoc (no doc-tests, links or HTML from a schema's
+//! text), and each named type states its namespace (the null one as `""`).
 //!
 //! The generated code names `::apache_avro` and `::serde` (and `::outbox_core` for the
 //! [`Event`](crate::Event) impl): depend on `apache-avro` (feature `derive`), `serde`
