@@ -392,3 +392,25 @@ fn writing_to_a_pipe_writes_without_reading_it_first() {
     let received = reader.join().expect("reader");
     assert_eq!(received, codegen.generate().expect("generates"));
 }
+
+/// serde's derive has items of its own named `__Visitor`, `__Field`, ...: a record so named
+/// generated code that did not compile. Fields so named are fine (the hostile fixture of the
+/// codegen-tests crate compiles and round-trips `__field0`, `__ignore`, `named_schemas`).
+#[test]
+fn type_names_of_the_derives_own_items_are_refused() {
+    for name in ["__Visitor", "__Field", "__D"] {
+        let text = format!(
+            r#"{{"type":"record","name":"Outer","fields":[{{"name":"__field0","type":{{"type":"record","name":"{name}","fields":[]}}}}]}}"#
+        );
+        let err = Codegen::new()
+            .schema("r.avsc", &schema(&text))
+            .generate()
+            .expect_err(name);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "r.avsc: at /fields/0/type: the AvroSchema derive cannot express a type named \"{name}\" (names starting with __ are the derives' own)"
+            )
+        );
+    }
+}

@@ -155,6 +155,17 @@ impl Generator<'_> {
                 &format!("a namespace part {part:?} (not a Rust module name)"),
             ));
         }
+        // serde's derive names its own items `__Visitor`, `__Field`, `__D`, ...: a type of
+        // such a name is taken for them inside the derived impls, which then do not compile.
+        if name.name().starts_with("__") {
+            return Err(self.unsupported(
+                location,
+                &format!(
+                    "a type named {:?} (names starting with __ are the derives' own)",
+                    name.name()
+                ),
+            ));
+        }
         try_ident(name.name())
             .ok_or_else(|| {
                 self.unsupported(
