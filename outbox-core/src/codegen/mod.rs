@@ -24,7 +24,8 @@
 //! `decimal` and `uuid`, `duration`; a top-level schema that is not a record or an enum; a
 //! type whose full name is also a namespace (a module and a type of one name); a namespace
 //! part no module can be named (`self`, `super`, `crate`, `_`, `Self`) or a namespace of
-//! more than 64 parts. An [`Event`](crate::Event) impl needs a top-level record and a
+//! more than 64 parts; a type name starting with `__` (serde's derive names its own items so).
+//! An [`Event`](crate::Event) impl needs a top-level record and a
 //! Kafka topic name.
 //!
 //! Docs become Rust docs escaped for rustdoc (no doc-tests, links or HTML from a schema's
