@@ -36,9 +36,13 @@ pub(crate) struct Global {
     /// Address for the schema registry REST API ("" turns it off).
     #[arg(long, global = true)]
     pub(crate) registry_listen: Option<String>,
-    /// A librdkafka producer property, `key=value` (repeatable).
+    /// A librdkafka producer property, `key=value` (repeatable). Secrets are better given as
+    /// OUTBOX_KAFKA_<NAME> or OUTBOX_KAFKA_<NAME>_FILE (OUTBOX_KAFKA_SASL_PASSWORD → sasl.password).
     #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
     pub(crate) kafka_property: Vec<String>,
+    /// Log format: `text` (colours only on a terminal) or `json`.
+    #[arg(long, global = true, env = "OUTBOX_LOG_FORMAT", default_value = "text")]
+    pub(crate) log_format: outbox_relay::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,8 +38,8 @@ use std::time::Duration;
 use outbox_core::{Error, Result};
 use serde::{Deserialize, Deserializer};
 
-/// Everything the relay needs to run.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything the relay needs to run. `Debug` redacts secrets (see [`crate::redact`]).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     /// The database holding the outbox (`postgres://`, `mysql://`, `sqlite:`).
@@ -66,7 +66,7 @@ pub struct RelayConfig {
 }
 
 /// The schema registry REST API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryApiConfig {
     /// Address to serve it on; empty turns it off.
@@ -96,6 +96,9 @@ pub struct RegistryApiConfig {
     /// The lint rules file (TOML), as `outbox-relay schema lint --lint-config` reads it.
     #[serde(default)]
     pub lint_config: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed `url`'s certificate (default: the Mozilla roots).
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Default for RegistryApiConfig {
@@ -109,6 +112,7 @@ impl Default for RegistryApiConfig {
             bearer_token: None,
             lint: outbox_core::lint::LintLevel::default(),
             lint_config: None,
+            ca: None,
         }
     }
 }
@@ -118,7 +122,7 @@ fn default_registry_listen() -> String {
 }
 
 /// Kafka settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
@@ -275,8 +279,9 @@ fn invalid(key: &str, reason: impl Into<String>) -> Error {
 
 impl RelayConfig {
     /// Reads the file (if any), applies the environment (`OUTBOX_DATABASE_URL` or
-    /// `DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `OUTBOX_TABLE_PREFIX`, `OUTBOX_HTTP_LISTEN`),
-    /// then `overrides`, and validates the result.
+    /// `DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `OUTBOX_TABLE_PREFIX`, `OUTBOX_HTTP_LISTEN`,
+    /// and the secrets and librdkafka properties of [`crate::secrets`]), then `overrides`,
+    /// and validates the result.
     ///
     /// # Errors
     ///
@@ -287,7 +292,10 @@ impl RelayConfig {
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok());
+        let env = crate::secrets::Environment::from_process()?;
+        crate::secrets::apply_environment(&mut config, &env)?;
         config.apply(overrides);
+        crate::secrets::apply_database_password(&mut config, &env)?;
         config.validate()?;
         Ok(config)
     }
@@ -469,9 +477,21 @@ impl RelayConfig {
         }
     }
 
-    /// The remote registry to use instead of the embedded tables, if configured.
-    pub fn remote_registry(&self) -> Option<outbox_core::registry::RemoteRegistryConfig> {
-        let url = self.registry.url.clone().filter(|u| !u.is_empty())?;
+    /// The remote registry to use instead of the embedded tables, if configured. A URL
+    /// without a scheme means `https://`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `registry.ca` when its file cannot be read.
+    pub fn remote_registry(&self) -> Result<Option<outbox_core::registry::RemoteRegistryConfig>> {
+        let Some(url) = self.registry.url.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let url = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("https://{url}")
+        };
         let mut remote = outbox_core::registry::RemoteRegistryConfig::new(url);
         remote.bearer_token.clone_from(&self.registry.bearer_token);
         if let Some(user) = &self.registry.username {
@@ -480,7 +500,13 @@ impl RelayConfig {
                 self.registry.password.clone().unwrap_or_default(),
             ));
         }
-        Some(remote)
+        if let Some(path) = &self.registry.ca {
+            let pem = std::fs::read(path).map_err(|e| {
+                invalid("registry.ca", format!("cannot read {}: {e}", path.display()))
+            })?;
+            remote.ca_pem = Some(pem);
+        }
+        Ok(Some(remote))
     }
 
     /// This instance's lease holder name.

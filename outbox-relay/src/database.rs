@@ -41,11 +41,15 @@ pub fn backend(url: &str) -> Result<Backend> {
     }
 }
 
-/// Opens a pool (`mariadb://` is read as `mysql://`).
+/// Opens a pool (`mariadb://` is read as `mysql://`). TLS is set in the URL: `sslmode`,
+/// `sslrootcert`, `sslcert`, `sslkey` for PostgreSQL; `ssl-mode`, `ssl-ca`, `ssl-cert`,
+/// `ssl-key` for MySQL/MariaDB (rustls, trusting the Mozilla roots unless a CA is given).
 ///
 /// # Errors
 ///
-/// [`Error::Store`] when the database cannot be reached.
+/// [`Error::Store`] when the database cannot be reached or refuses the connection; the
+/// message names `database_url` and its TLS parameters when TLS failed, and never holds the
+/// URL or its password.
 pub async fn connect<DB: OutboxDatabase>(url: &str) -> Result<Pool<DB>> {
     let url = match url.strip_prefix("mariadb://") {
         Some(rest) => format!("mysql://{rest}"),
@@ -56,11 +60,37 @@ pub async fn connect<DB: OutboxDatabase>(url: &str) -> Result<Pool<DB>> {
         .acquire_timeout(Duration::from_secs(10))
         .connect(&url)
         .await
-        .map_err(|e| Error::Store {
-            operation: "connect to the database",
-            retryable: true,
-            source: Box::new(e),
-        })
+        .map_err(|e| connect_error(&url, &e))
+}
+
+/// The connection failure, named after the setting and stripped of the URL's secrets.
+fn connect_error(url: &str, error: &sqlx::Error) -> Error {
+    let password = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+        .unwrap_or_default();
+    let decoded = percent_decode(&password);
+    let text = crate::redact::scrub(&error.to_string(), &[url, &password, &decoded]);
+    let lower = text.to_ascii_lowercase();
+    let tls = ["tls", "ssl", "certificate", "handshake", "encryption"]
+        .iter()
+        .any(|w| lower.contains(w));
+    let hint = match (tls, url.starts_with("mysql")) {
+        (false, _) => "",
+        (true, false) => " (TLS: check sslmode, sslrootcert, sslcert and sslkey in database_url)",
+        (true, true) => " (TLS: check ssl-mode, ssl-ca, ssl-cert and ssl-key in database_url)",
+    };
+    Error::Store {
+        operation: "connect to the database named by database_url",
+        retryable: !tls,
+        source: format!("{text}{hint}").into(),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Runs `$body` with `$pool` connected to `$url` and `$db` naming its sqlx database type,

@@ -8,7 +8,11 @@
 //!   `/metrics`, `/healthz`, `/readyz`.
 //! - [`schema_check`]: `outbox-relay schema check`, for a user's CI; [`schema_lint`]:
 //!   `outbox-relay schema lint`, the design rules of [`outbox_core::lint`].
-//! - [`database`]: the binary's connection to PostgreSQL, MySQL/MariaDB or SQLite by URL.
+//! - [`database`]: the binary's connection to PostgreSQL, MySQL/MariaDB or SQLite by URL
+//!   (TLS settings in the URL); [`preflight`]: the start-up check that the broker accepts the
+//!   TLS and SASL settings.
+//! - [`secrets`]: secrets and librdkafka properties from the environment or files;
+//!   [`redact`]: no secret in `Debug`, logs or errors; [`logging`]: text or JSON logs.
 //!
 //! # Guarantees
 //!
@@ -25,10 +29,14 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod producer;
+pub mod logging;
+pub mod preflight;
 pub mod record;
+pub mod redact;
 pub mod registry_api;
 mod relay;
 pub mod schema_check;
 pub mod schema_lint;
+pub mod secrets;
 
 pub use relay::{Relay, RunSummary, Step, is_permanent};

@@ -24,13 +24,7 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    outbox_relay::logging::init(cli.global.log_format, default_level);
     if let Command::Schema(SchemaCommand::Check {
         mode,
         format,

@@ -50,7 +50,7 @@ fn registry<DB: OutboxDatabase>(
         Some(path) => outbox_core::lint::LintConfig::from_file(path)?,
         None => outbox_core::lint::LintConfig::default(),
     };
-    Ok(Registry::new(match config.remote_registry() {
+    Ok(Registry::new(match config.remote_registry()? {
         Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote)),
         None => EitherStore::Left(SqlxSchemaStore::new(pool, statements::<DB>(config)?)),
     })
@@ -82,6 +82,7 @@ pub async fn run<DB: OutboxDatabase>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary> {
     config.require_kafka()?;
+    crate::preflight::check_broker(&config.kafka).await?;
     migrate(&pool, config).await?;
     let metrics = Arc::new(Metrics::new());
     let producer = crate::producer::producer(&config.kafka)?;

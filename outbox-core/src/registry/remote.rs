@@ -14,10 +14,11 @@ use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
 use crate::{Error, Result};
 
-/// Where the remote registry is and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the remote registry is and how to reach it. `Debug` redacts the password, the token
+/// and any credentials in the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteRegistryConfig {
-    /// Base URL, like `http://registry:8081`.
+    /// Base URL, like `https://registry:8081`.
     pub url: String,
     /// Basic authentication (user, password).
     pub basic_auth: Option<(String, String)>,
@@ -25,6 +26,36 @@ pub struct RemoteRegistryConfig {
     pub bearer_token: Option<String>,
     /// Timeout of each request.
     pub timeout: Duration,
+    /// PEM certificates of the CAs to trust for `https://` instead of the Mozilla roots
+    /// (needs the `registry-tls` feature).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RemoteRegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteRegistryConfig")
+            .field("url", &without_credentials(&self.url))
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(user, _)| (user, "[redacted]")),
+            )
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "[redacted]"))
+            .field("timeout", &self.timeout)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|pem| pem.len()))
+            .finish()
+    }
+}
+
+/// `url` with any `user:password@` replaced, for messages.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://[redacted]@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 impl RemoteRegistryConfig {
@@ -35,6 +66,7 @@ impl RemoteRegistryConfig {
             basic_auth: None,
             bearer_token: None,
             timeout: Duration::from_secs(10),
+            ca_pem: None,
         }
     }
 }
@@ -44,6 +76,8 @@ impl RemoteRegistryConfig {
 pub struct RemoteSchemaStore {
     config: RemoteRegistryConfig,
     agent: ureq::Agent,
+    /// Why the client could not be set up (a bad CA file), reported by every call.
+    setup_error: Option<String>,
 }
 
 /// Percent-encodes a path segment (subjects may hold any character).
@@ -65,20 +99,32 @@ enum Reply {
 
 impl RemoteSchemaStore {
     /// A store for the registry `config` describes.
+    /// A bad `ca_pem` is reported by every call.
     pub fn new(config: RemoteRegistryConfig) -> Self {
-        let agent = ureq::Agent::config_builder()
+        let builder = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Self { config, agent }
+            .http_status_as_error(false);
+        let (builder, setup_error) = match &config.ca_pem {
+            None => (builder, None),
+            Some(pem) => trusting(builder, pem),
+        };
+        Self {
+            config,
+            agent: builder.build().into(),
+            setup_error,
+        }
     }
 
     fn fail(&self, operation: &'static str, retryable: bool, message: &str) -> Error {
         Error::Store {
             operation,
             retryable,
-            source: format!("{} ({}): {message}", self.config.url, operation).into(),
+            source: format!(
+                "{} ({}): {message}",
+                without_credentials(&self.config.url),
+                operation
+            )
+            .into(),
         }
     }
 
@@ -89,6 +135,9 @@ impl RemoteSchemaStore {
         path: &str,
         body: Option<Json>,
     ) -> Result<Reply> {
+        if let Some(e) = &self.setup_error {
+            return Err(self.fail(operation, false, e));
+        }
         let url = format!("{}{path}", self.config.url.trim_end_matches('/'));
         let auth = match (&self.config.bearer_token, &self.config.basic_auth) {
             (Some(token), _) => Some(format!("Bearer {token}")),
@@ -285,6 +334,36 @@ impl SchemaStore for RemoteSchemaStore {
 }
 
 /// Standard base64, for the basic authentication header.
+type AgentConfig = ureq::config::ConfigBuilder<ureq::typestate::AgentScope>;
+
+/// `builder` trusting exactly the CA certificates in `pem`.
+/// On a bad `pem`, `builder` unchanged and why.
+#[cfg(feature = "registry-tls")]
+fn trusting(builder: AgentConfig, pem: &[u8]) -> (AgentConfig, Option<String>) {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig};
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return (builder, Some(format!("the CA file is not PEM: {e}"))),
+        }
+    }
+    if certs.is_empty() {
+        return (builder, Some("the CA file holds no PEM certificate".to_owned()));
+    }
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&certs))
+        .build();
+    (builder.tls_config(tls), None)
+}
+
+#[cfg(not(feature = "registry-tls"))]
+fn trusting(builder: AgentConfig, _pem: &[u8]) -> (AgentConfig, Option<String>) {
+    let why = "a CA for the remote registry needs outbox-core's registry-tls feature";
+    (builder, Some(why.to_owned()))
+}
+
 fn base64(text: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = text.as_bytes();

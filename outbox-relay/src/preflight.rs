@@ -1,0 +1,161 @@
+//! The start-up check that the broker accepts the relay's security settings.
+//!
+//! The producer retries transient errors forever (a broker outage must delay records, not
+//! fail them), so a wrong CA, a refused login or a plaintext client against a TLS listener
+//! would otherwise look like an outage that never ends. Before draining, `run` asks the
+//! broker for metadata with a client built from the same properties; a TLS or
+//! authentication failure stops the relay with an error naming the setting. A broker that is
+//! merely down only delays the check: after [`WAIT`] the relay starts and waits for it.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use outbox_core::{Error, Result};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+/// How long the check waits for a broker that does not answer at all.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Collects what librdkafka reports while connecting.
+#[derive(Debug, Default)]
+struct Watch {
+    reports: Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>,
+}
+
+impl Watch {
+    fn push(&self, code: Option<RDKafkaErrorCode>, text: String) {
+        if let Ok(mut reports) = self.reports.lock() {
+            reports.push((code, text));
+        }
+    }
+
+    /// The first report that settings, not an outage, explain.
+    fn misconfiguration(&self) -> Option<(&'static str, String)> {
+        let reports = self.reports.lock().ok()?;
+        reports
+            .iter()
+            .find_map(|(code, text)| setting_at_fault(*code, text).map(|key| (key, text.clone())))
+    }
+}
+
+impl ClientContext for Watch {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Notice as i32) {
+            self.push(None, format!("{fac}: {log_message}"));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.push(error.rdkafka_error_code(), reason.to_owned());
+    }
+}
+
+impl ProducerContext for Watch {
+    type DeliveryOpaque = ();
+
+    fn delivery(
+        &self,
+        _: &rdkafka::message::DeliveryResult<'_>,
+        _: Self::DeliveryOpaque,
+    ) {
+    }
+}
+
+/// The setting a librdkafka report blames, if it blames one (not a plain outage).
+fn setting_at_fault(code: Option<RDKafkaErrorCode>, text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    if code == Some(RDKafkaErrorCode::Authentication)
+        || lower.contains("sasl authentication error")
+        || lower.contains("sasl scram")
+        || lower.contains("mechanism handshake failed")
+        || lower.contains("oauthbearer")
+    {
+        return Some(if lower.contains("oauthbearer") || lower.contains("token") {
+            "kafka.properties.sasl.oauthbearer.*"
+        } else if lower.contains("mechanism") && !lower.contains("scram authentication failed") {
+            "kafka.properties.sasl.mechanism"
+        } else {
+            "kafka.properties.sasl.username/sasl.password"
+        });
+    }
+    if lower.contains("certificate verify failed") || lower.contains("ssl.ca.location") {
+        return Some("kafka.properties.ssl.ca.location");
+    }
+    if lower.contains("certificate required") || lower.contains("bad certificate") {
+        return Some("kafka.properties.ssl.certificate.location/ssl.key.location");
+    }
+    if lower.contains("security.protocol")
+        || lower.contains("wrong version number")
+        || lower.contains("packet length too long")
+    {
+        return Some("kafka.properties.security.protocol");
+    }
+    if code == Some(RDKafkaErrorCode::SSL) || lower.contains("ssl handshake failed") {
+        return Some("kafka.properties.ssl.*");
+    }
+    None
+}
+
+/// Connects with `kafka`'s settings and asks for metadata.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] naming the property at fault when librdkafka refuses a
+/// property, or the broker refuses the TLS handshake or the login. A broker that does not
+/// answer within [`WAIT`] is not an error (the relay waits for it, as for any outage).
+pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
+    let config = crate::producer::client_config(kafka)?;
+    let secrets: Vec<String> = kafka
+        .properties
+        .iter()
+        .filter(|(k, _)| crate::redact::is_secret_property(k))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let verdict = tokio::task::spawn_blocking(move || {
+        let producer: ThreadedProducer<Watch> = config
+            .create_with_context(Watch::default())
+            .map_err(|e| (Some("kafka.properties"), e.to_string()))?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let answered = producer
+                .client()
+                .fetch_metadata(None, Duration::from_millis(500))
+                .is_ok();
+            if let Some((key, text)) = producer.context().misconfiguration() {
+                return Err((Some(key), text));
+            }
+            if answered {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err((None, "no broker answered".to_owned()));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err((None, format!("the broker check stopped: {e}"))));
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    match verdict {
+        Ok(()) => Ok(()),
+        Err((Some(key), text)) => Err(Error::InvalidConfig {
+            key: key.to_owned(),
+            reason: format!(
+                "the broker refused the connection: {}",
+                crate::redact::scrub(&text, &secrets)
+            ),
+        }),
+        Err((None, text)) => {
+            tracing::warn!(
+                reason = %crate::redact::scrub(&text, &secrets),
+                "Kafka is not reachable yet; starting anyway, records wait for it"
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Keeping secrets out of what the relay prints: `Debug` of the configuration, URLs in
+//! messages, librdkafka properties.
+
+use std::fmt;
+
+use crate::config::{KafkaConfig, RegistryApiConfig, RelayConfig};
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Whether a librdkafka property holds a secret (`sasl.password`, `ssl.key.password`,
+/// `sasl.oauthbearer.client.secret`, inline private keys, `sasl.oauthbearer.config`).
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "passphrase", "jaas"]
+        .iter()
+        .any(|word| key.contains(word))
+        || key == "sasl.oauthbearer.config"
+        || key.ends_with("key.pem")
+}
+
+/// `url` with its password, and any query parameter whose name says secret, replaced by
+/// [`REDACTED`]; text that is not a URL but holds an `@` is redacted whole.
+pub fn url(text: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(text) else {
+        return if text.contains('@') {
+            REDACTED.to_owned()
+        } else {
+            text.to_owned()
+        };
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(REDACTED));
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_property(&k) || k.eq_ignore_ascii_case("sslpassword") {
+                    REDACTED.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // Percent-encoding turns the marker into %5Bredacted%5D; show it plainly.
+    parsed.to_string().replace("%5Bredacted%5D", REDACTED)
+}
+
+/// Replaces every occurrence of each non-empty secret in `text` (for messages from libraries
+/// that might echo what they were given).
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 3)
+        .fold(text.to_owned(), |text, secret| text.replace(secret, REDACTED))
+}
+
+struct Redacted<'a>(Option<&'a str>);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str(REDACTED),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+struct Url<'a>(Option<&'a str>);
+
+impl fmt::Debug for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(text) => fmt::Debug::fmt(&url(text), f),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+struct Properties<'a>(&'a std::collections::BTreeMap<String, String>);
+
+impl fmt::Debug for Properties<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let v = if is_secret_property(k) { REDACTED } else { v };
+                (k, v)
+            }))
+            .finish()
+    }
+}
+
+impl fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("database_url", &Url(self.database_url.as_deref()))
+            .field("table_prefix", &self.table_prefix)
+            .field("schema", &self.schema)
+            .field("kafka", &self.kafka)
+            .field("relay", &self.relay)
+            .field("http", &self.http)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("properties", &Properties(&self.properties))
+            .finish()
+    }
+}
+
+impl fmt::Debug for RegistryApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryApiConfig")
+            .field("listen", &self.listen)
+            .field("read_only", &self.read_only)
+            .field("url", &Url(self.url.as_deref()))
+            .field("username", &self.username)
+            .field("password", &Redacted(self.password.as_deref()))
+            .field("bearer_token", &Redacted(self.bearer_token.as_deref()))
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
+    }
+}
