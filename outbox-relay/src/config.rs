@@ -502,7 +502,10 @@ impl RelayConfig {
         }
         if let Some(path) = &self.registry.ca {
             let pem = std::fs::read(path).map_err(|e| {
-                invalid("registry.ca", format!("cannot read {}: {e}", path.display()))
+                invalid(
+                    "registry.ca",
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             remote.ca_pem = Some(pem);
         }

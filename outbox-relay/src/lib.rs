@@ -26,11 +26,11 @@
 pub mod config;
 pub mod database;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod ops;
-pub mod producer;
-pub mod logging;
 pub mod preflight;
+pub mod producer;
 pub mod record;
 pub mod redact;
 pub mod registry_api;

@@ -26,7 +26,15 @@ pub const WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 struct Watch {
     reports: Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>,
+    /// Whether the client speaks plaintext (`security.protocol` PLAINTEXT or SASL_PLAINTEXT).
+    plaintext: bool,
+    /// Whether the client logs in with OAUTHBEARER (a refused token is not a password).
+    oauthbearer: bool,
 }
+
+/// How long a plaintext client sees its connections dropped at the first request before it
+/// blames its protocol (librdkafka reports repeated identical drops only once).
+const DROPS_BEFORE_BLAME: Duration = Duration::from_secs(3);
 
 impl Watch {
     fn push(&self, code: Option<RDKafkaErrorCode>, text: String) {
@@ -36,17 +44,36 @@ impl Watch {
     }
 
     /// The first report that settings, not an outage, explain.
-    fn misconfiguration(&self) -> Option<(&'static str, String)> {
+    fn misconfiguration(&self, waited: Duration) -> Option<(&'static str, String)> {
         let reports = self.reports.lock().ok()?;
-        reports
+        if let Some(found) = reports.iter().find_map(|(code, text)| {
+            setting_at_fault(*code, text, self.oauthbearer).map(|key| (key, text.clone()))
+        }) {
+            return Some(found);
+        }
+        // A TLS listener drops a plaintext client at its first request (ApiVersion): the TCP
+        // connection works, the Kafka protocol never starts. An outage does not look so.
+        let drops: Vec<&String> = reports
             .iter()
-            .find_map(|(code, text)| setting_at_fault(*code, text).map(|key| (key, text.clone())))
+            .map(|(_, text)| text)
+            .filter(|t| t.contains("Disconnected") && t.contains("state APIVERSION_QUERY"))
+            .collect();
+        (self.plaintext && !drops.is_empty() && waited >= DROPS_BEFORE_BLAME).then(|| {
+            (
+                "kafka.properties.security.protocol",
+                format!(
+                    "every connection was dropped at the first request, as a TLS listener \
+                     drops a plaintext client (use SSL or SASL_SSL): {}",
+                    drops[0]
+                ),
+            )
+        })
     }
 }
 
 impl ClientContext for Watch {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        if (level as i32) <= (RDKafkaLogLevel::Notice as i32) {
+        if (level as i32) <= (RDKafkaLogLevel::Info as i32) {
             self.push(None, format!("{fac}: {log_message}"));
         }
     }
@@ -59,16 +86,15 @@ impl ClientContext for Watch {
 impl ProducerContext for Watch {
     type DeliveryOpaque = ();
 
-    fn delivery(
-        &self,
-        _: &rdkafka::message::DeliveryResult<'_>,
-        _: Self::DeliveryOpaque,
-    ) {
-    }
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 /// The setting a librdkafka report blames, if it blames one (not a plain outage).
-fn setting_at_fault(code: Option<RDKafkaErrorCode>, text: &str) -> Option<&'static str> {
+fn setting_at_fault(
+    code: Option<RDKafkaErrorCode>,
+    text: &str,
+    oauthbearer: bool,
+) -> Option<&'static str> {
     let lower = text.to_ascii_lowercase();
     if code == Some(RDKafkaErrorCode::Authentication)
         || lower.contains("sasl authentication error")
@@ -76,7 +102,7 @@ fn setting_at_fault(code: Option<RDKafkaErrorCode>, text: &str) -> Option<&'stat
         || lower.contains("mechanism handshake failed")
         || lower.contains("oauthbearer")
     {
-        return Some(if lower.contains("oauthbearer") || lower.contains("token") {
+        return Some(if oauthbearer || lower.contains("oauthbearer") {
             "kafka.properties.sasl.oauthbearer.*"
         } else if lower.contains("mechanism") && !lower.contains("scram authentication failed") {
             "kafka.properties.sasl.mechanism"
@@ -118,22 +144,33 @@ pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
         .map(|(_, v)| v.clone())
         .collect();
     let verdict = tokio::task::spawn_blocking(move || {
+        let protocol = config
+            .get("security.protocol")
+            .unwrap_or("plaintext")
+            .to_ascii_lowercase();
+        let watch = Watch {
+            plaintext: protocol.ends_with("plaintext"),
+            oauthbearer: config
+                .get("sasl.mechanism")
+                .is_some_and(|m| m.eq_ignore_ascii_case("OAUTHBEARER")),
+            ..Watch::default()
+        };
         let producer: ThreadedProducer<Watch> = config
-            .create_with_context(Watch::default())
+            .create_with_context(watch)
             .map_err(|e| (Some("kafka.properties"), e.to_string()))?;
-        let deadline = Instant::now() + WAIT;
+        let start = Instant::now();
         loop {
             let answered = producer
                 .client()
                 .fetch_metadata(None, Duration::from_millis(500))
                 .is_ok();
-            if let Some((key, text)) = producer.context().misconfiguration() {
+            if let Some((key, text)) = producer.context().misconfiguration(start.elapsed()) {
                 return Err((Some(key), text));
             }
             if answered {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
+            if start.elapsed() >= WAIT {
                 return Err((None, "no broker answered".to_owned()));
             }
         }

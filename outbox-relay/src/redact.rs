@@ -22,7 +22,10 @@ pub fn is_secret_property(key: &str) -> bool {
 /// `url` with its password, and any query parameter whose name says secret, replaced by
 /// [`REDACTED`]; text that is not a URL but holds an `@` is redacted whole.
 pub fn url(text: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(text) else {
+    let parsed = url::Url::parse(text)
+        .ok()
+        .filter(|u| u.has_host() || !text.contains('@'));
+    let Some(mut parsed) = parsed else {
         return if text.contains('@') {
             REDACTED.to_owned()
         } else {
@@ -32,11 +35,12 @@ pub fn url(text: &str) -> String {
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some(REDACTED));
     }
-    if parsed.query().is_some() {
+    let secret_key = |k: &str| is_secret_property(k);
+    if parsed.query_pairs().any(|(k, _)| secret_key(&k)) {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_property(&k) || k.eq_ignore_ascii_case("sslpassword") {
+                let v = if secret_key(&k) {
                     REDACTED.to_owned()
                 } else {
                     v.into_owned()
@@ -56,7 +60,9 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
     secrets
         .iter()
         .filter(|s| s.len() >= 3)
-        .fold(text.to_owned(), |text, secret| text.replace(secret, REDACTED))
+        .fold(text.to_owned(), |text, secret| {
+            text.replace(secret, REDACTED)
+        })
 }
 
 struct Redacted<'a>(Option<&'a str>);
@@ -128,5 +134,60 @@ impl fmt::Debug for RegistryApiConfig {
             .field("bearer_token", &Redacted(self.bearer_token.as_deref()))
             .field("ca", &self.ca)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_config_hides_every_secret() {
+        let mut config = RelayConfig::from_toml(
+            r#"
+database_url = "postgres://app:db-Secret@db/app?sslmode=verify-full&sslpassword=key-Secret"
+[kafka.properties]
+"sasl.username" = "relay"
+"sasl.password" = "sasl-Secret"
+"sasl.oauthbearer.client.secret" = "oidc-Secret"
+"ssl.key.password" = "key-pass-Secret"
+"ssl.key.pem" = "-----BEGIN PRIVATE KEY----- pem-Secret"
+[registry]
+url = "https://user:url-Secret@registry:8081"
+username = "reader"
+password = "registry-Secret"
+bearer_token = "token-Secret"
+"#,
+        )
+        .expect("config");
+        config.kafka.bootstrap_servers = Some("kafka:9093".into());
+        let text = format!("{config:?} {config:#?}");
+        assert!(!text.contains("Secret"), "{text}");
+        for visible in [
+            "app:[redacted]@db",
+            "sslmode=verify-full",
+            "relay",
+            "reader",
+        ] {
+            assert!(text.contains(visible), "{visible} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_secret_parameters() {
+        assert_eq!(
+            url("mysql://root:pw@localhost:3306/test?ssl-mode=VERIFY_IDENTITY"),
+            "mysql://root:[redacted]@localhost:3306/test?ssl-mode=VERIFY_IDENTITY"
+        );
+        assert_eq!(
+            url("postgres://localhost/test?password=pw"),
+            "postgres://localhost/test?password=[redacted]"
+        );
+        assert_eq!(url("sqlite://o.db"), "sqlite://o.db");
+        assert_eq!(url("user:pw@host"), REDACTED, "not a URL but credentials");
+        assert_eq!(
+            scrub("login pw-1 failed", &["pw-1", ""]),
+            "login [redacted] failed"
+        );
     }
 }

@@ -224,3 +224,166 @@ pub fn apply_database_password(config: &mut RelayConfig, env: &Environment) -> R
     config.database_url = Some(url.into());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    fn reason(e: Error) -> (String, String) {
+        match e {
+            Error::InvalidConfig { key, reason } => (key, reason),
+            other => panic!("not InvalidConfig: {other}"),
+        }
+    }
+
+    #[test]
+    fn kafka_variable_names_map_as_confluent_images_do() {
+        for (name, property) in [
+            ("SASL_PASSWORD", "sasl.password"),
+            ("BOOTSTRAP_SERVERS", "bootstrap.servers"),
+            ("SSL_CA_LOCATION", "ssl.ca.location"),
+            (
+                "SASL_OAUTHBEARER_CLIENT_SECRET",
+                "sasl.oauthbearer.client.secret",
+            ),
+            ("SOME__UNDERSCORE", "some_underscore"),
+            ("SOME___DASH", "some-dash"),
+            ("acks", "acks"),
+        ] {
+            assert_eq!(kafka_property_name(name).as_deref(), Some(property));
+        }
+        for bad in ["", "A____B", "_X", "X_", "A-B", "Ä", "A.B", "A B"] {
+            assert_eq!(kafka_property_name(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_variables_or_files_never_both() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").expect("write");
+        let path = file.display().to_string();
+        let env = Environment::from_pairs([
+            ("OUTBOX_A", "plain"),
+            ("OUTBOX_B_FILE", path.as_str()),
+            ("OUTBOX_C", "x"),
+            ("OUTBOX_C_FILE", path.as_str()),
+            ("NOT_OURS", "ignored"),
+        ]);
+        assert_eq!(env.value("OUTBOX_A").expect("a").as_deref(), Some("plain"));
+        assert_eq!(
+            env.value("OUTBOX_B").expect("b").as_deref(),
+            Some("from-file"),
+            "one trailing newline is dropped"
+        );
+        assert_eq!(env.value("OUTBOX_MISSING").expect("none"), None);
+        let (key, why) = reason(env.value("OUTBOX_C").expect_err("both"));
+        assert_eq!(key, "OUTBOX_C");
+        assert!(why.contains("OUTBOX_C_FILE"), "{why}");
+        assert!(
+            !format!("{env:?}").contains("plain"),
+            "Debug shows names only"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_secret_file_names_the_variable_and_path_not_content() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("nope").display().to_string();
+        let as_dir = dir.path().display().to_string();
+        for path in [&missing, &as_dir] {
+            let env = Environment::from_pairs([("OUTBOX_KAFKA_SASL_PASSWORD_FILE", path.as_str())]);
+            let (key, why) = reason(env.kafka_properties().expect_err("unreadable"));
+            assert_eq!(key, "OUTBOX_KAFKA_SASL_PASSWORD_FILE");
+            assert!(why.contains(path.as_str()), "{why}");
+        }
+    }
+
+    #[test]
+    fn malformed_environment_is_refused_with_the_variable_named() {
+        use std::os::unix::ffi::OsStringExt;
+        let (key, _) = reason(
+            Environment::from_os_vars([(
+                OsString::from("OUTBOX_KAFKA_SASL_PASSWORD"),
+                OsString::from_vec(vec![0xff, 0xfe]),
+            )])
+            .expect_err("not UTF-8"),
+        );
+        assert_eq!(key, "OUTBOX_KAFKA_SASL_PASSWORD");
+        let other =
+            Environment::from_os_vars([(OsString::from("HOME"), OsString::from_vec(vec![0xff]))]);
+        assert!(other.is_ok(), "variables not ours are not read");
+        let env = Environment::from_pairs([("OUTBOX_KAFKA_SASL-PASSWORD", "x")]);
+        let (key, why) = reason(env.kafka_properties().expect_err("bad name"));
+        assert_eq!(key, "OUTBOX_KAFKA_SASL-PASSWORD");
+        assert!(!why.contains('x'.to_string().repeat(2).as_str()));
+    }
+
+    #[test]
+    fn environment_sets_properties_and_registry_and_flags_still_win() {
+        let env = Environment::from_pairs([
+            ("OUTBOX_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("OUTBOX_KAFKA_SASL_PASSWORD", "env-secret"),
+            ("OUTBOX_REGISTRY_URL", "registry:8081"),
+            ("OUTBOX_REGISTRY_USERNAME", "reader"),
+            ("OUTBOX_REGISTRY_PASSWORD", "registry-secret"),
+            ("OUTBOX_REGISTRY_CA", "/etc/ca.pem"),
+        ]);
+        let mut config = RelayConfig::default();
+        config
+            .kafka
+            .properties
+            .insert("security.protocol".into(), "PLAINTEXT".into());
+        apply_environment(&mut config, &env).expect("apply");
+        assert_eq!(config.kafka.properties["security.protocol"], "SASL_SSL");
+        assert_eq!(config.kafka.properties["sasl.password"], "env-secret");
+        config.apply(Overrides {
+            kafka_properties: vec![("sasl.password".into(), "flag-secret".into())],
+            ..Overrides::default()
+        });
+        assert_eq!(config.kafka.properties["sasl.password"], "flag-secret");
+        let (key, _) = reason(config.remote_registry().expect_err("no such CA file"));
+        assert_eq!(key, "registry.ca");
+        config.registry.ca = None;
+        let remote = config.remote_registry().expect("ok").expect("remote");
+        assert_eq!(remote.url, "https://registry:8081", "no scheme means https");
+        assert_eq!(
+            remote.basic_auth,
+            Some(("reader".into(), "registry-secret".into()))
+        );
+    }
+
+    #[test]
+    fn the_database_password_goes_into_the_url_percent_encoded() {
+        let secret = "p@ss:w/rd%?#";
+        let env = Environment::from_pairs([("OUTBOX_DATABASE_PASSWORD", secret)]);
+        let mut config = RelayConfig {
+            database_url: Some("postgres://app@db:5432/app?sslmode=verify-full".into()),
+            ..RelayConfig::default()
+        };
+        apply_database_password(&mut config, &env).expect("apply");
+        let url = url::Url::parse(config.database_url.as_deref().expect("url")).expect("parse");
+        assert_eq!(url.username(), "app");
+        let decoded = percent_encoding::percent_decode_str(url.password().expect("password"))
+            .decode_utf8()
+            .expect("utf-8");
+        assert_eq!(decoded, secret);
+        assert_eq!(url.query(), Some("sslmode=verify-full"));
+
+        for (url, key) in [
+            (Some("sqlite://o.db"), "database_url"),
+            (Some("not a url"), "database_url"),
+            (None, "OUTBOX_DATABASE_PASSWORD"),
+        ] {
+            let mut config = RelayConfig {
+                database_url: url.map(str::to_owned),
+                ..RelayConfig::default()
+            };
+            let (got, why) =
+                reason(apply_database_password(&mut config, &env).expect_err("refused"));
+            assert_eq!(got, key, "{url:?}");
+            assert!(!why.contains(secret), "{why}");
+        }
+    }
+}

@@ -37,9 +37,15 @@ impl std::fmt::Debug for RemoteRegistryConfig {
             .field("url", &without_credentials(&self.url))
             .field(
                 "basic_auth",
-                &self.basic_auth.as_ref().map(|(user, _)| (user, "[redacted]")),
+                &self
+                    .basic_auth
+                    .as_ref()
+                    .map(|(user, _)| (user, "[redacted]")),
             )
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("timeout", &self.timeout)
             .field("ca_pem", &self.ca_pem.as_ref().map(|pem| pem.len()))
             .finish()
@@ -350,7 +356,10 @@ fn trusting(builder: AgentConfig, pem: &[u8]) -> (AgentConfig, Option<String>) {
         }
     }
     if certs.is_empty() {
-        return (builder, Some("the CA file holds no PEM certificate".to_owned()));
+        return (
+            builder,
+            Some("the CA file holds no PEM certificate".to_owned()),
+        );
     }
     let tls = TlsConfig::builder()
         .root_certs(RootCerts::new_with_certs(&certs))

@@ -70,13 +70,28 @@ pub fn consume(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Received> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    consume_with(&[], bootstrap, topic, partitions, expected, timeout)
+}
+
+/// [`consume`] with extra client properties (TLS, SASL).
+pub fn consume_with(
+    properties: &[(&str, &str)],
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Received> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "outbox-tests")
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
+        .set("auto.offset.reset", "earliest");
+    for (key, value) in properties {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment
@@ -235,4 +250,45 @@ listen = ""
     let config = RelayConfig::from_toml(&text).expect("test config");
     config.validate().expect("valid config");
     config
+}
+
+/// A service's setting from the environment, or (outside CI) `None` to skip.
+pub fn service_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but {var} is not set (.ci/setup sets it)")
+        }
+        _ => {
+            eprintln!("skipping: {var} is not set (run .ci/test)");
+            None
+        }
+    }
+}
+
+/// The test TLS material `.ci/tls.sh` makes: a CA, server and client certificates, a second
+/// (untrusted) CA, and the password of the TLS-only database users.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub dir: std::path::PathBuf,
+}
+
+impl Tls {
+    /// `OUTBOX_TEST_TLS_DIR`, or (outside CI) `None` to skip.
+    pub fn from_env() -> Option<Self> {
+        service_env("OUTBOX_TEST_TLS_DIR").map(|dir| Self { dir: dir.into() })
+    }
+
+    /// The path of `name` (`ca.crt`, `other-ca.crt`, `client.crt`, `client.key`, `password`).
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// The password of the database users `outbox_tls`.
+    pub fn password(&self) -> String {
+        std::fs::read_to_string(self.dir.join("password"))
+            .expect("password file")
+            .trim()
+            .to_owned()
+    }
 }
