@@ -390,3 +390,53 @@ fn migration_files_match_the_table_contract() {
         );
     }
 }
+
+/// The TLS material `.ci/tls.sh` makes (CA, the `outbox_tls` users' password), or (outside
+/// CI) `None` to skip.
+fn tls() -> Option<(String, String)> {
+    let Ok(dir) = std::env::var("OUTBOX_TEST_TLS_DIR") else {
+        assert!(
+            !ci(),
+            "CI=true but OUTBOX_TEST_TLS_DIR is not set (.ci/setup sets it)"
+        );
+        eprintln!("skipping: OUTBOX_TEST_TLS_DIR is not set");
+        return None;
+    };
+    let dir = std::path::Path::new(&dir);
+    let password = std::fs::read_to_string(dir.join("password")).expect("password");
+    Some((
+        dir.join("ca.crt").display().to_string(),
+        password.trim().to_owned(),
+    ))
+}
+
+/// diesel reaches the databases over verified TLS with the URL parameters libpq and
+/// libmysqlclient read (what the README documents), as the TLS-only test users; a CA that
+/// did not sign the server's certificate is refused.
+#[test]
+fn diesel_over_verified_tls_on_postgres_and_mariadb() {
+    let Some((ca, password)) = tls() else { return };
+    let pg = format!(
+        "postgres://outbox_tls:{password}@localhost:5432/test?sslmode=verify-full&sslrootcert={ca}"
+    );
+    let mut conn = PgConnection::establish(&pg).expect("verify-full");
+    atomic_and_refuses_bad_input(&mut conn);
+    let maria = format!(
+        "mysql://outbox_tls:{password}@localhost:3306/test?ssl_mode=VERIFY_IDENTITY&ssl_ca={ca}"
+    );
+    let mut conn = MysqlConnection::establish(&maria).expect("VERIFY_IDENTITY");
+    atomic_and_refuses_bad_input(&mut conn);
+
+    let other = ca.replace("ca.crt", "other-ca.crt");
+    let err = PgConnection::establish(&pg.replace(&ca, &other))
+        .err()
+        .expect("wrong CA refused");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    let err = MysqlConnection::establish(&maria.replace(&ca, &other))
+        .err()
+        .expect("wrong CA refused");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}

@@ -175,6 +175,14 @@ async fn relay_configured_only_by_environment_drains_over_tls_from_verify_full_p
     let cert = tls.path("client.crt");
     let key = tls.path("client.key");
     let table_prefix = prefix(&names);
+    let http = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    );
     let env: Vec<(&str, &str)> = vec![
         ("OUTBOX_DATABASE_URL", &url),
         ("OUTBOX_DATABASE_PASSWORD_FILE", &password_file),
@@ -184,7 +192,7 @@ async fn relay_configured_only_by_environment_drains_over_tls_from_verify_full_p
         ("OUTBOX_KAFKA_SSL_CERTIFICATE_LOCATION", &cert),
         ("OUTBOX_KAFKA_SSL_KEY_LOCATION", &key),
         ("OUTBOX_TABLE_PREFIX", &table_prefix),
-        ("OUTBOX_HTTP_LISTEN", ""),
+        ("OUTBOX_HTTP_LISTEN", &http),
         ("OUTBOX_REGISTRY_LISTEN", ""),
         ("OUTBOX_LOG_FORMAT", "json"),
     ];
@@ -225,6 +233,16 @@ async fn relay_configured_only_by_environment_drains_over_tls_from_verify_full_p
     let got: HashSet<uuid::Uuid> = records.iter().map(common::Received::ce_id).collect();
     let expected: HashSet<uuid::Uuid> = rows.iter().map(|r| r.event_id).collect();
     assert_eq!(got, expected, "every event reached the TLS listener");
+
+    let mut metrics = ureq::get(&format!("http://{http}/metrics"))
+        .call()
+        .expect("/metrics");
+    let metrics = metrics.body_mut().read_to_string().expect("body");
+    assert!(
+        metrics.contains("outbox_relay_published_total 100"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&password), "/metrics holds no password");
 
     let status = output(relay_with_env(&env, &["status"]));
     assert!(status.status.success(), "status: {}", stderr(&status));
@@ -272,11 +290,7 @@ fn postgres_tls_failures_name_the_setting_and_hide_the_password() {
             password.clone(),
             "sslrootcert",
         ),
-        (
-            "sslmode=disable".to_owned(),
-            password,
-            "no encryption",
-        ),
+        ("sslmode=disable".to_owned(), password, "no encryption"),
         (
             format!("sslmode=verify-full&sslrootcert={}", tls.path("ca.crt")),
             "wrong-Secret-4711".to_owned(),
@@ -685,4 +699,45 @@ server.serve_forever()
     assert!(!err.contains("registry-Secret-77"), "{err}");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// Text logs carry no colour codes off a terminal; JSON logs are one object per line; an
+/// unknown format is refused naming the flag.
+#[test]
+fn log_formats() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let run = |format: &str| {
+        output(relay_with_env(
+            &[
+                ("OUTBOX_DATABASE_URL", &db),
+                ("OUTBOX_LOG_FORMAT", format),
+                ("RUST_LOG", "debug"),
+            ],
+            &["migrate"],
+        ))
+    };
+    let text = run("text");
+    assert!(text.status.success(), "{}", stderr(&text));
+    let log = stderr(&text);
+    assert!(log.lines().count() > 1, "debug logs expected: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no ANSI colours into a pipe: {log}"
+    );
+
+    let json = run("json");
+    assert!(json.status.success(), "{}", stderr(&json));
+    for line in stderr(&json).lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+
+    let bad = run("xml");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--log-format"), "{}", stderr(&bad));
 }
