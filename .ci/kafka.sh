@@ -69,8 +69,9 @@ behind_tls() {
       --advertised-listener-url "tcp://127.0.0.1:$outer" \
       --storage-engine memory://tansu/ "$@" > "$cache/$name.log" 2>&1 &
   fi
-  if ! up "$outer"; then
-    cat > "$cache/$name-stunnel.conf" <<CONF
+  local conf="$cache/$name-stunnel.conf" wanted
+  wanted=$(cat <<CONF
+# server certificate sha256 $(sha256sum < "$OUTBOX_TEST_TLS_DIR/server.crt" | cut -c1-64)
 foreground = no
 pid = $cache/$name-stunnel.pid
 output = $cache/$name-stunnel.log
@@ -82,7 +83,15 @@ key = $OUTBOX_TEST_TLS_DIR/server.key
 CAfile = $OUTBOX_TEST_TLS_DIR/ca.crt
 verify = $verify
 CONF
-    stunnel "$cache/$name-stunnel.conf" >&2
+)
+  # A new certificate (or setting) needs a new stunnel: stop the one this script started.
+  if up "$outer" && [ "$wanted" != "$(cat "$conf" 2>/dev/null)" ] && [ -s "$cache/$name-stunnel.pid" ]; then
+    kill "$(cat "$cache/$name-stunnel.pid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do up "$outer" || break; sleep 0.1; done
+  fi
+  if ! up "$outer"; then
+    echo "$wanted" > "$conf"
+    stunnel "$conf" >&2
   fi
   for _ in $(seq 1 50); do up "$inner" && up "$outer" && break; sleep 0.2; done
   up "$inner" && up "$outer" || { echo "the TLS listener $outer did not start; see $cache/$name*.log" >&2; exit 1; }

@@ -253,8 +253,8 @@ impl Default for RelayConfig {
     }
 }
 
-/// Values from flags, which override the file and the environment.
-#[derive(Debug, Clone, Default)]
+/// Values from flags, which override the file and the environment. `Debug` redacts secrets.
+#[derive(Clone, Default)]
 pub struct Overrides {
     /// `--database-url`.
     pub database_url: Option<String>,

@@ -190,12 +190,14 @@ fn load_config(global: Global) -> Result<RelayConfig, Error> {
     let kafka_properties = global
         .kafka_property
         .iter()
-        .map(|kv| {
+        .enumerate()
+        .map(|(n, kv)| {
             kv.split_once('=')
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                 .ok_or_else(|| Error::InvalidConfig {
                     key: "-X".to_owned(),
-                    reason: format!("{kv:?} is not key=value"),
+                    // Not the text itself: it may be a secret with a typo in place of `=`.
+                    reason: format!("value {} is not key=value", n + 1),
                 })
         })
         .collect::<Result<_, _>>()?;

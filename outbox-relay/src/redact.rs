@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::config::{KafkaConfig, RegistryApiConfig, RelayConfig};
+use crate::config::{KafkaConfig, Overrides, RegistryApiConfig, RelayConfig};
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
@@ -114,6 +114,21 @@ impl fmt::Debug for RelayConfig {
     }
 }
 
+impl fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: std::collections::BTreeMap<String, String> =
+            self.kafka_properties.iter().cloned().collect();
+        f.debug_struct("Overrides")
+            .field("database_url", &Url(self.database_url.as_deref()))
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("http_listen", &self.http_listen)
+            .field("table_prefix", &self.table_prefix)
+            .field("registry_listen", &self.registry_listen)
+            .field("kafka_properties", &Properties(&properties))
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KafkaConfig")
@@ -161,7 +176,12 @@ bearer_token = "token-Secret"
         )
         .expect("config");
         config.kafka.bootstrap_servers = Some("kafka:9093".into());
-        let text = format!("{config:?} {config:#?}");
+        let overrides = crate::config::Overrides {
+            database_url: config.database_url.clone(),
+            kafka_properties: vec![("sasl.password".into(), "flag-Secret".into())],
+            ..Default::default()
+        };
+        let text = format!("{config:?} {config:#?} {overrides:?}");
         assert!(!text.contains("Secret"), "{text}");
         for visible in [
             "app:[redacted]@db",

@@ -100,13 +100,12 @@ impl Environment {
     ///
     /// As [`Environment::value`], and for a variable that names no property.
     pub fn kafka_properties(&self) -> Result<Vec<(String, String)>> {
-        let mut names: Vec<&str> = self
+        let names: std::collections::BTreeSet<&str> = self
             .vars
             .keys()
             .filter_map(|n| n.strip_prefix("OUTBOX_KAFKA_"))
             .map(|n| n.strip_suffix("_FILE").unwrap_or(n))
             .collect();
-        names.dedup();
         let mut properties = Vec::new();
         for name in names {
             let var = format!("OUTBOX_KAFKA_{name}");

@@ -741,3 +741,37 @@ fn log_formats() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("--log-format"), "{}", stderr(&bad));
 }
+
+/// Input errors about secrets name the setting, never the secret: a `-X` typo, both forms of
+/// a secret variable, an unreadable secret file.
+#[test]
+fn secret_input_errors_never_show_the_secret() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let missing = dir.path().join("missing").display().to_string();
+    let cases: [(&[(&str, &str)], &[&str], &str); 3] = [
+        (&[], &["-X", "sasl.password:typo-Secret", "status"], "-X"),
+        (
+            &[
+                ("OUTBOX_KAFKA_SASL_PASSWORD", "both-Secret"),
+                ("OUTBOX_KAFKA_SASL_PASSWORD_FILE", "/dev/null"),
+            ],
+            &["status"],
+            "OUTBOX_KAFKA_SASL_PASSWORD",
+        ),
+        (
+            &[("OUTBOX_DATABASE_PASSWORD_FILE", &missing)],
+            &["status"],
+            "OUTBOX_DATABASE_PASSWORD_FILE",
+        ),
+    ];
+    for (vars, args, key) in cases {
+        let mut env = vec![("OUTBOX_DATABASE_URL", db.as_str())];
+        env.extend_from_slice(vars);
+        let out = output(relay_with_env(&env, args));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(key), "{key} not named: {err}");
+        assert!(!err.contains("Secret"), "the secret leaked: {err}");
+    }
+}
