@@ -749,7 +749,8 @@ fn secret_input_errors_never_show_the_secret() {
     let dir = tempfile::tempdir().expect("dir");
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
     let missing = dir.path().join("missing").display().to_string();
-    let cases: [(&[(&str, &str)], &[&str], &str); 3] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: [Case<'_>; 3] = [
         (&[], &["-X", "sasl.password:typo-Secret", "status"], "-X"),
         (
             &[
