@@ -461,7 +461,8 @@ fn kafka_tls_failures_stop_the_relay_at_start_naming_the_property() {
 
 /// SASL_SSL with SCRAM: tansu 0.6.0 with `--authentication` knows no user (see
 /// .ci/kafka.sh), so every login is refused: the relay stops at start naming the SASL
-/// settings, and the password (from a file) appears nowhere.
+/// settings, and the password (from a file) appears nowhere. PLAIN, which tansu does not
+/// offer, is refused naming the mechanism.
 #[test]
 fn kafka_sasl_scram_refused_login_names_the_setting_and_hides_the_password() {
     let Some(tls) = Tls::from_env() else { return };
@@ -489,6 +490,19 @@ fn kafka_sasl_scram_refused_login_names_the_setting_and_hides_the_password() {
         assert!(err.contains("SCRAM"), "{err}");
         assert!(!err.contains(secret), "the password leaked: {err}");
     }
+    // PLAIN is built in too; this broker does not offer it, which names the mechanism.
+    let err = kafka_failure(
+        &bootstrap,
+        &[
+            ("OUTBOX_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("OUTBOX_KAFKA_SSL_CA_LOCATION", &ca),
+            ("OUTBOX_KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("OUTBOX_KAFKA_SASL_USERNAME", "outbox"),
+            ("OUTBOX_KAFKA_SASL_PASSWORD_FILE", &file),
+        ],
+        "kafka.properties.sasl.mechanism",
+    );
+    assert!(!err.contains(secret), "the password leaked: {err}");
 }
 
 /// A token endpoint that records each request and answers with an unsigned JWT.
