@@ -492,6 +492,12 @@ impl RelayConfig {
         } else {
             format!("https://{url}")
         };
+        let credentials = self.registry.username.is_some() || self.registry.bearer_token.is_some();
+        if credentials && url.starts_with("http://") && !is_loopback_url(&url) {
+            tracing::warn!(
+                "registry.url is plain http:// to another host: its credentials travel unencrypted"
+            );
+        }
         let mut remote = outbox_core::registry::RemoteRegistryConfig::new(url);
         remote.bearer_token.clone_from(&self.registry.bearer_token);
         if let Some(user) = &self.registry.username {
@@ -525,4 +531,16 @@ impl RelayConfig {
             )
         })
     }
+}
+
+/// Whether `url` names this machine (`localhost`, `127.0.0.0/8`, `::1`).
+fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+        .is_some_and(|host| match host {
+            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        })
 }
