@@ -147,6 +147,8 @@ impl fmt::Debug for RegistryApiConfig {
             .field("username", &self.username)
             .field("password", &Redacted(self.password.as_deref()))
             .field("bearer_token", &Redacted(self.bearer_token.as_deref()))
+            .field("lint", &self.lint)
+            .field("lint_config", &self.lint_config)
             .field("ca", &self.ca)
             .finish_non_exhaustive()
     }
