@@ -43,7 +43,8 @@ pub enum Error {
     PayloadTooLarge {
         /// The topic the event was for.
         topic: String,
-        /// The size of the encoded record value, in bytes.
+        /// The size of the encoded record (key + value + headers, or the value alone when
+        /// refused while encoding), in bytes.
         size: usize,
         /// The limit, in bytes.
         limit: usize,

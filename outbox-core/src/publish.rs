@@ -63,7 +63,7 @@ pub struct OutboxOptions {
     pub subject_name_strategy: SubjectNameStrategy,
     /// The payload format.
     pub payload_format: PayloadFormat,
-    /// The largest encoded event accepted.
+    /// The largest encoded record accepted (key + value + headers).
     pub max_payload_bytes: usize,
     /// Whether an event type not registered at start-up registers on first publish.
     pub auto_register: bool,
@@ -141,8 +141,10 @@ pub trait Configure: Sized {
         self
     }
 
-    /// The largest encoded event accepted (default 1 MiB, Kafka's default
-    /// `message.max.bytes`); larger events are refused at publish.
+    /// The largest encoded record accepted, key + value + headers (default 1 MiB, Kafka's
+    /// broker default); larger events are refused at publish. The relay's producer accepts
+    /// records up to 1 MiB plus the CloudEvents headers; raise its `message.max.bytes` (and
+    /// the broker's) to match a larger limit.
     #[must_use]
     fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.options_mut().max_payload_bytes = bytes;
@@ -307,6 +309,7 @@ impl Codecs {
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
                 );
+                row.check_size(codec.max_bytes())?;
                 Ok(row)
             })
             .collect()

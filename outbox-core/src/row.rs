@@ -37,7 +37,8 @@ impl NewOutboxRow {
     ///
     /// # Errors
     ///
-    /// Those of [`EventCodec::encode`]; nothing is produced for an invalid event.
+    /// Those of [`EventCodec::encode`], and [`Error::PayloadTooLarge`] when key, value and
+    /// headers together exceed the codec's limit; nothing is produced for an invalid event.
     pub fn from_event<E: Event>(codec: &EventCodec, event: &E) -> Result<Self> {
         let payload = codec.encode(event)?;
         let mut headers = event.headers();
@@ -48,7 +49,7 @@ impl NewOutboxRow {
         {
             headers.push((crate::trace::TRACEPARENT.to_owned(), traceparent));
         }
-        Ok(Self {
+        let row = Self {
             event_id: Uuid::now_v7(),
             topic: E::TOPIC.to_owned(),
             event_key: event.key().map(String::into_bytes),
@@ -57,7 +58,38 @@ impl NewOutboxRow {
             content_type: codec.format().content_type().to_owned(),
             payload,
             headers,
-        })
+        };
+        row.check_size(codec.max_bytes())?;
+        Ok(row)
+    }
+
+    /// The bytes of the record this row becomes, as the size limit counts them: key + value +
+    /// stored header names and values.
+    pub fn record_size(&self) -> usize {
+        self.event_key.as_ref().map_or(0, Vec::len)
+            + self.payload.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
+    /// Refuses a row whose record is larger than `limit` bytes (see [`Self::record_size`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PayloadTooLarge`] with the record's size.
+    pub fn check_size(&self, limit: usize) -> Result<()> {
+        let size = self.record_size();
+        if size > limit {
+            return Err(Error::PayloadTooLarge {
+                topic: self.topic.clone(),
+                size,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     /// Adds a header (after those already there).
@@ -106,6 +138,6 @@ pub fn headers_to_json(headers: &[(String, String)]) -> String {
 /// [`Error::Decode`] when the text is not a JSON array of `[name, value]` string pairs.
 pub fn headers_from_json(text: &str) -> Result<Vec<(String, String)>> {
     serde_json::from_str(text).map_err(|e| Error::Decode {
-        reason: format!("headers column is not a JSON array of [name, value] pairs: {e}"),
+        reason: format!("headers: not a JSON array of [name, value] string pairs: {e}"),
     })
 }

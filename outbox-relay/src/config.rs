@@ -17,6 +17,8 @@
 //! max_attempts = 5              # permanent failures before an event is dead-lettered
 //! poison_policy = "block"       # or "skip"
 //! shutdown_timeout = "30s"
+//! retry_backoff = "1s"          # first wait after a permanent failure, doubling up to 60s
+//! stuck_after = "60s"           # /healthz fails after this long without progress
 //! listen_notify = false         # PostgreSQL: wake on NOTIFY from writers (see notify_relay)
 //!
 //! [http]
@@ -37,6 +39,8 @@ use std::time::Duration;
 
 use outbox_core::{Error, Result};
 use serde::{Deserialize, Deserializer};
+
+use crate::validate::invalid;
 
 /// Everything the relay needs to run. `Debug` redacts secrets (see [`crate::redact`]).
 #[derive(Clone, Deserialize)]
@@ -182,6 +186,14 @@ pub struct DrainConfig {
     /// `notify_relay(true)` commits (polling goes on as a fallback).
     #[serde(default)]
     pub listen_notify: bool,
+    /// The first wait after a permanent delivery failure before the event is tried again;
+    /// it doubles with each attempt (up to 60 s) until `max_attempts`.
+    #[serde(default = "default_retry_backoff", deserialize_with = "duration")]
+    pub retry_backoff: Duration,
+    /// `/healthz` fails when the drain loop has made no progress for this long while rows
+    /// wait (a stuck loop, a dead producer): a restart can fix that.
+    #[serde(default = "default_stuck_after", deserialize_with = "duration")]
+    pub stuck_after: Duration,
 }
 
 /// The HTTP endpoint.
@@ -217,6 +229,12 @@ fn default_max_attempts() -> u32 {
 fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(30)
 }
+fn default_retry_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_stuck_after() -> Duration {
+    Duration::from_secs(60)
+}
 fn default_source() -> String {
     "urn:outbox-relay".to_owned()
 }
@@ -226,10 +244,8 @@ fn default_listen() -> String {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "{text:?} is not a duration like \"250ms\" or \"10s\": {e}"
-        ))
+    humantime::parse_duration(&text).map_err(|_| {
+        serde::de::Error::custom("not a duration like \"250ms\" or \"10s\"".to_owned())
     })
 }
 
@@ -268,13 +284,6 @@ pub struct Overrides {
     pub registry_listen: Option<String>,
     /// `-X key=value` librdkafka properties.
     pub kafka_properties: Vec<(String, String)>,
-}
-
-fn invalid(key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
 }
 
 impl RelayConfig {
@@ -320,17 +329,9 @@ impl RelayConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming the offending key and line.
+    /// [`Error::InvalidConfig`] naming the offending key, line and column (never the value).
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| {
-            let key = e
-                .message()
-                .split('`')
-                .nth(1)
-                .unwrap_or("config file")
-                .to_owned();
-            invalid(&key, e.to_string().replace('\n', " ").trim().to_owned())
-        })
+        crate::validate::parse_toml(text)
     }
 
     /// Applies environment variables, read through `var`.
@@ -379,15 +380,7 @@ impl RelayConfig {
     /// [`Error::InvalidConfig`] naming the key.
     pub fn validate(&self) -> Result<()> {
         self.database_url()?;
-        if self.relay.batch_size == 0 || self.relay.batch_size > 100_000 {
-            return Err(invalid("relay.batch_size", "must be between 1 and 100000"));
-        }
-        if self.relay.max_attempts == 0 {
-            return Err(invalid("relay.max_attempts", "must be at least 1"));
-        }
-        if self.relay.lease_ttl < Duration::from_secs(1) {
-            return Err(invalid("relay.lease_ttl", "must be at least 1s"));
-        }
+        crate::validate::check_ranges(self)?;
         self.http_listen()?;
         self.registry_listen()?;
         outbox_core::table::TableNames::with_prefix(&self.table_prefix)

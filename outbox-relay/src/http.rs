@@ -13,8 +13,10 @@ use crate::metrics::Metrics;
 /// Serves the endpoints on `listener` (bound beforehand, so a bad address fails start-up)
 /// until `shutdown` completes.
 ///
-/// `/healthz` is 200 while the drain loop goes round (503 when it has been stuck longer than
-/// `stuck_after`); `/readyz` is 200 once the database and Kafka answer.
+/// `/healthz` is 200 unless the relay needs a restart (503 when the drain loop has been stuck,
+/// or has made no progress while rows wait and the database and broker answer, for longer
+/// than `stuck_after`); `/readyz` is 200 while the database and Kafka answer (503 during an
+/// outage, which a restart cannot fix).
 ///
 /// # Errors
 ///
@@ -33,11 +35,9 @@ pub async fn serve(
         .route(
             "/healthz",
             get(move |State(m): State<Arc<Metrics>>| async move {
-                let stuck = Duration::from_millis(m.since_heartbeat_ms()) > stuck_after;
-                if stuck {
-                    (StatusCode::SERVICE_UNAVAILABLE, "drain loop stuck\n")
-                } else {
-                    (StatusCode::OK, "ok\n")
+                match m.unhealthy(stuck_after) {
+                    Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+                    None => (StatusCode::OK, "ok\n".to_owned()),
                 }
             }),
         )

@@ -38,5 +38,6 @@ mod relay;
 pub mod schema_check;
 pub mod schema_lint;
 pub mod secrets;
+mod validate;
 
 pub use relay::{Relay, RunSummary, Step, is_permanent};

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     ready: AtomicBool,
     last_loop_ms: AtomicU64,
+    last_progress_ms: AtomicU64,
 }
 
 fn now_ms() -> u64 {
@@ -103,6 +104,7 @@ impl Metrics {
             registry,
             ready: AtomicBool::new(false),
             last_loop_ms: AtomicU64::new(now_ms()),
+            last_progress_ms: AtomicU64::new(now_ms()),
         }
     }
 
@@ -131,6 +133,30 @@ impl Metrics {
     /// Milliseconds since the drain loop last went round (`/healthz` fails when it is stuck).
     pub fn since_heartbeat_ms(&self) -> u64 {
         now_ms().saturating_sub(self.last_loop_ms.load(Ordering::Relaxed))
+    }
+
+    /// Records progress: rows published or dead-lettered, nothing to claim, or standing by.
+    pub fn progress(&self) {
+        self.last_progress_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the relay last made progress.
+    pub fn since_progress_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.last_progress_ms.load(Ordering::Relaxed))
+    }
+
+    /// Why the relay needs a restart, if it does (`/healthz`): the loop has not gone round, or
+    /// it has made no progress, for `stuck_after` while it is ready (database and broker
+    /// answer). An outage makes it unready instead (`/readyz`), since a restart cannot fix it.
+    pub fn unhealthy(&self, stuck_after: std::time::Duration) -> Option<&'static str> {
+        let limit = u64::try_from(stuck_after.as_millis()).unwrap_or(u64::MAX);
+        if self.since_heartbeat_ms() > limit {
+            return Some("drain loop stuck");
+        }
+        if self.is_ready() && self.since_progress_ms() > limit {
+            return Some("no progress while rows wait");
+        }
+        None
     }
 }
 

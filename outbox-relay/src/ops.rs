@@ -92,6 +92,7 @@ pub async fn run<DB: OutboxDatabase>(
         config.relay.clone(),
         config.instance_id(),
     )
+    .with_max_message_bytes(crate::producer::max_message_bytes(&config.kafka)?)
     .with_metrics(Arc::clone(&metrics));
     let listener = if config.relay.listen_notify && DB::DIALECT == Dialect::Postgres {
         let wakeup = Arc::new(tokio::sync::Notify::new());
@@ -109,8 +110,7 @@ pub async fn run<DB: OutboxDatabase>(
     let http = match config.http_listen()? {
         Some(addr) => {
             let listener = bind(addr, "http.listen").await?;
-            let stuck_after =
-                config.relay.lease_ttl.max(Duration::from_secs(30)) + config.relay.shutdown_timeout;
+            let stuck_after = config.relay.stuck_after;
             let stopped = async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             };

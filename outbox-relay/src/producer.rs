@@ -14,6 +14,14 @@ const ENFORCED: [(&str, &str); 3] = [
     ("max.in.flight.requests.per.connection", "5"),
 ];
 
+/// The producer's default `message.max.bytes`: the writers' default record limit (1 MiB of
+/// key + value + headers) plus 64 KiB for the CloudEvents headers and the framing, so every
+/// event `publish` accepts is accepted here (librdkafka's own default is 1,000,000).
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = outbox_core::encode::DEFAULT_MAX_PAYLOAD_BYTES + 64 * 1024;
+
+/// `message.max.bytes` as librdkafka bounds it.
+const MESSAGE_MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1000..=1_000_000_000;
+
 /// Defaults the user may override.
 const DEFAULTS: [(&str, &str); 4] = [
     // 0 = no delivery timeout: transient errors are retried until the broker is back.
@@ -30,10 +38,12 @@ const DEFAULTS: [(&str, &str); 4] = [
 ///
 /// [`Error::InvalidConfig`] naming the property.
 pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig> {
+    max_message_bytes(kafka)?;
     let mut config = ClientConfig::new();
     for (key, value) in DEFAULTS {
         config.set(key, value);
     }
+    config.set("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES.to_string());
     if let Some(servers) = &kafka.bootstrap_servers {
         config.set("bootstrap.servers", servers);
     }
@@ -54,6 +64,31 @@ pub fn client_config(kafka: &KafkaConfig) -> Result<ClientConfig> {
         config.set(key, value);
     }
     Ok(config)
+}
+
+/// The `message.max.bytes` the producer runs with: the user's property, else
+/// [`DEFAULT_MESSAGE_MAX_BYTES`].
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] naming `kafka.properties.message.max.bytes` when it is not a
+/// number librdkafka accepts.
+pub fn max_message_bytes(kafka: &KafkaConfig) -> Result<usize> {
+    let Some(text) = kafka.properties.get("message.max.bytes") else {
+        return Ok(DEFAULT_MESSAGE_MAX_BYTES);
+    };
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| MESSAGE_MAX_BYTES_RANGE.contains(n))
+        .ok_or_else(|| Error::InvalidConfig {
+            key: "kafka.properties.message.max.bytes".to_owned(),
+            reason: format!(
+                "must be a whole number of bytes from {} to {}",
+                MESSAGE_MAX_BYTES_RANGE.start(),
+                MESSAGE_MAX_BYTES_RANGE.end()
+            ),
+        })
 }
 
 /// Creates the producer.

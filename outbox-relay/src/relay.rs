@@ -1,20 +1,20 @@
 //! The drain loop: hold the lease, claim a batch, produce all of it, await the
 //! acknowledgements, delete what Kafka acknowledged, set aside what fails for good.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use outbox_core::Result;
-use outbox_core::relay::{BlockedKey, OutboxRecord, RelayStore};
+use outbox_core::relay::{BlockedKey, ClaimedRow, OutboxRecord, RelayStore};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::config::{DrainConfig, PoisonPolicy};
 use crate::metrics::Metrics;
-use crate::record::to_record;
+use crate::record::{to_record, unproducible};
 
 /// How often the dead-letter keys are re-read (an operator may retry or discard meanwhile).
 const BLOCKED_KEYS_REFRESH: Duration = Duration::from_secs(2);
@@ -24,6 +24,8 @@ const STATUS_REFRESH: Duration = Duration::from_secs(5);
 const MIN_POLL: Duration = Duration::from_millis(1);
 /// The longest wait after a failing database or broker.
 const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait between two attempts of a permanently failing event.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What one step of the loop did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub enum Step {
         published: usize,
         /// Rows moved to the dead-letter table.
         dead_lettered: usize,
+        /// Claimed rows left in the outbox behind an earlier failed event of their key.
+        held_back: usize,
     },
 }
 
@@ -67,6 +71,7 @@ pub struct Relay<S> {
     store: S,
     producer: FutureProducer,
     settings: DrainConfig,
+    max_message_bytes: usize,
     instance: String,
     metrics: Arc<Metrics>,
     wakeup: Option<Arc<tokio::sync::Notify>>,
@@ -88,10 +93,12 @@ struct State {
     blocked: HashSet<BlockedKey>,
     blocked_read_at: Option<Instant>,
     status_read_at: Option<Instant>,
-    /// The last id produced: the next claim starts after it.
+    /// Keys whose event failed permanently but may still succeed: not produced before then.
+    retry_after: HashMap<BlockedKey, Instant>,
+    /// The last id claimed: the next claim starts after it.
     cursor: i64,
-    /// A batch produced but not yet acknowledged; it is finished after the next batch is
-    /// claimed and sent, so the database and Kafka work at the same time.
+    /// The batch produced but not yet acknowledged; it is finished during the next step,
+    /// after that step's claim, so the database and Kafka work at the same time.
     pending: Option<Batch>,
 }
 
@@ -101,16 +108,37 @@ struct Batch {
     in_flight: Vec<(usize, rdkafka::producer::DeliveryFuture)>,
     failures: Vec<(usize, KafkaError)>,
     started: Instant,
-    dead_lettered: usize,
 }
 
-/// What finishing a batch did.
+/// A batch whose acknowledgements all arrived (or failed).
+struct Delivered {
+    records: Vec<OutboxRecord>,
+    acked: Vec<usize>,
+    failures: Vec<(usize, KafkaError)>,
+    started: Instant,
+}
+
+/// What a step did.
 #[derive(Default)]
 struct Finished {
     published: usize,
     dead_lettered: usize,
-    /// Rows that stay in the outbox (transient failures): the cursor must go back for them.
+    /// Rows that stay in the outbox (failures, held keys): the cursor must go back for them.
     left_behind: bool,
+    /// Keys with a failed event: their later events wait for it.
+    held: HashSet<BlockedKey>,
+    /// Rows left in the outbox behind a failed event of their key.
+    held_back: usize,
+}
+
+impl Finished {
+    fn add(&mut self, other: Self) {
+        self.published += other.published;
+        self.dead_lettered += other.dead_lettered;
+        self.left_behind |= other.left_behind;
+        self.held.extend(other.held);
+        self.held_back += other.held_back;
+    }
 }
 
 fn key_of(record: &OutboxRecord) -> BlockedKey {
@@ -151,6 +179,7 @@ impl<S: RelayStore> Relay<S> {
             store,
             producer,
             settings,
+            max_message_bytes: crate::producer::DEFAULT_MESSAGE_MAX_BYTES,
             instance,
             metrics: Arc::new(Metrics::new()),
             wakeup: None,
@@ -163,6 +192,15 @@ impl<S: RelayStore> Relay<S> {
     #[must_use]
     pub fn with_wakeup(mut self, wakeup: Arc<tokio::sync::Notify>) -> Self {
         self.wakeup = Some(wakeup);
+        self
+    }
+
+    /// The producer's `message.max.bytes` (see [`crate::producer::max_message_bytes`]): a
+    /// record above it is dead-lettered before it is produced. Default:
+    /// [`crate::producer::DEFAULT_MESSAGE_MAX_BYTES`].
+    #[must_use]
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
         self
     }
 
@@ -198,6 +236,7 @@ impl<S: RelayStore> Relay<S> {
         let mut summary = RunSummary::default();
         let mut wait = Duration::ZERO;
         let mut backoff = self.settings.poll_interval;
+        let mut stop_by = None;
         loop {
             let woken = async {
                 match &self.wakeup {
@@ -213,48 +252,31 @@ impl<S: RelayStore> Relay<S> {
             }
             self.metrics.heartbeat();
             let mut step = pin!(self.step(&mut state));
-            let result = tokio::select! {
+            tokio::select! {
                 biased;
-                result = &mut step => result,
+                result = &mut step => {
+                    wait = self.next_wait(result, wait, &mut backoff, &mut summary);
+                }
                 () = &mut shutdown => {
-                    tracing::info!("shutting down: finishing the batch in flight");
-                    let finished = tokio::time::timeout(self.settings.shutdown_timeout, step).await;
-                    if let Ok(Ok(Step::Drained { published, dead_lettered, .. })) = finished {
-                        summary.published += published as u64;
-                        summary.dead_lettered += dead_lettered as u64;
-                    } else {
-                        tracing::warn!("batch not acknowledged before the shutdown timeout; it will be produced again");
+                    tracing::info!("shutting down: finishing the batches in flight");
+                    let deadline = Instant::now() + self.settings.shutdown_timeout;
+                    stop_by = Some(deadline);
+                    match tokio::time::timeout_at(deadline.into(), step).await {
+                        Ok(result) => {
+                            self.next_wait(result, wait, &mut backoff, &mut summary);
+                        }
+                        Err(_) => tracing::warn!(
+                            "batch not acknowledged before the shutdown timeout; it will be produced again"
+                        ),
                     }
                     break;
                 }
-            };
-            wait = match result {
-                Ok(Step::StandingBy) => (self.settings.lease_ttl / 4).min(Duration::from_secs(1)),
-                Ok(Step::Drained {
-                    claimed,
-                    published,
-                    dead_lettered,
-                }) => {
-                    summary.published += published as u64;
-                    summary.dead_lettered += dead_lettered as u64;
-                    backoff = self.settings.poll_interval;
-                    if claimed >= self.settings.batch_size {
-                        Duration::ZERO
-                    } else if claimed > 0 {
-                        MIN_POLL
-                    } else {
-                        (wait * 2).clamp(MIN_POLL, self.settings.poll_interval)
-                    }
-                }
-                Err(e) => {
-                    self.metrics.set_ready(false);
-                    tracing::warn!(error = %e, retry_in = ?backoff, "relay step failed");
-                    let this = backoff;
-                    backoff = (backoff * 2).min(MAX_ERROR_BACKOFF);
-                    this
-                }
-            };
+            }
         }
+        // The batch produced last (the pipelined one) is acknowledged too, so a rolling
+        // deploy does not produce it again.
+        let deadline = stop_by.unwrap_or_else(|| Instant::now() + self.settings.shutdown_timeout);
+        self.finish_before(deadline, &mut state, &mut summary).await;
         if let Err(e) = self
             .store
             .release_lease(&self.settings.lease_name, &self.instance)
@@ -265,6 +287,64 @@ impl<S: RelayStore> Relay<S> {
         self.metrics.leader.set(0);
         let _ = self.producer.flush(Duration::from_secs(1));
         Ok(summary)
+    }
+
+    /// The wait before the next step, given how this one went.
+    fn next_wait(
+        &self,
+        result: Result<Step>,
+        wait: Duration,
+        backoff: &mut Duration,
+        summary: &mut RunSummary,
+    ) -> Duration {
+        match result {
+            Ok(Step::StandingBy) => {
+                self.metrics.progress();
+                (self.settings.lease_ttl / 4).min(Duration::from_secs(1))
+            }
+            Ok(Step::Drained {
+                claimed,
+                published,
+                dead_lettered,
+                held_back,
+            }) => {
+                summary.published += published as u64;
+                summary.dead_lettered += dead_lettered as u64;
+                *backoff = self.settings.poll_interval;
+                if published + dead_lettered > 0 || claimed == 0 {
+                    self.metrics.progress();
+                }
+                if claimed >= self.settings.batch_size && held_back < claimed {
+                    Duration::ZERO
+                } else if claimed > held_back {
+                    MIN_POLL
+                } else {
+                    (wait * 2).clamp(MIN_POLL, self.settings.poll_interval)
+                }
+            }
+            Err(e) => {
+                self.metrics.set_ready(false);
+                tracing::warn!(error = %e, retry_in = ?*backoff, "relay step failed");
+                let this = *backoff;
+                *backoff = (*backoff * 2).min(MAX_ERROR_BACKOFF);
+                this
+            }
+        }
+    }
+
+    /// Shutdown: finishes the batch still in flight, up to `deadline`.
+    async fn finish_before(&self, deadline: Instant, state: &mut State, summary: &mut RunSummary) {
+        if state.pending.is_none() {
+            return;
+        }
+        match tokio::time::timeout_at(deadline.into(), self.finish_pending(state)).await {
+            Ok(Ok(done)) => {
+                summary.published += done.published as u64;
+                summary.dead_lettered += done.dead_lettered as u64;
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not finish the last batch; it will be produced again"),
+            Err(_) => tracing::warn!("batch not acknowledged before the shutdown timeout; it will be produced again"),
+        }
     }
 
     /// Holds (acquires or renews) the lease; false when another instance has it.
@@ -297,6 +377,8 @@ impl<S: RelayStore> Relay<S> {
             state.blocked = self.store.blocked_keys().await?.into_iter().collect();
             state.blocked_read_at = Some(Instant::now());
         }
+        let now = Instant::now();
+        state.retry_after.retain(|_, until| *until > now);
         if stale(state.status_read_at, STATUS_REFRESH) {
             let status = self.store.status(&self.settings.lease_name).await?;
             self.metrics
@@ -313,7 +395,13 @@ impl<S: RelayStore> Relay<S> {
         Ok(())
     }
 
-    /// One round: lease, claim, produce, acknowledge.
+    /// One round: lease, claim the next batch while Kafka acknowledges the previous one, settle
+    /// the previous batch's failures, produce the new batch, delete what Kafka acknowledged.
+    ///
+    /// The previous batch's failures are settled *before* the new batch is produced, so a key
+    /// whose event failed or was dead-lettered has none of its later events produced (the block
+    /// policy holds for the pipelined batch too); the database work (claim, delete) still runs
+    /// while Kafka works.
     ///
     /// # Errors
     ///
@@ -326,27 +414,30 @@ impl<S: RelayStore> Relay<S> {
     async fn step(&self, state: &mut State) -> Result<Step> {
         if !self.hold_lease(state).await? {
             // Records already produced are finished; nothing new is claimed.
-            let done = match state.pending.take() {
-                Some(batch) => self.finish(batch, state).await?,
-                None => Finished::default(),
-            };
+            let done = self.finish_pending(state).await?;
             return Ok(if done.published + done.dead_lettered > 0 {
                 Step::Drained {
                     claimed: 0,
                     published: done.published,
                     dead_lettered: done.dead_lettered,
+                    held_back: 0,
                 }
             } else {
                 Step::StandingBy
             });
         }
         self.refresh(state).await?;
-        let records = self
+        let mut done = Finished::default();
+        if state.cursor == 0 {
+            // Claiming from the start would claim the rows in flight again: finish them first.
+            done.add(self.finish_pending(state).await?);
+        }
+        let rows = self
             .store
-            .claim_after(state.cursor, self.settings.batch_size)
+            .claim_rows_after(state.cursor, self.settings.batch_size)
             .await?;
         self.metrics.set_ready(true);
-        let claimed = records.len();
+        let claimed = rows.len();
         // A lease about to run out must not be used to produce: another instance may start.
         if claimed > 0
             && state
@@ -356,28 +447,25 @@ impl<S: RelayStore> Relay<S> {
         {
             return Ok(Step::StandingBy);
         }
-        let current = if claimed > 0 {
-            Some(self.send(records, state).await?)
-        } else {
-            None
+        let delivered = match state.pending.take() {
+            Some(batch) => {
+                let delivered = Self::deliveries(batch).await;
+                self.settle_failures(&delivered, state, &mut done).await?;
+                Some(delivered)
+            }
+            None => None,
         };
-        let previous = match current {
-            Some(batch) => state.pending.replace(batch),
-            None => state.pending.take(),
-        };
-        let mut done = match previous {
-            Some(batch) => self.finish(batch, state).await?,
-            None => Finished::default(),
-        };
+        if claimed > 0 {
+            let batch = self.send(rows, state, &mut done).await?;
+            state.pending = Some(batch);
+        }
+        if let Some(delivered) = delivered {
+            self.acknowledge(&delivered, &mut done).await?;
+        }
         if claimed < self.settings.batch_size {
             // Caught up: finish this batch now rather than holding it for the next poll, and
             // look from the start next time (a late commit may sit below the cursor).
-            if let Some(batch) = state.pending.take() {
-                let more = self.finish(batch, state).await?;
-                done.published += more.published;
-                done.dead_lettered += more.dead_lettered;
-                done.left_behind |= more.left_behind;
-            }
+            done.add(self.finish_pending(state).await?);
             state.cursor = 0;
         }
         if done.left_behind {
@@ -387,99 +475,181 @@ impl<S: RelayStore> Relay<S> {
             claimed,
             published: done.published,
             dead_lettered: done.dead_lettered,
+            held_back: done.held_back,
         })
     }
 
-    /// Hands a claimed batch to the producer: parks rows of blocked keys, holds back a key
-    /// whose earlier record failed to enqueue, and advances the cursor.
-    async fn send(&self, records: Vec<OutboxRecord>, state: &mut State) -> Result<Batch> {
+    /// Moves a row that cannot be produced to the dead-letter table at once (retrying cannot
+    /// help) and, under the block policy, blocks its key.
+    async fn dead_letter_now(
+        &self,
+        id: i64,
+        key: Option<BlockedKey>,
+        reason: &str,
+        state: &mut State,
+        done: &mut Finished,
+    ) -> Result<()> {
+        self.store.dead_letter(id, 0, reason).await?;
+        self.metrics.dead_lettered.inc();
+        done.dead_lettered += 1;
+        tracing::error!(id, reason, "row cannot become a Kafka record; dead-lettered");
+        if self.settings.poison_policy == PoisonPolicy::Block
+            && let Some(key) = key
+        {
+            state.blocked.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Hands a claimed batch to the producer: dead-letters rows that cannot become records,
+    /// parks rows of blocked keys, holds back keys whose earlier event failed (in the previous
+    /// batch, or at enqueue in this one), and advances the cursor.
+    async fn send(
+        &self,
+        rows: Vec<ClaimedRow>,
+        state: &mut State,
+        done: &mut Finished,
+    ) -> Result<Batch> {
         let started = Instant::now();
-        let mut held: HashSet<BlockedKey> = HashSet::new();
-        let mut in_flight = Vec::with_capacity(records.len());
+        let mut records = Vec::with_capacity(rows.len());
+        let mut in_flight = Vec::with_capacity(rows.len());
         let mut failures = Vec::new();
-        let mut dead_lettered = 0;
         let mut blocked_fresh = false;
-        for (i, record) in records.iter().enumerate() {
-            let key = key_of(record);
-            if state.blocked.contains(&key) && !blocked_fresh {
-                // Never park on a stale view: an operator may just have retried the key.
-                state.blocked = self.store.blocked_keys().await?.into_iter().collect();
-                state.blocked_read_at = Some(Instant::now());
-                blocked_fresh = true;
-            }
-            if state.blocked.contains(&key) {
-                let reason =
-                    "held back: an earlier event with this key is in the dead-letter table";
-                self.store.dead_letter(record, 0, reason).await?;
-                self.metrics.dead_lettered.inc();
-                dead_lettered += 1;
+        if let Some(last) = rows.last() {
+            state.cursor = last.id();
+        }
+        for row in rows {
+            let record = match row {
+                ClaimedRow::Record(record) => record,
+                ClaimedRow::Malformed(bad) => {
+                    if let Some(key) = &bad.key
+                        && self.is_blocked(key, state, &mut blocked_fresh).await?
+                    {
+                        self.park(bad.id, done).await?;
+                        continue;
+                    }
+                    self.dead_letter_now(bad.id, bad.key, &bad.reason, state, done)
+                        .await?;
+                    continue;
+                }
+            };
+            let key = key_of(&record);
+            if self.is_blocked(&key, state, &mut blocked_fresh).await? {
+                self.park(record.id, done).await?;
                 continue;
             }
-            if held.contains(&key) {
+            if done.held.contains(&key)
+                || state
+                    .retry_after
+                    .get(&key)
+                    .is_some_and(|t| *t > Instant::now())
+            {
+                // Stays in the outbox, behind its key's failed event.
+                done.left_behind = true;
+                done.held_back += 1;
                 continue;
             }
-            match self.enqueue(record).await {
-                Ok(delivery) => in_flight.push((i, delivery)),
+            if let Some(reason) =
+                unproducible(&record, &self.settings.source, self.max_message_bytes)
+            {
+                self.dead_letter_now(record.id, Some(key), &reason, state, done)
+                    .await?;
+                continue;
+            }
+            match self.enqueue(&record).await {
+                Ok(delivery) => {
+                    in_flight.push((records.len(), delivery));
+                    records.push(record);
+                }
+                Err(e) if is_permanent(&e) => {
+                    let reason = format!("refused by the producer: {e}");
+                    self.dead_letter_now(record.id, Some(key), &reason, state, done)
+                        .await?;
+                }
                 Err(e) => {
-                    held.insert(key);
-                    failures.push((i, e));
+                    done.held.insert(key);
+                    done.left_behind = true;
+                    failures.push((records.len(), e));
+                    records.push(record);
                 }
             }
-        }
-        if let Some(last) = records.last() {
-            state.cursor = last.id;
-        }
-        if !held.is_empty() {
-            // Held rows stay in the outbox: look for them again.
-            state.cursor = 0;
         }
         Ok(Batch {
             records,
             in_flight,
             failures,
             started,
-            dead_lettered,
         })
     }
 
-    /// Awaits a batch's acknowledgements, deletes what Kafka acknowledged in one statement,
-    /// counts permanent failures and dead-letters what reached `max_attempts`.
-    async fn finish(&self, batch: Batch, state: &mut State) -> Result<Finished> {
+    /// Whether `key` has a dead letter; a key seen blocked is re-read once per batch, since
+    /// an operator may just have retried it.
+    async fn is_blocked(
+        &self,
+        key: &BlockedKey,
+        state: &mut State,
+        fresh: &mut bool,
+    ) -> Result<bool> {
+        if self.settings.poison_policy != PoisonPolicy::Block || !state.blocked.contains(key) {
+            return Ok(false);
+        }
+        if !*fresh {
+            state.blocked = self.store.blocked_keys().await?.into_iter().collect();
+            state.blocked_read_at = Some(Instant::now());
+            *fresh = true;
+        }
+        Ok(state.blocked.contains(key))
+    }
+
+    /// Parks a row of a blocked key in the dead-letter table, behind its key's dead letter.
+    async fn park(&self, id: i64, done: &mut Finished) -> Result<()> {
+        let reason = "held back: an earlier event with this key is in the dead-letter table";
+        self.store.dead_letter(id, 0, reason).await?;
+        self.metrics.dead_lettered.inc();
+        done.dead_lettered += 1;
+        Ok(())
+    }
+
+    /// Awaits every acknowledgement of a batch.
+    async fn deliveries(batch: Batch) -> Delivered {
         let Batch {
             records,
             in_flight,
             mut failures,
             started,
-            dead_lettered,
         } = batch;
-        let mut done = Finished {
-            dead_lettered,
-            ..Finished::default()
-        };
         let mut acked = Vec::with_capacity(in_flight.len());
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         for (i, delivery) in in_flight {
             match delivery.await {
-                Ok(Ok(_)) => {
-                    acked.push(records[i].id);
-                    let age = u64::try_from(now_ms - records[i].created_at_ms).unwrap_or_default();
-                    self.metrics.end_to_end_seconds.observe(age as f64 / 1000.0);
-                }
+                Ok(Ok(_)) => acked.push(i),
                 Ok(Err((e, _))) => failures.push((i, e)),
                 Err(_canceled) => failures.push((i, KafkaError::Canceled)),
             }
         }
-        if !acked.is_empty() {
-            self.store.ack(&acked).await?;
-            self.metrics.published.inc_by(acked.len() as u64);
+        failures.sort_by_key(|(i, _)| *i);
+        Delivered {
+            records,
+            acked,
+            failures,
+            started,
         }
-        done.published = acked.len();
-        for (i, error) in failures {
-            let record = &records[i];
+    }
+
+    /// Counts a delivered batch's failures: transient ones stay for the next claim, permanent
+    /// ones back off and are dead-lettered after `max_attempts`. Every failed key is held back
+    /// from the next batch.
+    async fn settle_failures(
+        &self,
+        delivered: &Delivered,
+        state: &mut State,
+        done: &mut Finished,
+    ) -> Result<()> {
+        for (i, error) in &delivered.failures {
+            let record = &delivered.records[*i];
+            let key = key_of(record);
             self.metrics.failed.inc();
-            if !is_permanent(&error) {
+            done.held.insert(key.clone());
+            if !is_permanent(error) {
                 tracing::warn!(id = record.id, %error, "transient delivery failure; the row stays and is produced again");
                 done.left_behind = true;
                 continue;
@@ -488,20 +658,64 @@ impl<S: RelayStore> Relay<S> {
             let attempts = self.store.record_failure(record.event_id, &message).await?;
             tracing::warn!(id = record.id, attempts, %error, "permanent delivery failure");
             if attempts >= self.settings.max_attempts {
-                self.store.dead_letter(record, attempts, &message).await?;
+                self.store.dead_letter(record.id, attempts, &message).await?;
+                state.retry_after.remove(&key);
                 self.metrics.dead_lettered.inc();
                 done.dead_lettered += 1;
                 tracing::error!(id = record.id, event_id = %record.event_id, %error, "event dead-lettered");
                 if self.settings.poison_policy == PoisonPolicy::Block {
-                    state.blocked.insert(key_of(record));
+                    state.blocked.insert(key);
                 }
             } else {
+                // Back off before the next attempt: a permanent error does not clear in
+                // milliseconds (an operator has to act).
+                let exponent = attempts.saturating_sub(1).min(16);
+                let wait = self
+                    .settings
+                    .retry_backoff
+                    .saturating_mul(1 << exponent)
+                    .min(MAX_RETRY_BACKOFF);
+                state.retry_after.insert(key, Instant::now() + wait);
                 done.left_behind = true;
             }
         }
+        Ok(())
+    }
+
+    /// Deletes what Kafka acknowledged, in one statement.
+    async fn acknowledge(&self, delivered: &Delivered, done: &mut Finished) -> Result<()> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let ids: Vec<i64> = delivered
+            .acked
+            .iter()
+            .map(|&i| delivered.records[i].id)
+            .collect();
+        if !ids.is_empty() {
+            self.store.ack(&ids).await?;
+            self.metrics.published.inc_by(ids.len() as u64);
+            for &i in &delivered.acked {
+                let age = u64::try_from(now_ms - delivered.records[i].created_at_ms)
+                    .unwrap_or_default();
+                self.metrics.end_to_end_seconds.observe(age as f64 / 1000.0);
+            }
+        }
+        done.published += ids.len();
         self.metrics
             .batch_seconds
-            .observe(started.elapsed().as_secs_f64());
+            .observe(delivered.started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Finishes the batch in flight, if any: awaits, settles, acknowledges.
+    async fn finish_pending(&self, state: &mut State) -> Result<Finished> {
+        let mut done = Finished::default();
+        if let Some(batch) = state.pending.take() {
+            let delivered = Self::deliveries(batch).await;
+            self.settle_failures(&delivered, state, &mut done).await?;
+            self.acknowledge(&delivered, &mut done).await?;
+        }
         Ok(done)
     }
 

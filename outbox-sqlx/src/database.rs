@@ -143,6 +143,64 @@ pub trait OutboxDatabase: Database + HasDialect {
         params: Vec<Value>,
         columns: &[Column],
     ) -> impl Future<Output = Result<Vec<Vec<Value>>, sqlx::Error>> + Send;
+
+    /// Runs a query and decodes each cell on its own: a cell that does not decode as its
+    /// column type is an `Err` naming why, and the other cells and rows are still returned.
+    #[doc(hidden)]
+    fn cells(
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Value>,
+        columns: &[Column],
+    ) -> impl Future<Output = Result<Vec<Vec<Cell>>, sqlx::Error>> + Send;
+}
+
+/// One cell of [`OutboxDatabase::cells`]: its value, or why it does not decode.
+#[doc(hidden)]
+pub type Cell = Result<Value, String>;
+
+fn decode_cell<DB>(row: &DB::Row, i: usize, column: Column) -> Result<Value, sqlx::Error>
+where
+    DB: Database,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    Ok(match column {
+        Column::Text => Value::Text(row.try_get(i)?),
+        Column::Bytes => Value::Bytes(row.try_get(i)?),
+        Column::OptBytes => Value::OptBytes(row.try_get(i)?),
+        Column::I64 => Value::I64(row.try_get(i)?),
+        Column::OptI64 => Value::OptI64(row.try_get(i)?),
+        Column::I32 => Value::I32(row.try_get(i)?),
+        Column::OptI32 => Value::OptI32(row.try_get(i)?),
+    })
+}
+
+/// Why a cell did not decode, in one short line without the value.
+fn cell_error(e: &sqlx::Error, column: Column) -> String {
+    let expected = match column {
+        Column::Text => "text",
+        Column::Bytes | Column::OptBytes => "bytes",
+        Column::I64 | Column::OptI64 | Column::I32 | Column::OptI32 => "an integer",
+    };
+    let text = match e {
+        sqlx::Error::ColumnDecode { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    if text.contains("unexpected null") {
+        return format!("null, expected {expected}");
+    }
+    if let Some(found) = text
+        .split("compatible with SQL type `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+    {
+        return format!("stored as {found}, expected {expected}");
+    }
+    text.chars().take(200).collect()
 }
 
 impl<DB> OutboxDatabase for DB
@@ -186,20 +244,32 @@ where
                 columns
                     .iter()
                     .enumerate()
-                    .map(|(i, column)| {
-                        Ok(match column {
-                            Column::Text => Value::Text(row.try_get(i)?),
-                            Column::Bytes => Value::Bytes(row.try_get(i)?),
-                            Column::OptBytes => Value::OptBytes(row.try_get(i)?),
-                            Column::I64 => Value::I64(row.try_get(i)?),
-                            Column::OptI64 => Value::OptI64(row.try_get(i)?),
-                            Column::I32 => Value::I32(row.try_get(i)?),
-                            Column::OptI32 => Value::OptI32(row.try_get(i)?),
-                        })
-                    })
+                    .map(|(i, column)| decode_cell::<DB>(row, i, *column))
                     .collect()
             })
             .collect()
+    }
+
+    async fn cells(
+        conn: &mut Self::Connection,
+        sql: &str,
+        params: Vec<Value>,
+        columns: &[Column],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        let query = bind(sqlx::query::<DB>(AssertSqlSafe(sql)), params);
+        let rows = conn.fetch_all(query).await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| {
+                        decode_cell::<DB>(row, i, *column).map_err(|e| cell_error(&e, *column))
+                    })
+                    .collect()
+            })
+            .collect())
     }
 }
 

@@ -41,7 +41,7 @@ mod relay_store;
 mod schema_store;
 
 #[doc(hidden)]
-pub use database::{Column, Value};
+pub use database::{Cell, Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
 pub use migrate::migrate;
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};

@@ -5,14 +5,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outbox_core::relay::{
-    BlockedKey, DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore,
+    BlockedKey, ClaimedRow, DeadLetter, InsertRows, MalformedRow, OutboxRecord, OutboxStatus,
+    RelayStore,
 };
 use outbox_core::table::{Dialect, Statements};
 use outbox_core::{Error, NewOutboxRow, Result, headers_from_json};
 use sqlx::Pool;
 use uuid::Uuid;
 
-use crate::database::{Column, Decoded, OutboxDatabase, Value, begin_write};
+use crate::database::{Cell, Column, Decoded, OutboxDatabase, Value, begin_write};
 use crate::error::store;
 
 /// Rows per statement when acknowledging many.
@@ -28,7 +29,7 @@ const RECORD_COLUMNS: [Column; 10] = [
     Column::Text,
     Column::Bytes,
     Column::Text,
-    Column::I64,
+    Column::OptI64,
 ];
 
 /// A [`RelayStore`] over a sqlx pool.
@@ -142,6 +143,19 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
             .map_err(store(op))
     }
 
+    async fn cells(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: Vec<Value>,
+        columns: &[Column],
+    ) -> Result<Vec<Vec<Cell>>> {
+        let mut conn = self.pool.acquire().await.map_err(store(op))?;
+        DB::cells(&mut *conn, sql, params, columns)
+            .await
+            .map_err(store(op))
+    }
+
     async fn scalar_i64(&self, op: &'static str, sql: &str, params: Vec<Value>) -> Result<i64> {
         let rows = self.query(op, sql, params, &[Column::I64]).await?;
         Ok(rows
@@ -196,26 +210,114 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
     }
 }
 
-fn record(row: Vec<Value>) -> Result<OutboxRecord> {
-    let mut c = row.into_iter();
-    let mut next = || c.next().unwrap_or(Value::OptBytes(None));
-    let id = next().i64();
-    let event_id = next().text();
-    let event_id = Uuid::parse_str(&event_id).map_err(|e| Error::Decode {
-        reason: format!("event_id {event_id:?} of row {id} is not a UUID: {e}"),
-    })?;
-    Ok(OutboxRecord {
-        id,
-        event_id,
-        topic: next().text(),
-        event_key: next().opt_bytes(),
-        event_type: next().text(),
-        schema_id: next().opt_i32(),
-        content_type: next().text(),
-        payload: next().bytes(),
-        headers: headers_from_json(&next().text())?,
-        created_at_ms: next().i64(),
+/// A row's cells decoded one by one: every column that does not decode is named in
+/// `problems`, and gets an empty value in `record`.
+struct DecodedRow {
+    record: OutboxRecord,
+    key: Option<BlockedKey>,
+    problems: Vec<String>,
+}
+
+/// At most this many characters of a bad value are quoted in a dead letter's reason.
+const QUOTED_CHARS: usize = 40;
+
+fn quote(text: &str) -> String {
+    let mut quoted: String = text.chars().take(QUOTED_CHARS).collect();
+    if quoted.len() < text.len() {
+        quoted.push_str("...");
+    }
+    format!("{quoted:?}")
+}
+
+fn decode_row(cells: Vec<Cell>) -> Result<DecodedRow> {
+    let mut cells = cells.into_iter();
+    let mut problems = Vec::new();
+    let mut next = |name: &str| match cells.next() {
+        Some(Ok(value)) => Some(value),
+        Some(Err(why)) => {
+            problems.push(format!("{name}: {why}"));
+            None
+        }
+        None => {
+            problems.push(format!("{name}: missing"));
+            None
+        }
+    };
+    let Some(id) = next("id").map(Value::i64) else {
+        return Err(Error::Decode {
+            reason: "an outbox row has no integer id".to_owned(),
+        });
+    };
+    let event_id = next("event_id").map(Value::text);
+    let topic = next("topic").map(Value::text);
+    let event_key = next("event_key").map(Value::opt_bytes);
+    let event_type = next("event_type").map(Value::text);
+    let schema_id = next("schema_id").map(Value::opt_i32);
+    let content_type = next("content_type").map(Value::text);
+    let payload = next("payload").map(Value::bytes);
+    let headers = next("headers").map(Value::text);
+    let created_at_ms = next("created_at").map(Value::opt_i64);
+    let event_id = event_id.and_then(|text| match Uuid::parse_str(text.trim()) {
+        Ok(uuid) => Some(uuid),
+        Err(e) => {
+            problems.push(format!("event_id: {} is not a UUID: {e}", quote(&text)));
+            None
+        }
+    });
+    let headers = headers.and_then(|text| match headers_from_json(&text) {
+        Ok(headers) => Some(headers),
+        Err(Error::Decode { reason }) => {
+            problems.push(reason);
+            None
+        }
+        Err(e) => {
+            problems.push(format!("headers: {e}"));
+            None
+        }
+    });
+    let created_at_ms = created_at_ms.and_then(|ms| {
+        if ms.is_none() {
+            problems.push(
+                "created_at: not a finite point in time (infinity, or text that is not a date)"
+                    .to_owned(),
+            );
+        }
+        ms
+    });
+    let key = match (&topic, &event_key) {
+        (Some(topic), Some(key)) => Some((topic.clone(), key.clone())),
+        _ => None,
+    };
+    Ok(DecodedRow {
+        record: OutboxRecord {
+            id,
+            event_id: event_id.unwrap_or_default(),
+            topic: topic.unwrap_or_default(),
+            event_key: event_key.unwrap_or_default(),
+            event_type: event_type.unwrap_or_default(),
+            schema_id: schema_id.unwrap_or_default(),
+            content_type: content_type.unwrap_or_default(),
+            payload: payload.unwrap_or_default(),
+            headers: headers.unwrap_or_default(),
+            created_at_ms: created_at_ms.unwrap_or_default(),
+        },
+        key,
+        problems,
     })
+}
+
+impl DecodedRow {
+    fn claimed(self) -> ClaimedRow {
+        if self.problems.is_empty() {
+            ClaimedRow::Record(self.record)
+        } else {
+            ClaimedRow::Malformed(MalformedRow {
+                id: self.record.id,
+                key: self.key,
+                reason: format!("malformed row: {}", self.problems.join("; ")),
+            })
+        }
+    }
 }
 
 /// Inserts rows on `conn` (the caller's transaction), 1,000 rows per statement.
@@ -243,11 +345,11 @@ impl<DB: OutboxDatabase> InsertRows for SqlxRelayStore<DB> {
 }
 
 impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
-    async fn claim_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxRecord>> {
+    async fn claim_rows_after(&self, after: i64, limit: usize) -> Result<Vec<ClaimedRow>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = if self.strict && DB::DIALECT == Dialect::Postgres {
             let horizon = self.settled_horizon().await?;
-            self.query(
+            self.cells(
                 "claim batch",
                 &self.stmts.claim_up_to,
                 vec![Value::I64(after), Value::I64(horizon), Value::I64(limit)],
@@ -255,7 +357,7 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
             )
             .await?
         } else {
-            self.query(
+            self.cells(
                 "claim batch",
                 &self.stmts.claim,
                 vec![Value::I64(after), Value::I64(limit)],
@@ -263,7 +365,9 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
             )
             .await?
         };
-        rows.into_iter().map(record).collect()
+        rows.into_iter()
+            .map(|cells| decode_row(cells).map(DecodedRow::claimed))
+            .collect()
     }
 
     async fn ack(&self, ids: &[i64]) -> Result<u64> {
@@ -312,7 +416,7 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
         Ok(u32::try_from(attempts).unwrap_or_default())
     }
 
-    async fn dead_letter(&self, record: &OutboxRecord, attempts: u32, error: &str) -> Result<()> {
+    async fn dead_letter(&self, id: i64, attempts: u32, error: &str) -> Result<()> {
         let op = "dead-letter event";
         let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
         DB::run(
@@ -321,25 +425,19 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
             vec![
                 Value::I32(i32::try_from(attempts).unwrap_or(i32::MAX)),
                 Value::Text(error.to_owned()),
-                Value::I64(record.id),
+                Value::I64(id),
             ],
         )
         .await
         .map_err(store(op))?;
-        DB::run(
-            &mut *tx,
-            &self.stmts.delete_event,
-            vec![Value::I64(record.id)],
-        )
-        .await
-        .map_err(store(op))?;
-        DB::run(
-            &mut *tx,
-            &self.stmts.delete_attempts,
-            vec![Value::Text(record.event_id.hyphenated().to_string())],
-        )
-        .await
-        .map_err(store(op))?;
+        // Attempts go first: they are found through the row.
+        let [attempts_sql, event_sql] = self.stmts.ack(1);
+        DB::run(&mut *tx, &attempts_sql, vec![Value::I64(id)])
+            .await
+            .map_err(store(op))?;
+        DB::run(&mut *tx, &event_sql, vec![Value::I64(id)])
+            .await
+            .map_err(store(op))?;
         tx.commit().await.map_err(store(op))
     }
 
@@ -462,21 +560,22 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
         let mut columns = RECORD_COLUMNS.to_vec();
         columns.extend([Column::I32, Column::Text]);
         let rows = self
-            .query(
+            .cells(
                 "list dead letters",
                 &self.stmts.select_dead_letters,
                 vec![Value::I64(i64::try_from(limit).unwrap_or(i64::MAX))],
                 &columns,
             )
             .await?;
+        // A malformed row is listed too, with what could be decoded; its error says the rest.
         rows.into_iter()
             .map(|mut row| {
-                let error = row.pop().map(Value::text).unwrap_or_default();
-                let attempts = row.pop().map_or(0, Value::i32);
+                let error = row.pop().and_then(Result::ok).map(Value::text);
+                let attempts = row.pop().and_then(Result::ok).map_or(0, Value::i32);
                 Ok(DeadLetter {
-                    record: record(row)?,
+                    record: decode_row(row)?.record,
                     attempts: u32::try_from(attempts).unwrap_or_default(),
-                    error,
+                    error: error.unwrap_or_default(),
                 })
             })
             .collect()
@@ -521,20 +620,21 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
 
     async fn blocked_keys(&self) -> Result<Vec<BlockedKey>> {
         let rows = self
-            .query(
+            .cells(
                 "read blocked keys",
                 &self.stmts.select_blocked_keys,
                 vec![],
                 &[Column::Text, Column::OptBytes],
             )
             .await?;
+        // A dead letter whose topic or key does not decode blocks no key the relay can see.
         Ok(rows
             .into_iter()
-            .map(|row| {
+            .filter_map(|row| {
                 let mut row = row.into_iter();
                 match (row.next(), row.next()) {
-                    (Some(topic), Some(key)) => (topic.text(), key.opt_bytes()),
-                    _ => unreachable!("two columns were asked for"),
+                    (Some(Ok(topic)), Some(Ok(key))) => Some((topic.text(), key.opt_bytes())),
+                    _ => None,
                 }
             })
             .collect())

@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::schema::Schema;
 use crate::{Error, Result};
 
-/// Kafka's default `message.max.bytes`: the default limit on an encoded record value.
+/// The default limit on an encoded record: key + value + stored headers (names and values),
+/// 1 MiB, Kafka's broker default. The relay configures its producer to accept every record
+/// within it, with the CloudEvents headers and the protocol framing on top.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// How a record value is encoded.
@@ -80,11 +82,16 @@ impl EventCodec {
         self
     }
 
-    /// Sets the largest record value accepted, in bytes.
+    /// Sets the largest record accepted (key + value + stored headers), in bytes.
     #[must_use]
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self
+    }
+
+    /// The largest record accepted (key + value + stored headers), in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// The subject the schema is registered under.

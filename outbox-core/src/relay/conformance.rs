@@ -144,7 +144,7 @@ pub async fn failures_count_and_dead_letters_move<S: RelayStore + InsertRows>(st
         2
     );
     store
-        .dead_letter(poison, 2, "still too large")
+        .dead_letter(poison.id, 2, "still too large")
         .await
         .expect("dead letter");
     let left = store.claim_batch(10).await.expect("claim");
@@ -179,7 +179,7 @@ pub async fn failures_count_and_dead_letters_move<S: RelayStore + InsertRows>(st
     );
 
     store
-        .dead_letter(retried, 3, "again")
+        .dead_letter(retried.id, 3, "again")
         .await
         .expect("dead letter");
     assert!(

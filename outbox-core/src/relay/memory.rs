@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{BlockedKey, DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
+use super::{BlockedKey, ClaimedRow, DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
 use crate::{NewOutboxRow, Result};
 
 /// A [`RelayStore`] in process memory, following the contract (the conformance suite runs on
@@ -76,12 +76,12 @@ impl InsertRows for MemoryRelayStore {
 }
 
 impl RelayStore for MemoryRelayStore {
-    async fn claim_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxRecord>> {
+    async fn claim_rows_after(&self, after: i64, limit: usize) -> Result<Vec<ClaimedRow>> {
         let state = self.state();
         Ok(state
             .events
             .range(after.saturating_add(1)..)
-            .map(|(_, r)| r.clone())
+            .map(|(_, r)| ClaimedRow::Record(r.clone()))
             .take(limit)
             .collect())
     }
@@ -106,14 +106,14 @@ impl RelayStore for MemoryRelayStore {
         Ok(entry.0)
     }
 
-    async fn dead_letter(&self, record: &OutboxRecord, attempts: u32, error: &str) -> Result<()> {
+    async fn dead_letter(&self, id: i64, attempts: u32, error: &str) -> Result<()> {
         let mut state = self.state();
-        if state.events.remove(&record.id).is_some() {
+        if let Some(record) = state.events.remove(&id) {
             state.attempts.remove(&record.event_id);
             state.dead.insert(
-                record.id,
+                id,
                 DeadLetter {
-                    record: record.clone(),
+                    record,
                     attempts,
                     error: error.to_owned(),
                 },

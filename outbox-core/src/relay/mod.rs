@@ -40,6 +40,45 @@ pub struct OutboxRecord {
     pub created_at_ms: i64,
 }
 
+/// A claimed row the relay cannot turn into a record (a malformed column, written by a writer
+/// that bypassed the library); it is dead-lettered with `reason` while every other row flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedRow {
+    /// Position in the outbox.
+    pub id: i64,
+    /// Its `(topic, key)` when those two columns decoded, for the poison policy.
+    pub key: Option<BlockedKey>,
+    /// What is wrong, naming the column (`headers: not a JSON array ...`).
+    pub reason: String,
+}
+
+/// One claimed row: a record to produce, or a row that cannot become one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimedRow {
+    /// A well-formed row.
+    Record(OutboxRecord),
+    /// A row with a malformed column.
+    Malformed(MalformedRow),
+}
+
+impl ClaimedRow {
+    /// The row's position in the outbox.
+    pub fn id(&self) -> i64 {
+        match self {
+            Self::Record(r) => r.id,
+            Self::Malformed(m) => m.id,
+        }
+    }
+
+    /// The record, if the row is well-formed.
+    pub fn record(self) -> Option<OutboxRecord> {
+        match self {
+            Self::Record(r) => Some(r),
+            Self::Malformed(_) => None,
+        }
+    }
+}
+
 /// A row moved aside after failing permanently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -68,29 +107,47 @@ pub struct OutboxStatus {
 ///
 /// # Contract
 ///
-/// - `claim_after` returns up to `limit` rows with `id > after` in `id` order, never a row whose transaction
-///   has not committed, and (in a store's strict mode) never a row while a row with a smaller
-///   `id` may still commit. It does not remove rows: claiming twice returns them again.
+/// - `claim_rows_after` returns up to `limit` rows with `id > after` in `id` order, never a row
+///   whose transaction has not committed, and (in a store's strict mode) never a row while a
+///   row with a smaller `id` may still commit. It does not remove rows: claiming twice returns
+///   them again. A row whose columns do not decode comes back as [`ClaimedRow::Malformed`]
+///   (the claim itself never fails because of one row's content).
 /// - `ack` deletes exactly the given rows, in one statement, and forgets their attempts.
 /// - `record_failure` counts a failed attempt for an event and returns the count so far.
-/// - `dead_letter` moves a row, with its attempts and error, to the dead-letter table
-///   atomically: afterwards it is in exactly one of the two tables.
+/// - `dead_letter` moves a row (by `id`, whatever its columns hold), with its attempts and
+///   error, to the dead-letter table atomically: afterwards it is in exactly one of the two
+///   tables. Listing and status never fail because of a malformed row either.
 /// - `try_acquire_lease` grants `name` to `holder` for `ttl` when it is free, expired, or
 ///   already `holder`'s (a renewal), returning a fencing token that grows whenever the holder
 ///   changes; otherwise `None`.
 pub trait RelayStore: Send + Sync {
-    /// Claims the next rows in `id` order, from the start.
+    /// Claims the next well-formed rows in `id` order, from the start (malformed rows are
+    /// left out: see [`claim_rows_after`](Self::claim_rows_after)).
     fn claim_batch(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send {
         self.claim_after(0, limit)
     }
 
-    /// Claims the next rows with an `id` above `after`, in `id` order: a relay that keeps
-    /// a cursor skips rows it already produced, and lets the index skip deleted ones.
+    /// Claims the next well-formed rows with an `id` above `after`, in `id` order (malformed
+    /// rows are left out: see [`claim_rows_after`](Self::claim_rows_after)).
     fn claim_after(
         &self,
         after: i64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send;
+    ) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send {
+        async move {
+            let rows = self.claim_rows_after(after, limit).await?;
+            Ok(rows.into_iter().filter_map(ClaimedRow::record).collect())
+        }
+    }
+
+    /// Claims the next rows with an `id` above `after`, in `id` order, each decoded on its
+    /// own: a relay that keeps a cursor skips rows it already produced, and lets the index
+    /// skip deleted ones.
+    fn claim_rows_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ClaimedRow>>> + Send;
 
     /// Deletes acknowledged rows; returns how many were deleted.
     fn ack(&self, ids: &[i64]) -> impl Future<Output = Result<u64>> + Send;
@@ -102,10 +159,10 @@ pub trait RelayStore: Send + Sync {
         error: &str,
     ) -> impl Future<Output = Result<u32>> + Send;
 
-    /// Moves a row to the dead-letter table.
+    /// Moves the row with outbox id `id` to the dead-letter table.
     fn dead_letter(
         &self,
-        record: &OutboxRecord,
+        id: i64,
         attempts: u32,
         error: &str,
     ) -> impl Future<Output = Result<()>> + Send;

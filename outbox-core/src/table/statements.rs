@@ -60,7 +60,9 @@ pub struct Statements {
     /// Deletes a compatibility setting: (subject).
     pub delete_compatibility: String,
 
-    /// The next rows after an id, in id order: (after i64, limit i64) -> record columns.
+    /// The next rows after an id, in id order: (after i64, limit i64) -> record columns
+    /// (`id`, `event_id` as text, `topic`, `event_key`, `event_type`, `schema_id`,
+    /// `content_type`, `payload`, `headers`, `created_at` in ms or NULL when not finite).
     pub claim: String,
     /// The next rows after an id, up to a horizon: (after i64, horizon i64, limit i64) ->
     /// record columns.
@@ -140,8 +142,12 @@ impl Statements {
             Dialect::Postgres => "CAST(event_id AS TEXT)",
             _ => "event_id",
         };
+        // NULL, not an error, for a value that is no point in time ('infinity' on
+        // PostgreSQL, text that is not a date on SQLite): one such row must not fail a claim.
         let created_ms = match d {
-            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM created_at) * 1000 AS BIGINT)",
+            Dialect::Postgres => {
+                "CASE WHEN isfinite(created_at) THEN CAST(EXTRACT(EPOCH FROM created_at) * 1000 AS BIGINT) END"
+            }
             Dialect::MySql => "CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED)",
             Dialect::Sqlite => "CAST((julianday(created_at) - 2440587.5) * 86400000 AS INTEGER)",
         };
@@ -174,14 +180,16 @@ impl Statements {
             _ => " FOR UPDATE",
         };
         let oldest_ms = match d {
+            // Infinite (PostgreSQL) and unparseable (SQLite) values are left out of the lag.
             Dialect::Postgres => {
-                "CAST(EXTRACT(EPOCH FROM clock_timestamp() - MIN(created_at)) * 1000 AS BIGINT)"
+                "CAST(EXTRACT(EPOCH FROM clock_timestamp() - MIN(CASE WHEN isfinite(created_at) \
+                 THEN created_at END)) * 1000 AS BIGINT)"
             }
             Dialect::MySql => {
                 "CAST(TIMESTAMPDIFF(MICROSECOND, MIN(created_at), CURRENT_TIMESTAMP(6)) / 1000 AS SIGNED)"
             }
             Dialect::Sqlite => {
-                "CAST((julianday('now') - julianday(MIN(created_at))) * 86400000 AS INTEGER)"
+                "CAST((julianday('now') - MIN(julianday(created_at))) * 86400000 AS INTEGER)"
             }
         };
         let upsert_compatibility = match d {

@@ -1,0 +1,467 @@
+//! Rows written by plain SQL that cannot become a Kafka record (malformed headers, event ids,
+//! timestamps, topics, oversized records, columns of the wrong type on SQLite): each is
+//! dead-lettered with the column and what is wrong, counts in the metrics, blocks its key
+//! under the block policy, and every other event flows in order. The status, lag and
+//! dead-letter listing keep working with such rows in the tables. On PostgreSQL, MariaDB and
+//! SQLite, in-process and through the `outbox-relay run` binary.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Received, order};
+use outbox_sqlx::Configure as _;
+use outbox_core::relay::RelayStore;
+use outbox_core::table::{Dialect, Table, TableNames};
+use outbox_relay::{Relay, Step, ops, producer};
+use outbox_sqlx::{Outbox, OutboxDatabase};
+use sqlx::Pool;
+use uuid::Uuid;
+
+/// A row inserted by plain SQL: its key, SQL expressions for the columns a writer sets, and
+/// what its dead letter must say (`None`: it is well-formed and must be published).
+struct PlainRow {
+    key: String,
+    /// The key column as an SQL expression, when not the key's bytes.
+    key_sql: Option<String>,
+    event_id: String,
+    topic: String,
+    payload: String,
+    headers: String,
+    created_at: Option<String>,
+    expect: Option<&'static str>,
+}
+
+fn bytes(dialect: Dialect, text: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("convert_to('{text}', 'UTF8')"),
+        Dialect::MySql => format!("'{text}'"),
+        Dialect::Sqlite => format!("CAST('{text}' AS BLOB)"),
+    }
+}
+
+impl PlainRow {
+    /// A well-formed row for `orders`, key `key`.
+    fn good(dialect: Dialect, key: &str) -> Self {
+        Self {
+            key: key.to_owned(),
+            key_sql: None,
+            event_id: format!("'{}'", Uuid::now_v7()),
+            topic: "'orders'".to_owned(),
+            payload: bytes(dialect, "plain-sql"),
+            headers: "'[[\"traceparent\", \"00-1-2-01\"]]'".to_owned(),
+            created_at: None,
+            expect: None,
+        }
+    }
+
+    fn bad(dialect: Dialect, key: &str, expect: &'static str) -> Self {
+        Self {
+            expect: Some(expect),
+            ..Self::good(dialect, key)
+        }
+    }
+
+    fn insert_sql(&self, dialect: Dialect, names: &TableNames) -> String {
+        let events = names.qualified(dialect, Table::Events);
+        let key = self
+            .key_sql
+            .clone()
+            .unwrap_or_else(|| bytes(dialect, &self.key));
+        let (created_col, created_val) = match &self.created_at {
+            Some(v) => (", created_at", format!(", {v}")),
+            None => ("", String::new()),
+        };
+        format!(
+            "INSERT INTO {events} (event_id, topic, event_key, event_type, content_type, payload, \
+             headers{created_col}) VALUES ({}, {}, {key}, 'com.acme.Plain', 'application/json', {}, \
+             {}{created_val})",
+            self.event_id, self.topic, self.payload, self.headers
+        )
+    }
+}
+
+/// The malformed rows every database can hold.
+fn common_bad_rows(dialect: Dialect) -> Vec<PlainRow> {
+    let mut rows = vec![
+        PlainRow {
+            headers: "'not json'".to_owned(),
+            ..PlainRow::bad(dialect, "bad-headers-text", "headers:")
+        },
+        PlainRow {
+            headers: "'{\"not\": \"an array\"}'".to_owned(),
+            ..PlainRow::bad(dialect, "bad-headers-object", "headers:")
+        },
+        PlainRow {
+            headers: "'[[1, 2]]'".to_owned(),
+            ..PlainRow::bad(dialect, "bad-headers-numbers", "headers:")
+        },
+        PlainRow {
+            headers: "'[[\"a\"]]'".to_owned(),
+            ..PlainRow::bad(dialect, "bad-headers-pair", "headers:")
+        },
+        PlainRow {
+            topic: "''".to_owned(),
+            ..PlainRow::bad(dialect, "bad-topic-empty", "topic: empty")
+        },
+        PlainRow {
+            topic: "'no spaces allowed'".to_owned(),
+            ..PlainRow::bad(dialect, "bad-topic-chars", "not allowed in a Kafka topic name")
+        },
+        PlainRow {
+            topic: format!("'{}'", "t".repeat(250)),
+            ..PlainRow::bad(dialect, "bad-topic-long", "Kafka allows at most 249")
+        },
+        PlainRow {
+            // 20,000 bytes of value against a message.max.bytes of 10,000.
+            payload: bytes(dialect, &"x".repeat(20_000)),
+            ..PlainRow::bad(dialect, "bad-too-large", "exceeds the producer's message.max.bytes")
+        },
+        PlainRow {
+            // The value fits; the headers push the record over the limit.
+            headers: format!("'[[\"big\", \"{}\"]]'", "h".repeat(9_990)),
+            ..PlainRow::bad(dialect, "bad-headers-too-large", "message.max.bytes")
+        },
+    ];
+    if dialect != Dialect::Postgres {
+        // MySQL/MariaDB and SQLite store the UUID as text.
+        rows.push(PlainRow {
+            event_id: "'not-a-uuid'".to_owned(),
+            ..PlainRow::bad(dialect, "bad-event-id", "event_id:")
+        });
+    }
+    rows
+}
+
+fn dialect_bad_rows(dialect: Dialect) -> Vec<PlainRow> {
+    match dialect {
+        Dialect::Postgres => vec![
+            PlainRow {
+                created_at: Some("'infinity'".to_owned()),
+                ..PlainRow::bad(dialect, "bad-created-infinity", "created_at:")
+            },
+            PlainRow {
+                created_at: Some("'-infinity'".to_owned()),
+                ..PlainRow::bad(dialect, "bad-created-minus-infinity", "created_at:")
+            },
+        ],
+        Dialect::MySql => vec![],
+        Dialect::Sqlite => vec![
+            PlainRow {
+                created_at: Some("'the day before yesterday'".to_owned()),
+                ..PlainRow::bad(dialect, "bad-created-text", "created_at:")
+            },
+            PlainRow {
+                payload: "42".to_owned(),
+                ..PlainRow::bad(dialect, "bad-payload-integer", "payload:")
+            },
+            PlainRow {
+                topic: "X'6f7264657273'".to_owned(),
+                ..PlainRow::bad(dialect, "bad-topic-blob", "topic:")
+            },
+            PlainRow {
+                event_id: "42".to_owned(),
+                ..PlainRow::bad(dialect, "bad-event-id-integer", "event_id:")
+            },
+        ],
+    }
+}
+
+/// Well-formed rows only plain SQL writes: on SQLite, payload and key stored as TEXT are
+/// produced as their UTF-8 bytes.
+fn dialect_good_rows(dialect: Dialect) -> Vec<PlainRow> {
+    match dialect {
+        Dialect::Sqlite => vec![PlainRow {
+            payload: "'text payload'".to_owned(),
+            key_sql: Some("'text-columns'".to_owned()),
+            ..PlainRow::good(dialect, "text-columns")
+        }],
+        _ => vec![],
+    }
+}
+
+async fn execute<DB: OutboxDatabase>(pool: &Pool<DB>, sql: &str) {
+    let mut conn = pool.acquire().await.expect("connection");
+    DB::run(&mut conn, sql, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// What a test wrote: the events that must reach the topic, per key in order, and the
+/// dead letters that must appear (event key -> reason fragment).
+struct Written {
+    published: HashMap<Vec<u8>, Vec<Uuid>>,
+    total_published: usize,
+    dead: Vec<(String, &'static str)>,
+    names: TableNames,
+}
+
+/// Publishes good events through the library and interleaves plain-SQL rows, good and bad.
+/// A poison key gets a bad row followed by a good event: the block policy parks the latter.
+async fn write<DB: OutboxDatabase>(pool: &Pool<DB>) -> Written {
+    let dialect = DB::DIALECT;
+    let names = common::fresh_names();
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox");
+    let mut published: HashMap<Vec<u8>, Vec<Uuid>> = HashMap::new();
+    let mut dead = Vec::new();
+    let mut total = 0;
+    let publish = async |events: Vec<common::OrderPlaced>,
+                         published: &mut HashMap<Vec<u8>, Vec<Uuid>>| {
+        let mut tx = pool.begin().await.expect("begin");
+        let ids = outbox
+            .publish_all(&mut *tx, &events)
+            .await
+            .expect("publish");
+        tx.commit().await.expect("commit");
+        for (event, id) in events.iter().zip(ids) {
+            published
+                .entry(event.order_id.clone().into_bytes())
+                .or_default()
+                .push(id);
+        }
+        events.len()
+    };
+    total += publish((0..5).map(|i| order(i, 0)).collect(), &mut published).await;
+    let mut plain: Vec<PlainRow> = common_bad_rows(dialect);
+    plain.extend(dialect_bad_rows(dialect));
+    plain.extend(dialect_good_rows(dialect));
+    for row in &plain {
+        execute(pool, &row.insert_sql(dialect, &names)).await;
+        total += publish(vec![order(0, 1), order(1, 1)], &mut published).await;
+        match row.expect {
+            Some(reason) => dead.push((row.key.clone(), reason)),
+            None => total += 1,
+        }
+    }
+    // The poison key: a malformed row, then a good event of the same key (parked).
+    execute(
+        pool,
+        &PlainRow {
+            headers: "'[\"unterminated'".to_owned(),
+            ..PlainRow::bad(dialect, "order-poison", "headers:")
+        }
+        .insert_sql(dialect, &names),
+    )
+    .await;
+    dead.push(("order-poison".to_owned(), "headers:"));
+    let mut poison_event = order(0, 2);
+    poison_event.order_id = "order-poison".to_owned();
+    let mut tx = pool.begin().await.expect("begin");
+    outbox
+        .publish(&mut *tx, &poison_event)
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    dead.push(("order-poison".to_owned(), "held back"));
+    total += publish((0..5).map(|i| order(i, 2)).collect(), &mut published).await;
+    Written {
+        published,
+        total_published: total,
+        dead,
+        names,
+    }
+}
+
+const EXTRA: &str = "poison_policy = \"block\"\n[kafka.properties]\n\"message.max.bytes\" = \"10000\"";
+
+/// Checks the topic and the dead-letter table after a drain.
+async fn check<S: RelayStore>(store: &S, bootstrap: &str, written: &Written) {
+    let bootstrap = bootstrap.to_owned();
+    let expected = written.total_published;
+    let records: Vec<Received> = tokio::task::spawn_blocking(move || {
+        common::consume(&bootstrap, "orders", 3, expected, Duration::from_secs(60))
+    })
+    .await
+    .expect("consumer");
+    let by_key = common::first_occurrences_by_key(&records);
+    for (key, ids) in &written.published {
+        assert_eq!(
+            by_key.get(key),
+            Some(ids),
+            "key {} arrives whole and in order",
+            String::from_utf8_lossy(key)
+        );
+    }
+    let plain_keys: Vec<&Vec<u8>> = by_key
+        .keys()
+        .filter(|k| !written.published.contains_key(*k))
+        .collect();
+    assert!(
+        plain_keys
+            .iter()
+            .all(|k| k.as_slice() == b"text-columns" || k.as_slice() == b"order-poison"),
+        "only the well-formed plain rows are published besides the library's: {:?}",
+        plain_keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(k))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !by_key.contains_key(b"order-poison".as_slice()),
+        "the poison key is blocked"
+    );
+    let dead = store.dead_letters(100).await.expect("dead letters list");
+    assert_eq!(
+        dead.len(),
+        written.dead.len(),
+        "{:#?}",
+        dead.iter().map(|d| &d.error).collect::<Vec<_>>()
+    );
+    for (d, (key, reason)) in dead.iter().zip(&written.dead) {
+        assert_eq!(
+            d.record.event_key.as_deref(),
+            Some(key.as_bytes()),
+            "dead letters in outbox order"
+        );
+        assert!(
+            d.error.contains(reason),
+            "dead letter of {key}: {:?} should say {reason:?}",
+            d.error
+        );
+    }
+    let status = store.status("outbox-relay").await.expect("status");
+    assert_eq!(status.backlog, 0);
+    assert_eq!(status.dead_letters as usize, written.dead.len());
+}
+
+async fn malformed_rows_are_dead_lettered_and_the_rest_flows<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    url: &str,
+) {
+    let kafka = common::cluster(1, "orders", 3);
+    let written = write(&pool).await;
+    let config = common::config(url, &kafka.bootstrap_servers(), &written.names, EXTRA);
+    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let before = store.status("outbox-relay").await.expect("status with bad rows");
+    assert!(before.backlog as usize > written.total_published);
+    assert!(before.oldest_age.is_some(), "lag skips unreadable timestamps");
+    let relay = Relay::new(
+        store,
+        producer::producer(&config.kafka).expect("producer"),
+        config.relay.clone(),
+        "solo".to_owned(),
+    )
+    .with_max_message_bytes(producer::max_message_bytes(&config.kafka).expect("max"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Step::Drained { claimed: 0, .. } = relay.drain_once().await.expect("step") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "drain did not finish");
+    }
+    check(relay.store(), &kafka.bootstrap_servers(), &written).await;
+    let metrics = relay.metrics().render();
+    assert!(
+        metrics.contains(&format!(
+            "outbox_relay_dead_lettered_total {}",
+            written.dead.len()
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_rows_on_postgres() {
+    let Some((pool, url)) = common::postgres().await else {
+        return;
+    };
+    malformed_rows_are_dead_lettered_and_the_rest_flows(pool, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_rows_on_mariadb() {
+    let Some((pool, url)) = common::mariadb().await else {
+        return;
+    };
+    malformed_rows_are_dead_lettered_and_the_rest_flows(pool, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_rows_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pool, url) = common::sqlite(&dir).await;
+    malformed_rows_are_dead_lettered_and_the_rest_flows(pool, &url).await;
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(args)
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("DATABASE_URL")
+        .env_remove("OUTBOX_DATABASE_URL")
+        .output()
+        .expect("outbox-relay runs")
+}
+
+/// As users run it: rows inserted by plain SQL into a PostgreSQL outbox, `outbox-relay
+/// status` and `run` as processes. The good events arrive, the bad rows are dead letters, the
+/// relay exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_binary_drains_past_malformed_rows() {
+    let Some((pool, url)) = common::postgres().await else {
+        return;
+    };
+    let kafka = common::cluster(1, "orders", 3);
+    let written = write(&pool).await;
+    let prefix = written.names.name(Table::Events).to_string();
+    let prefix = prefix.trim_end_matches("_events").to_owned();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("relay.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "database_url = \"{url}\"\ntable_prefix = \"{prefix}\"\n[kafka]\nbootstrap_servers = \"{}\"\n\
+             [kafka.properties]\n\"message.max.bytes\" = \"10000\"\n[relay]\npoll_interval = \"20ms\"\n\
+             lease_ttl = \"2s\"\n[http]\nlisten = \"\"\n[registry]\nlisten = \"\"\n",
+            kafka.bootstrap_servers()
+        ),
+    )
+    .expect("config file");
+    let config_arg = file.display().to_string();
+
+    let status = cli(&["--config", &config_arg, "status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "status works with infinite timestamps in the table: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(text.contains("events waiting"), "{text}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["--config", &config_arg, "run"])
+        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("DATABASE_URL")
+        .env_remove("OUTBOX_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let config = common::config(&url, &kafka.bootstrap_servers(), &written.names, EXTRA);
+    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.status("outbox-relay").await.expect("status").backlog > 0 {
+        assert!(Instant::now() < deadline, "the relay did not drain the outbox");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    assert_eq!(child.wait().expect("exit").code(), Some(0));
+    check(&store, &kafka.bootstrap_servers(), &written).await;
+
+    let listed = cli(&["--config", &config_arg, "dead-letters", "list", "--format", "json"]);
+    assert!(listed.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(written.dead.len()));
+}
