@@ -170,11 +170,18 @@ pub(crate) enum DeadLetterCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Put dead letters back at the end of the outbox (same event id), in the order given.
+    /// Put dead letters back into the outbox in their original places (same id and event
+    /// id), so they are published ahead of their keys' later events.
     Retry {
         /// Dead letter ids (their original outbox ids).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "key")]
         ids: Vec<i64>,
+        /// Retry every dead letter of this event key (UTF-8), in their original order.
+        #[arg(long, conflicts_with = "ids")]
+        key: Option<String>,
+        /// With `--key`: only the dead letters of this topic.
+        #[arg(long, requires = "key")]
+        topic: Option<String>,
     },
     /// Delete dead letters for good.
     Discard {

@@ -349,7 +349,26 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             command @ (DeadLetterCommand::Retry { .. } | DeadLetterCommand::Discard { .. }),
         ) => {
             let (ids, retry) = match command {
-                DeadLetterCommand::Retry { ids } => (ids, true),
+                DeadLetterCommand::Retry {
+                    key: Some(key),
+                    topic,
+                    ..
+                } => {
+                    let retried = with_database!(&url, |pool: DB| ops::dead_letters_retry_key::<
+                        DB,
+                    >(
+                        pool, &config, &key, topic.as_deref()
+                    )
+                    .await)?;
+                    if retried.is_empty() {
+                        eprintln!("error: no dead letter with key {key:?}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    let retried: Vec<String> = retried.iter().map(i64::to_string).collect();
+                    println!("retried: {}", retried.join(", "));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                DeadLetterCommand::Retry { ids, .. } => (ids, true),
                 DeadLetterCommand::Discard { ids } => (ids, false),
                 DeadLetterCommand::List { .. } => unreachable!("matched above"),
             };

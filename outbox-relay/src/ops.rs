@@ -325,7 +325,14 @@ pub async fn dead_letters_apply<DB: OutboxDatabase>(
 ) -> Result<Vec<i64>> {
     let store = relay_store(pool, config)?;
     let mut missing = Vec::new();
-    for &id in ids {
+    // In outbox order: a later dead letter of a key retried first would be held back behind
+    // an earlier one still dead.
+    let mut ids = ids.to_vec();
+    if retry {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    for id in ids {
         let found = if retry {
             store.retry_dead_letter(id).await?
         } else {
@@ -336,6 +343,39 @@ pub async fn dead_letters_apply<DB: OutboxDatabase>(
         }
     }
     Ok(missing)
+}
+
+/// `dead-letters retry --key`: retries every dead letter of `key` (of `topic`, or of every
+/// topic), in outbox order; returns their ids.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn dead_letters_retry_key<DB: OutboxDatabase>(
+    pool: Pool<DB>,
+    config: &RelayConfig,
+    key: &str,
+    topic: Option<&str>,
+) -> Result<Vec<i64>> {
+    let store = relay_store(pool, config)?;
+    let mut ids: Vec<i64> = store
+        .dead_letters(usize::MAX)
+        .await?
+        .into_iter()
+        .filter(|d| {
+            d.record.event_key.as_deref() == Some(key.as_bytes())
+                && topic.is_none_or(|t| d.record.topic == t)
+        })
+        .map(|d| d.record.id)
+        .collect();
+    ids.sort_unstable();
+    let mut retried = Vec::with_capacity(ids.len());
+    for id in ids {
+        if store.retry_dead_letter(id).await? {
+            retried.push(id);
+        }
+    }
+    Ok(retried)
 }
 
 /// `schema register`: registers a schema under a subject (compatibility-checked).

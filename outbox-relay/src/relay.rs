@@ -90,7 +90,8 @@ impl<S> std::fmt::Debug for Relay<S> {
 #[derive(Default)]
 struct State {
     lease_until: Option<Instant>,
-    blocked: HashSet<BlockedKey>,
+    /// Keys with a dead letter, and the smallest dead id of each: later events wait.
+    blocked: HashMap<BlockedKey, i64>,
     blocked_read_at: Option<Instant>,
     status_read_at: Option<Instant>,
     /// Keys whose event failed permanently but may still succeed: not produced before then.
@@ -141,8 +142,23 @@ impl Finished {
     }
 }
 
+/// Records a dead letter of `key` at `id` (the block policy holds back what follows it).
+fn block(state: &mut State, key: BlockedKey, id: i64) {
+    let dead = state.blocked.entry(key).or_insert(id);
+    *dead = (*dead).min(id);
+}
+
 fn key_of(record: &OutboxRecord) -> BlockedKey {
     (record.topic.clone(), record.event_key.clone())
+}
+
+/// The producer's own refusal of a record's size: the same record is always refused.
+fn is_too_large(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize)
+    )
 }
 
 /// Errors that retrying the same record cannot fix.
@@ -374,8 +390,11 @@ impl<S: RelayStore> Relay<S> {
         if self.settings.poison_policy == PoisonPolicy::Block
             && stale(state.blocked_read_at, BLOCKED_KEYS_REFRESH)
         {
-            state.blocked = self.store.blocked_keys().await?.into_iter().collect();
-            state.blocked_read_at = Some(Instant::now());
+            if self.reload_blocked(state).await? {
+                // A retried dead letter is back below the cursor: claim from the start so it
+                // goes out ahead of its key's later events.
+                state.cursor = 0;
+            }
         }
         let now = Instant::now();
         state.retry_after.retain(|_, until| *until > now);
@@ -496,7 +515,7 @@ impl<S: RelayStore> Relay<S> {
         if self.settings.poison_policy == PoisonPolicy::Block
             && let Some(key) = key
         {
-            state.blocked.insert(key);
+            block(state, key, id);
         }
         Ok(())
     }
@@ -523,7 +542,9 @@ impl<S: RelayStore> Relay<S> {
                 ClaimedRow::Record(record) => record,
                 ClaimedRow::Malformed(bad) => {
                     if let Some(key) = &bad.key
-                        && self.is_blocked(key, state, &mut blocked_fresh).await?
+                        && self
+                            .is_blocked(key, bad.id, state, &mut blocked_fresh, done)
+                            .await?
                     {
                         self.park(bad.id, done).await?;
                         continue;
@@ -534,7 +555,10 @@ impl<S: RelayStore> Relay<S> {
                 }
             };
             let key = key_of(&record);
-            if self.is_blocked(&key, state, &mut blocked_fresh).await? {
+            if self
+                .is_blocked(&key, record.id, state, &mut blocked_fresh, done)
+                .await?
+            {
                 self.park(record.id, done).await?;
                 continue;
             }
@@ -561,7 +585,7 @@ impl<S: RelayStore> Relay<S> {
                     in_flight.push((records.len(), delivery));
                     records.push(record);
                 }
-                Err(e) if is_permanent(&e) => {
+                Err(e) if is_too_large(&e) => {
                     let reason = format!("refused by the producer: {e}");
                     self.dead_letter_now(record.id, Some(key), &reason, state, done)
                         .await?;
@@ -582,23 +606,48 @@ impl<S: RelayStore> Relay<S> {
         })
     }
 
-    /// Whether `key` has a dead letter; a key seen blocked is re-read once per batch, since
-    /// an operator may just have retried it.
+    /// Whether the row `id` of `key` comes after a dead letter of its key. A key seen blocked
+    /// is re-read once per batch, since an operator may just have retried it; a key found
+    /// retried is held back for this batch, so the next claim (from the start) produces the
+    /// retried rows first.
     async fn is_blocked(
         &self,
         key: &BlockedKey,
+        id: i64,
         state: &mut State,
         fresh: &mut bool,
+        done: &mut Finished,
     ) -> Result<bool> {
-        if self.settings.poison_policy != PoisonPolicy::Block || !state.blocked.contains(key) {
+        let after_dead = |state: &State| state.blocked.get(key).is_some_and(|dead| *dead < id);
+        if self.settings.poison_policy != PoisonPolicy::Block || !after_dead(state) {
             return Ok(false);
         }
         if !*fresh {
-            state.blocked = self.store.blocked_keys().await?.into_iter().collect();
-            state.blocked_read_at = Some(Instant::now());
+            let before = state.blocked.clone();
+            if self.reload_blocked(state).await? {
+                for (key, dead) in before {
+                    if state.blocked.get(&key) != Some(&dead) {
+                        done.held.insert(key);
+                    }
+                }
+                done.left_behind = true;
+            }
             *fresh = true;
         }
-        Ok(state.blocked.contains(key))
+        Ok(after_dead(state))
+    }
+
+    /// Re-reads the dead letters' keys; true when a key lost a dead letter (it was retried or
+    /// discarded), so rows below the cursor may be waiting.
+    async fn reload_blocked(&self, state: &mut State) -> Result<bool> {
+        let fresh: HashMap<BlockedKey, i64> = self.store.blocked_keys().await?.into_iter().collect();
+        let released = state
+            .blocked
+            .iter()
+            .any(|(key, dead)| fresh.get(key).is_none_or(|now| now > dead));
+        state.blocked = fresh;
+        state.blocked_read_at = Some(Instant::now());
+        Ok(released)
     }
 
     /// Parks a row of a blocked key in the dead-letter table, behind its key's dead letter.
@@ -664,7 +713,7 @@ impl<S: RelayStore> Relay<S> {
                 done.dead_lettered += 1;
                 tracing::error!(id = record.id, event_id = %record.event_id, %error, "event dead-lettered");
                 if self.settings.poison_policy == PoisonPolicy::Block {
-                    state.blocked.insert(key);
+                    block(state, key, record.id);
                 }
             } else {
                 // Back off before the next attempt: a permanent error does not clear in

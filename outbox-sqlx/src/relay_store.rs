@@ -618,13 +618,13 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
         Ok(deleted > 0)
     }
 
-    async fn blocked_keys(&self) -> Result<Vec<BlockedKey>> {
+    async fn blocked_keys(&self) -> Result<Vec<(BlockedKey, i64)>> {
         let rows = self
             .cells(
                 "read blocked keys",
                 &self.stmts.select_blocked_keys,
                 vec![],
-                &[Column::Text, Column::OptBytes],
+                &[Column::Text, Column::OptBytes, Column::I64],
             )
             .await?;
         // A dead letter whose topic or key does not decode blocks no key the relay can see.
@@ -632,8 +632,10 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
             .into_iter()
             .filter_map(|row| {
                 let mut row = row.into_iter();
-                match (row.next(), row.next()) {
-                    (Some(Ok(topic)), Some(Ok(key))) => Some((topic.text(), key.opt_bytes())),
+                match (row.next(), row.next(), row.next()) {
+                    (Some(Ok(topic)), Some(Ok(key)), Some(Ok(id))) => {
+                        Some(((topic.text(), key.opt_bytes()), id.i64()))
+                    }
                     _ => None,
                 }
             })

@@ -191,7 +191,7 @@ impl RelayStore for MemoryRelayStore {
         let mut state = self.state();
         match state.dead.remove(&id) {
             Some(dead) => {
-                Self::push(&mut state, dead.record);
+                state.events.insert(id, dead.record);
                 Ok(true)
             }
             None => Ok(false),
@@ -202,15 +202,13 @@ impl RelayStore for MemoryRelayStore {
         Ok(self.state().dead.remove(&id).is_some())
     }
 
-    async fn blocked_keys(&self) -> Result<Vec<BlockedKey>> {
-        let mut keys: Vec<BlockedKey> = self
-            .state()
-            .dead
-            .values()
-            .map(|d| (d.record.topic.clone(), d.record.event_key.clone()))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+    async fn blocked_keys(&self) -> Result<Vec<(BlockedKey, i64)>> {
+        let mut keys: BTreeMap<BlockedKey, i64> = BTreeMap::new();
+        // Dead letters iterate in id order: the first of a key is its smallest id.
+        for (id, d) in &self.state().dead {
+            keys.entry((d.record.topic.clone(), d.record.event_key.clone()))
+                .or_insert(*id);
+        }
+        Ok(keys.into_iter().collect())
     }
 }

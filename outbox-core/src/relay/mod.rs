@@ -184,15 +184,17 @@ pub trait RelayStore: Send + Sync {
     /// Dead letters, oldest first.
     fn dead_letters(&self, limit: usize) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
 
-    /// Puts a dead letter back at the end of the outbox (same `event_id`, new `id`).
+    /// Puts a dead letter back into the outbox with its original `id` (and `event_id`), so
+    /// it is produced in its original place: ahead of its key's later events.
     fn retry_dead_letter(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
 
     /// Deletes a dead letter for good.
     fn discard_dead_letter(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The distinct `(topic, key)` pairs that have dead letters: the keys a relay with the
-    /// block policy holds back.
-    fn blocked_keys(&self) -> impl Future<Output = Result<Vec<BlockedKey>>> + Send;
+    /// The distinct `(topic, key)` pairs that have dead letters, each with the smallest
+    /// outbox id among its dead letters: a relay with the block policy holds back the key's
+    /// events after that id.
+    fn blocked_keys(&self) -> impl Future<Output = Result<Vec<(BlockedKey, i64)>>> + Send;
 }
 
 /// A `(topic, key)` with a dead letter.

@@ -86,11 +86,12 @@ pub struct Statements {
     pub delete_attempts: String,
     /// Dead letters, oldest first: (limit i64) -> record columns, attempts i32, error.
     pub select_dead_letters: String,
-    /// Puts a dead letter back in the outbox: (id i64).
+    /// Puts a dead letter back in the outbox with its original id: (id i64).
     pub requeue_dead_letter: String,
     /// Deletes a dead letter: (id i64).
     pub delete_dead_letter: String,
-    /// Keys with dead letters: () -> (topic, event_key nullable bytes).
+    /// Keys with dead letters and their smallest id: () -> (topic, event_key nullable bytes,
+    /// id i64).
     pub select_blocked_keys: String,
     /// Backlog and lag: () -> (count i64, age of the oldest row in ms i64 nullable).
     pub select_backlog: String,
@@ -222,6 +223,11 @@ impl Statements {
                 p(2)
             ),
         };
+        // PostgreSQL's identity column takes an explicit id only when told to.
+        let overriding = match d {
+            Dialect::Postgres => " OVERRIDING SYSTEM VALUE",
+            _ => "",
+        };
         let event_columns = "event_id, topic, event_key, event_type, schema_id, content_type, payload, headers, created_at";
         let select_last_id = match d {
             Dialect::Postgres => format!(
@@ -303,12 +309,13 @@ impl Statements {
                 p(1)
             ),
             requeue_dead_letter: format!(
-                "INSERT INTO {events} ({event_columns}) SELECT {event_columns} FROM {dead} WHERE id = {}",
+                "INSERT INTO {events} (id, {event_columns}){overriding} SELECT id, {event_columns} \
+                 FROM {dead} WHERE id = {}",
                 p(1)
             ),
             delete_dead_letter: format!("DELETE FROM {dead} WHERE id = {}", p(1)),
             select_blocked_keys: format!(
-                "SELECT DISTINCT topic, event_key FROM {dead} ORDER BY topic, event_key"
+                "SELECT topic, event_key, MIN(id) FROM {dead} GROUP BY topic, event_key"
             ),
             select_backlog: format!("SELECT COUNT(*), {oldest_ms} FROM {events}"),
             count_dead_letters: format!("SELECT COUNT(*) FROM {dead}"),
