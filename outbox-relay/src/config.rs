@@ -245,7 +245,7 @@ fn default_listen() -> String {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|_| {
-        serde::de::Error::custom("not a duration like \"250ms\" or \"10s\"".to_owned())
+        serde::de::Error::custom("not a duration such as 250ms or 10s".to_owned())
     })
 }
 

@@ -33,6 +33,8 @@ pub(crate) fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T> {
                 let field = rest.split('`').next().unwrap_or_default();
                 let key = if path == "." || path.is_empty() {
                     field.to_owned()
+                } else if path == field || path.ends_with(&format!(".{field}")) {
+                    path
                 } else {
                     format!("{path}.{field}")
                 };
@@ -52,8 +54,22 @@ pub(crate) fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T> {
 }
 
 fn syntax_error(text: &str, e: &toml::de::Error) -> Error {
+    // A duplicate key's span is the key as written: name it (a key is not a secret).
+    let key = e
+        .span()
+        .filter(|_| e.message().starts_with("duplicate key"))
+        .and_then(|span| text.get(span))
+        .map(str::trim)
+        .filter(|key| {
+            !key.is_empty()
+                && key.len() <= 100
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        })
+        .unwrap_or("config file");
     invalid(
-        "config file",
+        key,
         format!(
             "not valid TOML: {}{}",
             without_values(e.message()),
