@@ -44,10 +44,9 @@ pub async fn serve(
         .route(
             "/readyz",
             get(|State(m): State<Arc<Metrics>>| async move {
-                if m.is_ready() {
-                    (StatusCode::OK, "ready\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                match m.unready() {
+                    Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                    None => (StatusCode::OK, "ready\n".to_owned()),
                 }
             }),
         )

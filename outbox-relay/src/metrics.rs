@@ -29,7 +29,11 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     /// Row creation to Kafka acknowledgement.
     pub end_to_end_seconds: Histogram,
+    /// Fatal producer errors after which the producer was rebuilt.
+    pub producer_rebuilds: IntCounter,
     ready: AtomicBool,
+    kafka_ready: AtomicBool,
+    producer_failed: AtomicBool,
     last_loop_ms: AtomicU64,
     last_progress_ms: AtomicU64,
 }
@@ -101,8 +105,14 @@ impl Metrics {
                 "Event creation to Kafka acknowledgement",
                 latency,
             ),
+            producer_rebuilds: counter(
+                "producer_rebuilds_total",
+                "Producers rebuilt after a fatal error",
+            ),
             registry,
             ready: AtomicBool::new(false),
+            kafka_ready: AtomicBool::new(true),
+            producer_failed: AtomicBool::new(false),
             last_loop_ms: AtomicU64::new(now_ms()),
             last_progress_ms: AtomicU64::new(now_ms()),
         }
@@ -115,14 +125,36 @@ impl Metrics {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// Marks whether the last database and Kafka operations succeeded.
+    /// Marks whether the last database operations succeeded.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// Marks whether Kafka acknowledges records (false while acknowledgements are overdue).
+    pub fn set_kafka_ready(&self, ready: bool) {
+        self.kafka_ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Marks that the producer failed fatally and could not be rebuilt.
+    pub fn set_producer_failed(&self, failed: bool) {
+        self.producer_failed.store(failed, Ordering::Relaxed);
+    }
+
+    /// Why the relay cannot do its work right now (`/readyz`): the database or Kafka does not
+    /// answer.
+    pub fn unready(&self) -> Option<&'static str> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Some("database unavailable (or not reached yet)");
+        }
+        if !self.kafka_ready.load(Ordering::Relaxed) {
+            return Some("kafka is not acknowledging records");
+        }
+        None
+    }
+
     /// Whether the relay can do its work (`/readyz`).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.unready().is_none()
     }
 
     /// Records that the drain loop is alive.
@@ -150,6 +182,9 @@ impl Metrics {
     /// answer). An outage makes it unready instead (`/readyz`), since a restart cannot fix it.
     pub fn unhealthy(&self, stuck_after: std::time::Duration) -> Option<&'static str> {
         let limit = u64::try_from(stuck_after.as_millis()).unwrap_or(u64::MAX);
+        if self.producer_failed.load(Ordering::Relaxed) {
+            return Some("producer failed fatally");
+        }
         if self.since_heartbeat_ms() > limit {
             return Some("drain loop stuck");
         }

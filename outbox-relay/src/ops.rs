@@ -92,7 +92,7 @@ pub async fn run<DB: OutboxDatabase>(
         config.relay.clone(),
         config.instance_id(),
     )
-    .with_max_message_bytes(crate::producer::max_message_bytes(&config.kafka)?)
+    .with_producer_config(config.kafka.clone())?
     .with_metrics(Arc::clone(&metrics));
     let listener = if config.relay.listen_notify && DB::DIALECT == Dialect::Postgres {
         let wakeup = Arc::new(tokio::sync::Notify::new());

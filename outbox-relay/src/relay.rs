@@ -12,7 +12,7 @@ use outbox_core::relay::{BlockedKey, ClaimedRow, OutboxRecord, RelayStore};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 
-use crate::config::{DrainConfig, PoisonPolicy};
+use crate::config::{DrainConfig, KafkaConfig, PoisonPolicy};
 use crate::metrics::Metrics;
 use crate::record::{to_record, unproducible};
 
@@ -24,6 +24,10 @@ const STATUS_REFRESH: Duration = Duration::from_secs(5);
 const MIN_POLL: Duration = Duration::from_millis(1);
 /// The longest wait after a failing database or broker.
 const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(5);
+/// Acknowledgements overdue this long mark Kafka unready (`/readyz`).
+const KAFKA_UNREADY_AFTER: Duration = Duration::from_secs(5);
+/// How often the loop beats while it waits for acknowledgements.
+const ACK_WAIT_BEAT: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts of a permanently failing event.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -69,7 +73,9 @@ pub struct RunSummary {
 /// ```
 pub struct Relay<S> {
     store: S,
-    producer: FutureProducer,
+    /// Replaced when librdkafka reports a fatal error (see [`Relay::with_producer_config`]).
+    producer: std::sync::RwLock<FutureProducer>,
+    kafka: Option<KafkaConfig>,
     settings: DrainConfig,
     max_message_bytes: usize,
     instance: String,
@@ -193,7 +199,8 @@ impl<S: RelayStore> Relay<S> {
     ) -> Self {
         Self {
             store,
-            producer,
+            producer: std::sync::RwLock::new(producer),
+            kafka: None,
             settings,
             max_message_bytes: crate::producer::DEFAULT_MESSAGE_MAX_BYTES,
             instance,
@@ -218,6 +225,20 @@ impl<S: RelayStore> Relay<S> {
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self
+    }
+
+    /// The Kafka settings the producer was built from: sets the size limit (see
+    /// [`Relay::with_max_message_bytes`]) and lets the relay build a new producer when
+    /// librdkafka reports a fatal error (an idempotence sequence failure), instead of
+    /// spinning on the dead one. Without it, a fatal error fails `/healthz`.
+    ///
+    /// # Errors
+    ///
+    /// [`outbox_core::Error::InvalidConfig`] for a malformed `message.max.bytes`.
+    pub fn with_producer_config(mut self, kafka: KafkaConfig) -> Result<Self> {
+        self.max_message_bytes = crate::producer::max_message_bytes(&kafka)?;
+        self.kafka = Some(kafka);
+        Ok(self)
     }
 
     /// Shares these metrics (for the HTTP endpoint).
@@ -301,7 +322,8 @@ impl<S: RelayStore> Relay<S> {
             tracing::warn!(error = %e, "could not release the lease; it expires on its own");
         }
         self.metrics.leader.set(0);
-        let _ = self.producer.flush(Duration::from_secs(1));
+        let producer = self.producer();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(1))).await;
         Ok(summary)
     }
 
@@ -360,6 +382,49 @@ impl<S: RelayStore> Relay<S> {
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "could not finish the last batch; it will be produced again"),
             Err(_) => tracing::warn!("batch not acknowledged before the shutdown timeout; it will be produced again"),
+        }
+    }
+
+    /// The current producer.
+    fn producer(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces a producer that failed fatally (librdkafka refuses every record after that):
+    /// the rows it did not acknowledge stay in the outbox and are produced again by the new
+    /// one.
+    async fn replace_dead_producer(&self) {
+        let current = self.producer();
+        let Some((code, reason)) = current.client().fatal_error() else {
+            return;
+        };
+        let Some(kafka) = &self.kafka else {
+            tracing::error!(?code, %reason, "the producer failed fatally; restart the relay");
+            self.metrics.set_producer_failed(true);
+            return;
+        };
+        match crate::producer::producer(kafka) {
+            Ok(fresh) => {
+                tracing::warn!(?code, %reason, "the producer failed fatally; built a new one, unacknowledged rows are produced again");
+                let old = std::mem::replace(
+                    &mut *self
+                        .producer
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    fresh,
+                );
+                self.metrics.producer_rebuilds.inc();
+                self.metrics.set_producer_failed(false);
+                // Dropping a producer purges and flushes it, which blocks.
+                let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the producer failed fatally and a new one could not be built");
+                self.metrics.set_producer_failed(true);
+            }
         }
     }
 
@@ -446,6 +511,7 @@ impl<S: RelayStore> Relay<S> {
             });
         }
         self.refresh(state).await?;
+        self.replace_dead_producer().await;
         let mut done = Finished::default();
         if state.cursor == 0 {
             // Claiming from the start would claim the rows in flight again: finish them first.
@@ -468,7 +534,7 @@ impl<S: RelayStore> Relay<S> {
         }
         let delivered = match state.pending.take() {
             Some(batch) => {
-                let delivered = Self::deliveries(batch).await;
+                let delivered = self.deliveries(batch).await;
                 self.settle_failures(&delivered, state, &mut done).await?;
                 Some(delivered)
             }
@@ -660,7 +726,11 @@ impl<S: RelayStore> Relay<S> {
     }
 
     /// Awaits every acknowledgement of a batch.
-    async fn deliveries(batch: Batch) -> Delivered {
+    ///
+    /// While acknowledgements are overdue the loop still beats (waiting on Kafka is not a
+    /// stuck loop) and, after a few seconds, Kafka is marked unready: an outage shows on
+    /// `/readyz`, not `/healthz`.
+    async fn deliveries(&self, batch: Batch) -> Delivered {
         let Batch {
             records,
             in_flight,
@@ -668,8 +738,22 @@ impl<S: RelayStore> Relay<S> {
             started,
         } = batch;
         let mut acked = Vec::with_capacity(in_flight.len());
-        for (i, delivery) in in_flight {
-            match delivery.await {
+        let mut last_ack = Instant::now();
+        for (i, mut delivery) in in_flight {
+            let result = loop {
+                match tokio::time::timeout(ACK_WAIT_BEAT, &mut delivery).await {
+                    Ok(result) => break result,
+                    Err(_) => {
+                        self.metrics.heartbeat();
+                        if last_ack.elapsed() > KAFKA_UNREADY_AFTER {
+                            self.metrics.set_kafka_ready(false);
+                        }
+                    }
+                }
+            };
+            last_ack = Instant::now();
+            self.metrics.set_kafka_ready(true);
+            match result {
                 Ok(Ok(_)) => acked.push(i),
                 Ok(Err((e, _))) => failures.push((i, e)),
                 Err(_canceled) => failures.push((i, KafkaError::Canceled)),
@@ -761,7 +845,7 @@ impl<S: RelayStore> Relay<S> {
     async fn finish_pending(&self, state: &mut State) -> Result<Finished> {
         let mut done = Finished::default();
         if let Some(batch) = state.pending.take() {
-            let delivered = Self::deliveries(batch).await;
+            let delivered = self.deliveries(batch).await;
             self.settle_failures(&delivered, state, &mut done).await?;
             self.acknowledge(&delivered, &mut done).await?;
         }
@@ -774,8 +858,9 @@ impl<S: RelayStore> Relay<S> {
         record: &OutboxRecord,
     ) -> std::result::Result<rdkafka::producer::DeliveryFuture, KafkaError> {
         let mut kafka_record = to_record(record, &self.settings.source);
+        let producer = self.producer();
         loop {
-            match self.producer.send_result(kafka_record) {
+            match producer.send_result(kafka_record) {
                 Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     kafka_record = back;
