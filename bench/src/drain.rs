@@ -41,7 +41,7 @@ pub(crate) async fn relay_drain(
                 break;
             }
             store
-                .ack(&batch.iter().map(|r| r.id).collect::<Vec<_>>())
+                .ack(&batch.iter().map(|r| r.id).collect::<Vec<_>>(), None)
                 .await?;
         }
         let db_eps = n as f64 / started.elapsed().as_secs_f64();
@@ -116,7 +116,7 @@ pub(crate) async fn relay_drain(
                     .send(record, Duration::from_secs(30))
                     .await
                     .map_err(|(e, _)| e)?;
-                store.ack(&[row.id]).await?;
+                store.ack(&[row.id], None).await?;
             }
             let naive_eps = naive_n as f64 / started.elapsed().as_secs_f64();
             report.row(

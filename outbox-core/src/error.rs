@@ -159,6 +159,16 @@ pub enum Error {
         /// What was taken.
         what: String,
     },
+
+    /// A relay's write was refused because another holder took its lease (the fencing token
+    /// moved on): the relay must stop producing.
+    #[error("lease {lease} was taken over (generation {token} is no longer current)")]
+    LeaseLost {
+        /// The lease.
+        lease: String,
+        /// The generation the write was made under.
+        token: i64,
+    },
 }
 
 impl Error {

@@ -167,7 +167,8 @@ pub struct DrainConfig {
     /// How long a lease lasts without renewal; a stand-by takes over after it.
     #[serde(default = "default_lease_ttl", deserialize_with = "duration")]
     pub lease_ttl: Duration,
-    /// This instance's name in the lease table (default: host name and process id).
+    /// This instance's name in the lease table (default: the host name). A restarted relay
+    /// with the same identity takes its lease back at once.
     #[serde(default)]
     pub instance_id: Option<String>,
     /// Permanent failures of one event before it is dead-lettered.
@@ -244,9 +245,8 @@ fn default_listen() -> String {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|_| {
-        serde::de::Error::custom("not a duration such as 250ms or 10s".to_owned())
-    })
+    humantime::parse_duration(&text)
+        .map_err(|_| serde::de::Error::custom("not a duration such as 250ms or 10s".to_owned()))
 }
 
 impl Default for DrainConfig {
@@ -511,17 +511,17 @@ impl RelayConfig {
         Ok(Some(remote))
     }
 
-    /// This instance's lease holder name.
+    /// This instance's lease holder name: `relay.instance_id`, else the host name. A relay
+    /// restarted with the same identity takes its lease back at once (as a new generation,
+    /// which fences a live twin), so give each relay on one host its own `instance_id`.
     pub fn instance_id(&self) -> String {
         self.relay.instance_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
                 .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "relay".to_owned());
-            format!(
-                "{host}-{}-{}",
-                std::process::id(),
-                uuid::Uuid::now_v7().simple()
-            )
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "outbox-relay".to_owned())
         })
     }
 }

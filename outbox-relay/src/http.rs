@@ -45,7 +45,10 @@ pub async fn serve(
             "/readyz",
             get(|State(m): State<Arc<Metrics>>| async move {
                 match m.unready() {
-                    Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                    Some(why) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {why}\n"),
+                    ),
                     None => (StatusCode::OK, "ready\n".to_owned()),
                 }
             }),

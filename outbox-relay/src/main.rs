@@ -354,12 +354,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                     topic,
                     ..
                 } => {
-                    let retried = with_database!(&url, |pool: DB| ops::dead_letters_retry_key::<
-                        DB,
-                    >(
-                        pool, &config, &key, topic.as_deref()
-                    )
-                    .await)?;
+                    let retried =
+                        with_database!(&url, |pool: DB| ops::dead_letters_retry_key::<DB>(
+                            pool,
+                            &config,
+                            &key,
+                            topic.as_deref()
+                        )
+                        .await)?;
                     if retried.is_empty() {
                         eprintln!("error: no dead letter with key {key:?}");
                         return Ok(ExitCode::FAILURE);

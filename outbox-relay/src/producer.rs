@@ -17,7 +17,8 @@ const ENFORCED: [(&str, &str); 3] = [
 /// The producer's default `message.max.bytes`: the writers' default record limit (1 MiB of
 /// key + value + headers) plus 64 KiB for the CloudEvents headers and the framing, so every
 /// event `publish` accepts is accepted here (librdkafka's own default is 1,000,000).
-pub const DEFAULT_MESSAGE_MAX_BYTES: usize = outbox_core::encode::DEFAULT_MAX_PAYLOAD_BYTES + 64 * 1024;
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize =
+    outbox_core::encode::DEFAULT_MAX_PAYLOAD_BYTES + 64 * 1024;
 
 /// `message.max.bytes` as librdkafka bounds it.
 const MESSAGE_MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1000..=1_000_000_000;

@@ -72,7 +72,11 @@ pub fn wire_size(record: &OutboxRecord, source: &str) -> usize {
 /// Why a well-formed row still cannot become a record the producer accepts (a topic Kafka
 /// refuses, a record above `max_message_bytes`), if it cannot. Such a row is dead-lettered at
 /// once: retrying cannot change the answer.
-pub fn unproducible(record: &OutboxRecord, source: &str, max_message_bytes: usize) -> Option<String> {
+pub fn unproducible(
+    record: &OutboxRecord,
+    source: &str,
+    max_message_bytes: usize,
+) -> Option<String> {
     if let Some(problem) = topic_problem(&record.topic) {
         return Some(problem);
     }

@@ -7,8 +7,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use outbox_core::Result;
-use outbox_core::relay::{BlockedKey, ClaimedRow, OutboxRecord, RelayStore};
+use outbox_core::relay::{BlockedKey, ClaimedRow, Fence, OutboxRecord, RelayStore};
+use outbox_core::{Error, Result};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 
@@ -96,6 +96,10 @@ impl<S> std::fmt::Debug for Relay<S> {
 #[derive(Default)]
 struct State {
     lease_until: Option<Instant>,
+    /// The lease generation last granted: every write is fenced with it.
+    token: Option<i64>,
+    /// After a take-over, when to try for the lease again.
+    retake_after: Option<Instant>,
     /// Keys with a dead letter, and the smallest dead id of each: later events wait.
     blocked: HashMap<BlockedKey, i64>,
     blocked_read_at: Option<Instant>,
@@ -360,6 +364,11 @@ impl<S: RelayStore> Relay<S> {
                     (wait * 2).clamp(MIN_POLL, self.settings.poll_interval)
                 }
             }
+            Err(e @ Error::LeaseLost { .. }) => {
+                tracing::warn!(error = %e, "a write was fenced off: this relay stands by");
+                self.metrics.progress();
+                (self.settings.lease_ttl / 4).min(Duration::from_secs(1))
+            }
             Err(e) => {
                 self.metrics.set_ready(false);
                 tracing::warn!(error = %e, retry_in = ?*backoff, "relay step failed");
@@ -380,8 +389,12 @@ impl<S: RelayStore> Relay<S> {
                 summary.published += done.published as u64;
                 summary.dead_lettered += done.dead_lettered as u64;
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not finish the last batch; it will be produced again"),
-            Err(_) => tracing::warn!("batch not acknowledged before the shutdown timeout; it will be produced again"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not finish the last batch; it will be produced again")
+            }
+            Err(_) => tracing::warn!(
+                "batch not acknowledged before the shutdown timeout; it will be produced again"
+            ),
         }
     }
 
@@ -438,16 +451,59 @@ impl<S: RelayStore> Relay<S> {
             return Ok(true);
         }
         let asked = Instant::now();
-        let granted = self
-            .store
-            .try_acquire_lease(&self.settings.lease_name, &self.instance, ttl)
-            .await?;
-        state.lease_until = granted.map(|_| asked + ttl);
-        if granted.is_some() && self.metrics.leader.get() == 0 {
-            tracing::info!(instance = %self.instance, "holding the relay lease");
+        let held = match (state.lease_until, state.token) {
+            (Some(_), Some(token)) => {
+                let renewed = self
+                    .store
+                    .renew_lease(&self.settings.lease_name, &self.instance, token, ttl)
+                    .await?;
+                if !renewed {
+                    self.lease_lost(state);
+                }
+                renewed
+            }
+            _ if state.retake_after.is_some_and(|t| t > now) => false,
+            _ => match self
+                .store
+                .try_acquire_lease(&self.settings.lease_name, &self.instance, ttl)
+                .await?
+            {
+                Some(token) => {
+                    tracing::info!(instance = %self.instance, generation = token, "holding the relay lease");
+                    state.token = Some(token);
+                    true
+                }
+                None => false,
+            },
+        };
+        state.lease_until = held.then_some(asked + ttl);
+        self.metrics.leader.set(i64::from(held));
+        Ok(held)
+    }
+
+    /// Stops at once after the lease was taken over: nothing more is claimed or produced,
+    /// and the lease is not tried again for a lease period (a live twin with the same
+    /// identity keeps it that long).
+    fn lease_lost(&self, state: &mut State) {
+        if state.lease_until.is_some() {
+            tracing::error!(
+                instance = %self.instance,
+                "the relay lease was taken over (by another relay, or one using the same instance_id); stopping"
+            );
         }
-        self.metrics.leader.set(i64::from(granted.is_some()));
-        Ok(granted.is_some())
+        state.lease_until = None;
+        state.retake_after = Some(Instant::now() + self.settings.lease_ttl);
+        state.cursor = 0;
+        self.metrics.leader.set(0);
+    }
+
+    /// The lease generation writes are made under.
+    fn fence(&self, state: &State) -> Option<Fence> {
+        state.token.map(|token| Fence {
+            lease: self.settings.lease_name.clone(),
+            holder: self.instance.clone(),
+            token,
+        })
     }
 
     async fn refresh(&self, state: &mut State) -> Result<()> {
@@ -496,6 +552,15 @@ impl<S: RelayStore> Relay<S> {
     /// Cancelling after records were produced but before they were acknowledged leaves the
     /// rows in the outbox: they are produced again (duplicates, never loss).
     async fn step(&self, state: &mut State) -> Result<Step> {
+        let result = self.step_holding(state).await;
+        if let Err(Error::LeaseLost { .. }) = &result {
+            self.lease_lost(state);
+        }
+        result
+    }
+
+    /// [`Relay::step`], before a lost lease is dealt with.
+    async fn step_holding(&self, state: &mut State) -> Result<Step> {
         if !self.hold_lease(state).await? {
             // Records already produced are finished; nothing new is claimed.
             let done = self.finish_pending(state).await?;
@@ -534,7 +599,7 @@ impl<S: RelayStore> Relay<S> {
         }
         let delivered = match state.pending.take() {
             Some(batch) => {
-                let delivered = self.deliveries(batch).await;
+                let delivered = self.deliveries(batch, state).await;
                 self.settle_failures(&delivered, state, &mut done).await?;
                 Some(delivered)
             }
@@ -545,7 +610,7 @@ impl<S: RelayStore> Relay<S> {
             state.pending = Some(batch);
         }
         if let Some(delivered) = delivered {
-            self.acknowledge(&delivered, &mut done).await?;
+            self.acknowledge(&delivered, state, &mut done).await?;
         }
         if claimed < self.settings.batch_size {
             // Caught up: finish this batch now rather than holding it for the next poll, and
@@ -574,10 +639,16 @@ impl<S: RelayStore> Relay<S> {
         state: &mut State,
         done: &mut Finished,
     ) -> Result<()> {
-        self.store.dead_letter(id, 0, reason).await?;
+        self.store
+            .dead_letter(id, 0, reason, self.fence(state).as_ref())
+            .await?;
         self.metrics.dead_lettered.inc();
         done.dead_lettered += 1;
-        tracing::error!(id, reason, "row cannot become a Kafka record; dead-lettered");
+        tracing::error!(
+            id,
+            reason,
+            "row cannot become a Kafka record; dead-lettered"
+        );
         if self.settings.poison_policy == PoisonPolicy::Block
             && let Some(key) = key
         {
@@ -612,7 +683,7 @@ impl<S: RelayStore> Relay<S> {
                             .is_blocked(key, bad.id, state, &mut blocked_fresh, done)
                             .await?
                     {
-                        self.park(bad.id, done).await?;
+                        self.park(bad.id, state, done).await?;
                         continue;
                     }
                     self.dead_letter_now(bad.id, bad.key, &bad.reason, state, done)
@@ -625,7 +696,7 @@ impl<S: RelayStore> Relay<S> {
                 .is_blocked(&key, record.id, state, &mut blocked_fresh, done)
                 .await?
             {
-                self.park(record.id, done).await?;
+                self.park(record.id, state, done).await?;
                 continue;
             }
             if done.held.contains(&key)
@@ -706,7 +777,8 @@ impl<S: RelayStore> Relay<S> {
     /// Re-reads the dead letters' keys; true when a key lost a dead letter (it was retried or
     /// discarded), so rows below the cursor may be waiting.
     async fn reload_blocked(&self, state: &mut State) -> Result<bool> {
-        let fresh: HashMap<BlockedKey, i64> = self.store.blocked_keys().await?.into_iter().collect();
+        let fresh: HashMap<BlockedKey, i64> =
+            self.store.blocked_keys().await?.into_iter().collect();
         let released = state
             .blocked
             .iter()
@@ -717,9 +789,11 @@ impl<S: RelayStore> Relay<S> {
     }
 
     /// Parks a row of a blocked key in the dead-letter table, behind its key's dead letter.
-    async fn park(&self, id: i64, done: &mut Finished) -> Result<()> {
+    async fn park(&self, id: i64, state: &State, done: &mut Finished) -> Result<()> {
         let reason = "held back: an earlier event with this key is in the dead-letter table";
-        self.store.dead_letter(id, 0, reason).await?;
+        self.store
+            .dead_letter(id, 0, reason, self.fence(state).as_ref())
+            .await?;
         self.metrics.dead_lettered.inc();
         done.dead_lettered += 1;
         Ok(())
@@ -730,7 +804,7 @@ impl<S: RelayStore> Relay<S> {
     /// While acknowledgements are overdue the loop still beats (waiting on Kafka is not a
     /// stuck loop) and, after a few seconds, Kafka is marked unready: an outage shows on
     /// `/readyz`, not `/healthz`.
-    async fn deliveries(&self, batch: Batch) -> Delivered {
+    async fn deliveries(&self, batch: Batch, state: &mut State) -> Delivered {
         let Batch {
             records,
             in_flight,
@@ -739,17 +813,32 @@ impl<S: RelayStore> Relay<S> {
         } = batch;
         let mut acked = Vec::with_capacity(in_flight.len());
         let mut last_ack = Instant::now();
+        let mut lost = false;
         for (i, mut delivery) in in_flight {
+            if lost {
+                // Not awaited: the rows stay for the new holder, which produces them again.
+                failures.push((i, KafkaError::Canceled));
+                continue;
+            }
             let result = loop {
                 match tokio::time::timeout(ACK_WAIT_BEAT, &mut delivery).await {
-                    Ok(result) => break result,
+                    Ok(result) => break Some(result),
                     Err(_) => {
                         self.metrics.heartbeat();
                         if last_ack.elapsed() > KAFKA_UNREADY_AFTER {
                             self.metrics.set_kafka_ready(false);
                         }
+                        // Keep the lease while waiting; stop at once if it was taken over.
+                        if matches!(self.hold_lease(state).await, Ok(false)) {
+                            break None;
+                        }
                     }
                 }
+            };
+            let Some(result) = result else {
+                lost = true;
+                failures.push((i, KafkaError::Canceled));
+                continue;
             };
             last_ack = Instant::now();
             self.metrics.set_kafka_ready(true);
@@ -791,7 +880,9 @@ impl<S: RelayStore> Relay<S> {
             let attempts = self.store.record_failure(record.event_id, &message).await?;
             tracing::warn!(id = record.id, attempts, %error, "permanent delivery failure");
             if attempts >= self.settings.max_attempts {
-                self.store.dead_letter(record.id, attempts, &message).await?;
+                self.store
+                    .dead_letter(record.id, attempts, &message, self.fence(state).as_ref())
+                    .await?;
                 state.retry_after.remove(&key);
                 self.metrics.dead_lettered.inc();
                 done.dead_lettered += 1;
@@ -816,7 +907,12 @@ impl<S: RelayStore> Relay<S> {
     }
 
     /// Deletes what Kafka acknowledged, in one statement.
-    async fn acknowledge(&self, delivered: &Delivered, done: &mut Finished) -> Result<()> {
+    async fn acknowledge(
+        &self,
+        delivered: &Delivered,
+        state: &State,
+        done: &mut Finished,
+    ) -> Result<()> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -826,11 +922,11 @@ impl<S: RelayStore> Relay<S> {
             .map(|&i| delivered.records[i].id)
             .collect();
         if !ids.is_empty() {
-            self.store.ack(&ids).await?;
+            self.store.ack(&ids, self.fence(state).as_ref()).await?;
             self.metrics.published.inc_by(ids.len() as u64);
             for &i in &delivered.acked {
-                let age = u64::try_from(now_ms - delivered.records[i].created_at_ms)
-                    .unwrap_or_default();
+                let age =
+                    u64::try_from(now_ms - delivered.records[i].created_at_ms).unwrap_or_default();
                 self.metrics.end_to_end_seconds.observe(age as f64 / 1000.0);
             }
         }
@@ -845,9 +941,9 @@ impl<S: RelayStore> Relay<S> {
     async fn finish_pending(&self, state: &mut State) -> Result<Finished> {
         let mut done = Finished::default();
         if let Some(batch) = state.pending.take() {
-            let delivered = self.deliveries(batch).await;
+            let delivered = self.deliveries(batch, state).await;
             self.settle_failures(&delivered, state, &mut done).await?;
-            self.acknowledge(&delivered, &mut done).await?;
+            self.acknowledge(&delivered, state, &mut done).await?;
         }
         Ok(done)
     }

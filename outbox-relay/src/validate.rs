@@ -110,11 +110,27 @@ pub(crate) fn check_ranges(config: &RelayConfig) -> Result<()> {
     let relay = &config.relay;
     count("relay.batch_size", relay.batch_size, 1..=100_000)?;
     count("relay.max_attempts", relay.max_attempts as usize, 1..=1000)?;
-    duration("relay.poll_interval", relay.poll_interval, ms(1)..=secs(3600))?;
+    duration(
+        "relay.poll_interval",
+        relay.poll_interval,
+        ms(1)..=secs(3600),
+    )?;
     duration("relay.lease_ttl", relay.lease_ttl, secs(1)..=secs(3600))?;
-    duration("relay.shutdown_timeout", relay.shutdown_timeout, ms(0)..=secs(3600))?;
-    duration("relay.retry_backoff", relay.retry_backoff, ms(1)..=secs(600))?;
-    duration("relay.stuck_after", relay.stuck_after, secs(1)..=secs(86_400))?;
+    duration(
+        "relay.shutdown_timeout",
+        relay.shutdown_timeout,
+        ms(0)..=secs(3600),
+    )?;
+    duration(
+        "relay.retry_backoff",
+        relay.retry_backoff,
+        ms(1)..=secs(600),
+    )?;
+    duration(
+        "relay.stuck_after",
+        relay.stuck_after,
+        secs(1)..=secs(86_400),
+    )?;
     text("relay.lease_name", &relay.lease_name)?;
     text("relay.source", &relay.source)?;
     if let Some(instance) = &relay.instance_id {

@@ -23,7 +23,11 @@ fn error_of(text: &str) -> String {
 #[test]
 fn malformed_values_name_key_line_and_column_but_not_the_value() {
     for (text, key, position) in [
-        ("[kafka]\nbootstrap_servers = 42\n", "kafka.bootstrap_servers", "line 3, column 21"),
+        (
+            "[kafka]\nbootstrap_servers = 42\n",
+            "kafka.bootstrap_servers",
+            "line 3, column 21",
+        ),
         (
             "[kafka]\nbootstrap_servers = [\"hunter2:9092\"]\n",
             "kafka.bootstrap_servers",
@@ -35,15 +39,31 @@ fn malformed_values_name_key_line_and_column_but_not_the_value() {
             "relay.poll_interval: not a duration such as 250ms or 10s",
             "line 3, column 17",
         ),
-        ("[relay]\npoison_policy = \"hunter2\"\n", "relay.poison_policy", "line 3"),
-        ("[relay]\nbatch_size = \"hunter2\"\n", "relay.batch_size", "line 3"),
-        ("[relay]\nmax_attempts = -7\n", "relay.max_attempts", "line 3"),
+        (
+            "[relay]\npoison_policy = \"hunter2\"\n",
+            "relay.poison_policy",
+            "line 3",
+        ),
+        (
+            "[relay]\nbatch_size = \"hunter2\"\n",
+            "relay.batch_size",
+            "line 3",
+        ),
+        (
+            "[relay]\nmax_attempts = -7\n",
+            "relay.max_attempts",
+            "line 3",
+        ),
         (
             "[kafka.properties]\n\"sasl.password\" = 7777777\n",
             "kafka.properties.sasl.password",
             "line 3",
         ),
-        ("[relay]\nunknown_thing = \"hunter2\"\n", "relay.unknown_thing: unknown key", "line 3"),
+        (
+            "[relay]\nunknown_thing = \"hunter2\"\n",
+            "relay.unknown_thing: unknown key",
+            "line 3",
+        ),
         ("table_prefix = \"hunter2\n", "config file", "line 2"),
         (
             "[kafka]\nbootstrap_servers = \"a\"\nbootstrap_servers = \"hunter2\"\n",
@@ -54,8 +74,14 @@ fn malformed_values_name_key_line_and_column_but_not_the_value() {
         let message = error_of(text);
         assert!(message.contains(key), "{text}: {message}");
         assert!(message.contains(position), "{text}: {message}");
-        assert!(!message.contains(SECRET), "{text}: the value leaked: {message}");
-        assert!(!message.contains("7777777"), "{text}: the value leaked: {message}");
+        assert!(
+            !message.contains(SECRET),
+            "{text}: the value leaked: {message}"
+        );
+        assert!(
+            !message.contains("7777777"),
+            "{text}: the value leaked: {message}"
+        );
         assert!(!message.contains('\n'), "one line: {message}");
     }
 }
@@ -64,11 +90,17 @@ fn malformed_values_name_key_line_and_column_but_not_the_value() {
 fn every_duration_size_and_count_is_range_checked_with_its_key() {
     for (text, key) in [
         ("[relay]\npoll_interval = \"0ms\"\n", "relay.poll_interval"),
-        ("[relay]\npoll_interval = \"500us\"\n", "relay.poll_interval"),
+        (
+            "[relay]\npoll_interval = \"500us\"\n",
+            "relay.poll_interval",
+        ),
         ("[relay]\npoll_interval = \"2h\"\n", "relay.poll_interval"),
         ("[relay]\nlease_ttl = \"500ms\"\n", "relay.lease_ttl"),
         ("[relay]\nlease_ttl = \"1000years\"\n", "relay.lease_ttl"),
-        ("[relay]\nshutdown_timeout = \"2h\"\n", "relay.shutdown_timeout"),
+        (
+            "[relay]\nshutdown_timeout = \"2h\"\n",
+            "relay.shutdown_timeout",
+        ),
         ("[relay]\nretry_backoff = \"0s\"\n", "relay.retry_backoff"),
         ("[relay]\nstuck_after = \"0s\"\n", "relay.stuck_after"),
         ("[relay]\nbatch_size = 0\n", "relay.batch_size"),

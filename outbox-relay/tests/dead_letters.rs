@@ -35,7 +35,10 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
         .expect("outbox");
     let publish = async |events: Vec<common::OrderPlaced>| {
         let mut tx = pool.begin().await.expect("begin");
-        let ids = outbox.publish_all(&mut *tx, &events).await.expect("publish");
+        let ids = outbox
+            .publish_all(&mut *tx, &events)
+            .await
+            .expect("publish");
         tx.commit().await.expect("commit");
         ids
     };
@@ -68,7 +71,10 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
             assert!(dead[1..].iter().all(|d| d.error.contains("held back")));
             break;
         }
-        assert!(Instant::now() < deadline, "the key was not dead-lettered: {dead:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the key was not dead-lettered: {dead:?}"
+        );
     }
     assert!(
         started.elapsed() >= Duration::from_millis(900),

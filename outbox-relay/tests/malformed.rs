@@ -12,10 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
-use outbox_sqlx::Configure as _;
 use outbox_core::relay::RelayStore;
 use outbox_core::table::{Dialect, Table, TableNames};
 use outbox_relay::{Relay, Step, ops, producer};
+use outbox_sqlx::Configure as _;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
 use uuid::Uuid;
@@ -108,7 +108,11 @@ fn common_bad_rows(dialect: Dialect) -> Vec<PlainRow> {
         },
         PlainRow {
             topic: "'no spaces allowed'".to_owned(),
-            ..PlainRow::bad(dialect, "bad-topic-chars", "not allowed in a Kafka topic name")
+            ..PlainRow::bad(
+                dialect,
+                "bad-topic-chars",
+                "not allowed in a Kafka topic name",
+            )
         },
         PlainRow {
             topic: format!("'{}'", "t".repeat(250)),
@@ -117,7 +121,11 @@ fn common_bad_rows(dialect: Dialect) -> Vec<PlainRow> {
         PlainRow {
             // 20,000 bytes of value against a message.max.bytes of 10,000.
             payload: bytes(dialect, &"x".repeat(20_000)),
-            ..PlainRow::bad(dialect, "bad-too-large", "exceeds the producer's message.max.bytes")
+            ..PlainRow::bad(
+                dialect,
+                "bad-too-large",
+                "exceeds the producer's message.max.bytes",
+            )
         },
         PlainRow {
             // The value fits; the headers push the record over the limit.
@@ -269,7 +277,8 @@ async fn write<DB: OutboxDatabase>(pool: &Pool<DB>) -> Written {
     }
 }
 
-const EXTRA: &str = "poison_policy = \"block\"\n[kafka.properties]\n\"message.max.bytes\" = \"10000\"";
+const EXTRA: &str =
+    "poison_policy = \"block\"\n[kafka.properties]\n\"message.max.bytes\" = \"10000\"";
 
 /// Checks the topic and the dead-letter table after a drain.
 async fn check<S: RelayStore>(store: &S, bootstrap: &str, written: &Written) {
@@ -339,9 +348,15 @@ async fn malformed_rows_are_dead_lettered_and_the_rest_flows<DB: OutboxDatabase>
     let written = write(&pool).await;
     let config = common::config(url, &kafka.bootstrap_servers(), &written.names, EXTRA);
     let store = ops::relay_store(pool.clone(), &config).expect("store");
-    let before = store.status("outbox-relay").await.expect("status with bad rows");
+    let before = store
+        .status("outbox-relay")
+        .await
+        .expect("status with bad rows");
     assert!(before.backlog as usize > written.total_published);
-    assert!(before.oldest_age.is_some(), "lag skips unreadable timestamps");
+    assert!(
+        before.oldest_age.is_some(),
+        "lag skips unreadable timestamps"
+    );
     let relay = Relay::new(
         store,
         producer::producer(&config.kafka).expect("producer"),
@@ -449,7 +464,10 @@ async fn relay_binary_drains_past_malformed_rows() {
     let store = ops::relay_store(pool.clone(), &config).expect("store");
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.status("outbox-relay").await.expect("status").backlog > 0 {
-        assert!(Instant::now() < deadline, "the relay did not drain the outbox");
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not drain the outbox"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let term = Command::new("kill")
@@ -460,7 +478,14 @@ async fn relay_binary_drains_past_malformed_rows() {
     assert_eq!(child.wait().expect("exit").code(), Some(0));
     check(&store, &kafka.bootstrap_servers(), &written).await;
 
-    let listed = cli(&["--config", &config_arg, "dead-letters", "list", "--format", "json"]);
+    let listed = cli(&[
+        "--config",
+        &config_arg,
+        "dead-letters",
+        "list",
+        "--format",
+        "json",
+    ]);
     assert!(listed.status.success());
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(list.as_array().map(Vec::len), Some(written.dead.len()));

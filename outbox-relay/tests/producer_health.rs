@@ -51,7 +51,11 @@ fn assert_order(records: &[Received], ids: &[Uuid]) {
     let position: std::collections::HashMap<Uuid, usize> =
         ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let got: HashSet<Uuid> = records.iter().map(Received::ce_id).collect();
-    assert_eq!(got, ids.iter().copied().collect::<HashSet<_>>(), "nothing lost");
+    assert_eq!(
+        got,
+        ids.iter().copied().collect::<HashSet<_>>(),
+        "nothing lost"
+    );
     for (key, seen) in common::first_occurrences_by_key(records) {
         let positions: Vec<usize> = seen.iter().map(|id| position[id]).collect();
         assert!(
@@ -95,7 +99,11 @@ async fn drain_through_a_fatal_error<DB: OutboxDatabase>(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let step = relay.drain_once().await.expect("step");
-        if relay.metrics().unhealthy(Duration::from_secs(3600)).is_some() {
+        if relay
+            .metrics()
+            .unhealthy(Duration::from_secs(3600))
+            .is_some()
+        {
             assert!(!rebuild, "a relay that can rebuild stays healthy");
             return relay;
         }
@@ -103,7 +111,10 @@ async fn drain_through_a_fatal_error<DB: OutboxDatabase>(
         if backlog == 0 && matches!(step, Step::Drained { claimed: 0, .. }) {
             break;
         }
-        assert!(Instant::now() < deadline, "not drained after the fatal error");
+        assert!(
+            Instant::now() < deadline,
+            "not drained after the fatal error"
+        );
     }
     assert!(rebuild, "without the settings the relay cannot recover");
     assert!(
@@ -169,7 +180,10 @@ fn wait_for(addr: &str, path: &str, status: u16) -> String {
         if got == status {
             return body;
         }
-        assert!(Instant::now() < deadline, "{path} did not answer {status}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not answer {status}: {body}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -238,8 +252,15 @@ async fn broker_outage_shows_on_readyz_not_healthz() {
     .await
     .expect("probe");
     assert!(readyz.contains("kafka"), "{readyz}");
-    assert_eq!(healthz.0, 200, "an outage is not a reason to restart: {}", healthz.1);
-    assert!(store.status("x").await.expect("status").backlog > 0, "rows waited");
+    assert_eq!(
+        healthz.0, 200,
+        "an outage is not a reason to restart: {}",
+        healthz.1
+    );
+    assert!(
+        store.status("x").await.expect("status").backlog > 0,
+        "rows waited"
+    );
 
     kafka.broker_up(1).expect("broker up");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -61,7 +61,12 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
     for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(1000) {
         let events: Vec<_> = chunk.iter().map(|&i| order(i % 50, i)).collect();
         let mut tx = pool.begin().await.expect("begin");
-        ids.extend(outbox.publish_all(&mut *tx, &events).await.expect("publish"));
+        ids.extend(
+            outbox
+                .publish_all(&mut *tx, &events)
+                .await
+                .expect("publish"),
+        );
         tx.commit().await.expect("commit");
     }
     let prefix = names.name(Table::Events).to_string();
@@ -91,7 +96,10 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         terminate(&mut child);
-        assert!(backlog().await > 0, "stopped under load, not after the drain");
+        assert!(
+            backlog().await > 0,
+            "stopped under load, not after the drain"
+        );
     }
     let mut child = spawn_relay(&file);
     while backlog().await > 0 {

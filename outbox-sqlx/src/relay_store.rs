@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outbox_core::relay::{
-    BlockedKey, ClaimedRow, DeadLetter, InsertRows, MalformedRow, OutboxRecord, OutboxStatus,
-    RelayStore,
+    BlockedKey, ClaimedRow, DeadLetter, Fence, InsertRows, MalformedRow, OutboxRecord,
+    OutboxStatus, RelayStore,
 };
 use outbox_core::table::{Dialect, Statements};
 use outbox_core::{Error, NewOutboxRow, Result, headers_from_json};
@@ -128,6 +128,39 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
     /// observation under load. For watching xid consumption; always 0 elsewhere.
     pub fn xids_assigned(&self) -> u64 {
         self.xids_assigned.load(Ordering::Relaxed)
+    }
+
+    /// Refuses a write in `tx` unless the lease still has `fence`'s holder and token; the
+    /// lease row stays locked until `tx` ends, so no take-over slips in between.
+    async fn check_fence(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        fence: Option<&Fence>,
+        op: &'static str,
+    ) -> Result<()> {
+        let Some(fence) = fence else {
+            return Ok(());
+        };
+        let rows = DB::rows(
+            &mut **tx,
+            &self.stmts.select_lease,
+            vec![Value::Text(fence.lease.clone())],
+            &[Column::Text, Column::I64, Column::I64],
+        )
+        .await
+        .map_err(store(op))?;
+        let current = rows.into_iter().next().map(|row| {
+            let mut row = row.into_iter();
+            (row.next().map(Value::text), row.next().map(Value::i64))
+        });
+        if current == Some((Some(fence.holder.clone()), Some(fence.token))) {
+            Ok(())
+        } else {
+            Err(Error::LeaseLost {
+                lease: fence.lease.clone(),
+                token: fence.token,
+            })
+        }
     }
 
     async fn query(
@@ -370,9 +403,10 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
             .collect()
     }
 
-    async fn ack(&self, ids: &[i64]) -> Result<u64> {
+    async fn ack(&self, ids: &[i64], fence: Option<&Fence>) -> Result<u64> {
         let op = "acknowledge batch";
         let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        self.check_fence(&mut tx, fence, op).await?;
         let mut deleted = 0;
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
             let [attempts, events] = self.stmts.ack(chunk.len());
@@ -416,9 +450,16 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
         Ok(u32::try_from(attempts).unwrap_or_default())
     }
 
-    async fn dead_letter(&self, id: i64, attempts: u32, error: &str) -> Result<()> {
+    async fn dead_letter(
+        &self,
+        id: i64,
+        attempts: u32,
+        error: &str,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
         let op = "dead-letter event";
         let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        self.check_fence(&mut tx, fence, op).await?;
         DB::run(
             &mut *tx,
             &self.stmts.insert_dead_letter,
@@ -479,12 +520,9 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
                     (Some(h), Some(t), Some(l)) => (h.text(), t.i64(), l.i64() != 0),
                     _ => unreachable!("three columns were asked for"),
                 };
-                if current_holder == holder {
-                    DB::run(&mut *tx, &self.stmts.renew_lease, vec![ttl_ms, name_v()])
-                        .await
-                        .map_err(store(op))?;
-                    Some(token)
-                } else if !live {
+                // The holder's own lease is taken back at once (a restart), as a new
+                // generation, so a live twin with the same identity is fenced.
+                if current_holder == holder || !live {
                     DB::run(
                         &mut *tx,
                         &self.stmts.take_lease,
@@ -500,6 +538,37 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
         };
         tx.commit().await.map_err(store(op))?;
         Ok(granted)
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        token: i64,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let op = "renew lease";
+        let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        let fence = Fence {
+            lease: name.to_owned(),
+            holder: holder.to_owned(),
+            token,
+        };
+        match self.check_fence(&mut tx, Some(&fence), op).await {
+            Ok(()) => {}
+            Err(Error::LeaseLost { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let ttl_ms = Value::I64(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        DB::run(
+            &mut *tx,
+            &self.stmts.renew_lease,
+            vec![ttl_ms, Value::Text(name.to_owned())],
+        )
+        .await
+        .map_err(store(op))?;
+        tx.commit().await.map_err(store(op))?;
+        Ok(true)
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {

@@ -134,7 +134,7 @@ async fn sixteen_writers_with_open_transactions_drain_in_order_without_loss() {
                 }
                 if !batch.is_empty() {
                     let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-                    store.ack(&ids).await.expect("ack");
+                    store.ack(&ids, None).await.expect("ack");
                     published.extend(batch.into_iter().map(|r| r.event_id));
                     continue;
                 }

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{InsertRows, RelayStore};
+use super::{Fence, InsertRows, RelayStore};
 use crate::NewOutboxRow;
 
 /// A row for `topic` with key `key` and a small payload naming its position `n`.
@@ -65,10 +65,13 @@ pub async fn claims_in_id_order_and_ack_deletes<S: RelayStore + InsertRows>(stor
     );
     let again = store.claim_batch(3).await.expect("claim");
     assert_eq!(again, first, "claiming does not remove rows");
-    let acked = store.ack(&[first[0].id, first[1].id]).await.expect("ack");
+    let acked = store
+        .ack(&[first[0].id, first[1].id], None)
+        .await
+        .expect("ack");
     assert_eq!(acked, 2);
     assert_eq!(
-        store.ack(&[first[0].id]).await.expect("ack"),
+        store.ack(&[first[0].id], None).await.expect("ack"),
         0,
         "ack is exact"
     );
@@ -144,7 +147,7 @@ pub async fn failures_count_and_dead_letters_move<S: RelayStore + InsertRows>(st
         2
     );
     store
-        .dead_letter(poison.id, 2, "still too large")
+        .dead_letter(poison.id, 2, "still too large", None)
         .await
         .expect("dead letter");
     let left = store.claim_batch(10).await.expect("claim");
@@ -179,7 +182,7 @@ pub async fn failures_count_and_dead_letters_move<S: RelayStore + InsertRows>(st
     );
 
     store
-        .dead_letter(retried.id, 3, "again")
+        .dead_letter(retried.id, 3, "again", None)
         .await
         .expect("dead letter");
     assert!(
@@ -197,7 +200,8 @@ pub async fn failures_count_and_dead_letters_move<S: RelayStore + InsertRows>(st
     assert_eq!(store.status("relay").await.expect("status").dead_letters, 0);
 }
 
-/// One holder at a time; renewal keeps the token; expiry hands over with a larger token.
+/// One holder at a time; renewal keeps the token; expiry hands over with a larger token; a
+/// holder taking its own lease back gets a larger token, which fences the old generation.
 pub async fn lease_is_exclusive_until_it_expires<S: RelayStore>(store: &S) {
     let ttl = Duration::from_millis(400);
     let a = store
@@ -212,14 +216,39 @@ pub async fn lease_is_exclusive_until_it_expires<S: RelayStore>(store: &S) {
             .expect("lease"),
         None
     );
-    assert_eq!(
+    assert!(
         store
-            .try_acquire_lease("relay", "a", ttl)
+            .renew_lease("relay", "a", token_a, ttl)
             .await
-            .expect("lease"),
-        Some(token_a),
+            .expect("renew"),
         "renewal keeps the token"
     );
+    let token_a2 = store
+        .try_acquire_lease("relay", "a", ttl)
+        .await
+        .expect("lease")
+        .expect("a restarted relay takes its own lease back at once");
+    assert!(token_a2 > token_a, "taking it back starts a new generation");
+    assert!(
+        !store
+            .renew_lease("relay", "a", token_a, ttl)
+            .await
+            .expect("renew"),
+        "the old generation cannot renew"
+    );
+    let old = Fence {
+        lease: "relay".to_owned(),
+        holder: "a".to_owned(),
+        token: token_a,
+    };
+    assert!(
+        matches!(
+            store.ack(&[], Some(&old)).await,
+            Err(crate::Error::LeaseLost { .. })
+        ),
+        "the old generation cannot acknowledge"
+    );
+    let token_a = token_a2;
     assert_eq!(
         store
             .status("relay")
@@ -263,7 +292,7 @@ pub async fn large_batches_ack_in_one_call<S: RelayStore + InsertRows>(store: &S
     let claimed = store.claim_batch(1000).await.expect("claim");
     assert_eq!(claimed.len(), 1000);
     let ids: Vec<i64> = claimed.iter().map(|r| r.id).collect();
-    assert_eq!(store.ack(&ids).await.expect("ack"), 1000);
+    assert_eq!(store.ack(&ids, None).await.expect("ack"), 1000);
     assert_eq!(store.status("relay").await.expect("status").backlog, 0);
     assert!(store.claim_batch(10).await.expect("claim").is_empty());
 }

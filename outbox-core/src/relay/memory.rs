@@ -6,8 +6,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{BlockedKey, ClaimedRow, DeadLetter, InsertRows, OutboxRecord, OutboxStatus, RelayStore};
-use crate::{NewOutboxRow, Result};
+use super::{
+    BlockedKey, ClaimedRow, DeadLetter, Fence, InsertRows, OutboxRecord, OutboxStatus, RelayStore,
+};
+use crate::{Error, NewOutboxRow, Result};
 
 /// A [`RelayStore`] in process memory, following the contract (the conformance suite runs on
 /// it). Rows are committed as soon as they are inserted.
@@ -36,6 +38,21 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl State {
+    fn check(&self, fence: Option<&Fence>) -> Result<()> {
+        let Some(fence) = fence else {
+            return Ok(());
+        };
+        match self.leases.get(&fence.lease) {
+            Some(lease) if lease.holder == fence.holder && lease.token == fence.token => Ok(()),
+            _ => Err(Error::LeaseLost {
+                lease: fence.lease.clone(),
+                token: fence.token,
+            }),
+        }
+    }
 }
 
 impl MemoryRelayStore {
@@ -86,8 +103,9 @@ impl RelayStore for MemoryRelayStore {
             .collect())
     }
 
-    async fn ack(&self, ids: &[i64]) -> Result<u64> {
+    async fn ack(&self, ids: &[i64], fence: Option<&Fence>) -> Result<u64> {
         let mut state = self.state();
+        state.check(fence)?;
         let mut deleted = 0;
         for id in ids {
             if let Some(record) = state.events.remove(id) {
@@ -106,8 +124,15 @@ impl RelayStore for MemoryRelayStore {
         Ok(entry.0)
     }
 
-    async fn dead_letter(&self, id: i64, attempts: u32, error: &str) -> Result<()> {
+    async fn dead_letter(
+        &self,
+        id: i64,
+        attempts: u32,
+        error: &str,
+        fence: Option<&Fence>,
+    ) -> Result<()> {
         let mut state = self.state();
+        state.check(fence)?;
         if let Some(record) = state.events.remove(&id) {
             state.attempts.remove(&record.event_id);
             state.dead.insert(
@@ -132,11 +157,7 @@ impl RelayStore for MemoryRelayStore {
         let now = Instant::now();
         let expires = now + ttl;
         match state.leases.get_mut(name) {
-            Some(lease) if lease.holder == holder => {
-                lease.expires = expires;
-                Ok(Some(lease.token))
-            }
-            Some(lease) if lease.expires <= now => {
+            Some(lease) if lease.holder == holder || lease.expires <= now => {
                 lease.holder = holder.to_owned();
                 lease.token += 1;
                 lease.expires = expires;
@@ -154,6 +175,23 @@ impl RelayStore for MemoryRelayStore {
                 );
                 Ok(Some(1))
             }
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        token: i64,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let mut state = self.state();
+        match state.leases.get_mut(name) {
+            Some(lease) if lease.holder == holder && lease.token == token => {
+                lease.expires = Instant::now() + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 

@@ -90,6 +90,18 @@ pub struct DeadLetter {
     pub error: String,
 }
 
+/// The lease generation a relay's write is made under: the store refuses the write once
+/// another holder has taken the lease (its fencing token moved on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lease name.
+    pub lease: String,
+    /// The holder that was granted `token`.
+    pub holder: String,
+    /// The fencing token (lease generation) granted.
+    pub token: i64,
+}
+
 /// What an operator needs to see at a glance.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboxStatus {
@@ -113,13 +125,17 @@ pub struct OutboxStatus {
 ///   them again. A row whose columns do not decode comes back as [`ClaimedRow::Malformed`]
 ///   (the claim itself never fails because of one row's content).
 /// - `ack` deletes exactly the given rows, in one statement, and forgets their attempts.
+/// - `ack` and `dead_letter` given a [`Fence`] write nothing and return
+///   [`Error::LeaseLost`](crate::Error::LeaseLost) unless the lease still has that holder and
+///   token, checked in the same transaction as the write.
 /// - `record_failure` counts a failed attempt for an event and returns the count so far.
 /// - `dead_letter` moves a row (by `id`, whatever its columns hold), with its attempts and
 ///   error, to the dead-letter table atomically: afterwards it is in exactly one of the two
 ///   tables. Listing and status never fail because of a malformed row either.
 /// - `try_acquire_lease` grants `name` to `holder` for `ttl` when it is free, expired, or
-///   already `holder`'s (a renewal), returning a fencing token that grows whenever the holder
-///   changes; otherwise `None`.
+///   already `holder`'s (a restarted relay taking its own lease back), returning a fencing
+///   token that grows with every grant; otherwise `None`.
+/// - `renew_lease` extends the lease only while `holder` still has it with `token`.
 pub trait RelayStore: Send + Sync {
     /// Claims the next well-formed rows in `id` order, from the start (malformed rows are
     /// left out: see [`claim_rows_after`](Self::claim_rows_after)).
@@ -149,8 +165,9 @@ pub trait RelayStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ClaimedRow>>> + Send;
 
-    /// Deletes acknowledged rows; returns how many were deleted.
-    fn ack(&self, ids: &[i64]) -> impl Future<Output = Result<u64>> + Send;
+    /// Deletes acknowledged rows, if `fence` (when given) still holds; returns how many were
+    /// deleted.
+    fn ack(&self, ids: &[i64], fence: Option<&Fence>) -> impl Future<Output = Result<u64>> + Send;
 
     /// Counts a failed attempt; returns the attempts so far.
     fn record_failure(
@@ -159,21 +176,33 @@ pub trait RelayStore: Send + Sync {
         error: &str,
     ) -> impl Future<Output = Result<u32>> + Send;
 
-    /// Moves the row with outbox id `id` to the dead-letter table.
+    /// Moves the row with outbox id `id` to the dead-letter table, if `fence` (when given)
+    /// still holds.
     fn dead_letter(
         &self,
         id: i64,
         attempts: u32,
         error: &str,
+        fence: Option<&Fence>,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Takes or renews a lease; `Some(fencing token)` when held.
+    /// Takes a lease that is free, expired or `holder`'s own; `Some(new fencing token)` when
+    /// granted.
     fn try_acquire_lease(
         &self,
         name: &str,
         holder: &str,
         ttl: Duration,
     ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Extends a lease `holder` was granted with `token`; false when it was taken over.
+    fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        token: i64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Gives a lease up, if `holder` has it.
     fn release_lease(&self, name: &str, holder: &str) -> impl Future<Output = Result<()>> + Send;

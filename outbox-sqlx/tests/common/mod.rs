@@ -543,7 +543,10 @@ pub async fn drain_sees_everything_in_order<DB: OutboxDatabase>(pool: &Pool<DB>)
             break;
         }
         let row_ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        assert_eq!(store.ack(&row_ids).await.expect("ack"), batch.len() as u64);
+        assert_eq!(
+            store.ack(&row_ids, None).await.expect("ack"),
+            batch.len() as u64
+        );
         seen.extend(batch.into_iter().map(|r| r.event_id));
     }
     assert_eq!(seen, ids, "every event once, in publish order");
@@ -572,7 +575,7 @@ pub async fn late_commit_is_not_lost<DB: OutboxDatabase>(pool: &Pool<DB>) {
         first.iter().map(|r| r.event_id).collect::<Vec<_>>(),
         [late_id]
     );
-    store.ack(&[first[0].id]).await.expect("ack");
+    store.ack(&[first[0].id], None).await.expect("ack");
     early.commit().await.expect("commit");
     let second = store.claim_batch(10).await.expect("claim");
     assert_eq!(
