@@ -353,7 +353,8 @@ impl<S: RelayStore> Relay<S> {
                 summary.published += published as u64;
                 summary.dead_lettered += dead_lettered as u64;
                 *backoff = self.settings.poll_interval;
-                if published + dead_lettered > 0 || claimed == 0 {
+                // Rows all held back wait on purpose (a backoff), which a restart cannot fix.
+                if published + dead_lettered > 0 || claimed == 0 || held_back == claimed {
                     self.metrics.progress();
                 }
                 if claimed >= self.settings.batch_size && held_back < claimed {
@@ -390,7 +391,7 @@ impl<S: RelayStore> Relay<S> {
                 summary.dead_lettered += done.dead_lettered as u64;
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not finish the last batch; it will be produced again")
+                tracing::warn!(error = %e, "could not finish the last batch; it will be produced again");
             }
             Err(_) => tracing::warn!(
                 "batch not acknowledged before the shutdown timeout; it will be produced again"
@@ -508,14 +509,13 @@ impl<S: RelayStore> Relay<S> {
 
     async fn refresh(&self, state: &mut State) -> Result<()> {
         let stale = |at: Option<Instant>, every| at.is_none_or(|t| t.elapsed() > every);
+        // A retried dead letter is back below the cursor: claim from the start so it goes
+        // out ahead of its key's later events.
         if self.settings.poison_policy == PoisonPolicy::Block
             && stale(state.blocked_read_at, BLOCKED_KEYS_REFRESH)
+            && self.reload_blocked(state).await?
         {
-            if self.reload_blocked(state).await? {
-                // A retried dead letter is back below the cursor: claim from the start so it
-                // goes out ahead of its key's later events.
-                state.cursor = 0;
-            }
+            state.cursor = 0;
         }
         let now = Instant::now();
         state.retry_after.retain(|_, until| *until > now);
@@ -639,22 +639,57 @@ impl<S: RelayStore> Relay<S> {
         state: &mut State,
         done: &mut Finished,
     ) -> Result<()> {
-        self.store
-            .dead_letter(id, 0, reason, self.fence(state).as_ref())
+        let moved = self
+            .move_to_dead_letters(id, 0, reason, state, done)
             .await?;
-        self.metrics.dead_lettered.inc();
-        done.dead_lettered += 1;
-        tracing::error!(
-            id,
-            reason,
-            "row cannot become a Kafka record; dead-lettered"
-        );
+        if moved {
+            tracing::error!(
+                id,
+                reason,
+                "row cannot become a Kafka record; dead-lettered"
+            );
+        }
         if self.settings.poison_policy == PoisonPolicy::Block
             && let Some(key) = key
         {
-            block(state, key, id);
+            if moved {
+                block(state, key, id);
+            } else {
+                done.held.insert(key);
+            }
         }
         Ok(())
+    }
+
+    /// Moves a row to the dead-letter table; false when it cannot be, because a dead letter
+    /// with the same `event_id` exists (a writer reused an id): the row then stays in the
+    /// outbox, reported, and the others go on.
+    async fn move_to_dead_letters(
+        &self,
+        id: i64,
+        attempts: u32,
+        reason: &str,
+        state: &State,
+        done: &mut Finished,
+    ) -> Result<bool> {
+        match self
+            .store
+            .dead_letter(id, attempts, reason, self.fence(state).as_ref())
+            .await
+        {
+            Ok(()) => {
+                self.metrics.dead_lettered.inc();
+                done.dead_lettered += 1;
+                Ok(true)
+            }
+            Err(Error::Conflict { what }) => {
+                tracing::error!(id, %what, reason, "cannot dead-letter the row: a dead letter has its event_id; it stays in the outbox");
+                done.left_behind = true;
+                done.held_back += 1;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Hands a claimed batch to the producer: dead-letters rows that cannot become records,
@@ -791,12 +826,9 @@ impl<S: RelayStore> Relay<S> {
     /// Parks a row of a blocked key in the dead-letter table, behind its key's dead letter.
     async fn park(&self, id: i64, state: &State, done: &mut Finished) -> Result<()> {
         let reason = "held back: an earlier event with this key is in the dead-letter table";
-        self.store
-            .dead_letter(id, 0, reason, self.fence(state).as_ref())
-            .await?;
-        self.metrics.dead_lettered.inc();
-        done.dead_lettered += 1;
-        Ok(())
+        self.move_to_dead_letters(id, 0, reason, state, done)
+            .await
+            .map(drop)
     }
 
     /// Awaits every acknowledgement of a batch.
@@ -880,15 +912,15 @@ impl<S: RelayStore> Relay<S> {
             let attempts = self.store.record_failure(record.event_id, &message).await?;
             tracing::warn!(id = record.id, attempts, %error, "permanent delivery failure");
             if attempts >= self.settings.max_attempts {
-                self.store
-                    .dead_letter(record.id, attempts, &message, self.fence(state).as_ref())
-                    .await?;
                 state.retry_after.remove(&key);
-                self.metrics.dead_lettered.inc();
-                done.dead_lettered += 1;
-                tracing::error!(id = record.id, event_id = %record.event_id, %error, "event dead-lettered");
-                if self.settings.poison_policy == PoisonPolicy::Block {
-                    block(state, key, record.id);
+                if self
+                    .move_to_dead_letters(record.id, attempts, &message, state, done)
+                    .await?
+                {
+                    tracing::error!(id = record.id, event_id = %record.event_id, %error, "event dead-lettered");
+                    if self.settings.poison_policy == PoisonPolicy::Block {
+                        block(state, key, record.id);
+                    }
                 }
             } else {
                 // Back off before the next attempt: a permanent error does not clear in

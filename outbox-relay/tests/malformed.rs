@@ -490,3 +490,154 @@ async fn relay_binary_drains_past_malformed_rows() {
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(list.as_array().map(Vec::len), Some(written.dead.len()));
 }
+
+/// What `publish` accepts, the relay's producer accepts with its defaults: an event of
+/// 1,040,000 bytes (above librdkafka's own 1,000,000 default, below the 1 MiB publish limit)
+/// reaches the topic; a record whose key, value and headers together exceed the limit is
+/// refused at publish, not discovered by the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publish_limit_and_producer_limit_agree() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pool, url) = common::sqlite(&dir).await;
+    let kafka = common::cluster(1, "orders", 1);
+    let names = common::fresh_names();
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox");
+    let mut big = order(1, 1);
+    big.note = "x".repeat(1_040_000);
+    let mut tx = pool.begin().await.expect("begin");
+    let id = outbox
+        .publish(&mut *tx, &big)
+        .await
+        .expect("within the limit");
+    tx.commit().await.expect("commit");
+
+    let small = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .max_payload_bytes(100)
+        .build()
+        .await
+        .expect("outbox");
+    let mut tx = pool.begin().await.expect("begin");
+    let mut event = order(1, 2);
+    event.note = "n".repeat(60);
+    let refused = small
+        .publish_with_headers(&mut *tx, &event, &[("trace", &"h".repeat(40))])
+        .await;
+    assert!(
+        matches!(refused, Err(outbox_core::Error::PayloadTooLarge { size, limit: 100, .. }) if size > 100),
+        "key + value + headers count against the limit: {refused:?}"
+    );
+    drop(tx);
+
+    let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
+    let relay = Relay::new(
+        ops::relay_store(pool.clone(), &config).expect("store"),
+        producer::producer(&config.kafka).expect("producer"),
+        config.relay.clone(),
+        "solo".to_owned(),
+    )
+    .with_producer_config(config.kafka.clone())
+    .expect("kafka config");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Step::Drained { claimed: 0, .. } = relay.drain_once().await.expect("step") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "drain did not finish");
+    }
+    assert!(
+        relay
+            .store()
+            .dead_letters(10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let bootstrap = kafka.bootstrap_servers();
+    let records: Vec<Received> = tokio::task::spawn_blocking(move || {
+        common::consume(&bootstrap, "orders", 1, 1, Duration::from_secs(60))
+    })
+    .await
+    .expect("consumer");
+    assert_eq!(
+        records.iter().map(Received::ce_id).collect::<Vec<_>>(),
+        [id]
+    );
+    assert!(records[0].payload.len() > 1_040_000);
+}
+
+/// A malformed row reusing the `event_id` of an existing dead letter cannot be
+/// dead-lettered (the id is unique there): it stays in the outbox, reported, and the events
+/// after it, of every key, still flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_that_cannot_be_dead_lettered_does_not_stop_the_rest() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pool, url) = common::sqlite(&dir).await;
+    let kafka = common::cluster(1, "orders", 1);
+    let names = common::fresh_names();
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox");
+    let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
+    let relay = Relay::new(
+        ops::relay_store(pool.clone(), &config).expect("store"),
+        producer::producer(&config.kafka).expect("producer"),
+        config.relay.clone(),
+        "solo".to_owned(),
+    );
+    let drain = async || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let step = relay
+                .drain_once()
+                .await
+                .expect("a step never fails on a row");
+            if let Step::Drained {
+                claimed, held_back, ..
+            } = step
+                && claimed == held_back
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "drain did not finish");
+        }
+    };
+    let reused = Uuid::now_v7();
+    let bad = |key: &str| PlainRow {
+        event_id: format!("'{reused}'"),
+        headers: "'not json'".to_owned(),
+        ..PlainRow::bad(Dialect::Sqlite, key, "headers:")
+    };
+    execute(&pool, &bad("first").insert_sql(Dialect::Sqlite, &names)).await;
+    drain().await;
+    execute(&pool, &bad("second").insert_sql(Dialect::Sqlite, &names)).await;
+    let mut tx = pool.begin().await.expect("begin");
+    let ids = outbox
+        .publish_all(&mut *tx, &[order(1, 0), order(2, 0)])
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    drain().await;
+    let bootstrap = kafka.bootstrap_servers();
+    let records: Vec<Received> = tokio::task::spawn_blocking(move || {
+        common::consume(&bootstrap, "orders", 1, 2, Duration::from_secs(60))
+    })
+    .await
+    .expect("consumer");
+    assert_eq!(records.iter().map(Received::ce_id).collect::<Vec<_>>(), ids);
+    let status = relay.store().status("x").await.expect("status");
+    assert_eq!(
+        (status.backlog, status.dead_letters),
+        (1, 1),
+        "the second bad row stays"
+    );
+}

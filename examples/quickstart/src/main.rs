@@ -228,7 +228,8 @@ async fn run<DB: Orders>(pool: sqlx::Pool<DB>, bootstrap: &str) -> anyhow::Resul
         producer::producer(&config.kafka)?,
         config.relay,
         "quickstart".to_owned(),
-    );
+    )
+    .with_producer_config(config.kafka)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut sent = 0;
     while sent < published.len() {
