@@ -19,9 +19,13 @@
 //! A row is deleted only after Kafka acknowledged its record (idempotent producer,
 //! `acks=all`); transient broker errors are retried by the producer without a deadline, so
 //! they delay records but never fail or reorder them; records of one key are produced in
-//! outbox order; a permanently failing record is retried up to `max_attempts` times, then
-//! moved to the dead-letter table, and with the `block` policy later events of its key are
-//! parked behind it. Only the lease holder produces.
+//! outbox order; a permanently failing record is retried up to `max_attempts` times, with
+//! backoff, then moved to the dead-letter table, and with the `block` policy later events of
+//! its key are parked behind it. A row that cannot become a record (a malformed column, a
+//! topic Kafka refuses, a record above `message.max.bytes`) is dead-lettered at once with the
+//! reason, and every other row flows. A fatal producer error rebuilds the producer. Only the
+//! lease holder produces, and its deletes and dead letters are fenced by the lease
+//! generation.
 
 pub mod config;
 pub mod database;
