@@ -1,5 +1,6 @@
 //! Outbox rows as Kafka records: CloudEvents Kafka binding, binary mode.
 
+use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use outbox_core::relay::OutboxRecord;
@@ -95,7 +96,11 @@ pub fn headers(record: &OutboxRecord, source: &str) -> OwnedHeaders {
     let created =
         UNIX_EPOCH + Duration::from_millis(u64::try_from(record.created_at_ms).unwrap_or_default());
     let id = record.event_id.hyphenated().to_string();
-    let time = humantime::format_rfc3339_millis(created).to_string();
+    // RFC 3339 ends with year 9999; the stores refuse later rows, and this never panics.
+    let mut time = String::new();
+    if write!(time, "{}", humantime::format_rfc3339_millis(created)).is_err() {
+        time.clear();
+    }
     let mut headers = OwnedHeaders::new_with_capacity(6 + record.headers.len());
     for (key, value) in [
         ("ce_specversion", CE_SPECVERSION),

@@ -154,6 +154,14 @@ fn dialect_bad_rows(dialect: Dialect) -> Vec<PlainRow> {
                 created_at: Some("'-infinity'".to_owned()),
                 ..PlainRow::bad(dialect, "bad-created-minus-infinity", "created_at:")
             },
+            PlainRow {
+                created_at: Some("'10000-01-01T00:00:00Z'".to_owned()),
+                ..PlainRow::bad(dialect, "bad-created-year-10000", "created_at: outside")
+            },
+            PlainRow {
+                created_at: Some("'1969-12-31T23:59:59Z'".to_owned()),
+                ..PlainRow::bad(dialect, "bad-created-before-1970", "created_at: outside")
+            },
         ],
         Dialect::MySql => vec![],
         Dialect::Sqlite => vec![

@@ -15,6 +15,10 @@ pub(super) struct DecodedRow {
     problems: Vec<String>,
 }
 
+/// The `created_at` values a record can carry, in ms since the Unix epoch: Kafka refuses
+/// negative timestamps, and RFC 3339 (`ce_time`) ends with year 9999.
+const CREATED_AT_MS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
+
 /// At most this many characters of a bad value are quoted in a dead letter's reason.
 const QUOTED_CHARS: usize = 40;
 
@@ -72,14 +76,23 @@ pub(super) fn decode_row(cells: Vec<Cell>) -> Result<DecodedRow> {
             None
         }
     });
-    let created_at_ms = created_at_ms.and_then(|ms| {
-        if ms.is_none() {
+    let created_at_ms = created_at_ms.and_then(|ms| match ms {
+        None => {
             problems.push(
                 "created_at: not a finite point in time (infinity, or text that is not a date)"
                     .to_owned(),
             );
+            None
         }
-        ms
+        Some(ms) if !CREATED_AT_MS.contains(&ms) => {
+            problems.push(
+                "created_at: outside 1970-01-01 to 9999-12-31, which a Kafka timestamp and \
+                 ce_time can hold"
+                    .to_owned(),
+            );
+            None
+        }
+        Some(ms) => Some(ms),
     });
     let key = match (&topic, &event_key) {
         (Some(topic), Some(key)) => Some((topic.clone(), key.clone())),
