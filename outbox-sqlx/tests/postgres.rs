@@ -186,7 +186,7 @@ async fn strict_order_assigns_no_transaction_ids_while_idle() {
     let rows = claim_until(&strict, 1).await;
     assert_eq!(rows.len(), 1);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    strict.ack(&ids).await.expect("ack");
+    strict.ack(&ids, None).await.expect("ack");
     let after_first = strict.xids_assigned();
     assert!(after_first >= 1, "the first event needs one observation");
 
