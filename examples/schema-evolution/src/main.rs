@@ -213,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     tx.commit().await?;
     let drained: Vec<i64> = store.claim_batch(100).await?.iter().map(|r| r.id).collect();
-    store.ack(&drained).await?;
+    store.ack(&drained, None).await?;
     println!(
         "after the switch and one relay batch: {}",
         backlog(&store).await?
