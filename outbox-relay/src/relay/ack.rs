@@ -28,6 +28,7 @@ impl<S: RelayStore> Relay<S> {
         } = batch;
         let mut acked = Vec::with_capacity(in_flight.len());
         let mut last_ack = Instant::now();
+        let mut beat = Instant::now();
         let mut lost = false;
         for (i, mut delivery) in in_flight {
             if lost {
@@ -36,18 +37,22 @@ impl<S: RelayStore> Relay<S> {
                 continue;
             }
             let result = loop {
+                // Every beat, however the acknowledgements come (slowly, or a long batch of
+                // quick ones): the loop is alive, and the lease is renewed when due; stop at
+                // once if it was taken over.
+                if beat.elapsed() >= ACK_WAIT_BEAT {
+                    beat = Instant::now();
+                    self.metrics.heartbeat();
+                    if matches!(self.hold_lease(state).await, Ok(false)) {
+                        break None;
+                    }
+                }
                 match tokio::time::timeout(ACK_WAIT_BEAT, &mut delivery).await {
                     Ok(result) => break Some(result),
-                    Err(_) => {
-                        self.metrics.heartbeat();
-                        if last_ack.elapsed() > KAFKA_UNREADY_AFTER {
-                            self.metrics.set_kafka_ready(false);
-                        }
-                        // Keep the lease while waiting; stop at once if it was taken over.
-                        if matches!(self.hold_lease(state).await, Ok(false)) {
-                            break None;
-                        }
+                    Err(_) if last_ack.elapsed() > KAFKA_UNREADY_AFTER => {
+                        self.metrics.set_kafka_ready(false);
                     }
+                    Err(_) => {}
                 }
             };
             let Some(result) = result else {
