@@ -177,7 +177,7 @@ async fn old_leader_is_fenced_after_a_take_over() {
     let mut taken = false;
     for _ in 0..10 {
         publish(2000, &mut ids).await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         signal(&a, "STOP");
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until && leader().await.as_deref() != Some("relay-b") {
@@ -192,6 +192,8 @@ async fn old_leader_is_fenced_after_a_take_over() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(taken, "relay-b never took over from the frozen leader");
+    // Events written after the take-over: the new leader drains them, the old one is fenced.
+    publish(500, &mut ids).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     while backlog().await > 0 {
         assert!(Instant::now() < deadline, "relay-b did not drain");
