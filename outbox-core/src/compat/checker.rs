@@ -10,10 +10,15 @@
 //! - a writer enum symbol missing from the reader is fine when the reader has an enum default;
 //! - pairs are memoized by node identity, and a pair met again while it is being checked counts
 //!   as compatible, which is how Java terminates on recursive types.
+//!
+//! Bounded work whatever the input: symbol and field look-ups are hashed, a pair's list of
+//! incompatibilities is cut at [`MAX_PROBLEMS`], and recursion past [`MAX_CHECK_DEPTH`] is
+//! reported as `TOO_COMPLEX` instead of overflowing the stack.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Incompatibility, IncompatibilityKind};
+use crate::schema::limits::{MAX_CHECK_DEPTH, MAX_PROBLEMS};
 use crate::schema::model::{AvroType, Field, Node, NodeId};
 use crate::schema::{Parsed, Schema};
 
@@ -25,6 +30,7 @@ pub fn check_reader_writer(reader: &Schema, writer: &Schema) -> Vec<Incompatibil
         writer: writer.parsed(),
         memo: HashMap::new(),
         location: Vec::new(),
+        depth: 0,
     };
     let (r, w) = (checker.reader.root, checker.writer.root);
     checker.pair(r, w)
@@ -41,6 +47,8 @@ struct Checker<'a> {
     writer: &'a Parsed,
     memo: HashMap<(NodeId, NodeId), Memo>,
     location: Vec<String>,
+    /// Pairs being checked, one inside the other.
+    depth: usize,
 }
 
 impl Checker<'_> {
@@ -53,9 +61,18 @@ impl Checker<'_> {
         match self.memo.get(&key) {
             Some(Memo::InProgress) => Vec::new(),
             Some(Memo::Done(result)) => result.clone(),
+            None if self.depth >= MAX_CHECK_DEPTH => vec![self.incompatible(
+                IncompatibilityKind::TooComplex,
+                format!("recursive types nest deeper than {MAX_CHECK_DEPTH} levels"),
+                reader,
+                writer,
+            )],
             None => {
                 self.memo.insert(key, Memo::InProgress);
-                let result = self.calculate(key.0, key.1);
+                self.depth += 1;
+                let mut result = self.calculate(key.0, key.1);
+                self.depth -= 1;
+                result.truncate(MAX_PROBLEMS);
                 self.memo.insert(key, Memo::Done(result.clone()));
                 result
             }
@@ -140,12 +157,15 @@ impl Checker<'_> {
                     },
                 ) => {
                     let mut out = self.check_names(reader, writer);
+                    let known: HashSet<&str> = r_symbols.iter().map(String::as_str).collect();
                     let mut missing: Vec<&String> = w_symbols
                         .iter()
-                        .filter(|s| !r_symbols.contains(s))
+                        .filter(|s| !known.contains(s.as_str()))
                         .collect();
                     missing.sort();
-                    let defaulted = r_default.as_ref().is_some_and(|d| r_symbols.contains(d));
+                    let defaulted = r_default
+                        .as_ref()
+                        .is_some_and(|d| known.contains(d.as_str()));
                     if !missing.is_empty() && !defaulted {
                         let list = missing
                             .iter()
@@ -171,6 +191,9 @@ impl Checker<'_> {
                 (Node::Union(_), Node::Union(w_branches)) => {
                     let mut out = Vec::new();
                     for (i, wb) in w_branches.iter().enumerate() {
+                        if out.len() >= MAX_PROBLEMS {
+                            break;
+                        }
                         self.at(i.to_string(), |c| {
                             if !c.pair(reader, *wb).is_empty() {
                                 let wbt = c.writer.resolve(*wb).avro_type();
@@ -258,11 +281,18 @@ impl Checker<'_> {
         writer_fields: &[Field],
     ) -> Vec<Incompatibility> {
         let mut out = Vec::new();
+        let by_name: HashMap<&str, &Field> = writer_fields
+            .iter()
+            .map(|wf| (wf.name.as_str(), wf))
+            .collect();
         for (pos, rf) in reader_fields.iter().enumerate() {
+            if out.len() >= MAX_PROBLEMS {
+                break;
+            }
             self.at(pos.to_string(), |c| {
                 let matches: Vec<&Field> = std::iter::once(&rf.name)
                     .chain(&rf.aliases)
-                    .filter_map(|n| writer_fields.iter().find(|wf| &wf.name == n))
+                    .filter_map(|n| by_name.get(n.as_str()).copied())
                     .collect();
                 match matches.as_slice() {
                     [] if rf.default.is_some() => {}

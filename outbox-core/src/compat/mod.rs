@@ -44,6 +44,10 @@ pub enum IncompatibilityKind {
     /// A reader field that matches several writer fields by name and aliases (Java throws;
     /// Confluent reports the pair incompatible).
     AmbiguousField,
+    /// Two recursive schemas whose checking would go deeper than
+    /// [`MAX_CHECK_DEPTH`](crate::schema::limits::MAX_CHECK_DEPTH) (Java would overflow its
+    /// stack): reported incompatible rather than guessed.
+    TooComplex,
 }
 
 impl IncompatibilityKind {
@@ -57,6 +61,7 @@ impl IncompatibilityKind {
             Self::TypeMismatch => "TYPE_MISMATCH",
             Self::MissingUnionBranch => "MISSING_UNION_BRANCH",
             Self::AmbiguousField => "AMBIGUOUS_FIELD",
+            Self::TooComplex => "TOO_COMPLEX",
         }
     }
 }

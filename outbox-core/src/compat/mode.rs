@@ -6,6 +6,7 @@ use std::str::FromStr;
 use super::{Incompatibility, check_reader_writer};
 use crate::Error;
 use crate::schema::Schema;
+use crate::schema::limits::MAX_PROBLEMS;
 
 /// A subject's compatibility mode, with Confluent Schema Registry's semantics: plain modes
 /// check the latest version, transitive modes every version; BACKWARD means the new schema
@@ -162,6 +163,9 @@ pub fn check_compatibility(
     let mut problems = Vec::new();
     if mode != CompatibilityMode::None {
         for (existing, old) in history.iter().enumerate().skip(first) {
+            if problems.len() >= MAX_PROBLEMS {
+                break;
+            }
             if mode.backward() {
                 problems.extend(check_reader_writer(new, old).into_iter().map(|i| Problem {
                     existing,

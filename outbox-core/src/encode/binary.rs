@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 use apache_avro::types::Value;
 use serde_json::Value as Json;
 
-use crate::schema::Parsed;
+use crate::schema::limits::{MAX_DEFAULT_VALUES, MAX_ENCODE_STEPS, MAX_VALUE_DEPTH};
 use crate::schema::model::{AvroType, Field, Node, NodeId};
+use crate::schema::{Parsed, excerpt};
 
 /// Where in the event a problem is, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub(crate) fn encode(parsed: &Parsed, value: &Value, out: &mut Vec<u8>) -> Resul
     let mut walker = Walker {
         parsed,
         path: Vec::new(),
+        depth: 0,
+        steps: 0,
     };
     walker.value(parsed.root, value, out)
 }
@@ -39,6 +42,11 @@ pub(crate) fn encode(parsed: &Parsed, value: &Value, out: &mut Vec<u8>) -> Resul
 struct Walker<'a> {
     parsed: &'a Parsed,
     path: Vec<Segment<'a>>,
+    /// How deep the value being encoded is nested (values of recursive types can nest
+    /// without end; the stack cannot).
+    depth: usize,
+    /// Values visited so far, union branches tried included: a bound on the work.
+    steps: usize,
 }
 
 impl<'a> Walker<'a> {
@@ -70,6 +78,29 @@ impl<'a> Walker<'a> {
     }
 
     fn value(&mut self, id: NodeId, value: &'a Value, out: &mut Vec<u8>) -> Result<(), Violation> {
+        if self.depth >= MAX_VALUE_DEPTH {
+            return Err(self.violation(format!(
+                "the value nests deeper than {MAX_VALUE_DEPTH} levels"
+            )));
+        }
+        self.steps += 1;
+        if self.steps > MAX_ENCODE_STEPS {
+            return Err(self.violation(format!(
+                "encoding needs more than {MAX_ENCODE_STEPS} steps (unions too ambiguous)"
+            )));
+        }
+        self.depth += 1;
+        let encoded = self.value_inner(id, value, out);
+        self.depth -= 1;
+        encoded
+    }
+
+    fn value_inner(
+        &mut self,
+        id: NodeId,
+        value: &'a Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Violation> {
         let node = self.parsed.resolve(id);
         if let (Value::Union(_, inner), false) = (value, matches!(node, Node::Union(_))) {
             return self.value(id, inner, out);
@@ -276,21 +307,44 @@ impl<'a> Walker<'a> {
 
     /// Encodes a schema default (JSON, in Avro's JSON encoding) for a field the value lacks.
     fn default(&mut self, id: NodeId, json: &Json, out: &mut Vec<u8>) -> Result<(), Violation> {
-        let value = json_to_value(self.parsed, id, json)
-            .ok_or_else(|| self.violation(format!("default {json} does not fit the schema")))?;
+        let mut budget = MAX_DEFAULT_VALUES;
+        let value = json_to_value(self.parsed, id, json, &mut budget, 0).ok_or_else(|| {
+            if budget == 0 {
+                self.violation(format!(
+                    "the default expands to more than {MAX_DEFAULT_VALUES} values"
+                ))
+            } else {
+                self.violation(format!("default {} does not fit the schema", excerpt(json)))
+            }
+        })?;
         // The default is owned here; encode it with a walker of its own lifetime.
         let mut walker = Walker {
             parsed: self.parsed,
             path: Vec::new(),
+            depth: self.depth,
+            steps: self.steps,
         };
-        walker
-            .value(id, &value, out)
-            .map_err(|e| self.violation(e.reason))
+        let encoded = walker.value(id, &value, out);
+        self.steps = walker.steps;
+        encoded.map_err(|e| self.violation(e.reason))
     }
 }
 
-/// Converts a JSON default into the value it stands for under `id`.
-fn json_to_value(parsed: &Parsed, id: NodeId, json: &Json) -> Option<Value> {
+/// Converts a JSON default into the value it stands for under `id`; `None` when it does not
+/// fit, nests too deep, or takes more than `budget` values (a record default falls back on
+/// its fields' defaults, which may expand a lot).
+fn json_to_value(
+    parsed: &Parsed,
+    id: NodeId,
+    json: &Json,
+    budget: &mut usize,
+    depth: usize,
+) -> Option<Value> {
+    if depth >= MAX_VALUE_DEPTH || *budget == 0 {
+        return None;
+    }
+    *budget -= 1;
+    let depth = depth + 1;
     Some(match (parsed.resolve(id), json) {
         (Node::Primitive(AvroType::Null), Json::Null) => Value::Null,
         (Node::Primitive(AvroType::Boolean), Json::Bool(b)) => Value::Boolean(*b),
@@ -306,19 +360,19 @@ fn json_to_value(parsed: &Parsed, id: NodeId, json: &Json) -> Option<Value> {
         (Node::Enum { .. }, Json::String(s)) => Value::String(s.clone()),
         (Node::Array(items), Json::Array(a)) => Value::Array(
             a.iter()
-                .map(|j| json_to_value(parsed, *items, j))
+                .map(|j| json_to_value(parsed, *items, j, budget, depth))
                 .collect::<Option<_>>()?,
         ),
         (Node::Map(values), Json::Object(m)) => Value::Map(
             m.iter()
-                .map(|(k, j)| Some((k.clone(), json_to_value(parsed, *values, j)?)))
+                .map(|(k, j)| Some((k.clone(), json_to_value(parsed, *values, j, budget, depth)?)))
                 .collect::<Option<_>>()?,
         ),
         (Node::Union(branches), j) => {
             let (i, v) = branches
                 .iter()
                 .enumerate()
-                .find_map(|(i, b)| Some((i, json_to_value(parsed, *b, j)?)))?;
+                .find_map(|(i, b)| Some((i, json_to_value(parsed, *b, j, budget, depth)?)))?;
             Value::Union(i as u32, Box::new(v))
         }
         (Node::Record { fields, .. }, Json::Object(m)) => Value::Record(
@@ -326,7 +380,10 @@ fn json_to_value(parsed: &Parsed, id: NodeId, json: &Json) -> Option<Value> {
                 .iter()
                 .map(|f| {
                     let j = m.get(&f.name).or(f.default.as_ref())?;
-                    Some((f.name.clone(), json_to_value(parsed, f.schema, j)?))
+                    Some((
+                        f.name.clone(),
+                        json_to_value(parsed, f.schema, j, budget, depth)?,
+                    ))
                 })
                 .collect::<Option<_>>()?,
         ),

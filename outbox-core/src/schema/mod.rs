@@ -1,5 +1,6 @@
 //! Avro schemas: parsing with Java's rules, a canonical JSON form and its fingerprint.
 
+pub mod limits;
 pub(crate) mod model;
 mod parse;
 
@@ -10,7 +11,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 pub use model::AvroType;
-pub(crate) use parse::Parsed;
+pub(crate) use parse::{Parsed, excerpt};
 
 use crate::{Error, Result};
 
@@ -45,8 +46,18 @@ impl Schema {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSchema`] when the text is not JSON or not a valid Avro schema.
+    /// [`Error::InvalidSchema`] when the text is not JSON or not a valid Avro schema, or is
+    /// over a cap of [`limits`].
     pub fn parse_str(text: &str) -> Result<Self> {
+        if text.len() > limits::MAX_SCHEMA_BYTES {
+            return Err(Error::InvalidSchema {
+                reason: format!(
+                    "the schema is {} bytes, more than the limit of {} bytes",
+                    text.len(),
+                    limits::MAX_SCHEMA_BYTES
+                ),
+            });
+        }
         let json: Json = serde_json::from_str(text).map_err(|e| Error::InvalidSchema {
             reason: format!("not JSON: {e}"),
         })?;
@@ -57,11 +68,21 @@ impl Schema {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSchema`] when the value is not a valid Avro schema.
+    /// [`Error::InvalidSchema`] when the value is not a valid Avro schema, or is over a cap
+    /// of [`limits`].
     pub fn parse_json(json: &Json) -> Result<Self> {
         let parsed = parse::parse(json).map_err(|reason| Error::InvalidSchema { reason })?;
         let mut canonical = String::new();
         write_canonical(json, &mut canonical);
+        if canonical.len() > limits::MAX_SCHEMA_BYTES {
+            return Err(Error::InvalidSchema {
+                reason: format!(
+                    "the schema is {} bytes, more than the limit of {} bytes",
+                    canonical.len(),
+                    limits::MAX_SCHEMA_BYTES
+                ),
+            });
+        }
         let fingerprint = hex(&Sha256::digest(canonical.as_bytes()));
         Ok(Self {
             inner: Arc::new(Inner {

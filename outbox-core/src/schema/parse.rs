@@ -1,11 +1,14 @@
 //! Parsing Avro schema JSON into the arena, with the checks Java's `Schema.Parser` makes:
 //! valid names, no redefinition, no primitive-named types, no nested or duplicate union
-//! branches, required attributes present, and field defaults that fit their type.
+//! branches, required attributes present, and field defaults that fit their type; and the
+//! caps of [`limits`](super::limits), so no document recurses without end or costs more than
+//! linear work to check.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value as Json};
 
+use super::limits::{MAX_DEPTH, MAX_ENUM_SYMBOLS, MAX_FIELDS, MAX_JSON_DEPTH, MAX_UNION_BRANCHES};
 use super::model::{AvroType, Field, Name, Named, Node, NodeId};
 
 /// The arena a parse produces.
@@ -27,14 +30,25 @@ struct Parser {
     nodes: Vec<Node>,
     names: HashMap<String, NodeId>,
     pending: Vec<Pending>,
+    /// How deep the type being read is nested.
+    depth: usize,
+    /// The records whose fields are being read, outermost first.
+    open: Vec<NodeId>,
+    /// For each record, the records open when it was read (itself last): a default may not
+    /// need their fields, as Java's parser has not set them yet ("fields not set yet").
+    open_at: HashMap<NodeId, Vec<NodeId>>,
 }
 
 /// Parses schema JSON; the error is a one-line reason.
 pub(crate) fn parse(json: &Json) -> Result<Parsed, String> {
+    check_json_depth(json)?;
     let mut parser = Parser {
         nodes: Vec::new(),
         names: HashMap::new(),
         pending: Vec::new(),
+        depth: 0,
+        open: Vec::new(),
+        open_at: HashMap::new(),
     };
     let root = parser.parse(json, None)?;
     for pending in std::mem::take(&mut parser.pending) {
@@ -49,8 +63,72 @@ pub(crate) fn parse(json: &Json) -> Result<Parsed, String> {
         nodes: parser.nodes,
         root,
     };
-    check_defaults(&parsed)?;
+    check_type_depth(&parsed)?;
+    check_defaults(&parsed, &parser.open_at)?;
     Ok(parsed)
+}
+
+/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`], without recursing (a value built in
+/// code is not bounded by `serde_json`'s parser limit).
+fn check_json_depth(json: &Json) -> Result<(), String> {
+    let mut stack = vec![(json, 1usize)];
+    while let Some((value, depth)) = stack.pop() {
+        if depth > MAX_JSON_DEPTH {
+            return Err(format!(
+                "the document nests deeper than {MAX_JSON_DEPTH} JSON levels"
+            ));
+        }
+        match value {
+            Json::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            Json::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses types nested deeper than [`MAX_DEPTH`] counting references to named types, so a
+/// long chain of records each naming the next cannot drive the checker or the encoder deep.
+/// Each node's depth is computed once; a reference back to a type being walked (recursion)
+/// counts as a leaf.
+fn check_type_depth(parsed: &Parsed) -> Result<(), String> {
+    fn walk(
+        parsed: &Parsed,
+        id: NodeId,
+        level: usize,
+        memo: &mut HashMap<NodeId, Option<usize>>,
+    ) -> Result<usize, String> {
+        if level > MAX_DEPTH {
+            return Err(format!(
+                "types nest deeper than {MAX_DEPTH} levels (counting named-type references)"
+            ));
+        }
+        let id = parsed.canonical_id(id);
+        match memo.get(&id) {
+            Some(Some(height)) => return Ok(*height),
+            Some(None) => return Ok(0), // recursion: Java stops here too
+            None => {}
+        }
+        memo.insert(id, None);
+        let children: Vec<NodeId> = match &parsed.nodes[id] {
+            Node::Array(c) | Node::Map(c) => vec![*c],
+            Node::Union(branches) => branches.clone(),
+            Node::Record { fields, .. } => fields.iter().map(|f| f.schema).collect(),
+            _ => Vec::new(),
+        };
+        let mut height = 0;
+        for child in children {
+            height = height.max(walk(parsed, child, level + 1, memo)? + 1);
+            if level + height > MAX_DEPTH {
+                return Err(format!(
+                    "types nest deeper than {MAX_DEPTH} levels (counting named-type references)"
+                ));
+            }
+        }
+        memo.insert(id, Some(height));
+        Ok(height)
+    }
+    walk(parsed, parsed.root, 0, &mut HashMap::new()).map(drop)
 }
 
 impl Parser {
@@ -60,12 +138,18 @@ impl Parser {
     }
 
     fn parse(&mut self, json: &Json, space: Option<&str>) -> Result<NodeId, String> {
-        match json {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("types nest deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let parsed = match json {
             Json::String(name) => Ok(self.reference(name, space)),
             Json::Array(branches) => self.union(branches, space),
             Json::Object(obj) => self.object(obj, space),
-            other => Err(format!("not a schema: {other}")),
-        }
+            other => Err(format!("not a schema: {}", excerpt(other))),
+        };
+        self.depth -= 1;
+        parsed
     }
 
     fn reference(&mut self, name: &str, space: Option<&str>) -> NodeId {
@@ -92,8 +176,14 @@ impl Parser {
     }
 
     fn union(&mut self, branches: &[Json], space: Option<&str>) -> Result<NodeId, String> {
+        if branches.len() > MAX_UNION_BRANCHES {
+            return Err(format!(
+                "a union has {} branches, more than the limit of {MAX_UNION_BRANCHES}",
+                branches.len()
+            ));
+        }
         let mut ids = Vec::with_capacity(branches.len());
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::with_capacity(branches.len());
         for branch in branches {
             if branch.is_array() {
                 return Err("unions may not immediately contain other unions".to_owned());
@@ -103,7 +193,7 @@ impl Parser {
                 if seen.contains(&key) {
                     return Err(format!("duplicate in union: {key}"));
                 }
-                seen.push(key);
+                seen.insert(key);
             }
             ids.push(id);
         }
@@ -128,8 +218,13 @@ impl Parser {
     fn object(&mut self, obj: &Map<String, Json>, space: Option<&str>) -> Result<NodeId, String> {
         let type_name = match obj.get("type") {
             Some(Json::String(t)) => t.as_str(),
-            Some(other) => return Err(format!("\"type\" must be a string, found: {other}")),
-            None => return Err(format!("no type: {}", Json::Object(obj.clone()))),
+            Some(other) => {
+                return Err(format!(
+                    "\"type\" must be a string, found: {}",
+                    excerpt(other)
+                ));
+            }
+            None => return Err(format!("no type: {}", excerpt(&Json::Object(obj.clone())))),
         };
         match type_name {
             "record" | "error" => self.record(obj, space),
@@ -209,18 +304,40 @@ impl Parser {
                 fields: Vec::new(),
             },
         )?;
+        if fields_json.len() > MAX_FIELDS {
+            return Err(format!(
+                "record {} has {} fields, more than the limit of {MAX_FIELDS}",
+                named.name.full(),
+                fields_json.len()
+            ));
+        }
+        self.open.push(id);
+        self.open_at.insert(id, self.open.clone());
+        let fields = self.fields(&named, fields_json);
+        self.open.pop();
+        self.nodes[id] = Node::Record {
+            named,
+            fields: fields?,
+        };
+        Ok(id)
+    }
+
+    fn fields(&mut self, named: &Named, fields_json: &[Json]) -> Result<Vec<Field>, String> {
         let inner_space = named.name.namespace.clone();
         let mut fields: Vec<Field> = Vec::with_capacity(fields_json.len());
-        let mut field_names = std::collections::HashSet::with_capacity(fields_json.len());
+        let mut seen: HashSet<&str> = HashSet::with_capacity(fields_json.len());
         for field in fields_json {
             let Json::Object(field) = field else {
-                return Err(format!("field must be an object, found: {field}"));
+                return Err(format!(
+                    "field must be an object, found: {}",
+                    excerpt(field)
+                ));
             };
             let Some(Json::String(name)) = field.get("name") else {
                 return Err("field has no \"name\"".to_owned());
             };
             validate_name(name)?;
-            if !field_names.insert(name.as_str()) {
+            if !seen.insert(name) {
                 return Err(format!(
                     "duplicate field {name} in record {}",
                     named.name.full()
@@ -242,7 +359,10 @@ impl Parser {
             if let Some(order) = field.get("order")
                 && !matches!(order.as_str(), Some("ascending" | "descending" | "ignore"))
             {
-                return Err(format!("field {name} has an invalid order: {order}"));
+                return Err(format!(
+                    "field {name} has an invalid order: {}",
+                    excerpt(order)
+                ));
             }
             fields.push(Field {
                 name: name.clone(),
@@ -251,8 +371,7 @@ impl Parser {
                 default: field.get("default").cloned(),
             });
         }
-        self.nodes[id] = Node::Record { named, fields };
-        Ok(id)
+        Ok(fields)
     }
 
     fn enumeration(
@@ -264,25 +383,35 @@ impl Parser {
         let Some(Json::Array(list)) = obj.get("symbols") else {
             return Err(format!("enum has no symbols: {}", named.name.full()));
         };
+        if list.len() > MAX_ENUM_SYMBOLS {
+            return Err(format!(
+                "enum {} has {} symbols, more than the limit of {MAX_ENUM_SYMBOLS}",
+                named.name.full(),
+                list.len()
+            ));
+        }
         let mut symbols: Vec<String> = Vec::with_capacity(list.len());
-        // A set beside the list: a hostile enum of 100 000 symbols stays linear.
-        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        let mut seen: HashSet<&str> = HashSet::with_capacity(list.len());
         for symbol in list {
             let Json::String(symbol) = symbol else {
-                return Err(format!("enum symbol must be a string, found: {symbol}"));
+                return Err(format!(
+                    "enum symbol must be a string, found: {}",
+                    excerpt(symbol)
+                ));
             };
             validate_name(symbol)?;
-            if !seen.insert(symbol.as_str()) {
+            if !seen.insert(symbol) {
                 return Err(format!("duplicate enum symbol: {symbol}"));
             }
             symbols.push(symbol.clone());
         }
         let default = match obj.get("default") {
             None | Some(Json::Null) => None,
-            Some(Json::String(d)) if symbols.contains(d) => Some(d.clone()),
+            Some(Json::String(d)) if seen.contains(d.as_str()) => Some(d.clone()),
             Some(other) => {
                 return Err(format!(
-                    "the enum default {other} is not in the symbols of {}",
+                    "the enum default {} is not in the symbols of {}",
+                    excerpt(other),
                     named.name.full()
                 ));
             }
@@ -319,21 +448,42 @@ fn validate_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("illegal name: {name:?}"))
+        Err(format!("illegal name: {:?}", excerpt_str(name)))
     }
 }
 
-fn check_defaults(parsed: &Parsed) -> Result<(), String> {
-    for node in &parsed.nodes {
+/// At most this many characters of an input value go into an error message.
+const EXCERPT: usize = 120;
+
+/// A value for an error message, cut to [`EXCERPT`] characters: a message must not echo a
+/// megabyte of input.
+pub(crate) fn excerpt(json: &Json) -> String {
+    excerpt_str(&json.to_string()).into_owned()
+}
+
+fn excerpt_str(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(EXCERPT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]).into(),
+        None => text.into(),
+    }
+}
+
+fn check_defaults(parsed: &Parsed, open_at: &HashMap<NodeId, Vec<NodeId>>) -> Result<(), String> {
+    let mut defaults = Defaults {
+        parsed,
+        open_at,
+        fields: HashMap::new(),
+        memo: HashMap::new(),
+    };
+    for (record, node) in parsed.nodes.iter().enumerate() {
         if let Node::Record { named, fields } = node {
-            for field in fields {
-                if let Some(default) = &field.default
-                    && !default_fits(parsed, field.schema, default)
-                {
+            for (index, field) in fields.iter().enumerate() {
+                if field.default.is_some() && !defaults.field(record, index)? {
                     return Err(format!(
-                        "invalid default for field {} of {}: {default}",
+                        "invalid default for field {} of {}: {}",
                         field.name,
-                        named.name.full()
+                        named.name.full(),
+                        excerpt(field.default.as_ref().unwrap_or(&Json::Null))
                     ));
                 }
             }
@@ -342,38 +492,169 @@ fn check_defaults(parsed: &Parsed) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a JSON default fits a type. A union default may match any branch: Avro 1.11 insisted
-/// on the first, later readers accept any, and refusing a schema Java accepts would be worse.
-pub(crate) fn default_fits(parsed: &Parsed, id: NodeId, default: &Json) -> bool {
-    match parsed.resolve(id) {
-        Node::Primitive(t) => match t {
-            AvroType::Null => default.is_null(),
-            AvroType::Boolean => default.is_boolean(),
-            AvroType::Int => default.as_i64().is_some_and(|v| i32::try_from(v).is_ok()),
-            AvroType::Long => default.is_i64() || default.is_u64() && default.as_i64().is_some(),
-            AvroType::Float | AvroType::Double => {
-                default.is_number()
-                    || matches!(default.as_str(), Some("NaN" | "Infinity" | "-Infinity"))
+/// Default validation, cycle-safe and memoized: each field's own default is checked once
+/// (a record default missing a field falls back on that field's default, which is how a
+/// default can refer back to itself), and each (type, JSON value) pair once per field.
+struct Defaults<'a> {
+    parsed: &'a Parsed,
+    open_at: &'a HashMap<NodeId, Vec<NodeId>>,
+    /// (record, field index) -> `None` while being checked, then whether its default fits.
+    fields: HashMap<(NodeId, usize), Option<bool>>,
+    /// (field context, type, address of the JSON value) -> fits.
+    memo: HashMap<((NodeId, usize), NodeId, usize), bool>,
+}
+
+impl Defaults<'_> {
+    /// Whether the default of field `index` of `record` fits its type.
+    fn field(&mut self, record: NodeId, index: usize) -> Result<bool, String> {
+        match self.fields.get(&(record, index)) {
+            Some(Some(fits)) => return Ok(*fits),
+            Some(None) => {
+                return Err(format!(
+                    "recursive default: the default of a field of {} needs itself",
+                    self.record_name(record)
+                ));
             }
-            _ => default.is_string(),
-        },
-        Node::Enum { .. } | Node::Fixed { .. } => default.is_string(),
-        Node::Array(items) => default
-            .as_array()
-            .is_some_and(|a| a.iter().all(|v| default_fits(parsed, *items, v))),
-        Node::Map(values) => default
-            .as_object()
-            .is_some_and(|m| m.values().all(|v| default_fits(parsed, *values, v))),
-        Node::Union(branches) => branches.iter().any(|b| default_fits(parsed, *b, default)),
-        Node::Record { fields, .. } => default.as_object().is_some_and(|obj| {
-            fields
-                .iter()
-                .all(|f| match obj.get(&f.name).or(f.default.as_ref()) {
-                    Some(v) => default_fits(parsed, f.schema, v),
-                    None => false,
-                })
-        }),
-        Node::Ref(_) => false,
+            None => {}
+        }
+        let Node::Record { fields, .. } = &self.parsed.nodes[record] else {
+            return Ok(false);
+        };
+        let Some(field) = fields.get(index) else {
+            return Ok(false);
+        };
+        let Some(default) = &field.default else {
+            return Ok(false);
+        };
+        self.fields.insert((record, index), None);
+        let fits = self.fits((record, index), field.schema, default, 0)?;
+        self.fields.insert((record, index), Some(fits));
+        Ok(fits)
+    }
+
+    fn record_name(&self, record: NodeId) -> String {
+        self.parsed
+            .resolve(record)
+            .named()
+            .map_or_else(String::new, |n| n.name.full())
+    }
+
+    /// Whether `default` fits type `id`, checking the default of field `ctx`. A union default
+    /// may match any branch: Avro 1.11 insisted on the first, later readers accept any, and
+    /// refusing a schema Java accepts would be worse.
+    fn fits(
+        &mut self,
+        ctx: (NodeId, usize),
+        id: NodeId,
+        default: &Json,
+        depth: usize,
+    ) -> Result<bool, String> {
+        if depth > MAX_JSON_DEPTH + MAX_DEPTH {
+            return Err("a field default nests too deeply".to_owned());
+        }
+        let key = (
+            ctx,
+            self.parsed.canonical_id(id),
+            std::ptr::from_ref(default) as usize,
+        );
+        if let Some(fits) = self.memo.get(&key) {
+            return Ok(*fits);
+        }
+        let parsed = self.parsed;
+        let fits = match parsed.resolve(id) {
+            Node::Primitive(t) => match t {
+                AvroType::Null => default.is_null(),
+                AvroType::Boolean => default.is_boolean(),
+                AvroType::Int => default.as_i64().is_some_and(|v| i32::try_from(v).is_ok()),
+                AvroType::Long => {
+                    default.is_i64() || default.is_u64() && default.as_i64().is_some()
+                }
+                AvroType::Float | AvroType::Double => {
+                    default.is_number()
+                        || matches!(default.as_str(), Some("NaN" | "Infinity" | "-Infinity"))
+                }
+                _ => default.is_string(),
+            },
+            Node::Enum { .. } | Node::Fixed { .. } => default.is_string(),
+            Node::Array(items) => match default.as_array() {
+                Some(values) => self.all(ctx, *items, values.iter(), depth)?,
+                None => false,
+            },
+            Node::Map(values) => match default.as_object() {
+                Some(map) => self.all(ctx, *values, map.values(), depth)?,
+                None => false,
+            },
+            Node::Union(branches) => {
+                let mut any = false;
+                for branch in branches {
+                    if self.fits(ctx, *branch, default, depth + 1)? {
+                        any = true;
+                        break;
+                    }
+                }
+                any
+            }
+            Node::Record { fields, .. } => match default.as_object() {
+                None => false,
+                Some(obj) => {
+                    let record = parsed.canonical_id(id);
+                    // Java validates a default while the enclosing records have no fields
+                    // yet, and refuses one that needs them.
+                    if self
+                        .open_at
+                        .get(&ctx.0)
+                        .is_some_and(|open| open.contains(&record))
+                    {
+                        return Err(format!(
+                            "the default of field {} of {} needs the fields of {}, which is \
+                             still being defined (recursive default)",
+                            self.field_name(ctx),
+                            self.record_name(ctx.0),
+                            self.record_name(record)
+                        ));
+                    }
+                    let mut all = true;
+                    for (index, f) in fields.iter().enumerate() {
+                        let fits = match obj.get(&f.name) {
+                            Some(v) => self.fits(ctx, f.schema, v, depth + 1)?,
+                            None => f.default.is_some() && self.field(record, index)?,
+                        };
+                        if !fits {
+                            all = false;
+                            break;
+                        }
+                    }
+                    all
+                }
+            },
+            Node::Ref(_) => false,
+        };
+        self.memo.insert(key, fits);
+        Ok(fits)
+    }
+
+    fn all<'j>(
+        &mut self,
+        ctx: (NodeId, usize),
+        id: NodeId,
+        values: impl Iterator<Item = &'j Json>,
+        depth: usize,
+    ) -> Result<bool, String> {
+        for value in values {
+            if !self.fits(ctx, id, value, depth + 1)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn field_name(&self, (record, index): (NodeId, usize)) -> String {
+        match &self.parsed.nodes[record] {
+            Node::Record { fields, .. } => fields
+                .get(index)
+                .map_or_else(String::new, |f| f.name.clone()),
+            _ => String::new(),
+        }
     }
 }
 
