@@ -84,8 +84,26 @@ fn as_json(s: &Json) -> Json {
 }
 
 const TYPES: &[&str] = &[
-    "null", "boolean", "int", "long", "float", "double", "bytes", "string", "record", "enum",
-    "fixed", "array", "map", "R", "Nowhere", "myrecord", "com.acme.R", "", "1bad", "error",
+    "null",
+    "boolean",
+    "int",
+    "long",
+    "float",
+    "double",
+    "bytes",
+    "string",
+    "record",
+    "enum",
+    "fixed",
+    "array",
+    "map",
+    "R",
+    "Nowhere",
+    "myrecord",
+    "com.acme.R",
+    "",
+    "1bad",
+    "error",
 ];
 
 fn random_json(rng: &mut Rng, names: &[String], depth: usize) -> Json {
@@ -95,7 +113,12 @@ fn random_json(rng: &mut Rng, names: &[String], depth: usize) -> Json {
         2 => json!(rng.next() as i64 >> rng.below(64)),
         3 => json!((rng.next() % 1000) as f64 / 7.0),
         4 => json!(rng.pick(TYPES)),
-        5 => json!(names.get(rng.below(names.len() + 1)).cloned().unwrap_or_default()),
+        5 => json!(
+            names
+                .get(rng.below(names.len() + 1))
+                .cloned()
+                .unwrap_or_default()
+        ),
         6 => Json::Array(
             (0..rng.below(4))
                 .map(|_| random_json(rng, names, depth + 1))
@@ -143,7 +166,11 @@ fn mutate(rng: &mut Rng, json: &mut Json, names: &[String], donor: &Json) {
     }
     match json {
         Json::Object(map) if !map.is_empty() => {
-            let key = map.keys().nth(rng.below(map.len())).cloned().unwrap_or_default();
+            let key = map
+                .keys()
+                .nth(rng.below(map.len()))
+                .cloned()
+                .unwrap_or_default();
             if let Some(child) = map.get_mut(&key) {
                 mutate(rng, child, names, donor);
             }
@@ -159,7 +186,14 @@ fn mutate(rng: &mut Rng, json: &mut Json, names: &[String], donor: &Json) {
 fn apply(rng: &mut Rng, json: &mut Json, names: &[String], donor: &Json) {
     match rng.below(14) {
         0 => *json = json!(rng.pick(TYPES)),
-        1 => *json = json!(names.get(rng.below(names.len() + 1)).cloned().unwrap_or_default()),
+        1 => {
+            *json = json!(
+                names
+                    .get(rng.below(names.len() + 1))
+                    .cloned()
+                    .unwrap_or_default()
+            )
+        }
         2 => *json = random_json(rng, names, 0),
         3 => *json = donor.clone(),
         4 => {
@@ -195,7 +229,10 @@ fn apply(rng: &mut Rng, json: &mut Json, names: &[String], donor: &Json) {
             // A field whose type is a name in the schema, with a default of any shape: the
             // recursive default `{"name":"f","type":"R","default":{}}` among them.
             if let Some(Json::Array(fields)) = json.get_mut("fields") {
-                let ty = names.get(rng.below(names.len() + 1)).cloned().unwrap_or_default();
+                let ty = names
+                    .get(rng.below(names.len() + 1))
+                    .cloned()
+                    .unwrap_or_default();
                 let mut field = json!({"name": format!("g{}", rng.below(5)), "type": ty});
                 if !rng.chance(4) {
                     field["default"] = random_json(rng, names, 0);
@@ -226,7 +263,10 @@ fn apply(rng: &mut Rng, json: &mut Json, names: &[String], donor: &Json) {
         11 => {
             // Rename, so a reference now points elsewhere or nowhere.
             if let Json::Object(map) = json {
-                let name = names.get(rng.below(names.len() + 1)).cloned().unwrap_or_default();
+                let name = names
+                    .get(rng.below(names.len() + 1))
+                    .cloned()
+                    .unwrap_or_default();
                 map.insert("name".to_owned(), json!(name));
             }
         }
@@ -252,7 +292,10 @@ fn exercise(schema: &Json, other: Option<&Schema>) -> Option<Schema> {
     if let Some(other) = other {
         let _ = check_reader_writer(&parsed, other);
         let _ = check_reader_writer(other, &parsed);
-        for mode in [CompatibilityMode::FullTransitive, CompatibilityMode::Backward] {
+        for mode in [
+            CompatibilityMode::FullTransitive,
+            CompatibilityMode::Backward,
+        ] {
             let _ = check_compatibility(mode, &parsed, std::slice::from_ref(other));
         }
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use outbox_core::Schema;
 use outbox_core::compat::{CompatibilityMode, CompatibilityReport, Direction, check_compatibility};
 use outbox_core::registry::next_stream;
+use outbox_core::schema::limits::MAX_SCHEMA_BYTES;
 
 /// Input the check cannot work with: an unreadable file, a schema that does not parse, an
 /// unknown mode. The CLI prints it on one line and exits 2.
@@ -168,9 +169,10 @@ impl CheckInput {
     }
 }
 
-/// The largest schema file the schema commands read: far above any real schema, low enough
-/// that a hostile file cannot exhaust memory.
-pub const MAX_SCHEMA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest schema file the schema commands read: the largest schema there may be
+/// ([`MAX_SCHEMA_BYTES`]), so a hostile file (or `/dev/zero`) is refused without being read
+/// whole.
+pub const MAX_SCHEMA_FILE_BYTES: u64 = MAX_SCHEMA_BYTES as u64;
 
 /// Reads and parses a schema file of at most [`MAX_SCHEMA_FILE_BYTES`].
 pub(crate) fn read_schema(path: &Path) -> Result<Schema, InputError> {

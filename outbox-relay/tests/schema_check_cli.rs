@@ -148,3 +148,68 @@ fn garbage_input_exits_2_with_one_line() {
         assert!(stdout(&out).is_empty());
     }
 }
+
+/// An enum of `n` symbols, without symbol `skip`.
+fn big_enum(n: usize, skip: Option<usize>) -> String {
+    let symbols: Vec<String> = (0..n)
+        .filter(|i| Some(*i) != skip)
+        .map(|i| format!("\"S{i:07}\""))
+        .collect();
+    format!(
+        r#"{{"type":"enum","name":"E","symbols":[{}]}}"#,
+        symbols.join(",")
+    )
+}
+
+#[test]
+fn hostile_schemas_end_in_an_exit_code_not_a_crash() {
+    let f = Files::new();
+    let recursive = f.write(
+        "recursive.avsc",
+        r#"{"type":"record","name":"R","fields":[{"name":"f","type":"R","default":{}}]}"#,
+    );
+    let deep = f.write(
+        "deep.avsc",
+        &format!(
+            "{}\"int\"{}",
+            r#"{"type":"array","items":"#.repeat(100),
+            "}".repeat(100)
+        ),
+    );
+    let oversize = f.write(
+        "oversize.avsc",
+        &format!(r#"{{"type":"string","doc":"{}"}}"#, "x".repeat(5 << 20)),
+    );
+    let zero = std::path::Path::new("/dev/zero");
+    let cases: [(Vec<&OsStr>, &str); 4] = [
+        (vec![recursive.as_os_str()], "recursive default"),
+        (vec![deep.as_os_str()], "deeper than 64"),
+        (vec![oversize.as_os_str()], "larger than the limit"),
+        (vec![zero.as_os_str()], "larger than the limit"),
+    ];
+    for (args, needle) in cases {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+    // A 2 MiB enum is a valid schema, checked in linear time: dropping a symbol breaks
+    // FULL compatibility (old readers lack it), and the one symbol is named.
+    let all = big_enum(210_000, None);
+    assert!(all.len() > 2 << 20);
+    let (old, new) = (
+        f.write("old.avsc", &big_enum(210_000, Some(7))),
+        f.write("new.avsc", &all),
+    );
+    let out = run(&[
+        "--mode".as_ref(),
+        "FULL".as_ref(),
+        new.as_os_str(),
+        old.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("MISSING_ENUM_SYMBOLS at /symbols: [S0000007]"),
+        "{}",
+        stdout(&out)
+    );
+}
