@@ -53,13 +53,20 @@ impl<DB: OutboxDatabase> SqlxSchemaStore<DB> {
     }
 }
 
-impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
-    async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
+impl<DB: OutboxDatabase> SqlxSchemaStore<DB> {
+    /// Registrations from `(id, version, schema_json)` rows.
+    async fn registrations(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: Vec<Value>,
+        subject: &str,
+    ) -> Result<Vec<RegisteredSchema>> {
         let rows = self
             .query(
-                "read schema versions",
-                &self.stmts.select_versions,
-                vec![Value::Text(subject.to_owned())],
+                operation,
+                sql,
+                params,
                 &[Column::I32, Column::I32, Column::Text],
             )
             .await?;
@@ -72,6 +79,76 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
                     }
                     _ => unreachable!("three columns were asked for"),
                 }
+            })
+            .collect()
+    }
+}
+
+impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
+    async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
+        self.registrations(
+            "read schema versions",
+            &self.stmts.select_versions,
+            vec![Value::Text(subject.to_owned())],
+            subject,
+        )
+        .await
+    }
+
+    async fn version(
+        &self,
+        subject: &str,
+        version: Option<u32>,
+    ) -> Result<Option<RegisteredSchema>> {
+        let subject_param = Value::Text(subject.to_owned());
+        let (sql, params) = match version {
+            None => (&self.stmts.select_latest_version, vec![subject_param]),
+            Some(v) => match i32::try_from(v) {
+                Ok(v) => (
+                    &self.stmts.select_version,
+                    vec![subject_param, Value::I32(v)],
+                ),
+                Err(_) => return Ok(None),
+            },
+        };
+        let found = self
+            .registrations("read schema version", sql, params, subject)
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn find(&self, subject: &str, schema: &Schema) -> Result<Option<RegisteredSchema>> {
+        let found = self
+            .registrations(
+                "look up schema",
+                &self.stmts.select_version_by_fingerprint,
+                vec![
+                    Value::Text(subject.to_owned()),
+                    Value::Text(schema.fingerprint().to_owned()),
+                ],
+                subject,
+            )
+            .await?;
+        // The fingerprint column is trusted only as far as the text behind it agrees.
+        Ok(found.into_iter().find(|r| r.schema == *schema))
+    }
+
+    async fn version_numbers(&self, subject: &str) -> Result<Vec<u32>> {
+        let rows = self
+            .query(
+                "read version numbers",
+                &self.stmts.select_version_numbers,
+                vec![Value::Text(subject.to_owned())],
+                &[Column::I32],
+            )
+            .await?;
+        rows.into_iter()
+            .filter_map(|mut row| row.pop())
+            .map(|v| {
+                let v = v.i32();
+                u32::try_from(v).map_err(|_| Error::Decode {
+                    reason: format!("negative version {v} in the schema tables"),
+                })
             })
             .collect()
     }

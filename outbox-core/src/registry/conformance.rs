@@ -43,6 +43,56 @@ pub async fn run_all<S: SchemaStore>(store: &S, prefix: &str) {
     racing_insert_is_a_conflict(store, prefix).await;
     incompatible_schema_is_refused_and_nothing_stored(store, prefix).await;
     compatibility_settings_round_trip(store, prefix).await;
+    single_reads_agree_with_versions(store, prefix).await;
+}
+
+/// `version`, `find` and `version_numbers` (which stores may answer with one row) agree with
+/// `versions`, and answer `None` / empty for what is not there.
+pub async fn single_reads_agree_with_versions<S: SchemaStore>(store: &S, prefix: &str) {
+    let registry = Registry::new(store).with_default_mode(CompatibilityMode::Backward);
+    let subject = format!("{prefix}-single-value");
+    let missing = format!("{prefix}-single-missing-value");
+    for fields in 1..=3 {
+        registry
+            .register(&subject, &sample_schema("Single", fields))
+            .await
+            .expect("register");
+    }
+    let all = store.versions(&subject).await.expect("versions");
+    assert_eq!(all.len(), 3);
+    let latest = store.version(&subject, None).await.expect("latest");
+    assert_eq!(latest.as_ref(), all.last(), "latest is the last version");
+    for v in &all {
+        let one = store.version(&subject, Some(v.version)).await.expect("one");
+        assert_eq!(one.as_ref(), Some(v), "version {}", v.version);
+        let found = store.find(&subject, &v.schema).await.expect("find");
+        assert_eq!(found.as_ref(), Some(v), "find version {}", v.version);
+    }
+    assert_eq!(
+        store.version_numbers(&subject).await.expect("numbers"),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        store.version(&subject, Some(4)).await.expect("absent"),
+        None
+    );
+    assert_eq!(
+        store
+            .version(&subject, Some(u32::MAX))
+            .await
+            .expect("absent"),
+        None
+    );
+    assert_eq!(store.version(&missing, None).await.expect("absent"), None);
+    let other = sample_schema("Other", 1);
+    assert_eq!(store.find(&subject, &other).await.expect("absent"), None);
+    assert!(
+        store
+            .version_numbers(&missing)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 /// Registering the same schema twice gives the same id and version.

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use crate::compat::{CompatibilityMode, CompatibilityReport, check_compatibility};
 use crate::lint::{LintConfig, LintContext, LintLevel, LintReport, Severity, lint};
 use crate::schema::Schema;
+use crate::schema::limits::MAX_VERSIONS_PER_SUBJECT;
 use crate::{Error, Result};
 
 /// How many times a registration that lost a race re-reads the subject and tries again. Each
@@ -56,6 +57,14 @@ pub fn plan_registration(
 ) -> Result<RegistrationPlan> {
     if let Some(existing) = versions.iter().find(|v| v.schema == *schema) {
         return Ok(RegistrationPlan::Existing(existing.clone()));
+    }
+    if versions.len() >= MAX_VERSIONS_PER_SUBJECT {
+        return Err(Error::InvalidSchema {
+            reason: format!(
+                "subject {subject} already has {} versions, the limit",
+                versions.len()
+            ),
+        });
     }
     let report = check_against(mode, schema, versions);
     if !report.is_compatible() {
@@ -282,8 +291,7 @@ impl<S: SchemaStore> Registry<S> {
     ///
     /// Store errors.
     pub async fn lookup(&self, subject: &str, schema: &Schema) -> Result<Option<RegisteredSchema>> {
-        let versions = self.store.versions(subject).await?;
-        Ok(versions.into_iter().find(|v| v.schema == *schema))
+        self.store.find(subject, schema).await
     }
 
     /// A version of a subject; `None` asks for the latest.
@@ -292,19 +300,18 @@ impl<S: SchemaStore> Registry<S> {
     ///
     /// [`Error::SubjectNotFound`], [`Error::VersionNotFound`], store errors.
     pub async fn version(&self, subject: &str, version: Option<u32>) -> Result<RegisteredSchema> {
-        let versions = self.store.versions(subject).await?;
-        let found = match version {
-            None => versions.last(),
-            Some(v) => versions.iter().find(|r| r.version == v),
-        };
-        match (found, versions.is_empty(), version) {
-            (Some(r), _, _) => Ok(r.clone()),
-            (None, true, _) | (None, false, None) => Err(Error::SubjectNotFound {
+        if let Some(found) = self.store.version(subject, version).await? {
+            return Ok(found);
+        }
+        match version {
+            Some(version) if !self.store.version_numbers(subject).await?.is_empty() => {
+                Err(Error::VersionNotFound {
+                    subject: subject.to_owned(),
+                    version,
+                })
+            }
+            _ => Err(Error::SubjectNotFound {
                 subject: subject.to_owned(),
-            }),
-            (None, false, Some(version)) => Err(Error::VersionNotFound {
-                subject: subject.to_owned(),
-                version,
             }),
         }
     }

@@ -42,15 +42,63 @@ fn stored_number(v: i32, what: &str) -> Result<u32> {
     })
 }
 
-/// Parses a schema read back from the schema tables.
+/// Parses a schema read back from the schema tables, through a process-wide cache keyed by
+/// the stored text (the canonical JSON, whose SHA-256 is the fingerprint column): a registry
+/// read parses a schema once, not on every request.
 ///
 /// # Errors
 ///
 /// [`Error::Decode`](crate::Error::Decode) when it is not a valid schema.
 pub fn stored_schema(json: &str) -> Result<Schema> {
-    Schema::parse_str(json).map_err(|e| crate::Error::Decode {
+    if let Some(schema) = cache::get(json) {
+        return Ok(schema);
+    }
+    let schema = Schema::parse_str(json).map_err(|e| crate::Error::Decode {
         reason: format!("stored schema is not valid: {e}"),
-    })
+    })?;
+    cache::put(json, &schema);
+    Ok(schema)
+}
+
+/// The parsed-schema cache: bounded in entries and bytes; emptied when full (reads refill it
+/// with what is in use).
+mod cache {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+
+    use crate::Schema;
+
+    const MAX_ENTRIES: usize = 4096;
+    const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+    #[derive(Default)]
+    struct Cache {
+        schemas: HashMap<String, Schema>,
+        bytes: usize,
+    }
+
+    fn cache() -> &'static Mutex<Cache> {
+        static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+        CACHE.get_or_init(Mutex::default)
+    }
+
+    pub(super) fn get(json: &str) -> Option<Schema> {
+        let cache = cache().lock().unwrap_or_else(PoisonError::into_inner);
+        cache.schemas.get(json).cloned()
+    }
+
+    pub(super) fn put(json: &str, schema: &Schema) {
+        let mut cache = cache().lock().unwrap_or_else(PoisonError::into_inner);
+        if json.len() > MAX_BYTES / 4 {
+            return;
+        }
+        if cache.schemas.len() >= MAX_ENTRIES || cache.bytes + json.len() > MAX_BYTES {
+            cache.schemas.clear();
+            cache.bytes = 0;
+        }
+        cache.bytes += json.len();
+        cache.schemas.insert(json.to_owned(), schema.clone());
+    }
 }
 
 /// A version number as the schema tables store it (`INTEGER`).
@@ -82,6 +130,44 @@ pub trait SchemaStore: Send + Sync {
     /// The versions of `subject`, oldest first.
     fn versions(&self, subject: &str)
     -> impl Future<Output = Result<Vec<RegisteredSchema>>> + Send;
+
+    /// One version of `subject` (`None`: the latest), if it exists. Stores that can read one
+    /// row override this default, which reads every version.
+    fn version(
+        &self,
+        subject: &str,
+        version: Option<u32>,
+    ) -> impl Future<Output = Result<Option<RegisteredSchema>>> + Send {
+        async move {
+            let versions = self.versions(subject).await?;
+            Ok(match version {
+                None => versions.last().cloned(),
+                Some(v) => versions.into_iter().find(|r| r.version == v),
+            })
+        }
+    }
+
+    /// The version of `subject` holding `schema`, if any. Stores that can look up by
+    /// fingerprint override this default, which reads every version.
+    fn find(
+        &self,
+        subject: &str,
+        schema: &Schema,
+    ) -> impl Future<Output = Result<Option<RegisteredSchema>>> + Send {
+        async move {
+            let versions = self.versions(subject).await?;
+            Ok(versions.into_iter().find(|v| v.schema == *schema))
+        }
+    }
+
+    /// The version numbers of `subject`, oldest first, without parsing any schema (the
+    /// default reads every version).
+    fn version_numbers(&self, subject: &str) -> impl Future<Output = Result<Vec<u32>>> + Send {
+        async move {
+            let versions = self.versions(subject).await?;
+            Ok(versions.iter().map(|v| v.version).collect())
+        }
+    }
 
     /// Stores a new version (see the contract).
     fn insert_version(
@@ -116,6 +202,15 @@ macro_rules! forward_store {
         impl<T: SchemaStore + ?Sized> SchemaStore for $ptr {
             fn versions(&self, subject: &str) -> impl Future<Output = Result<Vec<RegisteredSchema>>> + Send {
                 (**self).versions(subject)
+            }
+            fn version(&self, subject: &str, version: Option<u32>) -> impl Future<Output = Result<Option<RegisteredSchema>>> + Send {
+                (**self).version(subject, version)
+            }
+            fn find(&self, subject: &str, schema: &Schema) -> impl Future<Output = Result<Option<RegisteredSchema>>> + Send {
+                (**self).find(subject, schema)
+            }
+            fn version_numbers(&self, subject: &str) -> impl Future<Output = Result<Vec<u32>>> + Send {
+                (**self).version_numbers(subject)
             }
             fn insert_version(&self, subject: &str, version: u32, schema: &Schema) -> impl Future<Output = Result<RegisteredSchema>> + Send {
                 (**self).insert_version(subject, version, schema)
@@ -153,6 +248,28 @@ impl<A: SchemaStore, B: SchemaStore> SchemaStore for EitherStore<A, B> {
         match self {
             Self::Left(a) => a.versions(subject).await,
             Self::Right(b) => b.versions(subject).await,
+        }
+    }
+    async fn version(
+        &self,
+        subject: &str,
+        version: Option<u32>,
+    ) -> Result<Option<RegisteredSchema>> {
+        match self {
+            Self::Left(a) => a.version(subject, version).await,
+            Self::Right(b) => b.version(subject, version).await,
+        }
+    }
+    async fn find(&self, subject: &str, schema: &Schema) -> Result<Option<RegisteredSchema>> {
+        match self {
+            Self::Left(a) => a.find(subject, schema).await,
+            Self::Right(b) => b.find(subject, schema).await,
+        }
+    }
+    async fn version_numbers(&self, subject: &str) -> Result<Vec<u32>> {
+        match self {
+            Self::Left(a) => a.version_numbers(subject).await,
+            Self::Right(b) => b.version_numbers(subject).await,
         }
     }
     async fn insert_version(

@@ -43,6 +43,15 @@ pub struct Statements {
 
     /// A subject's versions, oldest first: (subject) -> (id i32, version i32, schema_json text).
     pub select_versions: String,
+    /// One version of a subject: (subject, version i32) -> (id i32, version i32, schema_json).
+    pub select_version: String,
+    /// A subject's latest version: (subject) -> (id i32, version i32, schema_json).
+    pub select_latest_version: String,
+    /// The version of a subject holding a schema: (subject, fingerprint) -> (id i32,
+    /// version i32, schema_json).
+    pub select_version_by_fingerprint: String,
+    /// A subject's version numbers, oldest first: (subject) -> (value i32).
+    pub select_version_numbers: String,
     /// The global id of a schema: (fingerprint) -> (value i32).
     pub select_schema_id: String,
     /// Allocates the next global id for a new schema: (fingerprint).
@@ -246,6 +255,25 @@ impl Statements {
             ),
             select_versions: format!(
                 "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} ORDER BY version",
+                p(1)
+            ),
+            select_version: format!(
+                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND version = {}",
+                p(1),
+                p(2)
+            ),
+            select_latest_version: format!(
+                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} \
+                 ORDER BY version DESC LIMIT 1",
+                p(1)
+            ),
+            select_version_by_fingerprint: format!(
+                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND fingerprint = {}",
+                p(1),
+                p(2)
+            ),
+            select_version_numbers: format!(
+                "SELECT version AS value FROM {schemas} WHERE subject = {} ORDER BY version",
                 p(1)
             ),
             select_schema_id: format!("SELECT id AS value FROM {ids} WHERE fingerprint = {}", p(1)),
