@@ -23,13 +23,29 @@
 //!
 //! [http]
 //! listen = "127.0.0.1:9464"     # /metrics, /healthz, /readyz; "" turns it off
+//! protect_metrics = false       # true: /metrics needs a credential of [http.auth]
+//! # [http.auth] and [http.server]: as for the registry below
 //!
 //! [registry]
 //! listen = "127.0.0.1:8081"     # Confluent-compatible schema registry API; "" turns it off
-//! read_only = false
-//! # url = "http://registry:8081" # use a remote registry instead of the embedded tables
+//! read_only = true              # false allows registrations, config changes and deletes...
+//! # url = "http://registry:8081" # use a remote registry instead (the API is then read-only)
 //! lint = "allow"                # "deny" refuses new schemas breaking the design rules
 //! # lint_config = "lint.toml"   # rule severities per subject (see `outbox-relay schema lint`)
+//! [registry.auth]               # ...by clients presenting one of these (OUTBOX_REGISTRY_AUTH_*)
+//! # username = "ci"
+//! # password = "..."
+//! # bearer_token = "..."
+//! [registry.server]             # HTTPS and limits of the served port
+//! # tls_cert = "/etc/outbox/cert.pem"
+//! # tls_key = "/etc/outbox/key.pem"
+//! header_timeout = "10s"        # also the idle limit of a kept-alive connection
+//! body_timeout = "10s"
+//! request_timeout = "30s"
+//! body_limit = 10485760
+//! max_concurrent_requests = 64
+//! max_connections = 256
+//! shutdown_grace = "5s"
 //! ```
 
 use std::collections::BTreeMap;
@@ -76,9 +92,9 @@ pub struct RegistryApiConfig {
     /// Address to serve it on; empty turns it off.
     #[serde(default = "default_registry_listen")]
     pub listen: String,
-    /// Refuse registrations and configuration changes over the API (schemas then come only
-    /// from application start-up).
-    #[serde(default)]
+    /// Refuse registrations, configuration changes and deletes over the API (schemas then
+    /// come only from application start-up). The default; writes also need `auth`.
+    #[serde(default = "yes")]
     pub read_only: bool,
     /// Use this remote Confluent-compatible registry instead of the embedded tables (for the
     /// `schema` commands and the served API).
@@ -103,13 +119,19 @@ pub struct RegistryApiConfig {
     /// PEM file of the CA that signed `url`'s certificate (default: the Mozilla roots).
     #[serde(default)]
     pub ca: Option<std::path::PathBuf>,
+    /// Credentials a client must present to write over the served API.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+    /// HTTPS and limits of the served API.
+    #[serde(default)]
+    pub server: crate::server::ServerConfig,
 }
 
 impl Default for RegistryApiConfig {
     fn default() -> Self {
         Self {
             listen: default_registry_listen(),
-            read_only: false,
+            read_only: true,
             url: None,
             username: None,
             password: None,
@@ -117,6 +139,8 @@ impl Default for RegistryApiConfig {
             lint: outbox_core::lint::LintLevel::default(),
             lint_config: None,
             ca: None,
+            auth: crate::auth::AuthConfig::default(),
+            server: crate::server::ServerConfig::default(),
         }
     }
 }
@@ -204,6 +228,15 @@ pub struct HttpConfig {
     /// Address for `/metrics`, `/healthz`, `/readyz`; empty turns the endpoint off.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Require a credential of `auth` for `/metrics` (health stays open for probes).
+    #[serde(default)]
+    pub protect_metrics: bool,
+    /// Credentials for `/metrics` when `protect_metrics` is on.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+    /// HTTPS and limits of the endpoint.
+    #[serde(default)]
+    pub server: crate::server::ServerConfig,
 }
 
 fn default_prefix() -> String {
@@ -257,9 +290,7 @@ impl Default for DrainConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            listen: default_listen(),
-        }
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
     }
 }
 
@@ -351,6 +382,8 @@ impl RelayConfig {
         if let Some(listen) = var("OUTBOX_REGISTRY_LISTEN") {
             self.registry.listen = listen;
         }
+        self.registry.auth.apply_env("OUTBOX_REGISTRY_AUTH", &var);
+        self.http.auth.apply_env("OUTBOX_HTTP_AUTH", &var);
     }
 
     /// Applies flag values.
@@ -381,8 +414,28 @@ impl RelayConfig {
     pub fn validate(&self) -> Result<()> {
         self.database_url()?;
         crate::validate::check_ranges(self)?;
-        self.http_listen()?;
-        self.registry_listen()?;
+        if self.http_listen()?.is_some() {
+            self.http.server.validate("http.server")?;
+            self.http.auth.validate("http.auth")?;
+            if self.http.protect_metrics && !self.http.auth.is_configured() {
+                return Err(invalid(
+                    "http.protect_metrics",
+                    "needs a credential in [http.auth] (or OUTBOX_HTTP_AUTH_*)",
+                ));
+            }
+        }
+        if self.registry_listen()?.is_some() {
+            self.registry.server.validate("registry.server")?;
+            self.registry.auth.validate("registry.auth")?;
+            if self.registry_writable() && !self.registry.auth.is_configured() {
+                return Err(invalid(
+                    "registry.read_only",
+                    "writes over the API (read_only = false) need a credential in \
+                     [registry.auth] (username and password, or bearer_token; or \
+                     OUTBOX_REGISTRY_AUTH_*)",
+                ));
+            }
+        }
         outbox_core::table::TableNames::with_prefix(&self.table_prefix)
             .map_err(|e| invalid("table_prefix", e.to_string()))?;
         Ok(())
@@ -468,6 +521,12 @@ impl RelayConfig {
             Some(schema) => names.in_schema(schema),
             None => Ok(names),
         }
+    }
+
+    /// Whether the served registry API accepts writes: `read_only = false` and no remote
+    /// registry (the API never forwards writes with the relay's own credentials).
+    pub fn registry_writable(&self) -> bool {
+        !self.registry.read_only && self.registry.url.as_deref().is_none_or(str::is_empty)
     }
 
     /// The remote registry to use instead of the embedded tables, if configured. A URL

@@ -51,12 +51,22 @@ pub fn backend(url: &str) -> Result<Backend> {
 /// message names `database_url` and its TLS parameters when TLS failed, and never holds the
 /// URL or its password.
 pub async fn connect<DB: OutboxDatabase>(url: &str) -> Result<Pool<DB>> {
+    connect_with::<DB>(url, 8).await
+}
+
+/// Opens a pool of at most `max_connections` (the served registry API has its own small
+/// pool, so its load cannot take the drain's connections).
+///
+/// # Errors
+///
+/// [`Error::Store`] when the database cannot be reached.
+pub async fn connect_with<DB: OutboxDatabase>(url: &str, max_connections: u32) -> Result<Pool<DB>> {
     let url = match url.strip_prefix("mariadb://") {
         Some(rest) => format!("mysql://{rest}"),
         None => url.to_owned(),
     };
     sqlx::pool::PoolOptions::<DB>::new()
-        .max_connections(8)
+        .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect(&url)
         .await

@@ -27,6 +27,7 @@
 //! lease holder produces, and its deletes and dead letters are fenced by the lease
 //! generation.
 
+pub mod auth;
 pub mod config;
 pub mod database;
 pub mod http;
@@ -43,5 +44,6 @@ pub mod schema_check;
 pub mod schema_lint;
 pub mod secrets;
 mod validate;
+pub mod server;
 
 pub use relay::{Relay, RunSummary, Step, is_permanent};

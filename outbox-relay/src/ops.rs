@@ -114,8 +114,23 @@ pub async fn run<DB: OutboxDatabase>(
             let stopped = async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             };
-            let server = crate::http::serve(listener, Arc::clone(&metrics), stuck_after, stopped);
-            Some(tokio::spawn(server))
+            let server = crate::server::Server::new(&config.http.server, "http.server")?;
+            let metrics_auth = config
+                .http
+                .protect_metrics
+                .then(|| config.http.auth.clone());
+            let metrics = Arc::clone(&metrics);
+            Some(tokio::spawn(async move {
+                crate::http::serve(
+                    listener,
+                    metrics,
+                    stuck_after,
+                    &server,
+                    metrics_auth,
+                    stopped,
+                )
+                .await
+            }))
         }
         None => None,
     };
@@ -126,13 +141,16 @@ pub async fn run<DB: OutboxDatabase>(
             let stopped = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            let registry = registry(pool_of(&relay), config)?;
-            Some(tokio::spawn(crate::registry_api::serve(
-                listener,
-                registry,
-                config.registry.read_only,
-                stopped,
-            )))
+            let server = crate::server::Server::new(&config.registry.server, "registry.server")?;
+            // Its own small pool: API load cannot take the drain's connections.
+            let pool =
+                crate::database::connect_with::<DB>(config.database_url()?, REGISTRY_POOL_SIZE)
+                    .await?;
+            let registry = registry(pool, config)?;
+            let options = api_options(config);
+            Some(tokio::spawn(async move {
+                crate::registry_api::serve(listener, registry, options, &server, stopped).await
+            }))
         }
         None => None,
     };
@@ -163,8 +181,16 @@ async fn bind(addr: std::net::SocketAddr, key: &str) -> Result<tokio::net::TcpLi
         })
 }
 
-fn pool_of<DB: OutboxDatabase>(relay: &Relay<SqlxRelayStore<DB>>) -> Pool<DB> {
-    relay.store().pool().clone()
+/// Connections of the served registry API's own pool.
+const REGISTRY_POOL_SIZE: u32 = 2;
+
+/// What the served API allows: writes only with `read_only = false`, no remote registry, and
+/// a credential (the configuration refuses writes without one).
+fn api_options(config: &RelayConfig) -> crate::registry_api::ApiOptions {
+    crate::registry_api::ApiOptions {
+        writable: config.registry_writable(),
+        auth: config.registry.auth.clone(),
+    }
 }
 
 /// `registry serve`: serves the embedded registry's REST API until `shutdown`.
@@ -184,11 +210,13 @@ pub async fn registry_serve<DB: OutboxDatabase>(
         });
     };
     migrate(&pool, config).await?;
+    let server = crate::server::Server::new(&config.registry.server, "registry.server")?;
     let listener = bind(addr, "registry.listen").await?;
     crate::registry_api::serve(
         listener,
         registry(pool, config)?,
-        config.registry.read_only,
+        api_options(config),
+        &server,
         shutdown,
     )
     .await
