@@ -91,7 +91,7 @@ impl From<Error> for ApiError {
             } => {
                 let details: Vec<String> = problems
                     .iter()
-                    .map(|p| super::routes::describe_problem(p))
+                    .map(super::routes::describe_problem)
                     .collect();
                 Self::new(
                     StatusCode::CONFLICT,

@@ -1,0 +1,555 @@
+//! The relay's HTTP ports as an attacker on the network meets them: credentials for writes,
+//! content types, Confluent-shaped refusals, body limits, slow clients, connection floods,
+//! HTTPS, and `/metrics` behind a credential.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use outbox_core::registry::{MemorySchemaStore, Registry};
+use outbox_relay::auth::AuthConfig;
+use outbox_relay::registry_api::ApiOptions;
+use outbox_relay::server::{Server, ServerConfig};
+use serde_json::{Value as Json, json};
+
+const V1: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}"#;
+const V2: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"n","type":["null","int"],"default":null}]}"#;
+
+/// A hang guard for reads from the server, far above every timeout configured here.
+const GUARD: Duration = Duration::from_secs(20);
+
+fn auth() -> AuthConfig {
+    AuthConfig {
+        username: Some("ci".to_owned()),
+        password: Some("pa:ss word".to_owned()),
+        bearer_token: Some("tok-123".to_owned()),
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// A registry API on a free port; returns its address and the runtime it lives on.
+fn start(writable: bool, config: &ServerConfig) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = Server::new(config, "registry.server").expect("server");
+    let options = ApiOptions {
+        writable,
+        auth: auth(),
+    };
+    runtime.spawn(async move {
+        let registry = Registry::new(MemorySchemaStore::default());
+        outbox_relay::registry_api::serve(
+            listener,
+            registry,
+            options,
+            &server,
+            std::future::pending(),
+        )
+        .await
+    });
+    (addr, runtime)
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: (status, headers, body).
+fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(GUARD)).expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut response = String::new();
+    // A connection the server closed at once (over the connection limit) reads as status 0.
+    if stream.write_all(request.as_bytes()).is_ok() {
+        match stream.read_to_string(&mut response) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    parse_response(&response)
+}
+
+fn parse_response(response: &str) -> (u16, String, String) {
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+const JSON_TYPE: (&str, &str) = ("Content-Type", "application/vnd.schemaregistry.v1+json");
+
+fn schema_body(schema: &str) -> String {
+    json!({ "schema": schema }).to_string()
+}
+
+fn error_code(body: &str) -> u64 {
+    serde_json::from_str::<Json>(body)
+        .ok()
+        .and_then(|j| j["error_code"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn writes_need_a_credential_reads_do_not() {
+    let (addr, _rt) = start(true, &ServerConfig::default());
+    let register = "/subjects/orders-value/versions";
+    let token = ("Authorization", "Bearer tok-123");
+    // No, wrong or malformed credentials: 401 with a challenge, nothing stored.
+    let good_basic = basic("ci", "pa:ss word");
+    let wrong_basic = basic("ci", "pa:ss wor");
+    for headers in [
+        vec![JSON_TYPE],
+        vec![JSON_TYPE, ("Authorization", "Bearer tok-12")],
+        vec![JSON_TYPE, ("Authorization", wrong_basic.as_str())],
+        vec![JSON_TYPE, ("Authorization", "Basic %%%")],
+        vec![JSON_TYPE, ("Authorization", "tok-123")],
+    ] {
+        let (status, head, body) = http(addr, "POST", register, &headers, &schema_body(V1));
+        assert_eq!(
+            (status, error_code(&body)),
+            (401, 401),
+            "{headers:?}: {body}"
+        );
+        assert!(head.contains("www-authenticate: basic"), "{head}");
+    }
+    let (status, _, body) = http(addr, "GET", "/subjects", &[], "");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "[]"),
+        "nothing was registered"
+    );
+    // Basic and bearer credentials both work.
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        register,
+        &[JSON_TYPE, ("Authorization", good_basic.as_str())],
+        &schema_body(V1),
+    );
+    assert_eq!((status, body.as_str()), (200, r#"{"id":1}"#));
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        register,
+        &[JSON_TYPE, token],
+        &schema_body(V2),
+    );
+    assert_eq!((status, body.as_str()), (200, r#"{"id":2}"#));
+    // Reads by route stay open: look-up, compatibility, and "registering" a known schema.
+    for (method, path, body) in [
+        ("POST", "/subjects/orders-value", schema_body(V1)),
+        ("POST", register, schema_body(V1)),
+        (
+            "POST",
+            "/compatibility/subjects/orders-value/versions/latest?verbose=True",
+            schema_body(V1),
+        ),
+        (
+            "GET",
+            "/subjects/orders-value/versions/latest",
+            String::new(),
+        ),
+    ] {
+        let (status, _, reply) = http(addr, method, path, &[JSON_TYPE], &body);
+        assert_eq!(status, 200, "{method} {path}: {reply}");
+    }
+    // Configuration changes are writes.
+    let level = r#"{"compatibility":"NONE"}"#;
+    assert_eq!(http(addr, "PUT", "/config", &[JSON_TYPE], level).0, 401);
+    assert_eq!(http(addr, "DELETE", "/config/orders-value", &[], "").0, 401);
+    assert_eq!(
+        http(addr, "PUT", "/config", &[JSON_TYPE, token], level).0,
+        200
+    );
+}
+
+#[test]
+fn a_read_only_registry_refuses_writes_even_with_a_credential() {
+    let (addr, _rt) = start(false, &ServerConfig::default());
+    let token = ("Authorization", "Bearer tok-123");
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/subjects/orders-value/versions",
+        &[JSON_TYPE, token],
+        &schema_body(V1),
+    );
+    assert_eq!((status, error_code(&body)), (422, 42205), "{body}");
+    let (_, _, body) = http(addr, "GET", "/mode", &[], "");
+    assert_eq!(body, r#"{"mode":"READONLY"}"#);
+}
+
+#[test]
+fn refusals_have_confluent_json_bodies() {
+    let (addr, _rt) = start(true, &ServerConfig::default());
+    // Bodies that are not JSON by content type: a web page's form or text/plain post.
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut headers = vec![("Authorization", "Bearer tok-123")];
+        if let Some(t) = content_type {
+            headers.push(("Content-Type", t));
+        }
+        let (status, head, body) = http(
+            addr,
+            "POST",
+            "/subjects/x-value/versions",
+            &headers,
+            &schema_body(V1),
+        );
+        assert_eq!((status, error_code(&body)), (415, 415), "{content_type:?}");
+        assert!(
+            head.contains("application/vnd.schemaregistry.v1+json"),
+            "{head}"
+        );
+    }
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/vnd.schemaregistry+json",
+    ] {
+        let (status, _, body) = http(
+            addr,
+            "POST",
+            "/subjects/x-value/versions",
+            &[
+                ("Content-Type", content_type),
+                ("Authorization", "Bearer tok-123"),
+            ],
+            &schema_body(V1),
+        );
+        assert_eq!(status, 200, "{content_type}: {body}");
+    }
+    let (status, _, body) = http(addr, "GET", "/nowhere", &[], "");
+    assert_eq!(
+        (status, serde_json::from_str::<Json>(&body).expect("json")),
+        (
+            404,
+            json!({"error_code": 404, "message": "HTTP 404 Not Found"})
+        )
+    );
+    let (status, head, body) = http(addr, "PATCH", "/subjects", &[], "");
+    assert_eq!((status, error_code(&body)), (405, 405), "{body}");
+    assert!(head.contains("allow:"), "{head}");
+    // Booleans as Confluent's server reads them: `True` is true, garbage is false.
+    for (query, verbose) in [("True", true), ("TRUE", true), ("yes", false), ("", false)] {
+        let (status, _, body) = http(
+            addr,
+            "POST",
+            &format!("/compatibility/subjects/x-value/versions?verbose={query}"),
+            &[JSON_TYPE],
+            &schema_body(V1),
+        );
+        assert_eq!(status, 200, "{query}: {body}");
+        let body: Json = serde_json::from_str(&body).expect("json");
+        assert_eq!(body.get("messages").is_some(), verbose, "{query}: {body}");
+    }
+}
+
+#[test]
+fn bodies_over_the_limit_are_413() {
+    let config = ServerConfig {
+        body_limit: 2048,
+        ..ServerConfig::default()
+    };
+    let (addr, _rt) = start(true, &config);
+    let big = schema_body(&format!(
+        r#"{{"type":"string","doc":"{}"}}"#,
+        "x".repeat(4096)
+    ));
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/subjects/x-value/versions",
+        &[JSON_TYPE, ("Authorization", "Bearer tok-123")],
+        &big,
+    );
+    assert_eq!((status, error_code(&body)), (413, 413), "{body}");
+}
+
+/// Sends `prefix` and then nothing; returns what the server answered before it closed the
+/// connection (the hang guard fails the test if it never does).
+fn stall(addr: std::net::SocketAddr, prefix: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(GUARD)).expect("timeout");
+    stream.write_all(prefix.as_bytes()).expect("write");
+    let mut answer = String::new();
+    match stream.read_to_string(&mut answer) {
+        Ok(_) => answer,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => answer,
+        Err(e) => panic!("the server held a stalled connection open: {e}"),
+    }
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_do_not_block_others() {
+    let config = ServerConfig {
+        header_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let (addr, _rt) = start(true, &config);
+    // Slowloris: headers that never end.
+    let threads: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                stall(addr, "POST /subjects/x/versions HTTP/1.1\r\nHost: x\r\n")
+            })
+        })
+        .collect();
+    // Meanwhile a normal client is served.
+    let (status, _, _) = http(addr, "GET", "/subjects", &[], "");
+    assert_eq!(status, 200);
+    for t in threads {
+        t.join().expect("stalled client");
+    }
+    // A body that stops half-way: refused in Confluent's shape (the body read fails: 400;
+    // or the whole request times out: 408), or the connection closed.
+    let answer = stall(
+        addr,
+        "POST /subjects/x/versions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"schema\":",
+    );
+    if !answer.is_empty() {
+        let (status, _, body) = parse_response(&answer);
+        assert!(matches!(status, 400 | 408), "{answer}");
+        assert_eq!(error_code(&body), u64::from(status), "{answer}");
+    }
+    // An idle kept-alive connection is closed too.
+    let answer = stall(addr, "GET /subjects HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn connections_over_the_limit_are_closed_at_once() {
+    let config = ServerConfig {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let (addr, _rt) = start(true, &config);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let s = TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(GUARD)).expect("timeout");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let answer = stall(addr, "GET /subjects HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.is_empty(), "a third connection was served: {answer}");
+    drop(held);
+    // Once the held ones are gone (or timed out), clients are served again.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = http(addr, "GET", "/subjects", &[], "").0;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 200);
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, made with the openssl CLI.
+fn certificate(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(out) if out.status.success() => Some((cert, key)),
+        other if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and openssl cannot make a test certificate: {other:?}")
+        }
+        other => {
+            eprintln!("skipping: openssl cannot make a test certificate: {other:?}");
+            None
+        }
+    }
+}
+
+#[test]
+fn https_serves_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some((cert, key)) = certificate(dir.path()) else {
+        return;
+    };
+    let config = ServerConfig {
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key),
+        ..ServerConfig::default()
+    };
+    let (addr, runtime) = start(true, &config);
+    let body = runtime.block_on(async {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&cert).expect("cert"))
+            .expect("root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let mut stream = connector.connect(name, tcp).await.expect("TLS handshake");
+        stream
+            .write_all(
+                b"GET /schemas/types HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .expect("write");
+        let mut response = Vec::new();
+        tokio::time::timeout(GUARD, stream.read_to_end(&mut response))
+            .await
+            .expect("hang guard")
+            .ok();
+        String::from_utf8_lossy(&response).into_owned()
+    });
+    let (status, _, body) = parse_response(&body);
+    assert_eq!((status, body.as_str()), (200, r#"["AVRO"]"#));
+    // Plain HTTP to the HTTPS port gets no answer.
+    let answer = stall(addr, "GET /subjects HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A key that does not match, or a missing file, fails start-up with the key named.
+    let missing = ServerConfig {
+        tls_cert: Some(cert),
+        tls_key: Some(dir.path().join("nope.pem")),
+        ..ServerConfig::default()
+    };
+    let err = Server::new(&missing, "registry.server").expect_err("missing key");
+    assert!(err.to_string().contains("registry.server.tls_key"), "{err}");
+}
+
+#[test]
+fn metrics_can_require_a_credential_while_health_stays_open() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = Server::new(&ServerConfig::default(), "http.server").expect("server");
+    runtime.spawn(async move {
+        let metrics = Arc::new(outbox_relay::metrics::Metrics::new());
+        outbox_relay::http::serve(
+            listener,
+            metrics,
+            Duration::from_secs(60),
+            &server,
+            Some(auth()),
+            std::future::pending(),
+        )
+        .await
+    });
+    assert_eq!(http(addr, "GET", "/metrics", &[], "").0, 401);
+    assert_eq!(
+        http(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", "Bearer nope")],
+            ""
+        )
+        .0,
+        401
+    );
+    let (status, _, body) = http(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer tok-123")],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("outbox"), "{body}");
+    assert_eq!(http(addr, "GET", "/healthz", &[], "").0, 200);
+}
+
+#[test]
+fn writes_without_credentials_or_through_a_remote_registry_are_refused_by_config() {
+    use outbox_relay::config::RelayConfig;
+    let base = "database_url = \"sqlite::memory:\"\n[registry]\nlisten = \"127.0.0.1:0\"\n";
+    let config = RelayConfig::from_toml(base).expect("toml");
+    config.validate().expect("read-only by default");
+    assert!(!config.registry_writable());
+    let open = RelayConfig::from_toml(&format!("{base}read_only = false\n")).expect("toml");
+    let err = open.validate().expect_err("writes without a credential");
+    assert!(err.to_string().contains("registry.read_only"), "{err}");
+    let authed = RelayConfig::from_toml(&format!(
+        "{base}read_only = false\n[registry.auth]\nbearer_token = \"t\"\n"
+    ))
+    .expect("toml");
+    authed.validate().expect("writes with a credential");
+    assert!(authed.registry_writable());
+    let remote = RelayConfig::from_toml(&format!(
+        "{base}read_only = false\nurl = \"http://elsewhere:8081\"\n[registry.auth]\nbearer_token = \"t\"\n"
+    ))
+    .expect("toml");
+    assert!(!remote.registry_writable(), "never forwards writes");
+    let mut from_env = RelayConfig::from_toml(&format!("{base}read_only = false\n")).expect("toml");
+    from_env
+        .apply_env(|name| (name == "OUTBOX_REGISTRY_AUTH_BEARER_TOKEN").then(|| "t".to_owned()));
+    from_env
+        .validate()
+        .expect("credential from the environment");
+    assert!(
+        !format!("{from_env:?}").contains("\"t\""),
+        "no secret in Debug"
+    );
+}
