@@ -153,6 +153,25 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A delete the registry's rules refuse (Confluent's: soft delete first, then
+    /// `permanent`; and ours: never lose the schema of an event still in the outbox).
+    #[error("cannot delete {}: {refusal}", target(subject, *version))]
+    DeleteRefused {
+        /// The subject.
+        subject: String,
+        /// The version, `None` for the whole subject.
+        version: Option<u32>,
+        /// Why.
+        refusal: DeleteRefusal,
+    },
+
+    /// This store cannot do what was asked (a remote or writer-side store asked to delete).
+    #[error("{operation} is not supported by this schema store")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+    },
+
     /// A write raced with another writer (a unique key was taken); the operation may be retried.
     #[error("conflicting concurrent write: {what}")]
     Conflict {
@@ -186,6 +205,46 @@ impl Error {
     /// Shorthand for `self.kind() == ErrorKind::Retryable`.
     pub fn is_retryable(&self) -> bool {
         self.kind() == ErrorKind::Retryable
+    }
+}
+
+/// Why a registry delete is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeleteRefusal {
+    /// Already soft-deleted: only `permanent` can delete it now.
+    SoftDeleted,
+    /// Not soft-deleted yet: `permanent` needs a soft delete first.
+    NotSoftDeleted,
+    /// Permanent deletion would remove the only copy of schema `id`, which unpublished
+    /// outbox rows or dead letters still carry: the relay (and their consumers) need it.
+    InUse {
+        /// The schema id.
+        id: u32,
+    },
+}
+
+impl std::fmt::Display for DeleteRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SoftDeleted => {
+                f.write_str("it was soft deleted; set permanent=true to delete it permanently")
+            }
+            Self::NotSoftDeleted => {
+                f.write_str("it was not deleted first before being permanently deleted")
+            }
+            Self::InUse { id } => write!(
+                f,
+                "schema id {id} is still carried by unpublished outbox events or dead letters"
+            ),
+        }
+    }
+}
+
+fn target(subject: &str, version: Option<u32>) -> String {
+    match version {
+        Some(v) => format!("subject {subject} version {v}"),
+        None => format!("subject {subject}"),
     }
 }
 

@@ -71,7 +71,7 @@ pub mod table;
 pub mod trace;
 
 pub use apache_avro as avro;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{DeleteRefusal, Error, ErrorKind, Result};
 pub use event::Event;
 pub use row::{NewOutboxRow, headers_from_json, headers_to_json};
 pub use schema::Schema;

@@ -187,12 +187,8 @@ fn apply(rng: &mut Rng, json: &mut Json, names: &[String], donor: &Json) {
     match rng.below(14) {
         0 => *json = json!(rng.pick(TYPES)),
         1 => {
-            *json = json!(
-                names
-                    .get(rng.below(names.len() + 1))
-                    .cloned()
-                    .unwrap_or_default()
-            )
+            let name = names.get(rng.below(names.len() + 1)).cloned();
+            *json = json!(name.unwrap_or_default());
         }
         2 => *json = random_json(rng, names, 0),
         3 => *json = donor.clone(),

@@ -352,7 +352,8 @@ async fn identical_rows_and_drained_on_sqlite() {
     identical_rows_and_drained(&mut conn, pool).await;
 }
 
-/// The SQL files for the diesel CLI are the table contract's DDL, statement for statement.
+/// The SQL files for the diesel CLI are the table contract's DDL, statement for statement,
+/// one folder per migration version.
 /// `OUTBOX_WRITE_MIGRATIONS=1 cargo test -p outbox-diesel --all-features` rewrites them.
 #[test]
 fn migration_files_match_the_table_contract() {
@@ -363,31 +364,50 @@ fn migration_files_match_the_table_contract() {
         (Dialect::Sqlite, "sqlite"),
     ] {
         let names = TableNames::default();
-        let up: String = migrations(dialect, &names)
-            .iter()
-            .flat_map(|m| m.statements.iter())
-            .map(|s| format!("{s};\n"))
-            .collect();
-        let down: String = Table::ALL
-            .iter()
-            .rev()
-            .map(|t| format!("DROP TABLE IF EXISTS {};\n", names.qualified(dialect, *t)))
-            .collect();
-        let folder = root.join(dir).join("2026-11-28-000000_outbox");
-        if std::env::var_os("OUTBOX_WRITE_MIGRATIONS").is_some() {
-            std::fs::create_dir_all(&folder).expect("mkdir");
-            std::fs::write(folder.join("up.sql"), &up).expect("write");
-            std::fs::write(folder.join("down.sql"), &down).expect("write");
+        for migration in migrations(dialect, &names) {
+            let up: String = migration
+                .statements
+                .iter()
+                .map(|s| format!("{s};\n"))
+                .collect();
+            let (folder, down) = match migration.version {
+                1 => (
+                    "2026-11-28-000000_outbox",
+                    Table::ALL
+                        .iter()
+                        .rev()
+                        .map(|t| {
+                            format!("DROP TABLE IF EXISTS {};\n", names.qualified(dialect, *t))
+                        })
+                        .collect::<String>(),
+                ),
+                2 => (
+                    "2026-11-30-000000_schema_soft_delete",
+                    format!(
+                        "ALTER TABLE {} DROP COLUMN deleted;\n",
+                        names.qualified(dialect, Table::Schemas)
+                    ),
+                ),
+                other => panic!("migration {other} has no diesel CLI folder yet: add one here"),
+            };
+            let folder = root.join(dir).join(folder);
+            if std::env::var_os("OUTBOX_WRITE_MIGRATIONS").is_some() {
+                std::fs::create_dir_all(&folder).expect("mkdir");
+                std::fs::write(folder.join("up.sql"), &up).expect("write");
+                std::fs::write(folder.join("down.sql"), &down).expect("write");
+            }
+            let on_disk = std::fs::read_to_string(folder.join("up.sql")).expect("up.sql exists");
+            assert_eq!(
+                on_disk,
+                up,
+                "{}/up.sql differs from the contract; rerun with OUTBOX_WRITE_MIGRATIONS=1",
+                folder.display()
+            );
+            assert_eq!(
+                std::fs::read_to_string(folder.join("down.sql")).expect("down.sql"),
+                down
+            );
         }
-        let on_disk = std::fs::read_to_string(folder.join("up.sql")).expect("up.sql exists");
-        assert_eq!(
-            on_disk, up,
-            "{dir}/up.sql differs from the contract; rerun with OUTBOX_WRITE_MIGRATIONS=1"
-        );
-        assert_eq!(
-            std::fs::read_to_string(folder.join("down.sql")).expect("down.sql"),
-            down
-        );
     }
 }
 

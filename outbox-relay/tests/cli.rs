@@ -237,14 +237,6 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, response)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// `run` serves /metrics, /healthz and /readyz, publishes, reports status, and exits 0 on
 /// SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +264,7 @@ async fn running_relay_serves_metrics_and_health_and_stops_on_sigterm() {
         .expect("publish");
     tx.commit().await.expect("commit");
 
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
         .args([
             "--database-url",

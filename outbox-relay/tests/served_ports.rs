@@ -2,7 +2,6 @@
 //! content types, Confluent-shaped refusals, body limits, slow clients, connection floods,
 //! HTTPS, and `/metrics` behind a credential.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +16,9 @@ use serde_json::{Value as Json, json};
 const V1: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}"#;
 const V2: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"n","type":["null","int"],"default":null}]}"#;
 
-/// A hang guard for reads from the server, far above every timeout configured here.
-const GUARD: Duration = Duration::from_secs(20);
+mod common;
+
+use common::http::{GUARD, http, parse_response, stall};
 
 fn auth() -> AuthConfig {
     AuthConfig {
@@ -61,47 +61,6 @@ fn start(writable: bool, config: &ServerConfig) -> (std::net::SocketAddr, tokio:
         .await
     });
     (addr, runtime)
-}
-
-/// One HTTP/1.1 exchange over a fresh connection: (status, headers, body).
-fn http(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(GUARD)).expect("timeout");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    let mut response = String::new();
-    // A connection the server closed at once (over the connection limit) reads as status 0.
-    if stream.write_all(request.as_bytes()).is_ok() {
-        match stream.read_to_string(&mut response) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    parse_response(&response)
-}
-
-fn parse_response(response: &str) -> (u16, String, String) {
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 const JSON_TYPE: (&str, &str) = ("Content-Type", "application/vnd.schemaregistry.v1+json");
@@ -295,20 +254,6 @@ fn bodies_over_the_limit_are_413() {
         &big,
     );
     assert_eq!((status, error_code(&body)), (413, 413), "{body}");
-}
-
-/// Sends `prefix` and then nothing; returns what the server answered before it closed the
-/// connection (the hang guard fails the test if it never does).
-fn stall(addr: std::net::SocketAddr, prefix: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(GUARD)).expect("timeout");
-    stream.write_all(prefix.as_bytes()).expect("write");
-    let mut answer = String::new();
-    match stream.read_to_string(&mut answer) {
-        Ok(_) => answer,
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => answer,
-        Err(e) => panic!("the server held a stalled connection open: {e}"),
-    }
 }
 
 #[test]

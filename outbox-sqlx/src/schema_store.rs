@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use outbox_core::compat::CompatibilityMode;
-use outbox_core::registry::{RegisteredSchema, SchemaStore, stored_schema, stored_version};
+use outbox_core::registry::{
+    RegisteredSchema, SchemaStore, VersionState, stored_schema, stored_version,
+};
 use outbox_core::table::Statements;
 use outbox_core::{Error, Result, Schema};
 use sqlx::Pool;
@@ -84,6 +86,29 @@ impl<DB: OutboxDatabase> SqlxSchemaStore<DB> {
     }
 }
 
+impl<DB: OutboxDatabase> SqlxSchemaStore<DB> {
+    async fn change(
+        &self,
+        sql: &str,
+        operation: &'static str,
+        subject: &str,
+        version: u32,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(store(operation))?;
+        DB::run(
+            &mut *conn,
+            sql,
+            vec![
+                Value::Text(subject.to_owned()),
+                Value::I32(stored_version(version)?),
+            ],
+        )
+        .await
+        .map_err(store(operation))?;
+        Ok(())
+    }
+}
+
 impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
     async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
         self.registrations(
@@ -133,6 +158,103 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
         Ok(found.into_iter().find(|r| r.schema == *schema))
     }
 
+    async fn next_version(&self, subject: &str) -> Result<u32> {
+        let rows = self
+            .query(
+                "read next version",
+                &self.stmts.select_next_version,
+                vec![Value::Text(subject.to_owned())],
+                &[Column::I64],
+            )
+            .await?;
+        let next = rows
+            .into_iter()
+            .next()
+            .and_then(|mut r| r.pop())
+            .map_or(1, Value::i64);
+        u32::try_from(next).map_err(|_| Error::Decode {
+            reason: format!("version {next} out of range in the schema tables"),
+        })
+    }
+
+    async fn version_states(&self, subject: &str) -> Result<Vec<VersionState>> {
+        let rows = self
+            .query(
+                "read version states",
+                &self.stmts.select_version_states,
+                vec![Value::Text(subject.to_owned())],
+                &[Column::I32, Column::I32, Column::I32],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let mut row = row.into_iter().map(Value::i32);
+                let (version, id, deleted) = (
+                    row.next().unwrap_or_default(),
+                    row.next().unwrap_or_default(),
+                    row.next().unwrap_or_default(),
+                );
+                let number = |v: i32| {
+                    u32::try_from(v).map_err(|_| Error::Decode {
+                        reason: format!("negative number {v} in the schema tables"),
+                    })
+                };
+                Ok(VersionState {
+                    version: number(version)?,
+                    id: number(id)?,
+                    deleted: deleted != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn soft_delete(&self, subject: &str, version: u32) -> Result<()> {
+        self.change(
+            &self.stmts.soft_delete_version,
+            "soft delete",
+            subject,
+            version,
+        )
+        .await
+    }
+
+    async fn hard_delete(&self, subject: &str, version: u32) -> Result<()> {
+        self.change(
+            &self.stmts.hard_delete_version,
+            "permanent delete",
+            subject,
+            version,
+        )
+        .await
+    }
+
+    async fn schema_usage(&self, id: u32) -> Result<(u64, u64)> {
+        let id = Value::I32(stored_version(id)?);
+        let count = |rows: Vec<Vec<Value>>| {
+            rows.into_iter()
+                .next()
+                .and_then(|mut r| r.pop())
+                .map_or(0, |v| u64::try_from(v.i64()).unwrap_or(0))
+        };
+        let holders = self
+            .query(
+                "count schema holders",
+                &self.stmts.count_schema_holders,
+                vec![id.clone()],
+                &[Column::I64],
+            )
+            .await?;
+        let carried = self
+            .query(
+                "count outbox rows with schema",
+                &self.stmts.count_rows_with_schema,
+                vec![id.clone(), id],
+                &[Column::I64],
+            )
+            .await?;
+        Ok((count(holders), count(carried)))
+    }
+
     async fn version_numbers(&self, subject: &str) -> Result<Vec<u32>> {
         let rows = self
             .query(
@@ -162,6 +284,26 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
         let op = "register schema";
         let fingerprint = schema.fingerprint().to_owned();
         let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
+        // The same schema soft-deleted in this subject comes back as its old version.
+        let restored = DB::run(
+            &mut *tx,
+            &self.stmts.restore_version,
+            vec![
+                Value::Text(subject.to_owned()),
+                Value::Text(fingerprint.clone()),
+            ],
+        )
+        .await
+        .map_err(store(op))?;
+        if restored > 0 {
+            tx.commit().await.map_err(store(op))?;
+            return self
+                .find(subject, schema)
+                .await?
+                .ok_or_else(|| Error::Conflict {
+                    what: format!("restored version of subject {subject}"),
+                });
+        }
         let select_id = &self.stmts.select_schema_id;
         let by_fingerprint = || vec![Value::Text(fingerprint.clone())];
         let mut found = DB::rows(&mut *tx, select_id, by_fingerprint(), &[Column::I32])

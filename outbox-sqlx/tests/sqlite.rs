@@ -28,4 +28,5 @@ shared_suite!(pool:
     lint_deny_fails_start_up,
     concurrent_registration,
     drain_sees_everything_in_order,
+    upgrade_from_version_1_then_soft_and_permanent_delete,
 );

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::store::{RegisteredSchema, SchemaStore};
+use super::store::{RegisteredSchema, SchemaStore, VersionState};
 use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
 use crate::{Error, Result};
@@ -21,6 +21,14 @@ struct State {
     /// id -> schema, for ids and for reusing an id across subjects.
     schemas: BTreeMap<u32, Schema>,
     compatibility: BTreeMap<Option<String>, CompatibilityMode>,
+    /// Soft-deleted (subject, version) pairs.
+    deleted: std::collections::BTreeSet<(String, u32)>,
+}
+
+impl State {
+    fn is_deleted(&self, r: &RegisteredSchema) -> bool {
+        self.deleted.contains(&(r.subject.clone(), r.version))
+    }
 }
 
 impl MemorySchemaStore {
@@ -35,12 +43,75 @@ impl MemorySchemaStore {
 
 impl SchemaStore for MemorySchemaStore {
     async fn versions(&self, subject: &str) -> Result<Vec<RegisteredSchema>> {
-        Ok(self
-            .state()
+        let state = self.state();
+        Ok(state
             .subjects
             .get(subject)
-            .cloned()
+            .map(|all| {
+                all.iter()
+                    .filter(|r| !state.is_deleted(r))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    async fn next_version(&self, subject: &str) -> Result<u32> {
+        let state = self.state();
+        let all = state
+            .subjects
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(all.iter().map(|r| r.version).max().unwrap_or(0) + 1)
+    }
+
+    async fn version_states(&self, subject: &str) -> Result<Vec<VersionState>> {
+        let state = self.state();
+        let all = state
+            .subjects
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(all
+            .iter()
+            .map(|r| VersionState {
+                version: r.version,
+                id: r.id,
+                deleted: state.is_deleted(r),
+            })
+            .collect())
+    }
+
+    async fn soft_delete(&self, subject: &str, version: u32) -> Result<()> {
+        self.state().deleted.insert((subject.to_owned(), version));
+        Ok(())
+    }
+
+    async fn hard_delete(&self, subject: &str, version: u32) -> Result<()> {
+        let mut state = self.state();
+        let key = (subject.to_owned(), version);
+        if state.deleted.remove(&key)
+            && let Some(all) = state.subjects.get_mut(subject)
+        {
+            all.retain(|r| r.version != version);
+            if all.is_empty() {
+                state.subjects.remove(subject);
+            }
+        }
+        Ok(())
+    }
+
+    async fn schema_usage(&self, id: u32) -> Result<(u64, u64)> {
+        let state = self.state();
+        let holders = state
+            .subjects
+            .values()
+            .flatten()
+            .filter(|r| r.id == id)
+            .count();
+        // The memory store keeps no outbox rows.
+        Ok((holders as u64, 0))
     }
 
     async fn insert_version(
@@ -50,6 +121,17 @@ impl SchemaStore for MemorySchemaStore {
         schema: &Schema,
     ) -> Result<RegisteredSchema> {
         let mut state = self.state();
+        let restored = state.subjects.get(subject).and_then(|all| {
+            all.iter()
+                .find(|r| r.schema == *schema && state.is_deleted(r))
+                .cloned()
+        });
+        if let Some(restored) = restored {
+            state
+                .deleted
+                .remove(&(subject.to_owned(), restored.version));
+            return Ok(restored);
+        }
         let existing = state
             .subjects
             .get(subject)

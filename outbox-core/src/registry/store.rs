@@ -113,6 +113,17 @@ pub fn stored_version(version: u32) -> Result<i32> {
     })
 }
 
+/// A version of a subject as the delete rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionState {
+    /// The version number.
+    pub version: u32,
+    /// Its schema's global id.
+    pub id: u32,
+    /// Whether it is soft-deleted.
+    pub deleted: bool,
+}
+
 /// Where a registry keeps subjects, versions, ids and compatibility settings.
 ///
 /// # Contract
@@ -126,6 +137,11 @@ pub fn stored_version(version: u32) -> Result<i32> {
 ///   and retries.
 /// - Compatibility settings: `None` as subject is the global setting; setting `None` as mode
 ///   deletes the setting.
+/// - Soft delete (optional; the defaults refuse with
+///   [`Error::Unsupported`](crate::Error::Unsupported)): a soft-deleted version is left out
+///   of `versions`, `version`, `find`, `version_numbers` and `subjects`, but its id still
+///   resolves through `schema_by_id`, and its number is never given again (`next_version`).
+///   `insert_version` of a schema soft-deleted in the subject restores that version.
 pub trait SchemaStore: Send + Sync {
     /// The versions of `subject`, oldest first.
     fn versions(&self, subject: &str)
@@ -157,6 +173,69 @@ pub trait SchemaStore: Send + Sync {
         async move {
             let versions = self.versions(subject).await?;
             Ok(versions.into_iter().find(|v| v.schema == *schema))
+        }
+    }
+
+    /// The number the next version of `subject` takes: one past every version it ever had
+    /// (the default counts the live ones only).
+    fn next_version(&self, subject: &str) -> impl Future<Output = Result<u32>> + Send {
+        async move {
+            let versions = self.versions(subject).await?;
+            Ok(versions.iter().map(|v| v.version).max().unwrap_or(0) + 1)
+        }
+    }
+
+    /// Every version of `subject`, soft-deleted ones included, oldest first.
+    fn version_states(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<Vec<VersionState>>> + Send {
+        async move {
+            let versions = self.versions(subject).await?;
+            Ok(versions
+                .iter()
+                .map(|v| VersionState {
+                    version: v.version,
+                    id: v.id,
+                    deleted: false,
+                })
+                .collect())
+        }
+    }
+
+    /// Soft-deletes a live version.
+    fn soft_delete(
+        &self,
+        _subject: &str,
+        _version: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            Err(crate::Error::Unsupported {
+                operation: "soft delete",
+            })
+        }
+    }
+
+    /// Deletes a soft-deleted version for good.
+    fn hard_delete(
+        &self,
+        _subject: &str,
+        _version: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            Err(crate::Error::Unsupported {
+                operation: "permanent delete",
+            })
+        }
+    }
+
+    /// How many versions (in any subject, soft-deleted included) hold schema `id`, and how
+    /// many unpublished outbox rows and dead letters carry it.
+    fn schema_usage(&self, _id: u32) -> impl Future<Output = Result<(u64, u64)>> + Send {
+        async move {
+            Err(crate::Error::Unsupported {
+                operation: "schema usage",
+            })
         }
     }
 
@@ -211,6 +290,21 @@ macro_rules! forward_store {
             }
             fn version_numbers(&self, subject: &str) -> impl Future<Output = Result<Vec<u32>>> + Send {
                 (**self).version_numbers(subject)
+            }
+            fn next_version(&self, subject: &str) -> impl Future<Output = Result<u32>> + Send {
+                (**self).next_version(subject)
+            }
+            fn version_states(&self, subject: &str) -> impl Future<Output = Result<Vec<VersionState>>> + Send {
+                (**self).version_states(subject)
+            }
+            fn soft_delete(&self, subject: &str, version: u32) -> impl Future<Output = Result<()>> + Send {
+                (**self).soft_delete(subject, version)
+            }
+            fn hard_delete(&self, subject: &str, version: u32) -> impl Future<Output = Result<()>> + Send {
+                (**self).hard_delete(subject, version)
+            }
+            fn schema_usage(&self, id: u32) -> impl Future<Output = Result<(u64, u64)>> + Send {
+                (**self).schema_usage(id)
             }
             fn insert_version(&self, subject: &str, version: u32, schema: &Schema) -> impl Future<Output = Result<RegisteredSchema>> + Send {
                 (**self).insert_version(subject, version, schema)
@@ -270,6 +364,36 @@ impl<A: SchemaStore, B: SchemaStore> SchemaStore for EitherStore<A, B> {
         match self {
             Self::Left(a) => a.version_numbers(subject).await,
             Self::Right(b) => b.version_numbers(subject).await,
+        }
+    }
+    async fn next_version(&self, subject: &str) -> Result<u32> {
+        match self {
+            Self::Left(a) => a.next_version(subject).await,
+            Self::Right(b) => b.next_version(subject).await,
+        }
+    }
+    async fn version_states(&self, subject: &str) -> Result<Vec<VersionState>> {
+        match self {
+            Self::Left(a) => a.version_states(subject).await,
+            Self::Right(b) => b.version_states(subject).await,
+        }
+    }
+    async fn soft_delete(&self, subject: &str, version: u32) -> Result<()> {
+        match self {
+            Self::Left(a) => a.soft_delete(subject, version).await,
+            Self::Right(b) => b.soft_delete(subject, version).await,
+        }
+    }
+    async fn hard_delete(&self, subject: &str, version: u32) -> Result<()> {
+        match self {
+            Self::Left(a) => a.hard_delete(subject, version).await,
+            Self::Right(b) => b.hard_delete(subject, version).await,
+        }
+    }
+    async fn schema_usage(&self, id: u32) -> Result<(u64, u64)> {
+        match self {
+            Self::Left(a) => a.schema_usage(id).await,
+            Self::Right(b) => b.schema_usage(id).await,
         }
     }
     async fn insert_version(

@@ -28,11 +28,27 @@ pub(crate) fn migrations_table(dialect: Dialect, names: &TableNames) -> String {
 /// Every migration for `dialect`, oldest first. The first statement of the list creates the
 /// bookkeeping table (`<prefix>_migrations`) the runner records versions in.
 pub fn migrations(dialect: Dialect, names: &TableNames) -> Vec<Migration> {
-    vec![Migration {
-        version: 1,
-        description: "create the outbox, schema registry and relay tables",
-        statements: initial(dialect, names),
-    }]
+    vec![
+        Migration {
+            version: 1,
+            description: "create the outbox, schema registry and relay tables",
+            statements: initial(dialect, names),
+        },
+        Migration {
+            version: 2,
+            description: "soft delete of schema versions",
+            statements: soft_delete(dialect, names),
+        },
+    ]
+}
+
+/// Version 2: a schema version can be soft-deleted (hidden from reads and checks, its id
+/// still resolvable) before it is deleted for good, as in Confluent's registry.
+fn soft_delete(dialect: Dialect, names: &TableNames) -> Vec<String> {
+    vec![format!(
+        "ALTER TABLE {} ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0",
+        names.qualified(dialect, Table::Schemas)
+    )]
 }
 
 fn timestamp_type(dialect: Dialect) -> &'static str {

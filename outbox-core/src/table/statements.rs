@@ -60,8 +60,25 @@ pub struct Statements {
     pub insert_version: String,
     /// A schema by global id: (id i32) -> (value text).
     pub select_schema_by_id: String,
-    /// Every subject: () -> (value text).
+    /// Every subject with a live version: () -> (value text).
     pub select_subjects: String,
+    /// Every version of a subject, soft-deleted ones included, oldest first: (subject) ->
+    /// (version i32, id i32, deleted i32).
+    pub select_version_states: String,
+    /// The number after every version a subject ever had (soft-deleted included): (subject)
+    /// -> (value i64).
+    pub select_next_version: String,
+    /// Soft-deletes a version: (subject, version i32).
+    pub soft_delete_version: String,
+    /// Deletes a soft-deleted version for good: (subject, version i32).
+    pub hard_delete_version: String,
+    /// Restores a soft-deleted version holding a schema: (subject, fingerprint).
+    pub restore_version: String,
+    /// Rows of the schema table holding an id: (id i32) -> (value i64).
+    pub count_schema_holders: String,
+    /// Unpublished outbox rows and dead letters carrying a schema id: (id i32, id i32) ->
+    /// (value i64).
+    pub count_rows_with_schema: String,
     /// A compatibility setting: (subject, '' for global) -> (value text).
     pub select_compatibility: String,
     /// Sets a compatibility: (subject, compatibility).
@@ -254,26 +271,30 @@ impl Statements {
                 p(2)
             ),
             select_versions: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} ORDER BY version",
+                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND deleted = 0 \
+                 ORDER BY version",
                 p(1)
             ),
             select_version: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND version = {}",
+                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND version = {} \
+                 AND deleted = 0",
                 p(1),
                 p(2)
             ),
             select_latest_version: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} \
+                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND deleted = 0 \
                  ORDER BY version DESC LIMIT 1",
                 p(1)
             ),
             select_version_by_fingerprint: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND fingerprint = {}",
+                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND fingerprint = {} \
+                 AND deleted = 0",
                 p(1),
                 p(2)
             ),
             select_version_numbers: format!(
-                "SELECT version AS value FROM {schemas} WHERE subject = {} ORDER BY version",
+                "SELECT version AS value FROM {schemas} WHERE subject = {} AND deleted = 0 \
+                 ORDER BY version",
                 p(1)
             ),
             select_schema_id: format!("SELECT id AS value FROM {ids} WHERE fingerprint = {}", p(1)),
@@ -294,7 +315,43 @@ impl Statements {
                 "SELECT schema_json AS value FROM {schemas} WHERE id = {} ORDER BY subject, version LIMIT 1",
                 p(1)
             ),
-            select_subjects: format!("SELECT DISTINCT subject AS value FROM {schemas}"),
+            select_subjects: format!(
+                "SELECT DISTINCT subject AS value FROM {schemas} WHERE deleted = 0"
+            ),
+            select_version_states: format!(
+                "SELECT version, id, deleted FROM {schemas} WHERE subject = {} ORDER BY version",
+                p(1)
+            ),
+            select_next_version: format!(
+                "SELECT CAST(COALESCE(MAX(version), 0) + 1 AS {bigint}) AS value FROM {schemas} \
+                 WHERE subject = {}",
+                p(1)
+            ),
+            soft_delete_version: format!(
+                "UPDATE {schemas} SET deleted = 1 WHERE subject = {} AND version = {} AND deleted = 0",
+                p(1),
+                p(2)
+            ),
+            hard_delete_version: format!(
+                "DELETE FROM {schemas} WHERE subject = {} AND version = {} AND deleted = 1",
+                p(1),
+                p(2)
+            ),
+            restore_version: format!(
+                "UPDATE {schemas} SET deleted = 0 WHERE subject = {} AND fingerprint = {} AND deleted = 1",
+                p(1),
+                p(2)
+            ),
+            count_schema_holders: format!(
+                "SELECT COUNT(*) AS value FROM {schemas} WHERE id = {}",
+                p(1)
+            ),
+            count_rows_with_schema: format!(
+                "SELECT CAST((SELECT COUNT(*) FROM {events} WHERE schema_id = {}) + \
+                 (SELECT COUNT(*) FROM {dead} WHERE schema_id = {}) AS {bigint}) AS value",
+                p(1),
+                p(2)
+            ),
             select_compatibility: format!(
                 "SELECT compatibility AS value FROM {config} WHERE subject = {}",
                 p(1)

@@ -107,6 +107,54 @@ impl From<Error> for ApiError {
             Error::InvalidSchema { reason } => Self::invalid_schema(reason),
             // A schema breaking a design rule the registry enforces (`lint = "deny"`).
             Error::LintFailed { .. } => Self::invalid_schema(&e.to_string()),
+            Error::DeleteRefused {
+                subject,
+                version,
+                refusal,
+            } => {
+                use outbox_core::DeleteRefusal::{InUse, NotSoftDeleted, SoftDeleted};
+                let (status, code, message) = match (refusal, version) {
+                    (SoftDeleted, None) => (
+                        StatusCode::NOT_FOUND,
+                        40404,
+                        format!(
+                            "Subject '{subject}' was soft deleted.Set permanent=true to delete permanently"
+                        ),
+                    ),
+                    (NotSoftDeleted, None) => (
+                        StatusCode::NOT_FOUND,
+                        40405,
+                        format!(
+                            "Subject '{subject}' was not deleted first before being permanently deleted"
+                        ),
+                    ),
+                    (SoftDeleted, Some(v)) => (
+                        StatusCode::NOT_FOUND,
+                        40406,
+                        format!(
+                            "Subject '{subject}' Version {v} was soft deleted.Set permanent=true to delete permanently"
+                        ),
+                    ),
+                    (NotSoftDeleted, Some(v)) => (
+                        StatusCode::NOT_FOUND,
+                        40407,
+                        format!(
+                            "Subject '{subject}' Version {v} was not deleted first before being permanently deleted"
+                        ),
+                    ),
+                    (InUse { .. } | _, _) => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        42206,
+                        format!("Cannot delete permanently: {refusal}"),
+                    ),
+                };
+                Self::new(status, code, message)
+            }
+            Error::Unsupported { operation } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42205,
+                format!("{operation} is not permitted by this registry"),
+            ),
             Error::InvalidConfig { reason, .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 42203,

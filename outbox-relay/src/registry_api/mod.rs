@@ -6,7 +6,10 @@
 //! (register), `POST /subjects/{s}` (look up), `GET /schemas/ids/{id}` (and `/schema`,
 //! `/versions`, `/subjects`), `GET /schemas/types`,
 //! `POST /compatibility/subjects/{s}/versions[/{v|latest}]` (`?verbose=true`),
-//! `GET|PUT|DELETE /config[/{s}]`, `GET /mode[/{s}]`.
+//! `GET|PUT|DELETE /config[/{s}]`, `GET /mode[/{s}]`, `DELETE /subjects/{s}` and
+//! `DELETE /subjects/{s}/versions/{v}` (soft, then `?permanent=true`, with Confluent's rules;
+//! a permanent delete is refused, 42206, while unpublished outbox rows carry the schema's id
+//! and no other version keeps it).
 //!
 //! # Safe to expose
 //!
@@ -19,8 +22,9 @@
 //! - Bodies must be JSON (415 otherwise); errors have Confluent's shape and codes; a 500 says
 //!   nothing about its cause (the log does).
 //!
-//! Codes: 40401 subject, 40402 version, 40403 schema not found, 40408 no subject
-//! compatibility, 409 incompatible, 42201 invalid schema, 42202 invalid version, 42203
+//! Codes: 40401 subject, 40402 version, 40403 schema not found, 40404/40406 subject/version
+//! soft-deleted, 40405/40407 not soft-deleted first, 40408 no subject compatibility, 409
+//! incompatible, 42201 invalid schema, 42202 invalid version, 42203
 //! invalid compatibility level, 42205 read-only, 401 unauthorized, 415, 50001.
 
 mod errors;
@@ -46,8 +50,8 @@ pub const CHECK_CONCURRENCY: usize = 2;
 /// What the served API allows.
 #[derive(Debug, Clone, Default)]
 pub struct ApiOptions {
-    /// Accept writes (new registrations, configuration changes) from clients presenting a
-    /// credential of `auth`. Off, writes answer 42205.
+    /// Accept writes (new registrations, configuration changes, deletes) from clients
+    /// presenting a credential of `auth`. Off, writes answer 42205.
     pub writable: bool,
     /// The credentials writes need.
     pub auth: AuthConfig,
@@ -101,12 +105,18 @@ pub fn router<S: SchemaStore + 'static>(registry: Registry<S>, options: ApiOptio
     use routes::*;
     Router::new()
         .route("/subjects", get(subjects::<S>))
-        .route("/subjects/{subject}", post(lookup::<S>))
+        .route(
+            "/subjects/{subject}",
+            post(lookup::<S>).delete(delete_subject::<S>),
+        )
         .route(
             "/subjects/{subject}/versions",
             get(versions::<S>).post(register::<S>),
         )
-        .route("/subjects/{subject}/versions/{version}", get(version::<S>))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(version::<S>).delete(delete_version::<S>),
+        )
         .route(
             "/subjects/{subject}/versions/{version}/schema",
             get(version_schema::<S>),

@@ -421,6 +421,34 @@ pub(super) async fn delete_subject_config<S: SchemaStore + 'static>(
     Ok(ok(&json!({"compatibilityLevel": previous.as_str()})))
 }
 
+pub(super) async fn delete_subject<S: SchemaStore + 'static>(
+    State(api): Shared<S>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> ApiResult {
+    api.authorize_write(&headers, Some(&subject))?;
+    let permanent = flag(&params, "permanent");
+    let deleted = api.registry.delete_subject(&subject, permanent).await?;
+    Ok(ok(&json!(deleted)))
+}
+
+pub(super) async fn delete_version<S: SchemaStore + 'static>(
+    State(api): Shared<S>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> ApiResult {
+    api.authorize_write(&headers, Some(&subject))?;
+    let version = parse_version(&version)?;
+    let permanent = flag(&params, "permanent");
+    let deleted = api
+        .registry
+        .delete_version(&subject, version, permanent)
+        .await?;
+    Ok(ok(&json!(deleted)))
+}
+
 /// Confluent's mode: `READWRITE` when this API accepts writes, `READONLY` otherwise.
 pub(super) async fn mode<S: SchemaStore + 'static>(State(api): Shared<S>) -> Response {
     let mode = if api.options.writable {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -291,4 +293,13 @@ impl Tls {
             .trim()
             .to_owned()
     }
+}
+
+/// A port free at the time of asking (for a child process to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }

@@ -18,6 +18,7 @@ macro_rules! shared_suite {
             concurrent_registration,
             drain_sees_everything_in_order,
             late_commit_is_not_lost,
+            upgrade_from_version_1_then_soft_and_permanent_delete,
         );
     };
     ($pool:ident: $($name:ident),* $(,)?) => {$(
@@ -234,8 +235,8 @@ pub async fn migrations_are_idempotent<DB: OutboxDatabase>(pool: &Pool<DB>) {
         .expect("migrate again");
     assert_eq!(
         count(pool, &names, Table::Migrations).await,
-        1,
-        "one version recorded"
+        outbox_core::table::migrations(DB::DIALECT, &names).len() as i64,
+        "each version recorded once"
     );
     drop_tables(pool, &names).await;
 }
@@ -582,5 +583,183 @@ pub async fn late_commit_is_not_lost<DB: OutboxDatabase>(pool: &Pool<DB>) {
         second.iter().map(|r| r.event_id).collect::<Vec<_>>(),
         [early_id]
     );
+    drop_tables(pool, &names).await;
+}
+
+/// A database created by migration 1 (the previous release) holding schemas is upgraded in
+/// place; then Confluent's delete rules hold on it: soft delete hides a version (its id still
+/// resolves), permanent delete needs a soft delete first, and is refused while an outbox row
+/// still carries the schema's id.
+pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDatabase>(
+    pool: &Pool<DB>,
+) {
+    use outbox_core::DeleteRefusal;
+    use outbox_core::registry::conformance::sample_schema;
+    let names = fresh_names();
+    let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
+    let v1_schemas = [sample_schema("Up", 1), sample_schema("Up", 2)];
+    {
+        // What release 1 created: migration 1 only, and two versions registered.
+        let first = outbox_core::table::migrations(DB::DIALECT, &names)
+            .into_iter()
+            .next()
+            .expect("migration 1");
+        let mut conn = pool.acquire().await.expect("connection");
+        for sql in &first.statements {
+            DB::run(&mut *conn, sql, vec![]).await.expect("migration 1");
+        }
+        DB::run(
+            &mut *conn,
+            &stmts.insert_migration,
+            vec![Value::I64(1), Value::Text(first.description.to_owned())],
+        )
+        .await
+        .expect("record migration 1");
+        for (i, schema) in v1_schemas.iter().enumerate() {
+            let fp = || Value::Text(schema.fingerprint().to_owned());
+            DB::run(&mut *conn, &stmts.insert_schema_id, vec![fp()])
+                .await
+                .expect("id");
+            DB::run(
+                &mut *conn,
+                &stmts.insert_version,
+                vec![
+                    Value::I32(i as i32 + 1),
+                    Value::Text("up-value".to_owned()),
+                    Value::I32(i as i32 + 1),
+                    Value::Text(schema.canonical_json().to_owned()),
+                    fp(),
+                ],
+            )
+            .await
+            .expect("version");
+        }
+    }
+    outbox_sqlx::migrate(pool, &stmts).await.expect("upgrade");
+    assert_eq!(count(pool, &names, Table::Migrations).await, 2);
+    let store = SqlxSchemaStore::new(pool.clone(), Arc::clone(&stmts));
+    let registry = Registry::new(store.clone()).with_default_mode(CompatibilityMode::Backward);
+    let versions = store.versions("up-value").await.expect("versions");
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.id, v.version))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 2)],
+        "the old rows survive the upgrade"
+    );
+
+    // Soft delete: hidden from reads, the id still resolves, the number is not reused.
+    assert_eq!(
+        registry
+            .delete_version("up-value", Some(2), false)
+            .await
+            .expect("soft"),
+        2
+    );
+    assert_eq!(
+        store.version_numbers("up-value").await.expect("numbers"),
+        vec![1]
+    );
+    assert!(store.schema_by_id(2).await.expect("by id").is_some());
+    let again = registry.delete_version("up-value", Some(2), false).await;
+    assert!(
+        matches!(
+            again,
+            Err(Error::DeleteRefused {
+                refusal: DeleteRefusal::SoftDeleted,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let third = registry
+        .register("up-value", &sample_schema("Up", 3))
+        .await
+        .expect("a new version");
+    assert_eq!(third.version, 3, "soft-deleted numbers are not given again");
+    let restored = registry
+        .register("up-value", &v1_schemas[1])
+        .await
+        .expect("re-register");
+    assert_eq!(
+        (restored.id, restored.version),
+        (2, 2),
+        "restored as it was"
+    );
+
+    // Permanent delete needs a soft delete first.
+    let early = registry.delete_subject("up-value", true).await;
+    assert!(
+        matches!(
+            early,
+            Err(Error::DeleteRefused {
+                refusal: DeleteRefusal::NotSoftDeleted,
+                ..
+            })
+        ),
+        "{early:?}"
+    );
+    assert_eq!(
+        registry
+            .delete_subject("up-value", false)
+            .await
+            .expect("soft subject"),
+        vec![1, 2, 3]
+    );
+    assert!(
+        !registry
+            .subjects()
+            .await
+            .expect("subjects")
+            .contains(&"up-value".to_owned())
+    );
+    assert_eq!(
+        registry
+            .delete_subject("up-value", true)
+            .await
+            .expect("permanent"),
+        vec![1, 2, 3]
+    );
+    assert!(
+        store
+            .version_states("up-value")
+            .await
+            .expect("states")
+            .is_empty()
+    );
+    assert!(
+        store.schema_by_id(1).await.expect("by id").is_none(),
+        "gone for good"
+    );
+
+    // An id an unpublished outbox row carries is not deleted for good until it is drained.
+    let outbox = outbox(pool, &names).await;
+    let mut tx = pool.begin().await.expect("begin");
+    outbox.publish(&mut *tx, &order(1)).await.expect("publish");
+    tx.commit().await.expect("commit");
+    registry
+        .delete_subject("orders-value", false)
+        .await
+        .expect("soft");
+    let refused = registry.delete_subject("orders-value", true).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::DeleteRefused {
+                refusal: DeleteRefusal::InUse { .. },
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let relay = outbox.relay_store().with_strict_order(false);
+    let rows = relay.claim_batch(10).await.expect("claim");
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    relay.ack(&ids).await.expect("ack");
+    registry
+        .delete_subject("orders-value", true)
+        .await
+        .expect("permanent once drained");
     drop_tables(pool, &names).await;
 }

@@ -1,0 +1,1 @@
+ALTER TABLE "outbox_schemas" ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;

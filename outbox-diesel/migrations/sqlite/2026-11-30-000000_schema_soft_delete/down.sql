@@ -1,0 +1,1 @@
+ALTER TABLE "outbox_schemas" DROP COLUMN deleted;
