@@ -491,6 +491,27 @@ impl Statements {
         super::ddl::migrations_table(self.dialect, &self.names)
     }
 
+    /// A statement recording `migrations` as applied, doing nothing for those already
+    /// recorded: what the diesel CLI's SQL files run, so a relay or writer that migrates later
+    /// does not apply them again.
+    pub fn record_migrations(&self, migrations: &[super::Migration]) -> String {
+        let table = self.names.qualified(self.dialect, Table::Migrations);
+        let values: Vec<String> = migrations
+            .iter()
+            .map(|m| format!("({}, '{}')", m.version, m.description.replace('\'', "''")))
+            .collect();
+        let values = values.join(", ");
+        match self.dialect {
+            Dialect::MySql => {
+                format!("INSERT IGNORE INTO {table} (version, description) VALUES {values}")
+            }
+            _ => format!(
+                "INSERT INTO {table} (version, description) VALUES {values} \
+                 ON CONFLICT (version) DO NOTHING"
+            ),
+        }
+    }
+
     /// Every statement still to run, in order, given the applied versions: each pending
     /// migration's DDL followed by the insert that records it.
     pub fn pending_migrations(&self, applied: &[i64]) -> Vec<(String, Vec<SqlValue>)> {
