@@ -98,6 +98,7 @@ check("register v2", id2 != id1 and c.get_versions(S) == [1, 2], c.get_versions(
 check("delete_version permanent first is 40407", code_of(lambda: c.delete_version(S, 2, permanent=True)) == 40407)
 check("delete_version (soft)", c.delete_version(S, 2) == 2)
 check("soft-deleted version is gone", client().get_versions(S) == [1])
+check("get_versions deleted=True", client().get_versions(S, deleted=True) == [1, 2])
 check("soft-deleted id still resolves", json.loads(client().get_schema(id2).schema_str) == json.loads(V2))
 check("delete_version soft again is 40406", code_of(lambda: c.delete_version(S, 2)) == 40406)
 check("delete_version (permanent)", c.delete_version(S, 2, permanent=True) == 2)

@@ -498,3 +498,59 @@ fn writes_without_credentials_or_through_a_remote_registry_are_refused_by_config
         "no secret in Debug"
     );
 }
+
+#[test]
+fn a_failing_store_answers_a_generic_500() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    // A real database whose schema tables are gone: every read fails with SQL detail.
+    let (listener, store) = runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+        let names = outbox_core::table::TableNames::default();
+        let stmts = Arc::new(outbox_core::table::Statements::new(
+            outbox_core::table::Dialect::Sqlite,
+            &names,
+        ));
+        outbox_sqlx::migrate(&pool, &stmts).await.expect("migrate");
+        sqlx::query("DROP TABLE \"outbox_schemas\"")
+            .execute(&pool)
+            .await
+            .expect("drop");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        (listener, outbox_sqlx::SqlxSchemaStore::new(pool, stmts))
+    });
+    let addr = listener.local_addr().expect("addr");
+    let server = Server::new(&ServerConfig::default(), "registry.server").expect("server");
+    runtime.spawn(async move {
+        outbox_relay::registry_api::serve(
+            listener,
+            Registry::new(store),
+            ApiOptions::default(),
+            &server,
+            std::future::pending(),
+        )
+        .await
+    });
+    for (method, path, body) in [
+        ("GET", "/subjects", String::new()),
+        ("GET", "/subjects/x/versions/latest", String::new()),
+        ("POST", "/subjects/x", schema_body(V1)),
+    ] {
+        let (status, _, reply) = http(addr, method, path, &[JSON_TYPE], &body);
+        assert_eq!(
+            (status, serde_json::from_str::<Json>(&reply).expect("json")),
+            (
+                500,
+                json!({"error_code": 50001, "message": "Error in the backend data store"})
+            ),
+            "{method} {path}"
+        );
+    }
+}

@@ -126,8 +126,14 @@ pub(super) async fn subjects<S: SchemaStore + 'static>(State(api): Shared<S>) ->
 pub(super) async fn versions<S: SchemaStore + 'static>(
     State(api): Shared<S>,
     Path(subject): Path<String>,
+    Query(params): Params,
 ) -> ApiResult {
-    let versions = api.registry.store().version_numbers(&subject).await?;
+    let versions = if flag(&params, "deleted") {
+        let states = api.registry.store().version_states(&subject).await?;
+        states.iter().map(|s| s.version).collect()
+    } else {
+        api.registry.store().version_numbers(&subject).await?
+    };
     if versions.is_empty() {
         return Err(Error::SubjectNotFound { subject }.into());
     }
