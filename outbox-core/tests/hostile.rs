@@ -265,3 +265,31 @@ fn a_deep_value_of_a_recursive_type_is_a_violation() {
     // apache_avro's Value drops recursively; leak the deep value rather than overflow here.
     std::mem::forget(value);
 }
+
+/// A union of `n` records of `fields` fields each, in `namespace`.
+fn wide_union(namespace: &str, n: usize, fields: usize) -> Schema {
+    let records: Vec<Json> = (0..n)
+        .map(|i| {
+            let fields: Vec<Json> = (0..fields)
+                .map(|f| json!({"name": format!("f{f}"), "type": "int"}))
+                .collect();
+            json!({"type":"record","name":format!("R{i}"),"namespace":namespace,"fields":fields})
+        })
+        .collect();
+    Schema::parse_json(&Json::Array(records)).expect("valid")
+}
+
+#[test]
+fn checking_two_wide_unions_is_bounded() {
+    // 1000 x 1000 record pairs of 100 fields each: 10^8 field matches unbounded.
+    let reader = wide_union("r", limits::MAX_UNION_BRANCHES, 100);
+    let writer = wide_union("w", limits::MAX_UNION_BRANCHES, 100);
+    let found = check_reader_writer(&reader, &writer);
+    assert!(
+        !found.is_empty(),
+        "cut short, so refused rather than guessed"
+    );
+    // Small unions still get their real verdict.
+    let small = wide_union("s", 3, 2);
+    assert!(check_reader_writer(&small, &wide_union("t", 3, 2)).is_empty());
+}

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Incompatibility, IncompatibilityKind};
-use crate::schema::limits::{MAX_CHECK_DEPTH, MAX_PROBLEMS};
+use crate::schema::limits::{MAX_CHECK_DEPTH, MAX_CHECK_STEPS, MAX_PROBLEMS};
 use crate::schema::model::{AvroType, Field, Node, NodeId};
 use crate::schema::{Parsed, Schema};
 
@@ -31,6 +31,7 @@ pub fn check_reader_writer(reader: &Schema, writer: &Schema) -> Vec<Incompatibil
         memo: HashMap::new(),
         location: Vec::new(),
         depth: 0,
+        steps: 0,
     };
     let (r, w) = (checker.reader.root, checker.writer.root);
     checker.pair(r, w)
@@ -49,6 +50,8 @@ struct Checker<'a> {
     location: Vec<String>,
     /// Pairs being checked, one inside the other.
     depth: usize,
+    /// Work done so far (pairs compared, fields matched).
+    steps: usize,
 }
 
 impl Checker<'_> {
@@ -67,7 +70,14 @@ impl Checker<'_> {
                 reader,
                 writer,
             )],
+            None if self.steps >= MAX_CHECK_STEPS => vec![self.incompatible(
+                IncompatibilityKind::TooComplex,
+                format!("the check needs more than {MAX_CHECK_STEPS} steps"),
+                reader,
+                writer,
+            )],
             None => {
+                self.steps += 1;
                 self.memo.insert(key, Memo::InProgress);
                 self.depth += 1;
                 let mut result = self.calculate(key.0, key.1);
@@ -281,6 +291,9 @@ impl Checker<'_> {
         writer_fields: &[Field],
     ) -> Vec<Incompatibility> {
         let mut out = Vec::new();
+        self.steps = self
+            .steps
+            .saturating_add(reader_fields.len() + writer_fields.len());
         let by_name: HashMap<&str, &Field> = writer_fields
             .iter()
             .map(|wf| (wf.name.as_str(), wf))

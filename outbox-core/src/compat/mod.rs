@@ -45,8 +45,9 @@ pub enum IncompatibilityKind {
     /// Confluent reports the pair incompatible).
     AmbiguousField,
     /// Two recursive schemas whose checking would go deeper than
-    /// [`MAX_CHECK_DEPTH`](crate::schema::limits::MAX_CHECK_DEPTH) (Java would overflow its
-    /// stack): reported incompatible rather than guessed.
+    /// [`MAX_CHECK_DEPTH`](crate::schema::limits::MAX_CHECK_DEPTH), or a check that needs more
+    /// than [`MAX_CHECK_STEPS`](crate::schema::limits::MAX_CHECK_STEPS): reported
+    /// incompatible rather than guessed.
     TooComplex,
 }
 

@@ -35,6 +35,11 @@ pub const MAX_PROBLEMS: usize = 1_000;
 /// reported incompatible (`TOO_COMPLEX`) rather than overflow the stack.
 pub const MAX_CHECK_DEPTH: usize = 4 * MAX_DEPTH;
 
+/// The most work one reader/writer check may do, counted in type pairs compared and fields
+/// matched; past it the pair is reported `TOO_COMPLEX`. Unions of hundreds of big records on
+/// both sides come near it; real schemas stay orders of magnitude below.
+pub const MAX_CHECK_STEPS: usize = 2_000_000;
+
 /// The most versions one subject may hold; a registration past it is refused.
 pub const MAX_VERSIONS_PER_SUBJECT: usize = 1_000;
 
