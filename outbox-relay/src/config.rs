@@ -46,6 +46,7 @@
 //! max_concurrent_requests = 64
 //! max_connections = 256
 //! shutdown_grace = "5s"
+//! max_connection_age = "5m"
 //! ```
 
 use std::collections::BTreeMap;

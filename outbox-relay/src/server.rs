@@ -54,6 +54,10 @@ pub struct ServerConfig {
     /// How long shutdown waits for requests in progress.
     #[serde(default = "default_shutdown_grace", deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// The longest a connection may stay open, whatever it does: a client that never reads
+    /// its answer (which no request timeout covers) is cut off then.
+    #[serde(default = "default_max_connection_age", deserialize_with = "duration")]
+    pub max_connection_age: Duration,
 }
 
 fn default_header_timeout() -> Duration {
@@ -77,6 +81,9 @@ fn default_max_connections() -> usize {
 }
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(5)
+}
+fn default_max_connection_age() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
@@ -112,9 +119,10 @@ impl ServerConfig {
             ("header_timeout", self.header_timeout),
             ("body_timeout", self.body_timeout),
             ("request_timeout", self.request_timeout),
+            ("max_connection_age", self.max_connection_age),
         ] {
-            if value.is_zero() || value > Duration::from_secs(3600) {
-                return Err(invalid(key, "must be between 1ms and 1h"));
+            if value.is_zero() || value > Duration::from_secs(86_400) {
+                return Err(invalid(key, "must be between 1ms and 24h"));
             }
         }
         if self.body_limit == 0 || self.body_limit > 1 << 30 {
@@ -245,34 +253,39 @@ impl Server {
                 .max_headers(100);
             let tls = self.tls.clone();
             let handshake_timeout = c.header_timeout;
+            let max_age = c.max_connection_age;
             let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let served = match tls {
+            let connection = async move {
+                match tls {
                     Some(acceptor) => {
                         let tls = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
                         match tls.await {
                             Ok(Ok(tls)) => {
                                 let conn = http.serve_connection(TokioIo::new(tls), service);
-                                watcher.watch(conn).await
+                                if let Err(e) = watcher.watch(conn).await {
+                                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                                }
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
                             }
                             Err(_) => {
                                 tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
                             }
                         }
                     }
                     None => {
                         let conn = http.serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(conn).await
+                        if let Err(e) = watcher.watch(conn).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
                     }
-                };
-                if let Err(e) = served {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            };
+            tokio::spawn(async move {
+                let _permit = permit;
+                if tokio::time::timeout(max_age, connection).await.is_err() {
+                    tracing::debug!(%peer, "connection closed at its maximum age");
                 }
             });
         }

@@ -554,3 +554,30 @@ fn a_failing_store_answers_a_generic_500() {
         );
     }
 }
+
+#[test]
+fn a_connection_is_closed_at_its_maximum_age_however_busy() {
+    let config = ServerConfig {
+        max_connection_age: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let (addr, _rt) = start(true, &config);
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(GUARD)).expect("timeout");
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    // A client that keeps its connection busy (never idle long enough for the header
+    // timeout), as one that reads its answers slowly would.
+    loop {
+        use std::io::{Read, Write};
+        let sent = stream.write_all(b"GET /schemas/types HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut buf = [0u8; 4096];
+        match (sent, stream.read(&mut buf)) {
+            (Ok(()), Ok(n)) if n > 0 => answered += 1,
+            _ => break,
+        }
+        assert!(started.elapsed() < GUARD, "the connection was never closed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answered >= 2, "served before closing: {answered}");
+}
