@@ -40,9 +40,9 @@ PY
 fi
 
 venv="$cache/venv"
-if ! "$venv/bin/python" -c "import confluent_kafka, fastavro, httpx; from confluent_kafka.schema_registry.avro import AvroDeserializer" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import confluent_kafka, fastavro, httpx, avro.compatibility; from confluent_kafka.schema_registry.avro import AvroDeserializer" 2>/dev/null; then
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet "confluent-kafka[avro,schemaregistry]==2.12.1" "fastavro==1.12.1" >&2
+  "$venv/bin/pip" install --quiet "confluent-kafka[avro,schemaregistry]==2.12.1" "fastavro==1.12.1" "avro==1.12.2" >&2
 fi
 
 if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
