@@ -209,6 +209,18 @@ fn refusals_have_confluent_json_bodies() {
         );
         assert_eq!(status, 200, "{content_type}: {body}");
     }
+    // Subjects the tables cannot hold, or with control characters, are refused for writes.
+    let long = format!("/subjects/{}/versions", "s".repeat(300));
+    for path in [long.as_str(), "/subjects/a%01b/versions"] {
+        let (status, _, body) = http(
+            addr,
+            "POST",
+            path,
+            &[JSON_TYPE, ("Authorization", "Bearer tok-123")],
+            &schema_body(V1),
+        );
+        assert_eq!((status, error_code(&body)), (422, 42208), "{body}");
+    }
     let (status, _, body) = http(addr, "GET", "/nowhere", &[], "");
     assert_eq!(
         (status, serde_json::from_str::<Json>(&body).expect("json")),

@@ -25,7 +25,8 @@
 //! Codes: 40401 subject, 40402 version, 40403 schema not found, 40404/40406 subject/version
 //! soft-deleted, 40405/40407 not soft-deleted first, 40408 no subject compatibility, 409
 //! incompatible, 42201 invalid schema, 42202 invalid version, 42203
-//! invalid compatibility level, 42205 read-only, 401 unauthorized, 415, 50001.
+//! invalid compatibility level, 42205 read-only, 42206 schema still in use, 42208 invalid
+//! subject, 401 unauthorized, 415, 50001.
 
 mod errors;
 mod routes;

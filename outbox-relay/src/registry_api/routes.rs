@@ -73,6 +73,30 @@ fn schema_from_body(body: &Bytes) -> Result<Schema, ApiError> {
     Ok(Schema::parse_str(text)?)
 }
 
+/// The longest subject a write accepts: the width of the subject columns (MySQL
+/// `VARCHAR(255)`).
+const MAX_SUBJECT_BYTES: usize = 255;
+
+/// Refuses, for a write, a subject Confluent refuses (empty, or with control characters) or
+/// one the tables cannot hold (42208).
+fn valid_subject(subject: &str) -> Result<(), ApiError> {
+    if subject.is_empty()
+        || subject.len() > MAX_SUBJECT_BYTES
+        || subject.chars().any(char::is_control)
+    {
+        let shown: String = subject.chars().take(40).collect();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42208,
+            format!(
+                "The specified subject '{}' is not valid (1 to {MAX_SUBJECT_BYTES} bytes, no control characters).",
+                shown.escape_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `latest` (or -1) or a version number in 1..=2^31-1.
 fn parse_version(text: &str) -> Result<Option<u32>, ApiError> {
     if text == "latest" || text == "-1" {
@@ -170,6 +194,7 @@ pub(super) async fn register<S: SchemaStore + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
+    valid_subject(&subject)?;
     off_workers(&api, move |api| async move {
         let schema = schema_from_body(&body)?;
         // A schema that is already registered is answered without a credential: serializers
@@ -407,6 +432,7 @@ pub(super) async fn set_subject_config<S: SchemaStore + 'static>(
     body: Bytes,
 ) -> ApiResult {
     api.authorize_write(&headers, Some(&subject))?;
+    valid_subject(&subject)?;
     let mode = mode_from_body(&body)?;
     api.registry
         .set_compatibility(Some(&subject), Some(mode))
