@@ -158,6 +158,31 @@ impl<DB: OutboxDatabase> SchemaStore for SqlxSchemaStore<DB> {
         Ok(found.into_iter().find(|r| r.schema == *schema))
     }
 
+    async fn holders(&self, id: u32) -> Result<Vec<(String, u32)>> {
+        let Ok(id) = i32::try_from(id) else {
+            return Ok(Vec::new());
+        };
+        let rows = self
+            .query(
+                "read schema id holders",
+                &self.stmts.select_id_holders,
+                vec![Value::I32(id)],
+                &[Column::Text, Column::I32],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let mut row = row.into_iter();
+                let subject = row.next().map(Value::text).unwrap_or_default();
+                let version = row.next().map_or(0, Value::i32);
+                let version = u32::try_from(version).map_err(|_| Error::Decode {
+                    reason: format!("negative version {version} in the schema tables"),
+                })?;
+                Ok((subject, version))
+            })
+            .collect()
+    }
+
     async fn next_version(&self, subject: &str) -> Result<u32> {
         let rows = self
             .query(

@@ -176,6 +176,22 @@ pub trait SchemaStore: Send + Sync {
         }
     }
 
+    /// The live (subject, version) pairs holding schema `id`, sorted. The default reads every
+    /// version of every subject.
+    fn holders(&self, id: u32) -> impl Future<Output = Result<Vec<(String, u32)>>> + Send {
+        async move {
+            let mut found = Vec::new();
+            for subject in self.subjects().await? {
+                for v in self.versions(&subject).await? {
+                    if v.id == id {
+                        found.push((v.subject, v.version));
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+
     /// The number the next version of `subject` takes: one past every version it ever had
     /// (the default counts the live ones only).
     fn next_version(&self, subject: &str) -> impl Future<Output = Result<u32>> + Send {
@@ -294,6 +310,9 @@ macro_rules! forward_store {
             fn next_version(&self, subject: &str) -> impl Future<Output = Result<u32>> + Send {
                 (**self).next_version(subject)
             }
+            fn holders(&self, id: u32) -> impl Future<Output = Result<Vec<(String, u32)>>> + Send {
+                (**self).holders(id)
+            }
             fn version_states(&self, subject: &str) -> impl Future<Output = Result<Vec<VersionState>>> + Send {
                 (**self).version_states(subject)
             }
@@ -364,6 +383,12 @@ impl<A: SchemaStore, B: SchemaStore> SchemaStore for EitherStore<A, B> {
         match self {
             Self::Left(a) => a.version_numbers(subject).await,
             Self::Right(b) => b.version_numbers(subject).await,
+        }
+    }
+    async fn holders(&self, id: u32) -> Result<Vec<(String, u32)>> {
+        match self {
+            Self::Left(a) => a.holders(id).await,
+            Self::Right(b) => b.holders(id).await,
         }
     }
     async fn next_version(&self, subject: &str) -> Result<u32> {

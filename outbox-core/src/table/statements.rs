@@ -74,6 +74,8 @@ pub struct Statements {
     pub hard_delete_version: String,
     /// Restores a soft-deleted version holding a schema: (subject, fingerprint).
     pub restore_version: String,
+    /// The live versions holding a schema id: (id i32) -> (subject, version i32).
+    pub select_id_holders: String,
     /// Rows of the schema table holding an id: (id i32) -> (value i64).
     pub count_schema_holders: String,
     /// Unpublished outbox rows and dead letters carrying a schema id: (id i32, id i32) ->
@@ -341,6 +343,11 @@ impl Statements {
                 "UPDATE {schemas} SET deleted = 0 WHERE subject = {} AND fingerprint = {} AND deleted = 1",
                 p(1),
                 p(2)
+            ),
+            select_id_holders: format!(
+                "SELECT subject, version FROM {schemas} WHERE id = {} AND deleted = 0 \
+                 ORDER BY subject, version",
+                p(1)
             ),
             count_schema_holders: format!(
                 "SELECT COUNT(*) AS value FROM {schemas} WHERE id = {}",

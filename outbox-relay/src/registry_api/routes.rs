@@ -265,21 +265,13 @@ pub(super) async fn raw_schema_by_id<S: SchemaStore + 'static>(
     .await
 }
 
-/// Every (subject, version) holding schema `id`.
+/// Every live (subject, version) holding schema `id` (one query, not a scan).
 async fn holders<S: SchemaStore + 'static>(
     api: &Api<S>,
     id: u32,
 ) -> Result<Vec<(String, u32)>, ApiError> {
     api.registry.schema_by_id(id).await?;
-    let mut found = Vec::new();
-    for subject in api.registry.subjects().await? {
-        for v in api.registry.store().versions(&subject).await? {
-            if v.id == id {
-                found.push((v.subject, v.version));
-            }
-        }
-    }
-    Ok(found)
+    Ok(api.registry.store().holders(id).await?)
 }
 
 pub(super) async fn id_versions<S: SchemaStore + 'static>(
