@@ -293,3 +293,19 @@ fn checking_two_wide_unions_is_bounded() {
     let small = wide_union("s", 3, 2);
     assert!(check_reader_writer(&small, &wide_union("t", 3, 2)).is_empty());
 }
+
+#[test]
+fn a_long_default_against_a_wide_union_is_bounded() {
+    // 200,000 default elements, each tried against up to 1,000 record branches.
+    let branches: Vec<Json> = (0..limits::MAX_UNION_BRANCHES - 1)
+        .map(|i| json!({"type":"record","name":format!("B{i}"),"fields":[]}))
+        .chain(std::iter::once(json!("int")))
+        .collect();
+    let default: Vec<u32> = vec![1; 200_000];
+    let schema = json!({"type":"record","name":"R","fields":[
+        {"name":"xs","type":{"type":"array","items":branches},"default":default}]});
+    let Err(Error::InvalidSchema { reason }) = Schema::parse_json(&schema) else {
+        panic!("accepted");
+    };
+    assert!(reason.contains("steps"), "{reason}");
+}

@@ -40,6 +40,10 @@ pub const MAX_CHECK_DEPTH: usize = 4 * MAX_DEPTH;
 /// both sides come near it; real schemas stay orders of magnitude below.
 pub const MAX_CHECK_STEPS: usize = 2_000_000;
 
+/// The most (type, value) comparisons validating a schema's field defaults may take (a
+/// default array of many elements against a union of many branches multiplies).
+pub const MAX_DEFAULT_STEPS: usize = 2_000_000;
+
 /// The most versions one subject may hold; a registration past it is refused.
 pub const MAX_VERSIONS_PER_SUBJECT: usize = 1_000;
 

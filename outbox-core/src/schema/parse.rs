@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value as Json};
 
-use super::limits::{MAX_DEPTH, MAX_ENUM_SYMBOLS, MAX_FIELDS, MAX_JSON_DEPTH, MAX_UNION_BRANCHES};
+use super::limits::{
+    MAX_DEFAULT_STEPS, MAX_DEPTH, MAX_ENUM_SYMBOLS, MAX_FIELDS, MAX_JSON_DEPTH, MAX_UNION_BRANCHES,
+};
 use super::model::{AvroType, Field, Name, Named, Node, NodeId};
 
 /// The arena a parse produces.
@@ -474,6 +476,7 @@ fn check_defaults(parsed: &Parsed, open_at: &HashMap<NodeId, Vec<NodeId>>) -> Re
         open_at,
         fields: HashMap::new(),
         memo: HashMap::new(),
+        steps: 0,
     };
     for (record, node) in parsed.nodes.iter().enumerate() {
         if let Node::Record { named, fields } = node {
@@ -500,8 +503,11 @@ struct Defaults<'a> {
     open_at: &'a HashMap<NodeId, Vec<NodeId>>,
     /// (record, field index) -> `None` while being checked, then whether its default fits.
     fields: HashMap<(NodeId, usize), Option<bool>>,
-    /// (field context, type, address of the JSON value) -> fits.
+    /// (field context, record type, address of the JSON value) -> fits: records are where a
+    /// default expands (through their fields' defaults), so only they are remembered.
     memo: HashMap<((NodeId, usize), NodeId, usize), bool>,
+    /// Comparisons so far, against [`MAX_DEFAULT_STEPS`].
+    steps: usize,
 }
 
 impl Defaults<'_> {
@@ -552,15 +558,23 @@ impl Defaults<'_> {
         if depth > MAX_JSON_DEPTH + MAX_DEPTH {
             return Err("a field default nests too deeply".to_owned());
         }
-        let key = (
-            ctx,
-            self.parsed.canonical_id(id),
-            std::ptr::from_ref(default) as usize,
-        );
-        if let Some(fits) = self.memo.get(&key) {
-            return Ok(*fits);
+        self.steps += 1;
+        if self.steps > MAX_DEFAULT_STEPS {
+            return Err(format!(
+                "validating the field defaults needs more than {MAX_DEFAULT_STEPS} steps"
+            ));
         }
         let parsed = self.parsed;
+        // Only a record given an object can expand (through its fields' defaults).
+        let is_record = matches!(parsed.resolve(id), Node::Record { .. }) && default.is_object();
+        let key = (
+            ctx,
+            parsed.canonical_id(id),
+            std::ptr::from_ref(default) as usize,
+        );
+        if is_record && let Some(fits) = self.memo.get(&key) {
+            return Ok(*fits);
+        }
         let fits = match parsed.resolve(id) {
             Node::Primitive(t) => match t {
                 AvroType::Null => default.is_null(),
@@ -629,7 +643,9 @@ impl Defaults<'_> {
             },
             Node::Ref(_) => false,
         };
-        self.memo.insert(key, fits);
+        if is_record {
+            self.memo.insert(key, fits);
+        }
         Ok(fits)
     }
 
