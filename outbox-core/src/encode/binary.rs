@@ -276,22 +276,32 @@ impl<'a> Walker<'a> {
         values: &'a [(String, Value)],
         out: &mut Vec<u8>,
     ) -> Result<(), Violation> {
+        // Names hashed once, so a record of many fields costs linear time, not quadratic.
+        let known: std::collections::HashSet<&str> =
+            fields.iter().map(|f| f.name.as_str()).collect();
         for (name, _) in values {
-            if !fields.iter().any(|f| &f.name == name) {
+            if !known.contains(name.as_str()) {
                 self.path.push(Segment::Field(name));
                 let e = self.violation("field is not in the schema".to_owned());
                 return Err(e);
             }
         }
+        let mut by_name: Option<std::collections::HashMap<&str, &'a Value>> = None;
         for (i, field) in fields.iter().enumerate() {
             self.path.push(Segment::Field(&field.name));
-            // Fields usually come in schema order; fall back to a search.
+            // Fields usually come in schema order; fall back to a look-up.
             let found = match values.get(i) {
                 Some((n, v)) if n == &field.name => Some(v),
-                _ => values
-                    .iter()
-                    .find(|(n, _)| n == &field.name)
-                    .map(|(_, v)| v),
+                _ => by_name
+                    .get_or_insert_with(|| {
+                        let mut map = std::collections::HashMap::new();
+                        for (n, v) in values {
+                            map.entry(n.as_str()).or_insert(v); // the first one, as before
+                        }
+                        map
+                    })
+                    .get(field.name.as_str())
+                    .copied(),
             };
             match (found, &field.default) {
                 (Some(v), _) => self.value(field.schema, v, out)?,
