@@ -153,7 +153,9 @@ pub(crate) enum RegistryCommand {
     /// Serve the embedded registry over the Confluent Schema Registry REST API until SIGINT
     /// or SIGTERM (`run` serves it too).
     Serve {
-        /// Refuse registrations and configuration changes.
+        /// Refuse registrations, configuration changes and deletes, whatever the
+        /// configuration says (read-only is also the default; writes need `read_only = false`
+        /// and a credential in `[registry.auth]`).
         #[arg(long)]
         read_only: bool,
     },
