@@ -209,6 +209,27 @@ fn refusals_have_confluent_json_bodies() {
         );
         assert_eq!(status, 200, "{content_type}: {body}");
     }
+    // Schema references are refused as Confluent refuses an invalid schema, never ignored.
+    let with_reference = json!({
+        "schema": r#"{"type":"record","name":"Holder","fields":[{"name":"o","type":"Order"}]}"#,
+        "references": [{"name": "Order", "subject": "x-value", "version": 1}]
+    })
+    .to_string();
+    for path in [
+        "/subjects/h-value/versions",
+        "/subjects/x-value",
+        "/compatibility/subjects/x-value/versions",
+    ] {
+        let (status, _, body) = http(
+            addr,
+            "POST",
+            path,
+            &[JSON_TYPE, ("Authorization", "Bearer tok-123")],
+            &with_reference,
+        );
+        assert_eq!((status, error_code(&body)), (422, 42201), "{path}: {body}");
+        assert!(body.contains("references"), "{body}");
+    }
     // Subjects the tables cannot hold, or with control characters, are refused for writes.
     let long = format!("/subjects/{}/versions", "s".repeat(300));
     for path in [long.as_str(), "/subjects/a%01b/versions"] {
@@ -592,4 +613,54 @@ fn a_connection_is_closed_at_its_maximum_age_however_busy() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(answered >= 2, "served before closing: {answered}");
+}
+
+#[test]
+fn shutdown_waits_a_bounded_time_for_requests_in_progress() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // A request in progress would hold the server for a minute without the grace period.
+    let config = ServerConfig {
+        body_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(60),
+        shutdown_grace: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let server = Server::new(&config, "registry.server").expect("server");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn(async move {
+        let registry = Registry::new(MemorySchemaStore::default());
+        outbox_relay::registry_api::serve(
+            listener,
+            registry,
+            ApiOptions::default(),
+            &server,
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    let mut stalled = TcpStream::connect(addr).expect("connect");
+    {
+        use std::io::Write;
+        stalled
+            .write_all(b"POST /subjects/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            .expect("write");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.send(()).expect("stop");
+    let ended = runtime.block_on(async { tokio::time::timeout(GUARD, serving).await });
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "serve did not end after its grace period: {ended:?}"
+    );
+    drop(stalled);
 }
