@@ -28,12 +28,29 @@ fn the_api_refuses_schemas_breaking_the_rules_at_deny() {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let registry = Registry::new(MemorySchemaStore::default())
         .with_lint(LintLevel::Deny, LintConfig::default());
-    runtime.spawn(outbox_relay::registry_api::serve(
-        listener,
-        registry,
-        false,
-        std::future::pending(),
-    ));
+    // Writes enabled, with the credential the requests below present.
+    let options = outbox_relay::registry_api::ApiOptions {
+        writable: true,
+        auth: outbox_relay::auth::AuthConfig {
+            bearer_token: Some("lint-token".to_owned()),
+            ..Default::default()
+        },
+    };
+    let server = outbox_relay::server::Server::new(
+        &outbox_relay::server::ServerConfig::default(),
+        "registry.server",
+    )
+    .expect("server");
+    runtime.spawn(async move {
+        outbox_relay::registry_api::serve(
+            listener,
+            registry,
+            options,
+            &server,
+            std::future::pending(),
+        )
+        .await
+    });
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -42,6 +59,7 @@ fn the_api_refuses_schemas_breaking_the_rules_at_deny() {
         let mut response = agent
             .post(&format!("{url}/subjects/orders-value/versions"))
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .header("Authorization", "Bearer lint-token")
             .send(body(schema))
             .expect("HTTP");
         let status = response.status().as_u16();
