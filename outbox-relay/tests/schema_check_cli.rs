@@ -168,12 +168,20 @@ fn hostile_schemas_end_in_an_exit_code_not_a_crash() {
         "recursive.avsc",
         r#"{"type":"record","name":"R","fields":[{"name":"f","type":"R","default":{}}]}"#,
     );
+    // A chain of 200 records, each field's type naming the next: flat JSON, deep types.
+    let chain: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"name":"f{i}","type":{{"type":"record","name":"R{i}","fields":[{{"name":"next","type":["null","R{}"]}}]}}}}"#,
+                i + 1
+            )
+        })
+        .collect();
     let deep = f.write(
         "deep.avsc",
         &format!(
-            "{}\"int\"{}",
-            r#"{"type":"array","items":"#.repeat(100),
-            "}".repeat(100)
+            r#"{{"type":"record","name":"Top","fields":[{},{{"name":"end","type":{{"type":"record","name":"R200","fields":[]}}}}]}}"#,
+            chain.join(",")
         ),
     );
     let oversize = f.write(
@@ -183,7 +191,7 @@ fn hostile_schemas_end_in_an_exit_code_not_a_crash() {
     let zero = std::path::Path::new("/dev/zero");
     let cases: [(Vec<&OsStr>, &str); 4] = [
         (vec![recursive.as_os_str()], "recursive default"),
-        (vec![deep.as_os_str()], "deeper than 64"),
+        (vec![deep.as_os_str()], "deeper than 128"),
         (vec![oversize.as_os_str()], "larger than the limit"),
         (vec![zero.as_os_str()], "larger than the limit"),
     ];

@@ -12,13 +12,13 @@ pub const MAX_SCHEMA_BYTES: usize = 4 * 1024 * 1024;
 /// The deepest nesting of schema types (a record's field type, an array's items, a map's
 /// values, a union's branch each add one level), counted along references to named types
 /// too, so a long chain of records that each refer to the next is refused like deep nesting.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 128;
 
 /// The deepest nesting of JSON values anywhere in a schema document (including defaults).
 pub const MAX_JSON_DEPTH: usize = 128;
 
 /// The most fields of one record.
-pub const MAX_FIELDS: usize = 10_000;
+pub const MAX_FIELDS: usize = 100_000;
 
 /// The most symbols of one enum.
 pub const MAX_ENUM_SYMBOLS: usize = 1_000_000;
