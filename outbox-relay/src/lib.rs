@@ -43,7 +43,7 @@ mod relay;
 pub mod schema_check;
 pub mod schema_lint;
 pub mod secrets;
-mod validate;
 pub mod server;
+mod validate;
 
 pub use relay::{Relay, RunSummary, Step, is_permanent};

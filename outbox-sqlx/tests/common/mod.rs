@@ -756,7 +756,7 @@ pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDat
     let relay = outbox.relay_store().with_strict_order(false);
     let rows = relay.claim_batch(10).await.expect("claim");
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    relay.ack(&ids).await.expect("ack");
+    relay.ack(&ids, None).await.expect("ack");
     registry
         .delete_subject("orders-value", true)
         .await
