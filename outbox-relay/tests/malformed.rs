@@ -649,3 +649,127 @@ async fn a_row_that_cannot_be_dead_lettered_does_not_stop_the_rest() {
         "the second bad row stays"
     );
 }
+
+/// Runs `outbox-relay run` on the outbox of `names` until its backlog is empty, then stops it
+/// with SIGTERM (exit 0).
+async fn run_binary_until_drained<DB: OutboxDatabase>(
+    pool: &Pool<DB>,
+    url: &str,
+    names: &TableNames,
+    bootstrap: &str,
+) {
+    let prefix = names.name(Table::Events).to_string();
+    let prefix = prefix.trim_end_matches("_events").to_owned();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("relay.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "database_url = \"{url}\"\ntable_prefix = \"{prefix}\"\n[kafka]\nbootstrap_servers = \"{bootstrap}\"\n\
+             [relay]\npoll_interval = \"20ms\"\nlease_ttl = \"2s\"\n[http]\nlisten = \"\"\n[registry]\nlisten = \"\"\n"
+        ),
+    )
+    .expect("config file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["--config", &file.display().to_string(), "run"])
+        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("DATABASE_URL")
+        .env_remove("OUTBOX_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let config = common::config(url, bootstrap, names, "");
+    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.status("outbox-relay").await.expect("status").backlog > 0 {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the relay did not drain the outbox");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    assert_eq!(child.wait().expect("exit").code(), Some(0));
+}
+
+/// A plain-SQL writer may set `id` itself: rows with an id of 0 or below are published like
+/// any other, in id order ahead of the key's later events (the relay's claim cursor used to
+/// start at 0, so they stayed in the outbox for ever).
+async fn ids_of_zero_and_below_are_published<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
+    let dialect = DB::DIALECT;
+    let kafka = common::cluster(1, "orders", 3);
+    let names = common::fresh_names();
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox");
+    let events = names.qualified(dialect, Table::Events);
+    // PostgreSQL's identity column takes an explicit id only when told to.
+    let overriding = match dialect {
+        Dialect::Postgres => "OVERRIDING SYSTEM VALUE ",
+        _ => "",
+    };
+    let mut expected = Vec::new();
+    for id in [-7_i64, 0] {
+        let row = PlainRow::good(dialect, "order-0");
+        expected.push(Uuid::parse_str(row.event_id.trim_matches('\'')).expect("uuid"));
+        let sql = row
+            .insert_sql(dialect, &names)
+            .replacen(
+                &format!("INSERT INTO {events} (event_id"),
+                &format!("INSERT INTO {events} (id, event_id"),
+                1,
+            )
+            .replacen("VALUES (", &format!("{overriding}VALUES ({id}, "), 1);
+        execute(&pool, &sql).await;
+    }
+    let mut tx = pool.begin().await.expect("begin");
+    expected.push(
+        outbox
+            .publish(&mut *tx, &order(0, 1))
+            .await
+            .expect("publish"),
+    );
+    tx.commit().await.expect("commit");
+
+    run_binary_until_drained(&pool, url, &names, &kafka.bootstrap_servers()).await;
+    let bootstrap = kafka.bootstrap_servers();
+    let records = tokio::task::spawn_blocking(move || {
+        common::consume(&bootstrap, "orders", 3, 3, Duration::from_secs(60))
+    })
+    .await
+    .expect("consumer");
+    let by_key = common::first_occurrences_by_key(&records);
+    assert_eq!(by_key.get(b"order-0".as_slice()), Some(&expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ids_of_zero_and_below_on_postgres() {
+    let Some((pool, url)) = common::postgres().await else {
+        return;
+    };
+    ids_of_zero_and_below_are_published(pool, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ids_of_zero_and_below_on_mariadb() {
+    let Some((pool, url)) = common::mariadb().await else {
+        return;
+    };
+    ids_of_zero_and_below_are_published(pool, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ids_of_zero_and_below_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pool, url) = common::sqlite(&dir).await;
+    ids_of_zero_and_below_are_published(pool, &url).await;
+}

@@ -140,7 +140,7 @@ pub trait RelayStore: Send + Sync {
     /// Claims the next well-formed rows in `id` order, from the start (malformed rows are
     /// left out: see [`claim_rows_after`](Self::claim_rows_after)).
     fn claim_batch(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send {
-        self.claim_after(0, limit)
+        self.claim_after(i64::MIN, limit)
     }
 
     /// Claims the next well-formed rows with an `id` above `after`, in `id` order (malformed

@@ -61,7 +61,7 @@ impl<S: RelayStore> Relay<S> {
         }
         state.lease_until = None;
         state.retake_after = Some(Instant::now() + self.settings.lease_ttl);
-        state.cursor = 0;
+        state.cursor = None;
         self.metrics.leader.set(0);
     }
 

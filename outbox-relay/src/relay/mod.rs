@@ -111,8 +111,9 @@ struct State {
     status_read_at: Option<Instant>,
     /// Keys whose event failed permanently but may still succeed: not produced before then.
     retry_after: HashMap<BlockedKey, Instant>,
-    /// The last id claimed: the next claim starts after it.
-    cursor: i64,
+    /// The last id claimed: the next claim starts after it. `None` claims from the start,
+    /// below every id (a plain-SQL writer may insert ids of 0 or less).
+    cursor: Option<i64>,
     /// The batch produced but not yet acknowledged; it is finished during the next step,
     /// after that step's claim, so the database and Kafka work at the same time.
     pending: Option<Batch>,
@@ -413,7 +414,7 @@ impl<S: RelayStore> Relay<S> {
             && stale(state.blocked_read_at, BLOCKED_KEYS_REFRESH)
             && self.reload_blocked(state).await?
         {
-            state.cursor = 0;
+            state.cursor = None;
         }
         let now = Instant::now();
         state.retry_after.retain(|_, until| *until > now);
@@ -476,13 +477,13 @@ impl<S: RelayStore> Relay<S> {
         self.refresh(state).await?;
         self.replace_dead_producer().await;
         let mut done = Finished::default();
-        if state.cursor == 0 {
+        if state.cursor.is_none() {
             // Claiming from the start would claim the rows in flight again: finish them first.
             done.add(self.finish_pending(state).await?);
         }
         let rows = self
             .store
-            .claim_rows_after(state.cursor, self.settings.batch_size)
+            .claim_rows_after(state.cursor.unwrap_or(i64::MIN), self.settings.batch_size)
             .await?;
         self.metrics.set_ready(true);
         let claimed = rows.len();
@@ -514,10 +515,10 @@ impl<S: RelayStore> Relay<S> {
             // Caught up: finish this batch now rather than holding it for the next poll, and
             // look from the start next time (a late commit may sit below the cursor).
             done.add(self.finish_pending(state).await?);
-            state.cursor = 0;
+            state.cursor = None;
         }
         if done.left_behind {
-            state.cursor = 0;
+            state.cursor = None;
         }
         Ok(Step::Drained {
             claimed,

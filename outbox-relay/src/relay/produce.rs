@@ -25,7 +25,7 @@ impl<S: RelayStore> Relay<S> {
         let mut failures = Vec::new();
         let mut blocked_fresh = false;
         if let Some(last) = rows.last() {
-            state.cursor = last.id();
+            state.cursor = Some(last.id());
         }
         for row in rows {
             let record = match row {
