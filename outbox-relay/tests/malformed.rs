@@ -773,3 +773,82 @@ async fn ids_of_zero_and_below_on_sqlite() {
     let (pool, url) = common::sqlite(&dir).await;
     ids_of_zero_and_below_are_published(pool, &url).await;
 }
+
+/// Events without a key have no order to keep: under the block policy a malformed keyless row
+/// is dead-lettered alone, and the topic's later keyless events are published, not parked
+/// behind it (one bad keyless row used to park every later keyless event of its topic).
+async fn a_keyless_dead_letter_blocks_nothing<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
+    let dialect = DB::DIALECT;
+    let kafka = common::cluster(1, "orders", 3);
+    let names = common::fresh_names();
+    Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox");
+    let keyless = |row: PlainRow| PlainRow {
+        key_sql: Some("NULL".to_owned()),
+        ..row
+    };
+    let bad = keyless(PlainRow {
+        headers: "'not json'".to_owned(),
+        ..PlainRow::bad(dialect, "", "headers:")
+    });
+    execute(&pool, &bad.insert_sql(dialect, &names)).await;
+    let mut expected = Vec::new();
+    for _ in 0..3 {
+        let good = keyless(PlainRow::good(dialect, ""));
+        expected.push(good.event_id.trim_matches('\'').to_owned());
+        execute(&pool, &good.insert_sql(dialect, &names)).await;
+    }
+
+    run_binary_until_drained(&pool, url, &names, &kafka.bootstrap_servers()).await;
+    let config = common::config(url, &kafka.bootstrap_servers(), &names, "");
+    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let dead = store.dead_letters(100).await.expect("dead letters");
+    let dead_ids: Vec<String> = dead.iter().map(|d| d.record.event_id.to_string()).collect();
+    assert_eq!(
+        dead_ids,
+        vec![bad.event_id.trim_matches('\'').to_owned()],
+        "only the malformed row is a dead letter: {:?}",
+        dead.iter().map(|d| &d.error).collect::<Vec<_>>()
+    );
+    let bootstrap = kafka.bootstrap_servers();
+    let records = tokio::task::spawn_blocking(move || {
+        common::consume(&bootstrap, "orders", 3, 3, Duration::from_secs(60))
+    })
+    .await
+    .expect("consumer");
+    let mut got: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.header("ce_id").map(str::to_owned))
+        .collect();
+    got.sort();
+    got.dedup();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_dead_letter_blocks_nothing_on_postgres() {
+    let Some((pool, url)) = common::postgres().await else {
+        return;
+    };
+    a_keyless_dead_letter_blocks_nothing(pool, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_dead_letter_blocks_nothing_on_mariadb() {
+    let Some((pool, url)) = common::mariadb().await else {
+        return;
+    };
+    a_keyless_dead_letter_blocks_nothing(pool, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_dead_letter_blocks_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pool, url) = common::sqlite(&dir).await;
+    a_keyless_dead_letter_blocks_nothing(pool, &url).await;
+}

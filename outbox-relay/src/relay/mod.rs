@@ -159,7 +159,12 @@ impl Finished {
 }
 
 /// Records a dead letter of `key` at `id` (the block policy holds back what follows it).
+/// Blocks `key` from `id` on. Events without a key have no order to keep, so a keyless dead
+/// letter blocks nothing (it would park every later keyless event of its topic).
 fn block(state: &mut State, key: BlockedKey, id: i64) {
+    if key.1.is_none() {
+        return;
+    }
     let dead = state.blocked.entry(key).or_insert(id);
     *dead = (*dead).min(id);
 }

@@ -85,7 +85,10 @@ impl<S: RelayStore> Relay<S> {
         fresh: &mut bool,
         done: &mut Finished,
     ) -> Result<bool> {
-        let after_dead = |state: &State| state.blocked.get(key).is_some_and(|dead| *dead < id);
+        // A keyless dead letter blocks nothing (see `block`).
+        let after_dead = |state: &State| {
+            key.1.is_some() && state.blocked.get(key).is_some_and(|dead| *dead < id)
+        };
         if self.settings.poison_policy != PoisonPolicy::Block || !after_dead(state) {
             return Ok(false);
         }
