@@ -135,9 +135,28 @@ pub fn headers_to_json(headers: &[(String, String)]) -> String {
 ///
 /// # Errors
 ///
-/// [`Error::Decode`] when the text is not a JSON array of `[name, value]` string pairs.
+/// [`Error::Decode`] when the text is not a JSON array of `[name, value]` string pairs. The
+/// reason never quotes the column (a header value may be a credential: the reason is logged
+/// and kept with the dead letter).
 pub fn headers_from_json(text: &str) -> Result<Vec<(String, String)>> {
     serde_json::from_str(text).map_err(|e| Error::Decode {
-        reason: format!("headers: not a JSON array of [name, value] string pairs: {e}"),
+        reason: format!(
+            "headers: not a JSON array of [name, value] string pairs: {}",
+            without_values(&e.to_string())
+        ),
     })
+}
+
+/// A serde message without the value it quotes: serde writes the refused value in quotes or
+/// backticks (`invalid type: string "Bearer ..."`, `` integer `42` ``) before `, expected`;
+/// the expectation and the position after it name types and places only.
+fn without_values(message: &str) -> String {
+    let Some(at) = message.find(['`', '"']) else {
+        return message.to_owned();
+    };
+    let head = message[..at].trim_end();
+    match message.rsplit_once(", expected") {
+        Some((before, rest)) if before.len() >= at => format!("{head}, expected{rest}"),
+        _ => format!("{head} (value not shown)"),
+    }
 }

@@ -103,6 +103,11 @@ fn common_bad_rows(dialect: Dialect) -> Vec<PlainRow> {
             ..PlainRow::bad(dialect, "bad-headers-pair", "headers:")
         },
         PlainRow {
+            // A common mistake, with a credential in it: the reason must not quote it.
+            headers: "'[\"authorization: Bearer hunter2\"]'".to_owned(),
+            ..PlainRow::bad(dialect, "bad-headers-secret", "headers:")
+        },
+        PlainRow {
             topic: "''".to_owned(),
             ..PlainRow::bad(dialect, "bad-topic-empty", "topic: empty")
         },
@@ -342,6 +347,11 @@ async fn check<S: RelayStore>(store: &S, bootstrap: &str, written: &Written) {
             "dead letter of {key}: {:?} should say {reason:?}",
             d.error
         );
+        assert!(
+            !d.error.contains("hunter2"),
+            "a dead letter's reason quotes no header value: {:?}",
+            d.error
+        );
     }
     let status = store.status("outbox-relay").await.expect("status");
     assert_eq!(status.backlog, 0);
@@ -495,6 +505,10 @@ async fn relay_binary_drains_past_malformed_rows() {
         "json",
     ]);
     assert!(listed.status.success());
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("hunter2"),
+        "dead-letters list shows no header value of a malformed row"
+    );
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(list.as_array().map(Vec::len), Some(written.dead.len()));
 }
