@@ -126,10 +126,13 @@ pub(crate) fn check_ranges(config: &RelayConfig) -> Result<()> {
         relay.retry_backoff,
         ms(1)..=secs(600),
     )?;
+    // A step waits up to 10 s for a database connection before it fails, then backs off up
+    // to 5 s: below twice that, a database outage would fail `/healthz` ("drain loop stuck")
+    // before it shows on `/readyz`, and supervisors would restart relays for an outage.
     duration(
         "relay.stuck_after",
         relay.stuck_after,
-        secs(1)..=secs(86_400),
+        secs(30)..=secs(86_400),
     )?;
     text("relay.lease_name", &relay.lease_name)?;
     text("relay.source", &relay.source)?;

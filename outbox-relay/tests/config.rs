@@ -103,6 +103,8 @@ fn every_duration_size_and_count_is_range_checked_with_its_key() {
         ),
         ("[relay]\nretry_backoff = \"0s\"\n", "relay.retry_backoff"),
         ("[relay]\nstuck_after = \"0s\"\n", "relay.stuck_after"),
+        // Shorter than a step that waits on a database that is down.
+        ("[relay]\nstuck_after = \"29s\"\n", "relay.stuck_after"),
         ("[relay]\nbatch_size = 0\n", "relay.batch_size"),
         ("[relay]\nbatch_size = 100001\n", "relay.batch_size"),
         ("[relay]\nmax_attempts = 0\n", "relay.max_attempts"),
@@ -124,7 +126,7 @@ fn every_duration_size_and_count_is_range_checked_with_its_key() {
     }
     // The bounds themselves are accepted.
     let ok = "database_url = \"sqlite::memory:\"\n[relay]\npoll_interval = \"1ms\"\nlease_ttl = \"1s\"\n\
-              shutdown_timeout = \"0s\"\nbatch_size = 100000\nmax_attempts = 1\n";
+              shutdown_timeout = \"0s\"\nbatch_size = 100000\nmax_attempts = 1\nstuck_after = \"30s\"\n";
     RelayConfig::from_toml(ok)
         .expect("parses")
         .validate()

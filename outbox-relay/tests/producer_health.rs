@@ -211,7 +211,7 @@ async fn broker_outage_shows_on_readyz_not_healthz() {
         &file,
         format!(
             "database_url = \"{url}\"\ntable_prefix = \"{}\"\n[kafka]\nbootstrap_servers = \"{}\"\n\
-             [relay]\npoll_interval = \"20ms\"\nlease_ttl = \"2s\"\nstuck_after = \"2s\"\n\
+             [relay]\npoll_interval = \"20ms\"\nlease_ttl = \"2s\"\nstuck_after = \"30s\"\n\
              [http]\nlisten = \"{addr}\"\n[registry]\nlisten = \"\"\n",
             prefix.trim_end_matches("_events"),
             kafka.bootstrap_servers()
@@ -245,8 +245,8 @@ async fn broker_outage_shows_on_readyz_not_healthz() {
     let a = addr.clone();
     let (readyz, healthz) = tokio::task::spawn_blocking(move || {
         let readyz = wait_for(&a, "/readyz", 503);
-        // Well past stuck_after (2 s) with rows waiting: still healthy.
-        std::thread::sleep(Duration::from_secs(5));
+        // Past stuck_after (30 s, its minimum) with rows waiting: still healthy.
+        std::thread::sleep(Duration::from_secs(33));
         (readyz, http_get(&a, "/healthz"))
     })
     .await
