@@ -143,9 +143,25 @@ pub fn kafka_property_name(name: &str) -> Option<String> {
     (!out.starts_with('.') && !out.ends_with('.')).then_some(out)
 }
 
+/// The most a `_FILE` secret may hold: far above any password, key or token, far below what
+/// would exhaust memory (a path to `/dev/zero` or a disk image must not hang the relay).
+pub const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
+
 fn read_secret_file(var: &str, path: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid(var, format!("cannot read {path:?}: {e}")))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| invalid(var, format!("cannot read {path:?}: {e}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(invalid(
+            var,
+            format!("{path:?} holds more than {MAX_SECRET_FILE_BYTES} bytes; is it the secret?"),
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| invalid(var, format!("{path:?} is not UTF-8 text")))?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
 }
@@ -297,6 +313,30 @@ mod tests {
             assert_eq!(key, "OUTBOX_KAFKA_SASL_PASSWORD_FILE");
             assert!(why.contains(path.as_str()), "{why}");
         }
+    }
+
+    #[test]
+    fn an_endless_or_huge_secret_file_is_refused_not_read_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let huge = dir.path().join("huge");
+        let file = std::fs::File::create(&huge).expect("create");
+        file.set_len(MAX_SECRET_FILE_BYTES + 1)
+            .expect("sparse file");
+        let huge = huge.display().to_string();
+        for path in [huge.as_str(), "/dev/zero"] {
+            let env = Environment::from_pairs([("OUTBOX_KAFKA_SASL_PASSWORD_FILE", path)]);
+            let (key, why) = reason(env.kafka_properties().expect_err("too large"));
+            assert_eq!(key, "OUTBOX_KAFKA_SASL_PASSWORD_FILE");
+            assert!(why.contains("more than"), "{why}");
+        }
+        let binary = dir.path().join("binary");
+        std::fs::write(&binary, [b's', 0xff, b'e']).expect("write");
+        let env = Environment::from_pairs([(
+            "OUTBOX_KAFKA_SASL_PASSWORD_FILE",
+            binary.to_str().expect("path"),
+        )]);
+        let (_, why) = reason(env.kafka_properties().expect_err("not UTF-8"));
+        assert!(why.contains("not UTF-8"), "{why}");
     }
 
     #[test]
