@@ -107,11 +107,26 @@ impl Environment {
             .map(|n| n.strip_suffix("_FILE").unwrap_or(n))
             .collect();
         let mut properties = Vec::new();
+        // Case differs between variables, not between properties: `OUTBOX_KAFKA_SASL_PASSWORD`
+        // and `OUTBOX_KAFKA_sasl_password_FILE` both set `sasl.password`, and which one won
+        // would depend on the names' sort order.
+        let mut set_by: BTreeMap<String, String> = BTreeMap::new();
         for name in names {
             let var = format!("OUTBOX_KAFKA_{name}");
             let property = kafka_property_name(name)
                 .ok_or_else(|| invalid(&var, "does not name a librdkafka property"))?;
             if let Some(value) = self.value(&var)? {
+                let source = if self.vars.contains_key(&var) {
+                    var.clone()
+                } else {
+                    format!("{var}_FILE")
+                };
+                if let Some(other) = set_by.insert(property.clone(), source.clone()) {
+                    return Err(invalid(
+                        &source,
+                        format!("sets {property}, as {other} does; keep one"),
+                    ));
+                }
                 properties.push((property, value));
             }
         }
@@ -312,6 +327,37 @@ mod tests {
             let (key, why) = reason(env.kafka_properties().expect_err("unreadable"));
             assert_eq!(key, "OUTBOX_KAFKA_SASL_PASSWORD_FILE");
             assert!(why.contains(path.as_str()), "{why}");
+        }
+    }
+
+    #[test]
+    fn two_variables_for_one_property_are_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "file-Secret").expect("write");
+        let path = file.display().to_string();
+        for other in [
+            "OUTBOX_KAFKA_sasl_password",
+            "OUTBOX_KAFKA_Sasl_Password_FILE",
+        ] {
+            let value = if other.ends_with("_FILE") {
+                path.as_str()
+            } else {
+                "env-Secret"
+            };
+            let env = Environment::from_pairs([
+                ("OUTBOX_KAFKA_SASL_PASSWORD", "x-Secret"),
+                (other, value),
+            ]);
+            let (key, why) = reason(env.kafka_properties().expect_err("two sources"));
+            assert!(why.contains("sasl.password"), "{why}");
+            assert!(
+                [key.as_str(), why.as_str()]
+                    .iter()
+                    .any(|t| t.contains(other)),
+                "{other} not named: {key}: {why}"
+            );
+            assert!(!why.contains("Secret"), "{why}");
         }
     }
 
