@@ -65,12 +65,91 @@ pub async fn connect_with<DB: OutboxDatabase>(url: &str, max_connections: u32) -
         Some(rest) => format!("mysql://{rest}"),
         None => url.to_owned(),
     };
+    check_parameters(&url)?;
     sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect(&url)
         .await
         .map_err(|e| connect_error(&url, &e))
+}
+
+/// The query parameters sqlx reads from a PostgreSQL URL.
+const POSTGRES_PARAMETERS: [&str; 17] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+];
+
+/// The query parameters sqlx reads from a MySQL/MariaDB URL.
+const MYSQL_PARAMETERS: [&str; 14] = [
+    "sslmode",
+    "ssl-mode",
+    "sslca",
+    "ssl-ca",
+    "charset",
+    "collation",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "socket",
+    "timezone",
+    "time-zone",
+];
+
+/// Refuses a query parameter sqlx does not know. sqlx ignores it otherwise: a typo such as
+/// `ssl_mode=VERIFY_IDENTITY` silently drops certificate checks, and for PostgreSQL sqlx logs
+/// the ignored parameter's value (a misspelt `password=` would land in the logs). The error
+/// names the parameter, never its value.
+fn check_parameters(url: &str) -> Result<()> {
+    let (known, options): (&[&str], bool) = match backend(url)? {
+        Backend::Postgres => (&POSTGRES_PARAMETERS, true),
+        Backend::MySql => (&MYSQL_PARAMETERS, false),
+        Backend::Sqlite => return Ok(()),
+    };
+    // A URL that does not parse is sqlx's to refuse (its message holds no value).
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    for (n, (key, value)) in parsed.query_pairs().enumerate() {
+        let option = options && (key == "options" || key.starts_with("options["));
+        if option || known.contains(&key.as_ref()) {
+            continue;
+        }
+        // Without `=` the "name" may be the secret itself (`?password:...`).
+        let reason = if value.is_empty() {
+            format!(
+                "query parameter {} is not a known key=value parameter",
+                n + 1
+            )
+        } else {
+            format!(
+                "unknown query parameter {key:?} (sqlx would ignore it); known: {}",
+                known.join(", ")
+            )
+        };
+        return Err(Error::InvalidConfig {
+            key: "database_url".to_owned(),
+            reason,
+        });
+    }
+    Ok(())
 }
 
 /// The connection failure, named after the setting and stripped of the URL's secrets.

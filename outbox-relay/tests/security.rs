@@ -790,3 +790,39 @@ fn secret_input_errors_never_show_the_secret() {
         assert!(!err.contains("Secret"), "the secret leaked: {err}");
     }
 }
+
+/// A misspelt URL parameter is refused, named without its value: sqlx would ignore it (a
+/// typo in `ssl_mode` silently drops verification) and, for PostgreSQL, log its value (a
+/// misspelt `password` would land in the logs).
+#[test]
+fn unknown_database_url_parameters_are_refused_without_their_value() {
+    let with = |base: String, param: &str| {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}{param}")
+    };
+    let cases = [
+        (
+            with(common::pg_url(), "pasword=Typo-Secret-1"),
+            "\"pasword\"",
+        ),
+        (with(common::pg_url(), "Typo-Secret-2"), "parameter"),
+        (
+            with(
+                common::mysql_url(),
+                "ssl_mode=VERIFY_IDENTITY&x=Typo-Secret-3",
+            ),
+            "\"ssl_mode\"",
+        ),
+    ];
+    for (url, named) in cases {
+        let out = output(relay_with_env(
+            &[("OUTBOX_DATABASE_URL", &url)],
+            &["status"],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(err.contains("database_url"), "{url}: {err}");
+        assert!(err.contains(named), "{named} not named: {err}");
+        assert!(!err.contains("Typo-Secret"), "the value leaked: {err}");
+    }
+}
