@@ -22,9 +22,13 @@ pub fn is_secret_property(key: &str) -> bool {
 /// `url` with its password, and any query parameter whose name says secret, replaced by
 /// [`REDACTED`]; text that is not a URL but holds an `@` is redacted whole.
 pub fn url(text: &str) -> String {
-    let parsed = url::Url::parse(text)
-        .ok()
-        .filter(|u| u.has_host() || !text.contains('@'));
+    // An `@` that did not end up as user info means the parser split the URL elsewhere: a
+    // password of digits followed by `#`, `?` or `/` reads as a port, the rest as a fragment,
+    // query or path (`postgres://u:4711#x@db/app`).
+    let parsed = url::Url::parse(text).ok().filter(|u| {
+        !text.contains('@')
+            || (u.has_host() && (!u.username().is_empty() || u.password().is_some()))
+    });
     let Some(mut parsed) = parsed else {
         return if text.contains('@') {
             REDACTED.to_owned()
@@ -207,6 +211,13 @@ bearer_token = "token-Secret"
         );
         assert_eq!(url("sqlite://o.db"), "sqlite://o.db");
         assert_eq!(url("user:pw@host"), REDACTED, "not a URL but credentials");
+        for split in [
+            "postgres://app:4711#pw-Secret@db/app",
+            "postgres://app:4711?pw-Secret@db/app",
+            "postgres://app:4711/pw-Secret@db/app",
+        ] {
+            assert_eq!(url(split), REDACTED, "{split}");
+        }
         assert_eq!(
             scrub("login pw-1 failed", &["pw-1", ""]),
             "login [redacted] failed"
