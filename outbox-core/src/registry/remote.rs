@@ -57,8 +57,9 @@ fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    // The last `@` anywhere, not only before the first `/`, `?` or `#`: a password typed with
+    // one of those unencoded would otherwise be taken for the path and shown.
+    match rest.rfind('@') {
         Some(at) => format!("{scheme}://[redacted]@{}", &rest[at + 1..]),
         None => url.to_owned(),
     }
@@ -122,6 +123,21 @@ impl RemoteSchemaStore {
     }
 
     fn fail(&self, operation: &'static str, retryable: bool, message: &str) -> Error {
+        // A proxy's or registry's error page may echo the request, Authorization included.
+        let mut secrets = Vec::new();
+        if let Some(token) = &self.config.bearer_token {
+            secrets.push(token.clone());
+        }
+        if let Some((user, password)) = &self.config.basic_auth {
+            secrets.push(base64(&format!("{user}:{password}")));
+            secrets.push(password.clone());
+        }
+        let message = secrets
+            .iter()
+            .filter(|s| s.len() >= 3)
+            .fold(message.to_owned(), |text, secret| {
+                text.replace(secret.as_str(), "[redacted]")
+            });
         Error::Store {
             operation,
             retryable,
@@ -395,7 +411,76 @@ fn base64(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{base64, segment};
+    use super::{RemoteRegistryConfig, RemoteSchemaStore, base64, segment, without_credentials};
+    use std::io::{BufRead, BufReader, Write};
+
+    #[test]
+    fn credentials_leave_urls_whatever_the_password_holds() {
+        for url in [
+            "https://reader:pa/ss-Secret@registry:8081",
+            "https://reader:pa?ss-Secret@registry:8081",
+            "https://reader:pa#ss-Secret@registry:8081",
+            "https://reader:pa@ss-Secret@registry:8081/base",
+        ] {
+            let shown = without_credentials(url);
+            assert!(!shown.contains("Secret"), "{url} -> {shown}");
+            assert!(shown.starts_with("https://[redacted]@"), "{shown}");
+        }
+        assert_eq!(
+            without_credentials("https://registry:8081/base"),
+            "https://registry:8081/base"
+        );
+    }
+
+    /// A registry (or proxy) whose error page echoes the request headers.
+    fn echoing_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let Ok(mut stream) = stream else { return };
+                let mut request = String::new();
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                while let Ok(n) = reader.read_line(&mut request) {
+                    if n <= 2 {
+                        break;
+                    }
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 502 Bad Gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    request.len(),
+                    request
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn an_error_page_echoing_the_request_shows_no_credential() {
+        let mut basic = RemoteRegistryConfig::new(echoing_server());
+        basic.basic_auth = Some(("reader".into(), "basic-Secret".into()));
+        let mut bearer = RemoteRegistryConfig::new(echoing_server());
+        bearer.bearer_token = Some("token-Secret".into());
+        for (config, encoded) in [
+            (basic, base64("reader:basic-Secret")),
+            (bearer, "token-Secret".to_owned()),
+        ] {
+            let store = RemoteSchemaStore::new(config);
+            let error = match store.call("read schema", "GET", "/schemas/ids/1", None) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("a 502 is an error"),
+            };
+            assert!(error.contains("502"), "{error}");
+            assert!(
+                error.to_ascii_lowercase().contains("authorization"),
+                "the echo is there: {error}"
+            );
+            assert!(!error.contains(&encoded), "credential leaked: {error}");
+            assert!(!error.contains("Secret"), "credential leaked: {error}");
+        }
+    }
 
     #[test]
     fn basic_auth_and_path_encoding() {
