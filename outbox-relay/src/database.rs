@@ -113,6 +113,39 @@ const MYSQL_PARAMETERS: [&str; 14] = [
     "time-zone",
 ];
 
+/// The parameters that name a PEM file (or hold the PEM itself).
+const FILE_PARAMETERS: [&str; 8] = [
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+];
+
+/// Checks that a certificate or key parameter names a readable regular file. sqlx reports a
+/// missing one as a bare "No such file or directory" that names no setting, and reads a
+/// device such as `/dev/zero` until memory runs out.
+fn check_file(key: &str, value: &str) -> Result<()> {
+    let trimmed = value.trim();
+    if trimmed.starts_with("-----BEGIN") && trimmed.ends_with("-----") {
+        return Ok(()); // inline PEM, as sqlx accepts it
+    }
+    let refused = |why: String| Error::InvalidConfig {
+        key: "database_url".to_owned(),
+        reason: format!("{key}={value:?}: {why}"),
+    };
+    let metadata = std::fs::metadata(value).map_err(|e| refused(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(refused("not a regular file".to_owned()));
+    }
+    std::fs::File::open(value)
+        .map(drop)
+        .map_err(|e| refused(e.to_string()))
+}
+
 /// Refuses a query parameter sqlx does not know. sqlx ignores it otherwise: a typo such as
 /// `ssl_mode=VERIFY_IDENTITY` silently drops certificate checks, and for PostgreSQL sqlx logs
 /// the ignored parameter's value (a misspelt `password=` would land in the logs). The error
@@ -129,6 +162,9 @@ fn check_parameters(url: &str) -> Result<()> {
     };
     for (n, (key, value)) in parsed.query_pairs().enumerate() {
         let option = options && (key == "options" || key.starts_with("options["));
+        if FILE_PARAMETERS.contains(&key.as_ref()) {
+            check_file(&key, &value)?;
+        }
         if option || known.contains(&key.as_ref()) {
             continue;
         }

@@ -826,3 +826,40 @@ fn unknown_database_url_parameters_are_refused_without_their_value() {
         assert!(!err.contains("Typo-Secret"), "the value leaked: {err}");
     }
 }
+
+/// A certificate or key parameter that names no readable file is refused before connecting,
+/// naming the parameter (sqlx said only "No such file or directory", and read `/dev/zero`
+/// until memory ran out).
+#[test]
+fn database_tls_files_that_cannot_be_read_name_the_parameter() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("missing.crt").display().to_string();
+    let as_dir = dir.path().display().to_string();
+    let pg = |params: String| {
+        let base = common::pg_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}sslmode=verify-full&{params}")
+    };
+    let my = |params: String| {
+        let base = common::mysql_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}ssl-mode=VERIFY_IDENTITY&{params}")
+    };
+    let cases = [
+        (pg(format!("sslrootcert={missing}")), "sslrootcert"),
+        (pg("sslrootcert=/dev/zero".to_owned()), "sslrootcert"),
+        (pg(format!("sslcert={as_dir}&sslkey={as_dir}")), "sslcert"),
+        (my(format!("ssl-ca={missing}")), "ssl-ca"),
+        (my(format!("ssl-key={missing}")), "ssl-key"),
+    ];
+    for (url, named) in cases {
+        let out = output(relay_with_env(
+            &[("OUTBOX_DATABASE_URL", &url)],
+            &["status"],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(err.contains("database_url"), "{url}: {err}");
+        assert!(err.contains(named), "{named} not named: {err}");
+    }
+}
