@@ -31,8 +31,15 @@ impl std::str::FromStr for LogFormat {
 /// Installs the global subscriber; `default_level` applies when `RUST_LOG` is unset or
 /// malformed. A second call does nothing.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // At trace, ureq-proto hex-dumps every request it sends, the remote registry's
+    // Authorization header included; `RUST_LOG=trace` must not print credentials.
+    for cap in ["ureq_proto=debug"] {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

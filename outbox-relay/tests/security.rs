@@ -863,3 +863,48 @@ fn database_tls_files_that_cannot_be_read_name_the_parameter() {
         assert!(err.contains(named), "{named} not named: {err}");
     }
 }
+
+/// `RUST_LOG=trace` prints no registry credential: ureq-proto hex-dumps each request at
+/// trace, Authorization header included. The token repeats a word so that any 16-byte slice
+/// of a dump line would still hold it.
+#[test]
+fn trace_logs_show_no_registry_credential() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = "[]";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let url = format!("http://{addr}");
+    let token = "Secret".repeat(8);
+    let out = output(relay_with_env(
+        &[
+            ("OUTBOX_DATABASE_URL", &db),
+            ("OUTBOX_REGISTRY_URL", &url),
+            ("OUTBOX_REGISTRY_BEARER_TOKEN", &token),
+            ("RUST_LOG", "trace"),
+        ],
+        &["schema", "list"],
+    ));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ureq"),
+        "the HTTP client logged nothing: {err}"
+    );
+    assert!(!err.contains("Secret"), "the token leaked: {err}");
+}
