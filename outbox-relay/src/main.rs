@@ -200,7 +200,26 @@ fn load_config(global: Global) -> Result<RelayConfig, Error> {
                     reason: format!("value {} is not key=value", n + 1),
                 })
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<(String, String)>, _>>()?;
+    // Flags are visible to every user of the machine (`ps`, /proc/<pid>/cmdline).
+    for (key, _) in &kafka_properties {
+        if outbox_relay::redact::is_secret_property(key) {
+            tracing::warn!(
+                property = %key,
+                "a secret on the command line is visible to every user of this machine; use OUTBOX_KAFKA_<NAME> or OUTBOX_KAFKA_<NAME>_FILE"
+            );
+        }
+    }
+    if global
+        .database_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .is_some_and(|u| u.password().is_some())
+    {
+        tracing::warn!(
+            "--database-url holds a password, visible to every user of this machine; use OUTBOX_DATABASE_PASSWORD or OUTBOX_DATABASE_PASSWORD_FILE"
+        );
+    }
     RelayConfig::load(
         global.config.as_deref(),
         Overrides {

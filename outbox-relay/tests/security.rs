@@ -908,3 +908,42 @@ fn trace_logs_show_no_registry_credential() {
     );
     assert!(!err.contains("Secret"), "the token leaked: {err}");
 }
+
+/// A secret given as a flag is visible in `ps`: the relay says so, naming the setting only.
+#[test]
+fn secrets_on_the_command_line_are_warned_about() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    // Refused before connecting (an unknown parameter), so nothing waits for a server.
+    let pg = "postgres://app:flag-Secret@127.0.0.1:1/app?no-such-parameter=1";
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--database-url",
+                &db,
+                "-X",
+                "sasl.password=flag-Secret",
+                "migrate",
+            ],
+            "sasl.password",
+        ),
+        (
+            &[
+                "--database-url",
+                &db,
+                "-X",
+                "ssl.key.password=flag-Secret",
+                "migrate",
+            ],
+            "ssl.key.password",
+        ),
+        (&["--database-url", pg, "status"], "--database-url"),
+    ];
+    for (args, named) in cases {
+        let out = output(relay_with_env(&[], args));
+        let err = stderr(&out);
+        assert!(err.contains("visible to every user"), "{args:?}: {err}");
+        assert!(err.contains(named), "{named} not named: {err}");
+        assert!(!err.contains("Secret"), "the secret leaked: {err}");
+    }
+}
