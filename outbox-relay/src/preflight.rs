@@ -141,7 +141,7 @@ pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
         .properties
         .iter()
         .filter(|(k, _)| crate::redact::is_secret_property(k))
-        .map(|(_, v)| v.clone())
+        .flat_map(|(_, v)| crate::redact::fragments(v))
         .collect();
     let verdict = tokio::task::spawn_blocking(move || {
         let protocol = config

@@ -69,6 +69,23 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
         })
 }
 
+/// The pieces of a secret property's value a library may quote on its own: the whole value,
+/// each whitespace-separated word and each word's part after `=` (librdkafka echoes "the
+/// rest of `sasl.oauthbearer.config` from the bad word on", or one `key=value`'s value).
+pub fn fragments(value: &str) -> Vec<String> {
+    let mut out = vec![value.to_owned()];
+    for word in value.split_whitespace() {
+        let word = word.trim_matches(|c| matches!(c, '"' | '\'' | ';' | ','));
+        out.push(word.to_owned());
+        if let Some((_, after)) = word.split_once('=') {
+            out.push(after.trim_matches(|c| matches!(c, '"' | '\'')).to_owned());
+        }
+    }
+    // Longest first, so a word is not replaced inside a longer piece that holds it.
+    out.sort_by_key(|piece| std::cmp::Reverse(piece.len()));
+    out
+}
+
 struct Redacted<'a>(Option<&'a str>);
 
 impl fmt::Debug for Redacted<'_> {

@@ -947,3 +947,34 @@ fn secrets_on_the_command_line_are_warned_about() {
         assert!(!err.contains("Secret"), "the secret leaked: {err}");
     }
 }
+
+/// librdkafka quotes pieces of a malformed `sasl.oauthbearer.config` ("Unrecognized
+/// sasl.oauthbearer.config beginning at: ..."): none of them reaches the error. No broker is
+/// needed, the token is built when the client starts.
+#[test]
+fn pieces_of_a_malformed_oauthbearer_config_stay_hidden() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    for config in [
+        "principal=relay extension_token=ext-Secret-1 bogus=ext-Secret-2 scope=write",
+        "principal=relay lifeSeconds=life-Secret-3",
+    ] {
+        let out = output(relay_with_env(
+            &[
+                ("OUTBOX_DATABASE_URL", &db),
+                ("OUTBOX_HTTP_LISTEN", ""),
+                ("OUTBOX_REGISTRY_LISTEN", ""),
+                ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+                ("OUTBOX_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+                ("OUTBOX_KAFKA_SASL_MECHANISM", "OAUTHBEARER"),
+                ("OUTBOX_KAFKA_ENABLE_SASL_OAUTHBEARER_UNSECURE_JWT", "true"),
+                ("OUTBOX_KAFKA_SASL_OAUTHBEARER_CONFIG", config),
+            ],
+            &["run"],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{config}: {err}");
+        assert!(err.contains("sasl.oauthbearer"), "{config}: {err}");
+        assert!(!err.contains("Secret"), "the config leaked: {err}");
+    }
+}
