@@ -32,6 +32,21 @@ pub fn backend(url: &str) -> Result<Backend> {
         "postgres" | "postgresql" => Ok(Backend::Postgres),
         "mysql" | "mariadb" => Ok(Backend::MySql),
         "sqlite" => Ok(Backend::Sqlite),
+        // Text without a colon is no URL at all, perhaps the password in the wrong variable:
+        // never echo it.
+        _ if !url.contains(':')
+            || scheme.is_empty()
+            || scheme.len() > 16
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            Err(Error::InvalidConfig {
+                key: "database_url".to_owned(),
+                reason: "is not a URL (expected postgres://, mysql://, mariadb:// or sqlite:)"
+                    .to_owned(),
+            })
+        }
         _ => Err(Error::InvalidConfig {
             key: "database_url".to_owned(),
             reason: format!(

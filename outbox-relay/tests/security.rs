@@ -978,3 +978,25 @@ fn pieces_of_a_malformed_oauthbearer_config_stay_hidden() {
         assert!(!err.contains("Secret"), "the config leaked: {err}");
     }
 }
+
+/// A database URL that is no URL (the password put into the wrong variable, a URL missing
+/// its colon) is refused without being echoed.
+#[test]
+fn a_database_url_that_is_no_url_is_not_echoed() {
+    for url in [
+        "hunter-secret-4711",
+        "postgres//app@db:hunter-secret-4711",
+        "hunter secret 4711:x",
+    ] {
+        let out = output(relay_with_env(&[("OUTBOX_DATABASE_URL", url)], &["status"]));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(err.contains("database_url"), "{url}: {err}");
+        assert!(!err.contains("secret"), "the value leaked: {err}");
+    }
+    let out = output(relay_with_env(
+        &[("OUTBOX_DATABASE_URL", "redis://cache/0")],
+        &["status"],
+    ));
+    assert!(stderr(&out).contains("\"redis\""), "a real scheme is named");
+}
