@@ -393,6 +393,9 @@ impl RelayConfig {
             self.database_url = Some(url);
         }
         if let Some(servers) = overrides.bootstrap_servers {
+            // The property form (OUTBOX_KAFKA_BOOTSTRAP_SERVERS, the file) is applied after
+            // `bootstrap_servers` when the client is built: drop it so the flag wins.
+            self.kafka.properties.remove("bootstrap.servers");
             self.kafka.bootstrap_servers = Some(servers);
         }
         if let Some(listen) = overrides.http_listen {

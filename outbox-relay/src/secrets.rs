@@ -440,6 +440,19 @@ mod tests {
     }
 
     #[test]
+    fn the_bootstrap_servers_flag_wins_over_the_environment_property() {
+        let env = Environment::from_pairs([("OUTBOX_KAFKA_BOOTSTRAP_SERVERS", "env-broker:9092")]);
+        let mut config = RelayConfig::default();
+        apply_environment(&mut config, &env).expect("apply");
+        config.apply(Overrides {
+            bootstrap_servers: Some("flag-broker:9093".into()),
+            ..Overrides::default()
+        });
+        let client = crate::producer::client_config(&config.kafka).expect("config");
+        assert_eq!(client.get("bootstrap.servers"), Some("flag-broker:9093"));
+    }
+
+    #[test]
     fn the_database_password_goes_into_the_url_percent_encoded() {
         let secret = "p@ss:w/rd%?#";
         let env = Environment::from_pairs([("OUTBOX_DATABASE_PASSWORD", secret)]);
