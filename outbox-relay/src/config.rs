@@ -563,12 +563,21 @@ impl RelayConfig {
             ));
         }
         if let Some(path) = &self.registry.ca {
-            let pem = std::fs::read(path).map_err(|e| {
-                invalid(
-                    "registry.ca",
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
+            // Not a device or a FIFO: `/dev/zero` would be read until memory ran out.
+            let pem = std::fs::metadata(path)
+                .and_then(|m| {
+                    if m.is_file() {
+                        std::fs::read(path)
+                    } else {
+                        Err(std::io::Error::other("not a regular file"))
+                    }
+                })
+                .map_err(|e| {
+                    invalid(
+                        "registry.ca",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
             remote.ca_pem = Some(pem);
         }
         Ok(Some(remote))

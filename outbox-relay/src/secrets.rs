@@ -430,6 +430,10 @@ mod tests {
         assert_eq!(config.kafka.properties["sasl.password"], "flag-secret");
         let (key, _) = reason(config.remote_registry().expect_err("no such CA file"));
         assert_eq!(key, "registry.ca");
+        config.registry.ca = Some("/dev/zero".into());
+        let (key, why) = reason(config.remote_registry().expect_err("a device"));
+        assert_eq!(key, "registry.ca");
+        assert!(why.contains("not a regular file"), "{why}");
         config.registry.ca = None;
         let remote = config.remote_registry().expect("ok").expect("remote");
         assert_eq!(remote.url, "https://registry:8081", "no scheme means https");
