@@ -347,7 +347,8 @@ impl RelayConfig {
     ///
     /// [`Error::InvalidConfig`] when the file cannot be read or parsed.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = read_bounded(path, MAX_CONFIG_FILE_BYTES)
+            .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
             .map_err(|e| invalid("--config", format!("cannot read {}: {e}", path.display())))?;
         Self::from_toml(&text).map_err(|e| match e {
             Error::InvalidConfig { key, reason } => {
@@ -563,21 +564,12 @@ impl RelayConfig {
             ));
         }
         if let Some(path) = &self.registry.ca {
-            // Not a device or a FIFO: `/dev/zero` would be read until memory ran out.
-            let pem = std::fs::metadata(path)
-                .and_then(|m| {
-                    if m.is_file() {
-                        std::fs::read(path)
-                    } else {
-                        Err(std::io::Error::other("not a regular file"))
-                    }
-                })
-                .map_err(|e| {
-                    invalid(
-                        "registry.ca",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
+            let pem = read_bounded(path, MAX_CA_FILE_BYTES).map_err(|e| {
+                invalid(
+                    "registry.ca",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
             remote.ca_pem = Some(pem);
         }
         Ok(Some(remote))
@@ -596,6 +588,25 @@ impl RelayConfig {
                 .unwrap_or_else(|| "outbox-relay".to_owned())
         })
     }
+}
+
+/// The largest configuration file read (far above any real one).
+const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+/// The largest CA file read (a whole system bundle is about 200 KiB).
+const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads at most `limit` bytes: a path to `/dev/zero` must fail, not read until memory runs
+/// out. FIFOs and `/dev/stdin` still work (`--config <(...)`).
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// Whether `url` names this machine (`localhost`, `127.0.0.0/8`, `::1`).

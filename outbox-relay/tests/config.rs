@@ -160,3 +160,16 @@ fn run_refuses_a_zero_poll_interval_at_start() {
     assert!(stderr.contains("relay.poll_interval"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A configuration path to an endless device is refused, not read until memory runs out.
+#[test]
+fn a_config_file_that_never_ends_is_refused() {
+    match RelayConfig::from_file(std::path::Path::new("/dev/zero")) {
+        Err(Error::InvalidConfig { key, reason }) => {
+            assert_eq!(key, "--config");
+            assert!(reason.contains("larger than"), "{reason}");
+        }
+        Err(other) => panic!("not InvalidConfig: {other}"),
+        Ok(_) => panic!("/dev/zero is no configuration"),
+    }
+}
