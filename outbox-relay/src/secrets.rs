@@ -8,6 +8,8 @@
 //! | `OUTBOX_KAFKA_<NAME>`, `OUTBOX_KAFKA_<NAME>_FILE` | the librdkafka property `<name>` |
 //! | `OUTBOX_REGISTRY_URL`, `OUTBOX_REGISTRY_USERNAME`, `OUTBOX_REGISTRY_CA` | `registry.url`, `.username`, `.ca` |
 //! | `OUTBOX_REGISTRY_PASSWORD`, `OUTBOX_REGISTRY_BEARER_TOKEN` (and `_FILE`) | `registry.password`, `.bearer_token` |
+//! | `OUTBOX_REGISTRY_AUTH_PASSWORD`, `OUTBOX_REGISTRY_AUTH_BEARER_TOKEN` (and `_FILE`) | `registry.auth.password`, `.bearer_token` |
+//! | `OUTBOX_HTTP_AUTH_PASSWORD`, `OUTBOX_HTTP_AUTH_BEARER_TOKEN` (and `_FILE`) | `http.auth.password`, `.bearer_token` |
 //!
 //! `<NAME>` maps to a librdkafka property as Confluent's container images map theirs:
 //! lowercase, `_` → `.`, `__` → `_`, `___` → `-` (`OUTBOX_KAFKA_SASL_PASSWORD` →
@@ -215,6 +217,19 @@ pub fn apply_environment(config: &mut RelayConfig, env: &Environment) -> Result<
     }
     if let Some(ca) = env.vars.get("OUTBOX_REGISTRY_CA") {
         config.registry.ca = Some(ca.into());
+    }
+    // The served ports' credentials: `RelayConfig::apply_env` reads the plain variables; this
+    // adds their `_FILE` forms, so these secrets too can be container secrets.
+    for (prefix, auth) in [
+        ("OUTBOX_REGISTRY_AUTH", &mut config.registry.auth),
+        ("OUTBOX_HTTP_AUTH", &mut config.http.auth),
+    ] {
+        if let Some(password) = env.value(&format!("{prefix}_PASSWORD"))? {
+            auth.password = Some(password).filter(|p| !p.is_empty());
+        }
+        if let Some(token) = env.value(&format!("{prefix}_BEARER_TOKEN"))? {
+            auth.bearer_token = Some(token).filter(|t| !t.is_empty());
+        }
     }
     Ok(())
 }
@@ -441,6 +456,36 @@ mod tests {
             remote.basic_auth,
             Some(("reader".into(), "registry-secret".into()))
         );
+    }
+
+    #[test]
+    fn served_port_credentials_come_from_files_too() {
+        let dir = tempfile::tempdir().expect("dir");
+        let password = dir.path().join("password");
+        std::fs::write(&password, "registry-pass\n").expect("write");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "metrics-token\r\n").expect("write");
+        let (password, token) = (password.display().to_string(), token.display().to_string());
+        let env = Environment::from_pairs([
+            ("OUTBOX_REGISTRY_AUTH_PASSWORD_FILE", password.as_str()),
+            ("OUTBOX_HTTP_AUTH_BEARER_TOKEN_FILE", token.as_str()),
+        ]);
+        let mut config = RelayConfig::default();
+        apply_environment(&mut config, &env).expect("apply");
+        assert_eq!(
+            config.registry.auth.password.as_deref(),
+            Some("registry-pass")
+        );
+        assert_eq!(
+            config.http.auth.bearer_token.as_deref(),
+            Some("metrics-token")
+        );
+        let both = Environment::from_pairs([
+            ("OUTBOX_HTTP_AUTH_PASSWORD", "x"),
+            ("OUTBOX_HTTP_AUTH_PASSWORD_FILE", password.as_str()),
+        ]);
+        let (key, _) = reason(apply_environment(&mut config, &both).expect_err("both"));
+        assert_eq!(key, "OUTBOX_HTTP_AUTH_PASSWORD");
     }
 
     #[test]
