@@ -664,3 +664,125 @@ fn shutdown_waits_a_bounded_time_for_requests_in_progress() {
     );
     drop(stalled);
 }
+
+/// Subjects no write accepts (a NUL, which PostgreSQL text cannot hold; longer than the
+/// columns) are answered as absent on every route, never as a 500 from the database.
+#[test]
+fn impossible_subjects_are_not_found_not_a_database_error() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let Some((pool, _)) = runtime.block_on(common::postgres()) else {
+        return;
+    };
+    let (listener, store) = runtime.block_on(async {
+        let stmts = Arc::new(outbox_core::table::Statements::new(
+            outbox_core::table::Dialect::Postgres,
+            &common::fresh_names(),
+        ));
+        outbox_sqlx::migrate(&pool, &stmts).await.expect("migrate");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        (listener, outbox_sqlx::SqlxSchemaStore::new(pool, stmts))
+    });
+    let addr = listener.local_addr().expect("addr");
+    let server = Server::new(&ServerConfig::default(), "registry.server").expect("server");
+    runtime.spawn(async move {
+        outbox_relay::registry_api::serve(
+            listener,
+            Registry::new(store),
+            ApiOptions {
+                writable: true,
+                auth: auth(),
+            },
+            &server,
+            std::future::pending(),
+        )
+        .await
+    });
+    let long = "s".repeat(300);
+    for subject in ["%00", "a%00b", long.as_str()] {
+        for (method, path, body, expected) in [
+            (
+                "GET",
+                format!("/subjects/{subject}/versions"),
+                String::new(),
+                (404, 40401),
+            ),
+            (
+                "GET",
+                format!("/subjects/{subject}/versions/latest"),
+                String::new(),
+                (404, 40401),
+            ),
+            (
+                "GET",
+                format!("/subjects/{subject}/versions/1/schema"),
+                String::new(),
+                (404, 40401),
+            ),
+            (
+                "POST",
+                format!("/subjects/{subject}"),
+                schema_body(V1),
+                (404, 40401),
+            ),
+            (
+                "POST",
+                format!("/compatibility/subjects/{subject}/versions/latest"),
+                schema_body(V1),
+                (404, 40401),
+            ),
+            (
+                "GET",
+                format!("/config/{subject}"),
+                String::new(),
+                (404, 40408),
+            ),
+            (
+                "DELETE",
+                format!("/subjects/{subject}"),
+                String::new(),
+                (404, 40401),
+            ),
+            (
+                "DELETE",
+                format!("/subjects/{subject}/versions/1"),
+                String::new(),
+                (404, 40401),
+            ),
+            (
+                "DELETE",
+                format!("/config/{subject}"),
+                String::new(),
+                (404, 40408),
+            ),
+        ] {
+            let (status, _, reply) = http(
+                addr,
+                method,
+                &path,
+                &[JSON_TYPE, ("Authorization", "Bearer tok-123")],
+                &body,
+            );
+            assert_eq!(
+                (status, error_code(&reply)),
+                expected,
+                "{method} {path}: {reply}"
+            );
+        }
+        // A compatibility test against a subject with no versions is compatible, as for any
+        // absent subject.
+        let (status, _, reply) = http(
+            addr,
+            "POST",
+            &format!("/compatibility/subjects/{subject}/versions"),
+            &[JSON_TYPE],
+            &schema_body(V1),
+        );
+        assert_eq!(status, 200, "{subject}: {reply}");
+    }
+}

@@ -80,10 +80,7 @@ const MAX_SUBJECT_BYTES: usize = 255;
 /// Refuses, for a write, a subject Confluent refuses (empty, or with control characters) or
 /// one the tables cannot hold (42208).
 fn valid_subject(subject: &str) -> Result<(), ApiError> {
-    if subject.is_empty()
-        || subject.len() > MAX_SUBJECT_BYTES
-        || subject.chars().any(char::is_control)
-    {
+    if !storable(subject) {
         let shown: String = subject.chars().take(40).collect();
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -95,6 +92,26 @@ fn valid_subject(subject: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Whether a write could have stored `subject`. Reads of any other subject answer as for an
+/// absent one without asking the database, which may fail on it (PostgreSQL text cannot
+/// hold a NUL: the query would be a 500).
+fn storable(subject: &str) -> bool {
+    !subject.is_empty()
+        && subject.len() <= MAX_SUBJECT_BYTES
+        && !subject.chars().any(char::is_control)
+}
+
+/// 40401 for a subject no write accepts (see [`storable`]).
+fn existing_subject(subject: &str) -> Result<(), ApiError> {
+    if storable(subject) {
+        return Ok(());
+    }
+    Err(Error::SubjectNotFound {
+        subject: subject.to_owned(),
+    }
+    .into())
 }
 
 /// `latest` (or -1) or a version number in 1..=2^31-1.
@@ -152,6 +169,7 @@ pub(super) async fn versions<S: SchemaStore + 'static>(
     Path(subject): Path<String>,
     Query(params): Params,
 ) -> ApiResult {
+    existing_subject(&subject)?;
     let versions = if flag(&params, "deleted") {
         let states = api.registry.store().version_states(&subject).await?;
         states.iter().map(|s| s.version).collect()
@@ -169,6 +187,7 @@ pub(super) async fn version<S: SchemaStore + 'static>(
     Path((subject, version)): Path<(String, String)>,
 ) -> ApiResult {
     let version = parse_version(&version)?;
+    existing_subject(&subject)?;
     off_workers(&api, move |api| async move {
         let r = api.registry.version(&subject, version).await?;
         Ok(ok(&version_json(&r)))
@@ -181,6 +200,7 @@ pub(super) async fn version_schema<S: SchemaStore + 'static>(
     Path((subject, version)): Path<(String, String)>,
 ) -> ApiResult {
     let version = parse_version(&version)?;
+    existing_subject(&subject)?;
     off_workers(&api, move |api| async move {
         let r = api.registry.version(&subject, version).await?;
         Ok(ok(&schema_value(&r.schema)))
@@ -216,6 +236,7 @@ pub(super) async fn lookup<S: SchemaStore + 'static>(
 ) -> ApiResult {
     off_workers(&api, move |api| async move {
         let schema = schema_from_body(&body)?;
+        existing_subject(&subject)?;
         if let Some(r) = api.registry.lookup(&subject, &schema).await? {
             return Ok(ok(&version_json(&r)));
         }
@@ -335,7 +356,11 @@ pub(super) async fn compatibility_all<S: SchemaStore + 'static>(
     let verbose = flag(&params, "verbose");
     off_workers(&api, move |api| async move {
         let schema = schema_from_body(&body)?;
-        let report = api.registry.check(&subject, &schema).await?;
+        let report = if storable(&subject) {
+            api.registry.check(&subject, &schema).await?
+        } else {
+            check_compatibility(global_mode(&api).await?, &schema, &[])
+        };
         Ok(compatibility_reply(&report, verbose))
     })
     .await
@@ -351,6 +376,7 @@ pub(super) async fn compatibility_one<S: SchemaStore + 'static>(
     let version = parse_version(&version)?;
     off_workers(&api, move |api| async move {
         let schema = schema_from_body(&body)?;
+        existing_subject(&subject)?;
         let against = api.registry.version(&subject, version).await?;
         let mode = api.registry.effective_mode(&subject).await?;
         let report = check_compatibility(mode, &schema, std::slice::from_ref(&against.schema));
@@ -408,7 +434,12 @@ pub(super) async fn subject_config<S: SchemaStore + 'static>(
     Path(subject): Path<String>,
     Query(params): Params,
 ) -> ApiResult {
-    match api.registry.store().compatibility(Some(&subject)).await? {
+    let configured = if storable(&subject) {
+        api.registry.store().compatibility(Some(&subject)).await?
+    } else {
+        None
+    };
+    match configured {
         Some(mode) => Ok(ok(&json!({"compatibilityLevel": mode.as_str()}))),
         None if flag(&params, "defaultToGlobal") => Ok(ok(
             &json!({"compatibilityLevel": global_mode(&api).await?.as_str()}),
@@ -438,6 +469,9 @@ pub(super) async fn delete_subject_config<S: SchemaStore + 'static>(
     headers: HeaderMap,
 ) -> ApiResult {
     api.authorize_write(&headers, Some(&subject))?;
+    if !storable(&subject) {
+        return Err(no_subject_config(&subject));
+    }
     let Some(previous) = api.registry.store().compatibility(Some(&subject)).await? else {
         return Err(no_subject_config(&subject));
     };
@@ -452,6 +486,7 @@ pub(super) async fn delete_subject<S: SchemaStore + 'static>(
     headers: HeaderMap,
 ) -> ApiResult {
     api.authorize_write(&headers, Some(&subject))?;
+    existing_subject(&subject)?;
     let permanent = flag(&params, "permanent");
     let deleted = api.registry.delete_subject(&subject, permanent).await?;
     Ok(ok(&json!(deleted)))
@@ -465,6 +500,7 @@ pub(super) async fn delete_version<S: SchemaStore + 'static>(
 ) -> ApiResult {
     api.authorize_write(&headers, Some(&subject))?;
     let version = parse_version(&version)?;
+    existing_subject(&subject)?;
     let permanent = flag(&params, "permanent");
     let deleted = api
         .registry
