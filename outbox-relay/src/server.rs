@@ -248,7 +248,11 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(app.clone());
             let mut http = hyper::server::conn::http1::Builder::new();
+            // A client that shuts its side after the request (`nc -N`, HTTP/1.0 tools) still
+            // gets its answer: without half-close support hyper drops the connection when it
+            // reads the end of the stream while the answer is being prepared.
             http.timer(TokioTimer::new())
+                .half_close(true)
                 .header_read_timeout(c.header_timeout)
                 .max_headers(100);
             let tls = self.tls.clone();

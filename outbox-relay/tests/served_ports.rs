@@ -786,3 +786,34 @@ fn impossible_subjects_are_not_found_not_a_database_error() {
         assert_eq!(status, 200, "{subject}: {reply}");
     }
 }
+
+/// A client that sends its request and then shuts its side of the connection (`nc -N`,
+/// some HTTP/1.0 tools) still gets the answer.
+#[test]
+fn a_half_closed_connection_gets_its_answer() {
+    use std::io::{Read as _, Write as _};
+    let (addr, _rt) = start(false, &ServerConfig::default());
+    for request in [
+        "GET /schemas/types HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /schemas/types HTTP/1.0\r\n\r\n",
+        // Answered after a wait (a store and a blocking thread): the server sees the end of
+        // the stream while the answer is being prepared.
+        "GET /subjects HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /schemas/ids/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(GUARD)).expect("timeout");
+        stream.write_all(request.as_bytes()).expect("write");
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-close");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let (status, _, body) = parse_response(&answer);
+        assert!(
+            matches!((status, body.as_str()), (200, r#"["AVRO"]"# | "[]"))
+                || error_code(&body) == 40403,
+            "{request:?}: {answer:?}"
+        );
+    }
+}
