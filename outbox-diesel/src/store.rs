@@ -7,10 +7,10 @@ use std::sync::{Mutex, PoisonError};
 use outbox_core::compat::CompatibilityMode;
 use outbox_core::registry::{RegisteredSchema, SchemaStore, stored_schema, stored_version};
 use outbox_core::table::{SqlValue, Statements};
-use outbox_core::{Result, Schema};
+use outbox_core::{Error, Result, Schema};
 
 use crate::connection::OutboxConnection;
-use crate::error::store;
+use crate::error::{InTransaction, store};
 
 /// The subject under which the global compatibility setting is stored (as `outbox-sqlx`).
 const GLOBAL: &str = "";
@@ -58,14 +58,23 @@ impl<C: OutboxConnection> SchemaStore for DieselSchemaStore<'_, C> {
     ) -> Result<RegisteredSchema> {
         let fingerprint = || SqlValue::Text(schema.fingerprint().to_owned());
         let version_i32 = stored_version(version)?;
+        let op = "register schema";
         let id = self.with(|c| {
-            c.transaction(|c| {
-                let mut found = c.load_i32(&self.stmts.select_schema_id, vec![fingerprint()])?;
+            c.transaction::<_, InTransaction, _>(|c| {
+                let select = &self.stmts.select_schema_id;
+                let mut found = c.load_i32(select, vec![fingerprint()]).map_err(store(op))?;
                 if found.is_empty() {
-                    c.run(&self.stmts.insert_schema_id, vec![fingerprint()])?;
-                    found = c.load_i32(&self.stmts.select_schema_id, vec![fingerprint()])?;
+                    c.run(&self.stmts.insert_schema_id, vec![fingerprint()])
+                        .map_err(store(op))?;
+                    found = c.load_i32(select, vec![fingerprint()]).map_err(store(op))?;
                 }
-                let id = found.pop().unwrap_or_default();
+                // Nothing found after our own insert: the id row went away (another writer's
+                // transaction, a trigger). A conflict the registry retries, never id 0.
+                let Some(id) = found.pop() else {
+                    return Err(InTransaction(Error::Conflict {
+                        what: format!("schema id for subject {subject}"),
+                    }));
+                };
                 c.run(
                     &self.stmts.insert_version,
                     vec![
@@ -75,10 +84,11 @@ impl<C: OutboxConnection> SchemaStore for DieselSchemaStore<'_, C> {
                         SqlValue::Text(schema.canonical_json().to_owned()),
                         fingerprint(),
                     ],
-                )?;
+                )
+                .map_err(store(op))?;
                 Ok(id)
             })
-            .map_err(store("register schema"))
+            .map_err(|InTransaction(e)| e)
         })?;
         RegisteredSchema::from_row(id, subject, version_i32, schema.canonical_json())
     }

@@ -505,3 +505,36 @@ async fn cli_files_then_runtime_migrations_agree() {
         migrations(Dialect::Sqlite, &TableNames::default()).len() as i64
     );
 }
+
+/// A schema id that vanishes between its insert and its read (a trigger here, a concurrent
+/// writer in production) is a conflict, as through sqlx: diesel used to register id 0.
+#[test]
+fn diesel_never_registers_schema_id_zero() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn = SqliteConnection::establish(&dir.path().join("d.db").display().to_string())
+        .expect("sqlite");
+    let names = names();
+    DieselOutbox::builder()
+        .table_names(names.clone())
+        .build(&mut conn)
+        .expect("migrates");
+    let ids = names.qualified(Dialect::Sqlite, Table::SchemaIds);
+    conn.run(
+        &format!(
+            "CREATE TRIGGER vanish AFTER INSERT ON {ids} BEGIN DELETE FROM {ids} WHERE id = NEW.id; END"
+        ),
+        vec![],
+    )
+    .expect("trigger");
+    let err = DieselOutbox::builder()
+        .table_names(names.clone())
+        .register::<OrderPlaced>()
+        .build(&mut conn)
+        .expect_err("no id to register under");
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let schemas = names.qualified(Dialect::Sqlite, Table::Schemas);
+    let registered = conn
+        .load_i64(&format!("SELECT COUNT(*) AS value FROM {schemas}"), vec![])
+        .expect("count");
+    assert_eq!(registered, [0]);
+}
