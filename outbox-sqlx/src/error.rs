@@ -2,6 +2,7 @@
 //! caller retries), passing faults are marked retryable.
 
 use outbox_core::Error;
+use outbox_core::table::DbFailure;
 
 /// Wraps a sqlx error from `operation`.
 pub(crate) fn store(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -21,7 +22,8 @@ pub(crate) fn store(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Erro
     }
 }
 
-/// Whether the same operation may succeed when tried again.
+/// Whether the same operation may succeed when tried again: transport faults, and database
+/// errors by [`Dialect::is_retryable`](outbox_core::table::Dialect::is_retryable), the classification diesel shares.
 pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -29,18 +31,40 @@ pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // SQLSTATE: serialization failure / deadlock, connection exceptions, shutdowns.
-            code == "40001"
-                || code == "40P01"
-                || code.starts_with("08")
-                || code.starts_with("57P")
-                // MySQL lock wait timeout has no specific SQLSTATE.
-                || db.message().contains("Lock wait timeout")
-                // SQLite extended codes: BUSY (5) and LOCKED (6) families.
-                || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
-        }
+        sqlx::Error::Database(db) => database_failure(db.as_ref()),
         _ => false,
     }
+}
+
+/// A database error classified by the dialect of the driver that raised it.
+fn database_failure(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let message = db.message();
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        let number = my.number().to_string();
+        return outbox_core::table::Dialect::MySql.is_retryable(&DbFailure {
+            code: Some(&number),
+            message,
+        }) || outbox_core::table::Dialect::MySql.is_retryable(&DbFailure {
+            code: my.code(),
+            message,
+        });
+    }
+    let code = db.code();
+    let failure = DbFailure {
+        code: code.as_deref(),
+        message,
+    };
+    #[cfg(feature = "postgres")]
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return outbox_core::table::Dialect::Postgres.is_retryable(&failure);
+    }
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return outbox_core::table::Dialect::Sqlite.is_retryable(&failure);
+    }
+    false
 }

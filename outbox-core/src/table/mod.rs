@@ -7,11 +7,13 @@
 
 mod ddl;
 mod ident;
+mod retry;
 mod statements;
 mod value;
 
 pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
+pub use retry::DbFailure;
 pub use statements::{MigrationLock, Statements};
 pub use value::SqlValue;
 
