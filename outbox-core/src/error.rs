@@ -50,6 +50,17 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A row's schema id does not fit the `schema_id` column (`INTEGER`, as Confluent's ids);
+    /// nothing was written.
+    #[error(
+        "schema id {id} is out of range for the schema_id column (at most {})",
+        i32::MAX
+    )]
+    SchemaIdOutOfRange {
+        /// The schema id.
+        id: u32,
+    },
+
     /// A schema change breaks the subject's compatibility mode; nothing was registered.
     #[error(
         "schema for subject {subject} is incompatible under {mode}: {} (make the change compatible, \

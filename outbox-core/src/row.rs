@@ -59,6 +59,7 @@ impl NewOutboxRow {
             payload,
             headers,
         };
+        row.stored_schema_id()?;
         row.check_size(codec.max_bytes())?;
         Ok(row)
     }
@@ -104,19 +105,34 @@ impl NewOutboxRow {
         self.event_id.hyphenated().to_string()
     }
 
+    /// The `schema_id` column value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SchemaIdOutOfRange`] above `i32::MAX` (such an id used to become `NULL`).
+    pub fn stored_schema_id(&self) -> Result<Option<i32>> {
+        self.schema_id
+            .map(|id| i32::try_from(id).map_err(|_| Error::SchemaIdOutOfRange { id }))
+            .transpose()
+    }
+
     /// The parameters of this row in [`insert_events_sql`](crate::table::insert_events_sql),
     /// in [`EVENT_INSERT_COLUMNS`](crate::table::EVENT_INSERT_COLUMNS) order.
-    pub fn insert_params(&self) -> [SqlValue; 8] {
-        [
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SchemaIdOutOfRange`] (see [`Self::stored_schema_id`]).
+    pub fn insert_params(&self) -> Result<[SqlValue; 8]> {
+        Ok([
             SqlValue::Text(self.event_id_text()),
             SqlValue::Text(self.topic.clone()),
             SqlValue::OptBytes(self.event_key.clone()),
             SqlValue::Text(self.event_type.clone()),
-            SqlValue::OptI32(self.schema_id.and_then(|id| i32::try_from(id).ok())),
+            SqlValue::OptI32(self.stored_schema_id()?),
             SqlValue::Text(self.content_type.clone()),
             SqlValue::Bytes(self.payload.clone()),
             SqlValue::Text(self.headers_json()),
-        ]
+        ])
     }
 
     /// The `headers` column value: a JSON array of `[name, value]` pairs (order and repeated

@@ -382,3 +382,26 @@ fn current_trace_context_becomes_the_traceparent_header() {
         )]
     );
 }
+
+/// A schema id the `schema_id` column cannot hold is refused when the row is built; it used
+/// to become `NULL` on insert. `i32::MAX` is the largest id a row takes.
+#[test]
+fn rows_refuse_schema_ids_above_i32_max() {
+    let schema = || OrderPlaced::schema().expect("derived schema");
+    let largest = EventCodec::new("orders-value", i32::MAX.unsigned_abs(), schema());
+    let row = NewOutboxRow::from_event(&largest, &order()).expect("row");
+    assert_eq!(row.stored_schema_id().expect("fits"), Some(i32::MAX));
+    let id = i32::MAX.unsigned_abs() + 1;
+    let too_large = EventCodec::new("orders-value", id, schema());
+    let err = NewOutboxRow::from_event(&too_large, &order()).expect_err("refused");
+    assert!(
+        matches!(err, Error::SchemaIdOutOfRange { id: got } if got == id),
+        "{err:?}"
+    );
+    let mut row = row;
+    row.schema_id = Some(id);
+    assert!(matches!(
+        row.insert_params(),
+        Err(Error::SchemaIdOutOfRange { .. })
+    ));
+}

@@ -206,7 +206,8 @@ impl<B: DieselBackend> DieselOutbox<B> {
             .get::<E>()
             .ok_or_else(Codecs::unregistered::<E>)?;
         let rows = Codecs::rows(&codec, events, headers)?;
-        for (sql, params) in self.stmts.insert_events(&rows) {
+        for statement in self.stmts.insert_events(&rows) {
+            let (sql, params) = statement?;
             conn.run(&sql, params).map_err(store("publish"))?;
         }
         if self.codecs.options().notify_relay && B::DIALECT == Dialect::Postgres {

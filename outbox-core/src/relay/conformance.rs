@@ -45,6 +45,33 @@ where
     failures_count_and_dead_letters_move(&make().await).await;
     lease_is_exclusive_until_it_expires(&make().await).await;
     large_batches_ack_in_one_call(&make().await).await;
+    schema_ids_out_of_range_are_refused(&make().await).await;
+}
+
+/// A schema id the `schema_id` column cannot hold (above `i32::MAX`) is refused with
+/// [`Error::SchemaIdOutOfRange`](crate::Error::SchemaIdOutOfRange) and nothing of the batch is
+/// written; it used to become `NULL`. `i32::MAX` itself round-trips.
+pub async fn schema_ids_out_of_range_are_refused<S: RelayStore + InsertRows>(store: &S) {
+    let mut largest = sample_row("t", "k", 0);
+    largest.schema_id = Some(i32::MAX.unsigned_abs());
+    let mut too_large = sample_row("t", "k", 1);
+    too_large.schema_id = Some(i32::MAX.unsigned_abs() + 1);
+    let err = store
+        .insert_rows(&[largest.clone(), too_large])
+        .await
+        .expect_err("an id above i32::MAX is refused");
+    assert!(
+        matches!(err, crate::Error::SchemaIdOutOfRange { id } if id == i32::MAX.unsigned_abs() + 1),
+        "{err:?}"
+    );
+    assert!(
+        store.claim_batch(10).await.expect("claim").is_empty(),
+        "nothing of a refused batch is written"
+    );
+    store.insert_rows(&[largest]).await.expect("insert");
+    let got = store.claim_batch(10).await.expect("claim");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].schema_id, Some(i32::MAX));
 }
 
 /// Claims come in `id` order, do not remove rows, and `ack` deletes exactly what it is given.

@@ -72,20 +72,26 @@ impl MemoryRelayStore {
 
 impl InsertRows for MemoryRelayStore {
     async fn insert_rows(&self, rows: &[NewOutboxRow]) -> Result<()> {
+        // All or nothing, as a database statement: every row converts before any is stored.
+        let records = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxRecord {
+                    id: 0,
+                    event_id: row.event_id,
+                    topic: row.topic.clone(),
+                    event_key: row.event_key.clone(),
+                    event_type: row.event_type.clone(),
+                    schema_id: row.stored_schema_id()?,
+                    content_type: row.content_type.clone(),
+                    payload: row.payload.clone(),
+                    headers: row.headers.clone(),
+                    created_at_ms: now_ms(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut state = self.state();
-        for row in rows {
-            let record = OutboxRecord {
-                id: 0,
-                event_id: row.event_id,
-                topic: row.topic.clone(),
-                event_key: row.event_key.clone(),
-                event_type: row.event_type.clone(),
-                schema_id: row.schema_id.and_then(|id| i32::try_from(id).ok()),
-                content_type: row.content_type.clone(),
-                payload: row.payload.clone(),
-                headers: row.headers.clone(),
-                created_at_ms: now_ms(),
-            };
+        for record in records {
             Self::push(&mut state, record);
         }
         Ok(())

@@ -454,10 +454,15 @@ impl Statements {
 
     /// The inserts that write `rows`: one statement per 1,000 rows (8 parameters a row stays
     /// under every dialect's parameter limit), with its parameters.
+    ///
+    /// # Errors
+    ///
+    /// Each item: [`Error::SchemaIdOutOfRange`](crate::Error::SchemaIdOutOfRange) for a chunk
+    /// holding a row whose schema id the column cannot store.
     pub fn insert_events<'a>(
         &'a self,
         rows: &'a [crate::NewOutboxRow],
-    ) -> impl Iterator<Item = (std::borrow::Cow<'a, str>, Vec<SqlValue>)> + 'a {
+    ) -> impl Iterator<Item = crate::Result<(std::borrow::Cow<'a, str>, Vec<SqlValue>)>> + 'a {
         rows.chunks(ROWS_PER_INSERT).map(move |chunk| {
             let sql = match chunk.len() {
                 1 => std::borrow::Cow::Borrowed(self.insert_one.as_str()),
@@ -465,13 +470,11 @@ impl Statements {
                     std::borrow::Cow::Owned(super::insert_events_sql(self.dialect, &self.names, n))
                 }
             };
-            (
-                sql,
-                chunk
-                    .iter()
-                    .flat_map(crate::NewOutboxRow::insert_params)
-                    .collect(),
-            )
+            let mut params = Vec::with_capacity(chunk.len() * 8);
+            for row in chunk {
+                params.extend(row.insert_params()?);
+            }
+            Ok((sql, params))
         })
     }
 

@@ -251,7 +251,8 @@ pub(crate) async fn insert<DB: OutboxDatabase>(
     stmts: &Statements,
     rows: &[NewOutboxRow],
 ) -> Result<()> {
-    for (sql, params) in stmts.insert_events(rows) {
+    for statement in stmts.insert_events(rows) {
+        let (sql, params) = statement?;
         DB::run(conn, &sql, params)
             .await
             .map_err(store("publish"))?;
