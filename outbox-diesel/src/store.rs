@@ -143,3 +143,76 @@ impl<C: OutboxConnection> SchemaStore for DieselSchemaStore<'_, C> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use outbox_core::registry::conformance;
+    use outbox_core::table::{Statements, TableNames};
+
+    use super::DieselSchemaStore;
+    use crate::connection::OutboxConnection;
+    use crate::migrate::migrate;
+
+    /// The registry conformance suite on a diesel connection, as every other schema store
+    /// runs it (diesel's store used to run none of it).
+    fn conformance_on<C: OutboxConnection>(conn: &mut C, name: &str) {
+        let prefix = format!("c{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let names = TableNames::with_prefix(&prefix).expect("prefix");
+        let stmts = Statements::new(<C::Backend as crate::DieselBackend>::DIALECT, &names);
+        migrate(conn, &stmts).expect("migrates");
+        let store = DieselSchemaStore::new(conn, &stmts);
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(conformance::run_all(&store, name));
+    }
+
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    fn establish<C: diesel::Connection>(var: &str, default: &str) -> Option<C> {
+        let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+        match C::establish(&url) {
+            Ok(conn) => Some(conn),
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true and {url} is unreachable: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping: {url}: {e}");
+                None
+            }
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn registry_conformance_on_sqlite() {
+        use diesel::Connection as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("r.db").display().to_string();
+        let mut conn = diesel::SqliteConnection::establish(&path).expect("sqlite");
+        conformance_on(&mut conn, "diesel-sqlite");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn registry_conformance_on_postgres() {
+        let Some(mut conn) = establish::<diesel::PgConnection>(
+            "OUTBOX_TEST_PG_URL",
+            "postgres://postgres@localhost:5432/test",
+        ) else {
+            return;
+        };
+        conformance_on(&mut conn, "diesel-postgres");
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn registry_conformance_on_mariadb() {
+        let Some(mut conn) = establish::<diesel::MysqlConnection>(
+            "OUTBOX_TEST_MYSQL_URL",
+            "mysql://root@127.0.0.1:3306/test",
+        ) else {
+            return;
+        };
+        conformance_on(&mut conn, "diesel-mariadb");
+    }
+}
