@@ -72,18 +72,7 @@ mod tests {
     use super::*;
 
     fn pg() -> Option<PgConnection> {
-        let url = std::env::var("OUTBOX_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@localhost:5432/test".into());
-        match PgConnection::establish(&url) {
-            Ok(conn) => Some(conn),
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("CI=true and {url} is unreachable: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping: {url}: {e}");
-                None
-            }
-        }
+        crate::test_db::establish("OUTBOX_TEST_PG_URL", crate::test_db::PG_URL)
     }
 
     /// A real PostgreSQL deadlock (40P01) through diesel is retryable, as through sqlx; it

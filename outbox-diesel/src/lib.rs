@@ -20,6 +20,8 @@ mod error;
 mod migrate;
 mod outbox;
 mod store;
+#[cfg(test)]
+mod test_db;
 
 pub use connection::{DieselBackend, OutboxConnection};
 pub use migrate::migrate;

@@ -167,21 +167,6 @@ mod tests {
             .block_on(conformance::run_all(&store, name));
     }
 
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    fn establish<C: diesel::Connection>(var: &str, default: &str) -> Option<C> {
-        let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
-        match C::establish(&url) {
-            Ok(conn) => Some(conn),
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("CI=true and {url} is unreachable: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping: {url}: {e}");
-                None
-            }
-        }
-    }
-
     #[cfg(feature = "sqlite")]
     #[test]
     fn registry_conformance_on_sqlite() {
@@ -195,9 +180,9 @@ mod tests {
     #[cfg(feature = "postgres")]
     #[test]
     fn registry_conformance_on_postgres() {
-        let Some(mut conn) = establish::<diesel::PgConnection>(
+        let Some(mut conn) = crate::test_db::establish::<diesel::PgConnection>(
             "OUTBOX_TEST_PG_URL",
-            "postgres://postgres@localhost:5432/test",
+            crate::test_db::PG_URL,
         ) else {
             return;
         };
@@ -207,7 +192,7 @@ mod tests {
     #[cfg(feature = "mysql")]
     #[test]
     fn registry_conformance_on_mariadb() {
-        let Some(mut conn) = establish::<diesel::MysqlConnection>(
+        let Some(mut conn) = crate::test_db::establish::<diesel::MysqlConnection>(
             "OUTBOX_TEST_MYSQL_URL",
             "mysql://root@127.0.0.1:3306/test",
         ) else {
