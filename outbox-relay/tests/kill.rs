@@ -7,7 +7,7 @@ mod common;
 
 use outbox_sqlx::Configure as _;
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
@@ -20,22 +20,6 @@ use uuid::Uuid;
 const KEYS: usize = 200;
 const WRITERS: usize = 4;
 const EVENTS: usize = 20_000;
-
-fn spawn_relay(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
-        // The config file names the mock cluster; the environment must not override it.
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .env_remove("OUTBOX_TABLE_PREFIX")
-        .env_remove("OUTBOX_HTTP_LISTEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("relay starts")
-}
 
 async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     let kafka = common::cluster(1, "orders", 8);
@@ -92,7 +76,7 @@ async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     let backlog = || async { store.status("outbox-relay").await.expect("status").backlog };
     let mut kills = 0;
     for round in 0..5 {
-        let mut child = spawn_relay(&config_file);
+        let mut child = common::spawn_relay(&config_file);
         tokio::time::sleep(Duration::from_millis(2600 + 300 * round)).await;
         if round == 2 {
             kafka.broker_down(1).expect("broker down");
@@ -107,7 +91,7 @@ async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     for writer in writers {
         ids_by_writer.push(writer.await.expect("writer"));
     }
-    let mut last = spawn_relay(&config_file);
+    let mut last = common::spawn_relay(&config_file);
     // Let it start and take over the lease the last killed relay held.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let deadline = Instant::now() + Duration::from_secs(180);

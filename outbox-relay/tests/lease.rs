@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
@@ -20,19 +20,6 @@ use outbox_sqlx::Configure as _;
 use outbox_sqlx::Outbox;
 use sqlx::Row;
 use uuid::Uuid;
-
-fn spawn_relay(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("relay starts")
-}
 
 fn signal(child: &Child, name: &str) {
     let ok = Command::new("kill")
@@ -145,13 +132,13 @@ async fn old_leader_is_fenced_after_a_take_over() {
     let dir = tempfile::tempdir().expect("dir");
     let a_file = write_config(dir.path(), "relay-a", &url, &prefix, &bootstrap);
     let b_file = write_config(dir.path(), "relay-b", &url, &prefix, &bootstrap);
-    let mut a = spawn_relay(&a_file);
+    let mut a = common::spawn_relay(&a_file);
     let deadline = Instant::now() + Duration::from_secs(60);
     while leader().await.as_deref() != Some("relay-a") || backlog().await > 0 {
         assert!(Instant::now() < deadline, "relay-a did not lead and drain");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut b = spawn_relay(&b_file);
+    let mut b = common::spawn_relay(&b_file);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A broker outage three times the lease: the leader waits for acknowledgements and
@@ -293,7 +280,7 @@ async fn restarted_relay_takes_its_own_lease_back_at_once() {
         .flatten()
         .map(|row| row.get(0))
     };
-    let mut first = spawn_relay(&file);
+    let mut first = common::spawn_relay(&file);
     let deadline = Instant::now() + Duration::from_secs(30);
     while store
         .status("outbox-relay")
@@ -309,7 +296,7 @@ async fn restarted_relay_takes_its_own_lease_back_at_once() {
     let before = token().await.expect("a generation");
     first.kill().expect("SIGKILL");
     let _ = first.wait();
-    let mut second = spawn_relay(&file);
+    let mut second = common::spawn_relay(&file);
     // The lease lasts an hour: only taking it back can make the second relay lead.
     let deadline = Instant::now() + Duration::from_secs(30);
     while token().await == Some(before) {

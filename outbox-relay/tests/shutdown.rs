@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
@@ -19,21 +19,6 @@ use sqlx::Pool;
 use uuid::Uuid;
 
 const EVENTS: usize = 6000;
-
-fn spawn_relay(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .env_remove("OUTBOX_TABLE_PREFIX")
-        .env_remove("OUTBOX_HTTP_LISTEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("relay starts")
-}
 
 fn terminate(child: &mut Child) {
     let term = Command::new("kill")
@@ -90,7 +75,7 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
     // Stop the relay three times in the middle of the backlog, then let one finish it.
     let deadline = Instant::now() + Duration::from_secs(120);
     for stop_below in [5000, 3500, 2000] {
-        let mut child = spawn_relay(&file);
+        let mut child = common::spawn_relay(&file);
         while backlog().await > stop_below {
             assert!(Instant::now() < deadline, "the relay does not drain");
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -101,7 +86,7 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
             "stopped under load, not after the drain"
         );
     }
-    let mut child = spawn_relay(&file);
+    let mut child = common::spawn_relay(&file);
     while backlog().await > 0 {
         assert!(Instant::now() < deadline, "the relay does not drain");
         tokio::time::sleep(Duration::from_millis(50)).await;

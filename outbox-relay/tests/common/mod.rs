@@ -303,3 +303,20 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// Starts `outbox-relay --config CONFIG run` as users run it. The config file names the
+/// cluster and the database, so the environment must not override them.
+pub fn spawn_relay(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("DATABASE_URL")
+        .env_remove("OUTBOX_DATABASE_URL")
+        .env_remove("OUTBOX_TABLE_PREFIX")
+        .env_remove("OUTBOX_HTTP_LISTEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("relay starts")
+}
