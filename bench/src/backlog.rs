@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use outbox_core::relay::RelayStore;
-use outbox_relay::config::RelayConfig;
+use outbox_relay::settings::Settings;
 use sqlx::PgPool;
 
 use crate::fixture::{Broker, Fixture, drop_tables, fixture, preload, rows};
@@ -116,13 +116,13 @@ pub(crate) fn vm_hwm_kb(pid: u32) -> Option<u64> {
 
 /// The relay of the backlog scenario, run as `outbox-bench --relay-child CONFIG`.
 pub(crate) async fn relay_child(config_file: &str) -> anyhow::Result<()> {
-    let config = RelayConfig::load(Some(std::path::Path::new(config_file)), Default::default())?;
+    let config = Settings::load(Some(std::path::Path::new(config_file)), Default::default())?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
-        .connect(config.database_url()?)
+        .connect(config.database_url())
         .await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    outbox_relay::ops::run(pool, &config, async move {
+    outbox_relay::commands::run(pool, &config, async move {
         term.recv().await;
     })
     .await?;

@@ -38,7 +38,7 @@ pub(crate) async fn e2e_latency(
         let relay = tokio::spawn({
             let (pool, config) = (pool.clone(), config.clone());
             async move {
-                outbox_relay::ops::run(pool, &config, async {
+                outbox_relay::commands::run(pool, &config, async {
                     let _ = stop_rx.await;
                 })
                 .await

@@ -8,6 +8,7 @@ use outbox_core::encode::EventCodec;
 use outbox_core::relay::InsertRows;
 use outbox_core::table::TableNames;
 use outbox_relay::config::RelayConfig;
+use outbox_relay::settings::Settings;
 use outbox_sqlx::postgres::PgOutbox;
 use outbox_sqlx::{Configure as _, SqlxRelayStore};
 use rdkafka::ClientConfig;
@@ -95,7 +96,7 @@ impl Broker {
         pg_url: &str,
         names: &TableNames,
         extra: &str,
-    ) -> anyhow::Result<RelayConfig> {
+    ) -> anyhow::Result<Settings> {
         let prefix = names.name(outbox_core::table::Table::Events).to_string();
         let text = format!(
             "database_url = \"{pg_url}\"\ntable_prefix = \"{}\"\n[kafka]\nbootstrap_servers = \"{}\"\n\
@@ -103,7 +104,7 @@ impl Broker {
             prefix.trim_end_matches("_events"),
             self.bootstrap
         );
-        Ok(RelayConfig::from_toml(&text)?)
+        Ok(Settings::new(RelayConfig::from_toml(&text)?)?)
     }
 }
 
@@ -131,7 +132,7 @@ pub(crate) async fn outbox(
 pub(crate) struct Fixture {
     pub(crate) names: TableNames,
     pub(crate) codec: Arc<EventCodec>,
-    pub(crate) config: RelayConfig,
+    pub(crate) config: Settings,
     pub(crate) store: SqlxRelayStore<sqlx::Postgres>,
 }
 
@@ -147,7 +148,7 @@ pub(crate) async fn fixture(
         .register::<Payload>()
         .await?;
     let config = broker.config(pg_url, &names, "")?;
-    let store = outbox_relay::ops::relay_store(pool.clone(), &config)?;
+    let store = config.relay_store(pool.clone())?;
     Ok(Fixture {
         names,
         codec,

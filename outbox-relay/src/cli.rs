@@ -1,52 +1,60 @@
-//! The command line of `outbox-relay`.
+//! The command line of `outbox-relay`: what clap parses, and the flags as configuration
+//! [`Overrides`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use outbox_core::Result;
+
+use crate::config::Overrides;
+use crate::validate::invalid;
 
 /// Drains the transactional outbox to Kafka, and operates it.
 #[derive(Debug, Parser)]
 #[command(name = "outbox-relay", version, about)]
-pub(crate) struct Cli {
+pub struct Cli {
+    /// Settings shared by every subcommand.
     #[command(flatten)]
-    pub(crate) global: Global,
+    pub global: Global,
+    /// What to do.
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 /// Settings shared by every subcommand; they override the config file and the environment.
 #[derive(Debug, Args)]
-pub(crate) struct Global {
+pub struct Global {
     /// TOML configuration file.
     #[arg(long, short = 'c', global = true, env = "OUTBOX_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Database URL (postgres://, mysql://, mariadb://, sqlite:); else OUTBOX_DATABASE_URL or
     /// DATABASE_URL.
     #[arg(long, global = true)]
-    pub(crate) database_url: Option<String>,
+    pub database_url: Option<String>,
     /// Kafka bootstrap servers; else KAFKA_BOOTSTRAP_SERVERS.
     #[arg(long, global = true)]
-    pub(crate) bootstrap_servers: Option<String>,
+    pub bootstrap_servers: Option<String>,
     /// Prefix of the outbox tables (default `outbox`).
     #[arg(long, global = true)]
-    pub(crate) table_prefix: Option<String>,
+    pub table_prefix: Option<String>,
     /// Address for /metrics, /healthz, /readyz ("" turns it off).
     #[arg(long, global = true)]
-    pub(crate) http_listen: Option<String>,
+    pub http_listen: Option<String>,
     /// Address for the schema registry REST API ("" turns it off).
     #[arg(long, global = true)]
-    pub(crate) registry_listen: Option<String>,
+    pub registry_listen: Option<String>,
     /// A librdkafka producer property, `key=value` (repeatable). Secrets are better given as
     /// OUTBOX_KAFKA_<NAME> or OUTBOX_KAFKA_<NAME>_FILE (OUTBOX_KAFKA_SASL_PASSWORD → sasl.password).
     #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
-    pub(crate) kafka_property: Vec<String>,
+    pub kafka_property: Vec<String>,
     /// Log format: `text` (colours only on a terminal) or `json`.
     #[arg(long, global = true, env = "OUTBOX_LOG_FORMAT", default_value = "text")]
-    pub(crate) log_format: outbox_relay::logging::LogFormat,
+    pub log_format: crate::logging::LogFormat,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Drain the outbox to Kafka until SIGINT or SIGTERM (migrates the tables first).
     Run,
     /// Create or upgrade the outbox tables.
@@ -64,8 +72,9 @@ pub(crate) enum Command {
     DeadLetters(DeadLetterCommand),
 }
 
+/// `outbox-relay schema ...`.
 #[derive(Debug, Subcommand)]
-pub(crate) enum SchemaCommand {
+pub enum SchemaCommand {
     /// Check a new schema against existing ones. Exits 0 when compatible, 1 when incompatible,
     /// 2 on invalid input.
     Check {
@@ -148,8 +157,9 @@ pub(crate) enum SchemaCommand {
     },
 }
 
+/// `outbox-relay registry ...`.
 #[derive(Debug, Subcommand)]
-pub(crate) enum RegistryCommand {
+pub enum RegistryCommand {
     /// Serve the embedded registry over the Confluent Schema Registry REST API until SIGINT
     /// or SIGTERM (`run` serves it too).
     Serve {
@@ -161,8 +171,9 @@ pub(crate) enum RegistryCommand {
     },
 }
 
+/// `outbox-relay dead-letters ...`.
 #[derive(Debug, Subcommand)]
-pub(crate) enum DeadLetterCommand {
+pub enum DeadLetterCommand {
     /// List dead letters, oldest first.
     List {
         /// At most this many.
@@ -193,10 +204,72 @@ pub(crate) enum DeadLetterCommand {
     },
 }
 
+/// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Format {
+pub enum Format {
     /// Lines for a person.
     Text,
     /// JSON.
     Json,
+}
+
+impl Global {
+    /// The flags as configuration overrides (`-X key=value` split), warning about secrets on
+    /// the command line.
+    ///
+    /// # Errors
+    ///
+    /// [`outbox_core::Error::InvalidConfig`] naming `-X` for a value that is not `key=value`.
+    pub fn overrides(&self) -> Result<Overrides> {
+        let kafka_properties = self
+            .kafka_property
+            .iter()
+            .enumerate()
+            .map(|(n, kv)| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    // Not the text itself: it may be a secret with a typo in place of `=`.
+                    .ok_or_else(|| invalid("-X", format!("value {} is not key=value", n + 1)))
+            })
+            .collect::<Result<Vec<(String, String)>>>()?;
+        // Flags are visible to every user of the machine (`ps`, /proc/<pid>/cmdline).
+        for (key, _) in &kafka_properties {
+            if crate::redact::is_secret_property(key) {
+                tracing::warn!(
+                    property = %key,
+                    "a secret on the command line is visible to every user of this machine; use OUTBOX_KAFKA_<NAME> or OUTBOX_KAFKA_<NAME>_FILE"
+                );
+            }
+        }
+        if self
+            .database_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| u.password().is_some())
+        {
+            tracing::warn!(
+                "--database-url holds a password, visible to every user of this machine; use OUTBOX_DATABASE_PASSWORD or OUTBOX_DATABASE_PASSWORD_FILE"
+            );
+        }
+        Ok(Overrides {
+            database_url: self.database_url.clone(),
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            http_listen: self.http_listen.clone(),
+            table_prefix: self.table_prefix.clone(),
+            registry_listen: self.registry_listen.clone(),
+            kafka_properties,
+        })
+    }
+}
+
+impl Command {
+    /// The log level when `RUST_LOG` is not set: `info` for the long-running commands, `warn`
+    /// for the others (sqlx logs PostgreSQL notices such as "relation already exists,
+    /// skipping" at info).
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Run => "info,sqlx=warn",
+            _ => "warn",
+        }
+    }
 }

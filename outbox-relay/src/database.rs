@@ -17,6 +17,17 @@ pub enum Backend {
     Sqlite,
 }
 
+impl Backend {
+    /// The SQL dialect of this backend.
+    pub fn dialect(self) -> outbox_core::table::Dialect {
+        match self {
+            Self::Postgres => outbox_core::table::Dialect::Postgres,
+            Self::MySql => outbox_core::table::Dialect::MySql,
+            Self::Sqlite => outbox_core::table::Dialect::Sqlite,
+        }
+    }
+}
+
 /// The backend a URL names.
 ///
 /// # Errors

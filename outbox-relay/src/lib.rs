@@ -28,12 +28,13 @@
 //! generation.
 
 pub mod auth;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod database;
 pub mod http;
 pub mod logging;
 pub mod metrics;
-pub mod ops;
 pub mod preflight;
 pub mod producer;
 pub mod record;
@@ -44,6 +45,7 @@ pub mod schema_check;
 pub mod schema_lint;
 pub mod secrets;
 pub mod server;
+pub mod settings;
 mod validate;
 
 pub use relay::{Relay, RunSummary, Step, is_permanent};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::Table;
-use outbox_relay::{Relay, Step, ops, producer};
+use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::Configure as _;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -49,7 +49,7 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
     let mut config = common::config(url, &kafka.bootstrap_servers(), &names, extra);
     config.relay.batch_size = 1;
     let relay = Relay::new(
-        ops::relay_store(pool.clone(), &config).expect("store"),
+        config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
         config.relay.clone(),
         "solo".to_owned(),

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
-use outbox_relay::ops;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
 use uuid::Uuid;
@@ -72,7 +71,7 @@ async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
         })
         .collect();
 
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let backlog = || async { store.status("outbox-relay").await.expect("status").backlog };
     let mut kills = 0;
     for round in 0..5 {

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::{Table, TableNames};
-use outbox_relay::ops;
 use outbox_sqlx::Configure as _;
 use outbox_sqlx::Outbox;
 use sqlx::Row;
@@ -108,7 +107,9 @@ async fn old_leader_is_fenced_after_a_take_over() {
         .expect("outbox");
     // The relay creates the lease table; create it now so the triggers can be installed.
     let config = common::config(&url, &bootstrap, &names, "");
-    ops::migrate(&pool, &config).await.expect("migrate");
+    outbox_relay::commands::migrate(&pool, &config)
+        .await
+        .expect("migrate");
     audit(&pool, &names, &prefix).await;
     let mut ids: Vec<Uuid> = Vec::new();
     let mut seq = 0;
@@ -125,7 +126,7 @@ async fn old_leader_is_fenced_after_a_take_over() {
         tx.commit().await.expect("commit");
     };
     publish(500, &mut ids).await;
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let leader = async || store.status("outbox-relay").await.expect("status").leader;
     let backlog = async || store.status("outbox-relay").await.expect("status").backlog;
 
@@ -268,7 +269,7 @@ async fn restarted_relay_takes_its_own_lease_back_at_once() {
     )
     .expect("config");
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let leases = names.qualified(outbox_core::table::Dialect::Sqlite, Table::Leases);
     let token = async || -> Option<i64> {
         sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::{Dialect, Table, TableNames};
-use outbox_relay::{Relay, Step, ops, producer};
+use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::Configure as _;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
@@ -365,7 +365,7 @@ async fn malformed_rows_are_dead_lettered_and_the_rest_flows<DB: OutboxDatabase>
     let kafka = common::cluster(1, "orders", 3);
     let written = write(&pool).await;
     let config = common::config(url, &kafka.bootstrap_servers(), &written.names, EXTRA);
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let before = store
         .status("outbox-relay")
         .await
@@ -479,7 +479,7 @@ async fn relay_binary_drains_past_malformed_rows() {
         .spawn()
         .expect("relay starts");
     let config = common::config(&url, &kafka.bootstrap_servers(), &written.names, EXTRA);
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.status("outbox-relay").await.expect("status").backlog > 0 {
         assert!(
@@ -559,7 +559,7 @@ async fn publish_limit_and_producer_limit_agree() {
 
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
     let relay = Relay::new(
-        ops::relay_store(pool.clone(), &config).expect("store"),
+        config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
         config.relay.clone(),
         "solo".to_owned(),
@@ -611,7 +611,7 @@ async fn a_row_that_cannot_be_dead_lettered_does_not_stop_the_rest() {
         .expect("outbox");
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
     let relay = Relay::new(
-        ops::relay_store(pool.clone(), &config).expect("store"),
+        config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
         config.relay.clone(),
         "solo".to_owned(),
@@ -695,7 +695,7 @@ async fn run_binary_until_drained<DB: OutboxDatabase>(
         .spawn()
         .expect("relay starts");
     let config = common::config(url, bootstrap, names, "");
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.status("outbox-relay").await.expect("status").backlog > 0 {
         if Instant::now() > deadline {
@@ -819,7 +819,7 @@ async fn a_keyless_dead_letter_blocks_nothing<DB: OutboxDatabase>(pool: Pool<DB>
 
     run_binary_until_drained(&pool, url, &names, &kafka.bootstrap_servers()).await;
     let config = common::config(url, &kafka.bootstrap_servers(), &names, "");
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let dead = store.dead_letters(100).await.expect("dead letters");
     let dead_ids: Vec<String> = dead.iter().map(|d| d.record.event_id.to_string()).collect();
     assert_eq!(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::Table;
-use outbox_relay::{Relay, Step, ops, producer};
+use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::Configure as _;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -79,7 +79,7 @@ async fn drain_through_a_fatal_error<DB: OutboxDatabase>(
     let mut config = common::config(url, &kafka.bootstrap_servers(), &names, "");
     config.relay.batch_size = 50;
     let mut relay = Relay::new(
-        ops::relay_store(pool.clone(), &config).expect("store"),
+        config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
         config.relay.clone(),
         "solo".to_owned(),
@@ -229,7 +229,7 @@ async fn broker_outage_shows_on_readyz_not_healthz() {
         .spawn()
         .expect("relay starts");
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.status("x").await.expect("status").backlog > 0 {
         assert!(Instant::now() < deadline, "first events not drained");

@@ -57,7 +57,7 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
     create_topic(&bootstrap, &topic, 3).await;
     let names = common::fresh_names();
     let config = common::config(&common::pg_url(), &bootstrap, &names, "");
-    outbox_relay::ops::migrate(&pool, &config)
+    outbox_relay::commands::migrate(&pool, &config)
         .await
         .expect("migrate");
 
@@ -83,7 +83,7 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
             row
         })
         .collect();
-    let store = outbox_relay::ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     store.insert_rows(&rows).await.expect("insert");
 
     let prefix = names.name(outbox_core::table::Table::Events).to_string();

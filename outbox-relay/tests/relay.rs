@@ -14,8 +14,8 @@ use common::{Received, consume, first_occurrences_by_key, order};
 use outbox_core::Event;
 use outbox_core::encode::wire;
 use outbox_core::relay::RelayStore;
-use outbox_relay::config::RelayConfig;
-use outbox_relay::{Relay, Step, ops, producer};
+use outbox_relay::settings::Settings;
+use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
 use uuid::Uuid;
@@ -34,11 +34,11 @@ async fn outbox<DB: OutboxDatabase>(
 
 fn relay<DB: OutboxDatabase>(
     pool: &Pool<DB>,
-    config: &RelayConfig,
+    config: &Settings,
     instance: &str,
 ) -> Relay<outbox_sqlx::SqlxRelayStore<DB>> {
     Relay::new(
-        ops::relay_store(pool.clone(), config).expect("store"),
+        config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
         config.relay.clone(),
         instance.to_owned(),
@@ -572,7 +572,7 @@ async fn listen_notify_wakes_an_idle_relay_at_commit() {
     let runner = {
         let (pool, config) = (pool.clone(), config.clone());
         tokio::spawn(async move {
-            ops::run(pool, &config, async {
+            outbox_relay::commands::run(pool, &config, async {
                 let _ = stop_rx.await;
             })
             .await

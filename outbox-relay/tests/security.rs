@@ -145,7 +145,7 @@ async fn relay_configured_only_by_environment_drains_over_tls_from_verify_full_p
     create_topic(&bootstrap, &ssl_props, &topic).await;
     let names = common::fresh_names();
     let config = common::config(&with_password, &bootstrap, &names, "");
-    outbox_relay::ops::migrate(&pool, &config)
+    outbox_relay::commands::migrate(&pool, &config)
         .await
         .expect("migrate");
     let stmts = std::sync::Arc::new(outbox_core::table::Statements::new(
@@ -167,7 +167,7 @@ async fn relay_configured_only_by_environment_drains_over_tls_from_verify_full_p
             row
         })
         .collect();
-    let store = outbox_relay::ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     store.insert_rows(&rows).await.expect("insert");
 
     let password_file = tls.path("password");

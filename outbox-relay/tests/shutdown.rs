@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::Table;
-use outbox_relay::ops;
 use outbox_sqlx::Configure as _;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
@@ -69,7 +68,7 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
     )
     .expect("config file");
     let config = common::config(url, &kafka.bootstrap_servers(), &names, "");
-    let store = ops::relay_store(pool.clone(), &config).expect("store");
+    let store = config.relay_store(pool.clone()).expect("store");
     let backlog = async || store.status("outbox-relay").await.expect("status").backlog;
 
     // Stop the relay three times in the middle of the backlog, then let one finish it.

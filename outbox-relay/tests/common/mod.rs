@@ -12,6 +12,7 @@ use outbox_core::Event;
 use outbox_core::avro::AvroSchema;
 use outbox_core::table::TableNames;
 use outbox_relay::config::RelayConfig;
+use outbox_relay::settings::Settings;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -228,7 +229,7 @@ pub async fn sqlite(dir: &tempfile::TempDir) -> (sqlx::Pool<sqlx::Sqlite>, Strin
 }
 
 /// Relay settings for tests: fast polling, short leases.
-pub fn config(url: &str, bootstrap: &str, names: &TableNames, extra: &str) -> RelayConfig {
+pub fn config(url: &str, bootstrap: &str, names: &TableNames, extra: &str) -> Settings {
     let prefix = names.name(outbox_core::table::Table::Events).to_string();
     let prefix = prefix.trim_end_matches("_events");
     let text = format!(
@@ -249,9 +250,7 @@ listen = ""
 listen = ""
 "#
     );
-    let config = RelayConfig::from_toml(&text).expect("test config");
-    config.validate().expect("valid config");
-    config
+    Settings::new(RelayConfig::from_toml(&text).expect("test config")).expect("valid config")
 }
 
 /// A service's setting from the environment, or (outside CI) `None` to skip.

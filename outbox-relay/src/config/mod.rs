@@ -49,15 +49,18 @@
 //! max_connection_age = "5m"
 //! ```
 
-use std::collections::BTreeMap;
+mod remote;
+mod sections;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use outbox_core::{Error, Result};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::validate::invalid;
+pub(crate) use remote::{registry_writable, remote_registry};
+pub use sections::{DrainConfig, HttpConfig, KafkaConfig, PoisonPolicy, RegistryApiConfig};
 
 /// Everything the relay needs to run. `Debug` redacts secrets (see [`crate::redact`]).
 #[derive(Clone, Deserialize)]
@@ -86,219 +89,14 @@ pub struct RelayConfig {
     pub registry: RegistryApiConfig,
 }
 
-/// The schema registry REST API.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryApiConfig {
-    /// Address to serve it on; empty turns it off.
-    #[serde(default = "default_registry_listen")]
-    pub listen: String,
-    /// Refuse registrations, configuration changes and deletes over the API (schemas then
-    /// come only from application start-up). The default; writes also need `auth`.
-    #[serde(default = "yes")]
-    pub read_only: bool,
-    /// Use this remote Confluent-compatible registry instead of the embedded tables (for the
-    /// `schema` commands and the served API).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Basic authentication user for `url`.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Basic authentication password for `url`.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Bearer token for `url`.
-    #[serde(default)]
-    pub bearer_token: Option<String>,
-    /// Whether new schemas (over the API or `schema register`) are linted: `allow` (no),
-    /// `warn` or `deny` (refused when a rule of error severity is broken).
-    #[serde(default)]
-    pub lint: outbox_core::lint::LintLevel,
-    /// The lint rules file (TOML), as `outbox-relay schema lint --lint-config` reads it.
-    #[serde(default)]
-    pub lint_config: Option<std::path::PathBuf>,
-    /// PEM file of the CA that signed `url`'s certificate (default: the Mozilla roots).
-    #[serde(default)]
-    pub ca: Option<std::path::PathBuf>,
-    /// Credentials a client must present to write over the served API.
-    #[serde(default)]
-    pub auth: crate::auth::AuthConfig,
-    /// HTTPS and limits of the served API.
-    #[serde(default)]
-    pub server: crate::server::ServerConfig,
-}
-
-impl Default for RegistryApiConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_registry_listen(),
-            read_only: true,
-            url: None,
-            username: None,
-            password: None,
-            bearer_token: None,
-            lint: outbox_core::lint::LintLevel::default(),
-            lint_config: None,
-            ca: None,
-            auth: crate::auth::AuthConfig::default(),
-            server: crate::server::ServerConfig::default(),
-        }
-    }
-}
-
-fn default_registry_listen() -> String {
-    "127.0.0.1:8081".to_owned()
-}
-
-/// Kafka settings.
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// `bootstrap.servers`.
-    #[serde(default)]
-    pub bootstrap_servers: Option<String>,
-    /// librdkafka producer properties, passed through as given.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-/// What to do with the later events of a key whose event was dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PoisonPolicy {
-    /// Park them in the dead-letter table too, so the key's order survives a retry.
-    #[default]
-    Block,
-    /// Publish them; only the poison event is set aside.
-    Skip,
-}
-
-/// Draining settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DrainConfig {
-    /// Rows claimed and produced per batch.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// The longest wait between polls when the outbox is empty.
-    #[serde(default = "default_poll_interval", deserialize_with = "duration")]
-    pub poll_interval: Duration,
-    /// PostgreSQL strict order (see the crate docs).
-    #[serde(default = "yes")]
-    pub strict_order: bool,
-    /// The lease only one relay holds at a time.
-    #[serde(default = "default_lease_name")]
-    pub lease_name: String,
-    /// How long a lease lasts without renewal; a stand-by takes over after it.
-    #[serde(default = "default_lease_ttl", deserialize_with = "duration")]
-    pub lease_ttl: Duration,
-    /// This instance's name in the lease table (default: the host name). A restarted relay
-    /// with the same identity takes its lease back at once.
-    #[serde(default)]
-    pub instance_id: Option<String>,
-    /// Permanent failures of one event before it is dead-lettered.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
-    /// What happens to the key of a dead-lettered event.
-    #[serde(default)]
-    pub poison_policy: PoisonPolicy,
-    /// How long shutdown waits for outstanding acknowledgements.
-    #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
-    pub shutdown_timeout: Duration,
-    /// The CloudEvents `source` attribute of every record.
-    #[serde(default = "default_source")]
-    pub source: String,
-    /// PostgreSQL: LISTEN on the outbox channel and wake at once when a writer built with
-    /// `notify_relay(true)` commits (polling goes on as a fallback).
-    #[serde(default)]
-    pub listen_notify: bool,
-    /// The first wait after a permanent delivery failure before the event is tried again;
-    /// it doubles with each attempt (up to 60 s) until `max_attempts`.
-    #[serde(default = "default_retry_backoff", deserialize_with = "duration")]
-    pub retry_backoff: Duration,
-    /// `/healthz` fails when the drain loop has made no progress for this long while rows
-    /// wait (a stuck loop, a dead producer): a restart can fix that.
-    #[serde(default = "default_stuck_after", deserialize_with = "duration")]
-    pub stuck_after: Duration,
-}
-
-/// The HTTP endpoint.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address for `/metrics`, `/healthz`, `/readyz`; empty turns the endpoint off.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// Require a credential of `auth` for `/metrics` (health stays open for probes).
-    #[serde(default)]
-    pub protect_metrics: bool,
-    /// Credentials for `/metrics` when `protect_metrics` is on.
-    #[serde(default)]
-    pub auth: crate::auth::AuthConfig,
-    /// HTTPS and limits of the endpoint.
-    #[serde(default)]
-    pub server: crate::server::ServerConfig,
-}
-
-fn default_prefix() -> String {
-    "outbox".to_owned()
-}
-fn default_batch_size() -> usize {
-    1000
-}
-fn default_poll_interval() -> Duration {
-    Duration::from_millis(100)
-}
-fn yes() -> bool {
-    true
-}
-fn default_lease_name() -> String {
-    "outbox-relay".to_owned()
-}
-fn default_lease_ttl() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_max_attempts() -> u32 {
-    5
-}
-fn default_shutdown_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_retry_backoff() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_stuck_after() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_source() -> String {
-    "urn:outbox-relay".to_owned()
-}
-fn default_listen() -> String {
-    "127.0.0.1:9464".to_owned()
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|_| serde::de::Error::custom("not a duration such as 250ms or 10s".to_owned()))
-}
-
-impl Default for DrainConfig {
-    fn default() -> Self {
-        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
-    }
-}
-
 impl Default for RelayConfig {
     fn default() -> Self {
         toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
     }
+}
+
+fn default_prefix() -> String {
+    "outbox".to_owned()
 }
 
 /// Values from flags, which override the file and the environment. `Debug` redacts secrets.
@@ -446,27 +244,6 @@ impl RelayConfig {
         Ok(())
     }
 
-    /// Checks that Kafka is configured (what `run` needs beyond the database).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] naming `kafka.bootstrap_servers`.
-    pub fn require_kafka(&self) -> Result<()> {
-        if self
-            .kafka
-            .bootstrap_servers
-            .as_deref()
-            .is_none_or(str::is_empty)
-            && !self.kafka.properties.contains_key("bootstrap.servers")
-        {
-            return Err(invalid(
-                "kafka.bootstrap_servers",
-                "missing (set it in the file, KAFKA_BOOTSTRAP_SERVERS or --bootstrap-servers)",
-            ));
-        }
-        crate::producer::client_config(&self.kafka).map(drop)
-    }
-
     /// The database URL.
     ///
     /// # Errors
@@ -531,7 +308,7 @@ impl RelayConfig {
     /// Whether the served registry API accepts writes: `read_only = false` and no remote
     /// registry (the API never forwards writes with the relay's own credentials).
     pub fn registry_writable(&self) -> bool {
-        !self.registry.read_only && self.registry.url.as_deref().is_none_or(str::is_empty)
+        registry_writable(&self.registry)
     }
 
     /// The remote registry to use instead of the embedded tables, if configured. A URL
@@ -541,38 +318,7 @@ impl RelayConfig {
     ///
     /// [`Error::InvalidConfig`] naming `registry.ca` when its file cannot be read.
     pub fn remote_registry(&self) -> Result<Option<outbox_core::registry::RemoteRegistryConfig>> {
-        let Some(url) = self.registry.url.as_deref().filter(|u| !u.is_empty()) else {
-            return Ok(None);
-        };
-        let url = if url.contains("://") {
-            url.to_owned()
-        } else {
-            format!("https://{url}")
-        };
-        let credentials = self.registry.username.is_some() || self.registry.bearer_token.is_some();
-        if credentials && url.starts_with("http://") && !is_loopback_url(&url) {
-            tracing::warn!(
-                "registry.url is plain http:// to another host: its credentials travel unencrypted"
-            );
-        }
-        let mut remote = outbox_core::registry::RemoteRegistryConfig::new(url);
-        remote.bearer_token.clone_from(&self.registry.bearer_token);
-        if let Some(user) = &self.registry.username {
-            remote.basic_auth = Some((
-                user.clone(),
-                self.registry.password.clone().unwrap_or_default(),
-            ));
-        }
-        if let Some(path) = &self.registry.ca {
-            let pem = read_bounded(path, MAX_CA_FILE_BYTES).map_err(|e| {
-                invalid(
-                    "registry.ca",
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            remote.ca_pem = Some(pem);
-        }
-        Ok(Some(remote))
+        remote_registry(&self.registry)
     }
 
     /// This instance's lease holder name: `relay.instance_id`, else the host name. A relay
@@ -592,12 +338,9 @@ impl RelayConfig {
 
 /// The largest configuration file read (far above any real one).
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
-/// The largest CA file read (a whole system bundle is about 200 KiB).
-const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
-
 /// Reads at most `limit` bytes: a path to `/dev/zero` must fail, not read until memory runs
 /// out. FIFOs and `/dev/stdin` still work (`--config <(...)`).
-fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
@@ -607,16 +350,4 @@ fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other(format!("larger than {limit} bytes")));
     }
     Ok(bytes)
-}
-
-/// Whether `url` names this machine (`localhost`, `127.0.0.0/8`, `::1`).
-fn is_loopback_url(url: &str) -> bool {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-        .is_some_and(|host| match host {
-            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
-            url::Host::Ipv4(ip) => ip.is_loopback(),
-            url::Host::Ipv6(ip) => ip.is_loopback(),
-        })
 }
