@@ -29,6 +29,7 @@
 //! subject, 401 unauthorized, 415, 50001.
 
 mod errors;
+mod request;
 mod routes;
 
 use std::future::Future;
