@@ -122,25 +122,10 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn block_backoff_and_retry_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    block_backoff_and_retry_keep_the_order(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn block_backoff_and_retry_on_mariadb() {
-    let Some((pool, url)) = common::mariadb().await else {
-        return;
-    };
-    block_backoff_and_retry_keep_the_order(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn block_backoff_and_retry_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    block_backoff_and_retry_keep_the_order(pool, &url).await;
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    block_backoff_and_retry_keep_the_order:
+        postgres => block_backoff_and_retry_on_postgres,
+        mariadb => block_backoff_and_retry_on_mariadb,
+        sqlite => block_backoff_and_retry_on_sqlite,
 }

@@ -147,25 +147,10 @@ async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_loses_nothing_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    no_loss_across_kills(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_loses_nothing_on_mariadb() {
-    let Some((pool, url)) = common::mariadb().await else {
-        return;
-    };
-    no_loss_across_kills(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_loses_nothing_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    no_loss_across_kills(pool, &url).await;
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    no_loss_across_kills:
+        postgres => sigkill_loses_nothing_on_postgres,
+        mariadb => sigkill_loses_nothing_on_mariadb,
+        sqlite => sigkill_loses_nothing_on_sqlite,
 }

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
@@ -400,37 +399,12 @@ async fn malformed_rows_are_dead_lettered_and_the_rest_flows<DB: OutboxDatabase>
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn malformed_rows_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    malformed_rows_are_dead_lettered_and_the_rest_flows(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn malformed_rows_on_mariadb() {
-    let Some((pool, url)) = common::mariadb().await else {
-        return;
-    };
-    malformed_rows_are_dead_lettered_and_the_rest_flows(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn malformed_rows_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    malformed_rows_are_dead_lettered_and_the_rest_flows(pool, &url).await;
-}
-
-fn cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(args)
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .output()
-        .expect("outbox-relay runs")
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    malformed_rows_are_dead_lettered_and_the_rest_flows:
+        postgres => malformed_rows_on_postgres,
+        mariadb => malformed_rows_on_mariadb,
+        sqlite => malformed_rows_on_sqlite,
 }
 
 /// As users run it: rows inserted by plain SQL into a PostgreSQL outbox, `outbox-relay
@@ -459,7 +433,7 @@ async fn relay_binary_drains_past_malformed_rows() {
     .expect("config file");
     let config_arg = file.display().to_string();
 
-    let status = cli(&["--config", &config_arg, "status"]);
+    let status = common::relay_output(&["--config", &config_arg, "status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         status.status.success(),
@@ -468,16 +442,7 @@ async fn relay_binary_drains_past_malformed_rows() {
     );
     assert!(text.contains("events waiting"), "{text}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--config", &config_arg, "run"])
-        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relay starts");
+    let mut child = common::spawn_relay(std::path::Path::new(&config_arg));
     let config = common::config(&url, &kafka.bootstrap_servers(), &written.names, EXTRA);
     let store = config.relay_store(pool.clone()).expect("store");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -488,15 +453,10 @@ async fn relay_binary_drains_past_malformed_rows() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
-    assert_eq!(child.wait().expect("exit").code(), Some(0));
+    assert_eq!(common::stop(&mut child), Some(0));
     check(&store, &kafka.bootstrap_servers(), &written).await;
 
-    let listed = cli(&[
+    let listed = common::relay_output(&[
         "--config",
         &config_arg,
         "dead-letters",
@@ -684,16 +644,7 @@ async fn run_binary_until_drained<DB: OutboxDatabase>(
         ),
     )
     .expect("config file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--config", &file.display().to_string(), "run"])
-        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relay starts");
+    let mut child = common::spawn_relay(&file);
     let config = common::config(url, bootstrap, names, "");
     let store = config.relay_store(pool.clone()).expect("store");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -704,12 +655,7 @@ async fn run_binary_until_drained<DB: OutboxDatabase>(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
-    assert_eq!(child.wait().expect("exit").code(), Some(0));
+    assert_eq!(common::stop(&mut child), Some(0));
 }
 
 /// A plain-SQL writer may set `id` itself: rows with an id of 0 or below are published like
@@ -765,27 +711,12 @@ async fn ids_of_zero_and_below_are_published<DB: OutboxDatabase>(pool: Pool<DB>,
     assert_eq!(by_key.get(b"order-0".as_slice()), Some(&expected));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ids_of_zero_and_below_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    ids_of_zero_and_below_are_published(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ids_of_zero_and_below_on_mariadb() {
-    let Some((pool, url)) = common::mariadb().await else {
-        return;
-    };
-    ids_of_zero_and_below_are_published(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ids_of_zero_and_below_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    ids_of_zero_and_below_are_published(pool, &url).await;
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    ids_of_zero_and_below_are_published:
+        postgres => ids_of_zero_and_below_on_postgres,
+        mariadb => ids_of_zero_and_below_on_mariadb,
+        sqlite => ids_of_zero_and_below_on_sqlite,
 }
 
 /// Events without a key have no order to keep: under the block policy a malformed keyless row
@@ -844,25 +775,10 @@ async fn a_keyless_dead_letter_blocks_nothing<DB: OutboxDatabase>(pool: Pool<DB>
     assert_eq!(got, expected);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_keyless_dead_letter_blocks_nothing_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    a_keyless_dead_letter_blocks_nothing(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_keyless_dead_letter_blocks_nothing_on_mariadb() {
-    let Some((pool, url)) = common::mariadb().await else {
-        return;
-    };
-    a_keyless_dead_letter_blocks_nothing(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_keyless_dead_letter_blocks_nothing_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    a_keyless_dead_letter_blocks_nothing(pool, &url).await;
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_keyless_dead_letter_blocks_nothing:
+        postgres => a_keyless_dead_letter_blocks_nothing_on_postgres,
+        mariadb => a_keyless_dead_letter_blocks_nothing_on_mariadb,
+        sqlite => a_keyless_dead_letter_blocks_nothing_on_sqlite,
 }

@@ -9,7 +9,6 @@ mod common;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
@@ -218,16 +217,7 @@ async fn broker_outage_shows_on_readyz_not_healthz() {
         ),
     )
     .expect("config file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--config", &file.display().to_string(), "run"])
-        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relay starts");
+    let mut child = common::spawn_relay(&file);
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
     let store = config.relay_store(pool.clone()).expect("store");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -273,12 +263,7 @@ async fn broker_outage_shows_on_readyz_not_healthz() {
         .await
         .expect("ready again");
     assert_eq!(http_get(&addr, "/healthz").0, 200);
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(term.success());
-    assert_eq!(child.wait().expect("exit").code(), Some(0));
+    assert_eq!(common::stop(&mut child), Some(0));
     let bootstrap = kafka.bootstrap_servers();
     let records = tokio::task::spawn_blocking(move || {
         common::consume(&bootstrap, "orders", 2, 200, Duration::from_secs(60))

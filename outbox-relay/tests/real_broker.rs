@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use outbox_core::encode::EventCodec;
@@ -95,7 +95,7 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
             .expect("addr")
             .port()
     );
-    let mut relay = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+    let mut relay = common::relay_command()
         .args([
             "--database-url",
             &common::pg_url(),
@@ -111,8 +111,6 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
             &registry_addr,
             "run",
         ])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
         .spawn()
         .expect("relay starts");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -185,14 +183,7 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
     }
 
     tokio::time::sleep(Duration::from_secs(3)).await; // let the relay take the lease and settle
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &relay.id().to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    assert_eq!(relay.wait().expect("exit").code(), Some(0));
+    assert_eq!(common::stop(&mut relay), Some(0));
 }
 
 /// Runs `consume_confluent.py` with `args`; its JSON lines.

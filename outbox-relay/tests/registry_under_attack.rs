@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::http::{GUARD, http};
@@ -122,7 +122,7 @@ fn hostile_schemas_and_slow_clients_do_not_disturb_the_drain() {
         ),
     )
     .expect("config");
-    let mut relay = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+    let mut relay = common::relay_command()
         .arg("--config")
         .arg(&config)
         .args(["--database-url", &url, "--table-prefix", &prefix])
@@ -135,10 +135,6 @@ fn hostile_schemas_and_slow_clients_do_not_disturb_the_drain() {
             &api_addr,
             "run",
         ])
-        .env("RUST_LOG", "error")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("relay starts");
     let api: std::net::SocketAddr = api_addr.parse().expect("addr");
@@ -259,12 +255,5 @@ fn hostile_schemas_and_slow_clients_do_not_disturb_the_drain() {
         ),
     }
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &relay.id().to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    assert_eq!(relay.wait().expect("exit").code(), Some(0));
+    assert_eq!(common::stop(&mut relay), Some(0));
 }

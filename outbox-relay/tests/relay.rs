@@ -165,27 +165,12 @@ async fn atomic_and_well_formed<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn atomic_and_well_formed_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    atomic_and_well_formed(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn atomic_and_well_formed_on_mariadb() {
-    let Some((pool, url)) = common::mariadb().await else {
-        return;
-    };
-    atomic_and_well_formed(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn atomic_and_well_formed_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    atomic_and_well_formed(pool, &url).await;
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    atomic_and_well_formed:
+        postgres => atomic_and_well_formed_on_postgres,
+        mariadb => atomic_and_well_formed_on_mariadb,
+        sqlite => atomic_and_well_formed_on_sqlite,
 }
 
 /// An event whose transaction commits after a later event of the same key is published
@@ -601,17 +586,9 @@ async fn listen_notify_wakes_an_idle_relay_at_commit() {
     runner.await.expect("runner").expect("run");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn poison_event_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    poison_event_is_dead_lettered_and_operated_from_the_cli(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn poison_event_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    poison_event_is_dead_lettered_and_operated_from_the_cli(pool, &url).await;
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    poison_event_is_dead_lettered_and_operated_from_the_cli:
+        postgres => poison_event_on_postgres,
+        sqlite => poison_event_on_sqlite,
 }

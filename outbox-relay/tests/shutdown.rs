@@ -108,17 +108,9 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_under_load_on_postgres() {
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
-    sigterm_under_load_produces_no_duplicates(pool, &url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_under_load_on_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (pool, url) = common::sqlite(&dir).await;
-    sigterm_under_load_produces_no_duplicates(pool, &url).await;
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    sigterm_under_load_produces_no_duplicates:
+        postgres => sigterm_under_load_on_postgres,
+        sqlite => sigterm_under_load_on_sqlite,
 }

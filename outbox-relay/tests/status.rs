@@ -19,7 +19,7 @@ fn relay(url: &str, prefix: &str, command: &str) -> Output {
 fn status_says_to_migrate_first(url: &str) {
     let names = common::fresh_names();
     let events = names.name(outbox_core::table::Table::Events).to_string();
-    let prefix = events.trim_end_matches("_events");
+    let prefix = &common::prefix(&names);
     let before = relay(url, prefix, "status");
     let stderr = String::from_utf8_lossy(&before.stderr);
     assert_eq!(before.status.code(), Some(1), "{url}: {stderr}");

@@ -4,6 +4,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod http;
+pub mod isolated;
+mod process;
+
+// Each test crate uses some of them.
+#[allow(unused_imports)]
+pub use process::{relay_command, relay_output, spawn_relay, stop};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -187,6 +193,15 @@ pub fn fresh_names() -> TableNames {
         .expect("prefix")
 }
 
+/// The table prefix of `names` (`r1a2b` for `r1a2b_events`), for `--table-prefix`.
+pub fn prefix(names: &TableNames) -> String {
+    names
+        .name(outbox_core::table::Table::Events)
+        .to_string()
+        .trim_end_matches("_events")
+        .to_owned()
+}
+
 pub const PG_URL: &str = "postgres://postgres@localhost:5432/test";
 pub const MYSQL_URL: &str = "mysql://root@localhost:3306/test";
 
@@ -230,8 +245,7 @@ pub async fn sqlite(dir: &tempfile::TempDir) -> (sqlx::Pool<sqlx::Sqlite>, Strin
 
 /// Relay settings for tests: fast polling, short leases.
 pub fn config(url: &str, bootstrap: &str, names: &TableNames, extra: &str) -> Settings {
-    let prefix = names.name(outbox_core::table::Table::Events).to_string();
-    let prefix = prefix.trim_end_matches("_events");
+    let prefix = prefix(names);
     let text = format!(
         r#"
 database_url = "{url}"
@@ -303,19 +317,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `outbox-relay --config CONFIG run` as users run it. The config file names the
-/// cluster and the database, so the environment must not override them.
-pub fn spawn_relay(config: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("RUST_LOG", "error,rdkafka=off,librdkafka=off")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("DATABASE_URL")
-        .env_remove("OUTBOX_DATABASE_URL")
-        .env_remove("OUTBOX_TABLE_PREFIX")
-        .env_remove("OUTBOX_HTTP_LISTEN")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("relay starts")
+/// Three tests of one body, one per database: `on_each_database! { #[tokio::test] body:
+/// postgres => name_on_postgres, mariadb => name_on_mariadb, sqlite => name_on_sqlite }`
+/// calls `body(pool, &url).await` on each (PostgreSQL and MariaDB skipped when unreachable
+/// outside CI, SQLite in a temporary directory). Any subset of the three may be named.
+#[macro_export]
+macro_rules! on_each_database {
+    (#[$test:meta] $body:ident: $($db:ident => $name:ident),+ $(,)?) => {
+        $( $crate::on_each_database!(@one #[$test] $body $db $name); )+
+    };
+    (@one #[$test:meta] $body:ident sqlite $name:ident) => {
+        #[$test]
+        async fn $name() {
+            let dir = tempfile::tempdir().expect("dir");
+            let (pool, url) = $crate::common::sqlite(&dir).await;
+            $body(pool, &url).await;
+        }
+    };
+    (@one #[$test:meta] $body:ident $db:ident $name:ident) => {
+        #[$test]
+        async fn $name() {
+            let Some((pool, url)) = $crate::common::$db().await else {
+                return;
+            };
+            $body(pool, &url).await;
+        }
+    };
 }
