@@ -1,6 +1,10 @@
 //! The command line of `outbox-relay`: what clap parses, and the flags as configuration
 //! [`Overrides`].
 
+// The doc comments are clap's help text, printed as written: `<NAME>` is for the terminal,
+// not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

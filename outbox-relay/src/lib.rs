@@ -3,9 +3,12 @@
 //! - [`Relay`]: the drain loop over any [`outbox_core::relay::RelayStore`] (usable in-process,
 //!   as the quickstart does): leader lease, batch claim, produce without waiting per record,
 //!   acknowledgements, delete, dead letters, graceful shutdown.
-//! - [`config`]: TOML file, environment and flags; [`producer`]: the idempotent, `acks=all`
-//!   producer; [`record`]: CloudEvents Kafka binding; [`metrics`] and [`http`]: Prometheus
-//!   `/metrics`, `/healthz`, `/readyz`.
+//! - [`cli`]: the command line; [`commands`]: each command in its own file, and
+//!   [`commands::execute`], which the binary calls.
+//! - [`config`]: TOML file, environment and flags, read once into [`settings::Settings`]
+//!   (validated table names, the statements, parsed addresses).
+//! - [`producer`]: the idempotent, `acks=all` producer; [`record`]: CloudEvents Kafka
+//!   binding; [`metrics`] and [`http`]: Prometheus `/metrics`, `/healthz`, `/readyz`.
 //! - [`schema_check`]: `outbox-relay schema check`, for a user's CI; [`schema_lint`]:
 //!   `outbox-relay schema lint`, the design rules of [`outbox_core::lint`].
 //! - [`database`]: the binary's connection to PostgreSQL, MySQL/MariaDB or SQLite by URL

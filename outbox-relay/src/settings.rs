@@ -81,10 +81,9 @@ impl Settings {
     /// As [`RelayConfig::validate`], and [`outbox_core::Error::InvalidConfig`] for a database URL of
     /// another kind; [`outbox_core::Error::InvalidIdentifier`] for unsafe table names.
     pub fn new(config: RelayConfig) -> Result<Self> {
-        config.validate()?;
+        let tables = config.checked_table_names()?;
         let database_url = config.database_url()?.to_owned();
         let backend = crate::database::backend(&database_url)?;
-        let tables = config.table_names()?;
         let statements = Arc::new(Statements::new(backend.dialect(), &tables));
         Ok(Self {
             backend,

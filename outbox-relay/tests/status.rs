@@ -15,8 +15,16 @@ fn relay(url: &str, prefix: &str, command: &str) -> Output {
         .expect("outbox-relay runs")
 }
 
-/// `status` before and after `migrate`, on fresh tables of the database at `url`.
-fn status_says_to_migrate_first(url: &str) {
+/// `status` before and after `migrate`, on fresh tables of the database at `url` (the
+/// binary's own connection; `_pool` only says the database is there).
+async fn status_says_to_migrate_first<DB: sqlx::Database>(_pool: sqlx::Pool<DB>, url: &str) {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || status_before_and_after_migrate(&url))
+        .await
+        .expect("test");
+}
+
+fn status_before_and_after_migrate(url: &str) {
     let names = common::fresh_names();
     let events = names.name(outbox_core::table::Table::Events).to_string();
     let prefix = &common::prefix(&names);
@@ -51,31 +59,10 @@ fn status_says_to_migrate_first(url: &str) {
     );
 }
 
-#[test]
-fn status_before_migrate_on_sqlite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    status_says_to_migrate_first(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("o.db").display()
-    ));
-}
-
-#[tokio::test]
-async fn status_before_migrate_on_postgres() {
-    let Some((_pool, url)) = common::postgres().await else {
-        return;
-    };
-    tokio::task::spawn_blocking(move || status_says_to_migrate_first(&url))
-        .await
-        .expect("test");
-}
-
-#[tokio::test]
-async fn status_before_migrate_on_mariadb() {
-    let Some((_pool, url)) = common::mariadb().await else {
-        return;
-    };
-    tokio::task::spawn_blocking(move || status_says_to_migrate_first(&url))
-        .await
-        .expect("test");
+crate::on_each_database! {
+    #[tokio::test]
+    status_says_to_migrate_first:
+        postgres => status_before_migrate_on_postgres,
+        mariadb => status_before_migrate_on_mariadb,
+        sqlite => status_before_migrate_on_sqlite,
 }

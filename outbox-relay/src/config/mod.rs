@@ -215,6 +215,11 @@ impl RelayConfig {
     ///
     /// [`Error::InvalidConfig`] naming the key.
     pub fn validate(&self) -> Result<()> {
+        self.checked_table_names().map(drop)
+    }
+
+    /// [`Self::validate`], returning the table names it validated.
+    pub(crate) fn checked_table_names(&self) -> Result<outbox_core::table::TableNames> {
         self.database_url()?;
         crate::validate::check_ranges(self)?;
         if self.http_listen()?.is_some() {
@@ -239,9 +244,12 @@ impl RelayConfig {
                 ));
             }
         }
-        outbox_core::table::TableNames::with_prefix(&self.table_prefix)
+        let names = outbox_core::table::TableNames::with_prefix(&self.table_prefix)
             .map_err(|e| invalid("table_prefix", e.to_string()))?;
-        Ok(())
+        match &self.schema {
+            Some(schema) => names.in_schema(schema),
+            None => Ok(names),
+        }
     }
 
     /// The database URL.
