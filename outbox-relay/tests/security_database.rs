@@ -38,17 +38,7 @@ fn postgres_tls_failures_name_the_setting_and_hide_the_password() {
             ],
             &["migrate"],
         ));
-        let err = stderr(&out);
-        assert!(!out.status.success(), "{params}: must fail");
-        assert!(err.contains("database_url"), "{params}: {err}");
-        assert!(
-            err.contains(expected),
-            "{params}: expected {expected:?} in {err}"
-        );
-        assert!(
-            !err.contains(&secret),
-            "{params}: the password leaked: {err}"
-        );
+        refused_naming_database_url(&out, &params, expected, &secret);
     }
 }
 
@@ -116,17 +106,7 @@ fn mariadb_verify_identity_and_its_failures() {
         ),
     ] {
         let out = migrate(&url, Some(&password));
-        let err = stderr(&out);
-        assert!(!out.status.success(), "{url}: must fail");
-        assert!(err.contains("database_url"), "{url}: {err}");
-        assert!(
-            err.contains(expected),
-            "{url}: expected {expected:?} in {err}"
-        );
-        assert!(
-            !err.contains(&password),
-            "{url}: the password leaked: {err}"
-        );
+        refused_naming_database_url(&out, &url, expected, &password);
     }
 }
 
@@ -223,4 +203,22 @@ fn a_database_url_that_is_no_url_is_not_echoed() {
         &["status"],
     ));
     assert!(stderr(&out).contains("\"redis\""), "a real scheme is named");
+}
+
+/// `out` failed naming `database_url` and `expected`, without `secret` (`case` names the
+/// case in the messages).
+fn refused_naming_database_url(
+    out: &std::process::Output,
+    case: &str,
+    expected: &str,
+    secret: &str,
+) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "{case}: must fail");
+    assert!(err.contains("database_url"), "{case}: {err}");
+    assert!(
+        err.contains(expected),
+        "{case}: expected {expected:?} in {err}"
+    );
+    assert!(!err.contains(secret), "{case}: the password leaked: {err}");
 }

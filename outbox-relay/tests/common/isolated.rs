@@ -42,19 +42,20 @@ pub fn stderr(o: &Output) -> String {
 
 /// `postgres://outbox_tls@localhost/test` with TLS parameters (the password comes apart).
 pub fn pg_tls_url(params: &str) -> String {
-    let base = super::pg_url();
-    let rest = base
-        .split_once('@')
-        .map_or("localhost:5432/test", |(_, r)| r);
-    let rest = rest.split('?').next().unwrap_or(rest);
-    format!("postgres://outbox_tls@{rest}?{params}")
+    as_user(&super::pg_url(), "postgres://outbox_tls", params)
 }
 
+/// `mysql://USER@localhost:3306/test` with TLS parameters (the password comes apart).
 pub fn mysql_tls_url(user: &str, params: &str) -> String {
-    let base = super::mysql_url();
+    as_user(&super::mysql_url(), &format!("mysql://{user}"), params)
+}
+
+/// `base`'s host and database (its user and parameters replaced) as `user`, with `params`.
+fn as_user(base: &str, user: &str, params: &str) -> String {
     let rest = base
         .split_once('@')
-        .map_or("localhost:3306/test", |(_, r)| r);
+        .or_else(|| base.split_once("://"))
+        .map_or(base, |(_, r)| r);
     let rest = rest.split('?').next().unwrap_or(rest);
-    format!("mysql://{user}@{rest}?{params}")
+    format!("{user}@{rest}?{params}")
 }
