@@ -272,15 +272,7 @@ impl RelayConfig {
     ///
     /// [`Error::InvalidConfig`] for an address that does not parse.
     pub fn registry_listen(&self) -> Result<Option<SocketAddr>> {
-        if self.registry.listen.is_empty() {
-            return Ok(None);
-        }
-        self.registry.listen.parse().map(Some).map_err(|e| {
-            invalid(
-                "registry.listen",
-                format!("{:?} is not an address: {e}", self.registry.listen),
-            )
-        })
+        listen_address("registry.listen", &self.registry.listen)
     }
 
     /// The HTTP address, `None` when turned off.
@@ -289,15 +281,7 @@ impl RelayConfig {
     ///
     /// [`Error::InvalidConfig`] for an address that does not parse.
     pub fn http_listen(&self) -> Result<Option<SocketAddr>> {
-        if self.http.listen.is_empty() {
-            return Ok(None);
-        }
-        self.http.listen.parse().map(Some).map_err(|e| {
-            invalid(
-                "http.listen",
-                format!("{:?} is not an address: {e}", self.http.listen),
-            )
-        })
+        listen_address("http.listen", &self.http.listen)
     }
 
     /// The table names.
@@ -342,6 +326,16 @@ impl RelayConfig {
                 .unwrap_or_else(|| "outbox-relay".to_owned())
         })
     }
+}
+
+/// The address `key` gives, `None` when empty (the port turned off).
+fn listen_address(key: &str, text: &str) -> Result<Option<SocketAddr>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| invalid(key, format!("{text:?} is not an address: {e}")))
 }
 
 /// The largest configuration file read (far above any real one).
