@@ -17,7 +17,8 @@
 //!   size), with stable rule ids, severities and JSON-pointer locations.
 //! - [`encode`]: write-time validation naming the failing field path, the size limit, and the
 //!   Confluent wire format (`0x00`, 4-byte schema id, Avro binary), with a decoder.
-//! - [`table`]: the outbox table contract as DDL per dialect and the shared insert statement.
+//! - [`table`]: the outbox table contract as DDL per dialect and the shared statements.
+//! - [`sql`]: the connection contract the writers implement, and the one migration runner.
 //! - [`relay`]: the relay's store contract (claim, ack, dead-letter, lease), in memory and as a
 //!   conformance suite.
 //! - [`publish`]: what the writers share: options ([`publish::Configure`]), event types, codecs.
@@ -67,6 +68,7 @@ pub mod registry;
 pub mod relay;
 mod row;
 pub mod schema;
+pub mod sql;
 pub mod table;
 pub mod trace;
 

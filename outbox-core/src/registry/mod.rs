@@ -6,16 +6,21 @@
 
 pub mod conformance;
 mod decoder;
+mod either;
 mod memory;
 mod remote;
+mod sql_store;
 mod store;
+mod stored;
 mod subject;
 
 pub use decoder::Decoder;
 pub use memory::MemorySchemaStore;
 pub use remote::{RemoteRegistryConfig, RemoteSchemaStore};
-pub use store::EitherStore;
-pub use store::{RegisteredSchema, SchemaStore, VersionState, stored_schema, stored_version};
+pub use either::EitherStore;
+pub use sql_store::SqlSchemaStore;
+pub use store::{RegisteredSchema, SchemaStore, VersionState};
+pub use stored::{stored_schema, stored_version};
 pub(crate) use subject::stream_of_subject;
 pub use subject::{SubjectNameStrategy, next_stream};
 

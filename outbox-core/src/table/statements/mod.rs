@@ -3,30 +3,13 @@
 //! The sqlx and diesel back ends both run these texts, so they behave (and write) the same.
 //! Parameters are numbered in the order documented on each field.
 
-use super::{Dialect, SqlValue, Table, TableNames};
+mod migrate;
+mod schema;
 
-/// How a dialect serializes concurrent migrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MigrationLock {
-    /// Run `lock` (with `key`) inside the migration transaction; it ends with it (PostgreSQL).
-    InTransaction {
-        /// The lock statement.
-        lock: String,
-        /// Its parameter.
-        key: SqlValue,
-    },
-    /// Take a session lock before and release it after; DDL is not transactional (MySQL).
-    Session {
-        /// The lock statement.
-        lock: String,
-        /// The unlock statement.
-        unlock: String,
-        /// Their parameter.
-        key: SqlValue,
-    },
-    /// A write transaction is lock enough (SQLite).
-    WriteTransaction,
-}
+pub use migrate::{MigrationLock, MigrationStatements};
+pub use schema::SchemaStatements;
+
+use super::{Dialect, SqlValue, Table, TableNames};
 
 /// Rows per insert statement.
 const ROWS_PER_INSERT: usize = 1000;
@@ -36,57 +19,10 @@ const ROWS_PER_INSERT: usize = 1000;
 pub struct Statements {
     /// The dialect they are written for.
     pub dialect: Dialect,
-    /// Applied migration versions: () -> (value i64).
-    pub select_migrations: String,
-    /// Records a migration: (version i64, description text).
-    pub insert_migration: String,
-
-    /// A subject's versions, oldest first: (subject) -> (id i32, version i32, schema_json text).
-    pub select_versions: String,
-    /// One version of a subject: (subject, version i32) -> (id i32, version i32, schema_json).
-    pub select_version: String,
-    /// A subject's latest version: (subject) -> (id i32, version i32, schema_json).
-    pub select_latest_version: String,
-    /// The version of a subject holding a schema: (subject, fingerprint) -> (id i32,
-    /// version i32, schema_json).
-    pub select_version_by_fingerprint: String,
-    /// A subject's version numbers, oldest first: (subject) -> (value i32).
-    pub select_version_numbers: String,
-    /// The global id of a schema: (fingerprint) -> (value i32).
-    pub select_schema_id: String,
-    /// Allocates the next global id for a new schema: (fingerprint).
-    pub insert_schema_id: String,
-    /// Stores a version: (id i32, subject, version i32, schema_json, fingerprint).
-    pub insert_version: String,
-    /// A schema by global id: (id i32) -> (value text).
-    pub select_schema_by_id: String,
-    /// Every subject with a live version: () -> (value text).
-    pub select_subjects: String,
-    /// Every version of a subject, soft-deleted ones included, oldest first: (subject) ->
-    /// (version i32, id i32, deleted i32).
-    pub select_version_states: String,
-    /// The number after every version a subject ever had (soft-deleted included): (subject)
-    /// -> (value i64).
-    pub select_next_version: String,
-    /// Soft-deletes a version: (subject, version i32).
-    pub soft_delete_version: String,
-    /// Deletes a soft-deleted version for good: (subject, version i32).
-    pub hard_delete_version: String,
-    /// Restores a soft-deleted version holding a schema: (subject, fingerprint).
-    pub restore_version: String,
-    /// The live versions holding a schema id: (id i32) -> (subject, version i32).
-    pub select_id_holders: String,
-    /// Rows of the schema table holding an id: (id i32) -> (value i64).
-    pub count_schema_holders: String,
-    /// Unpublished outbox rows and dead letters carrying a schema id: (id i32, id i32) ->
-    /// (value i64).
-    pub count_rows_with_schema: String,
-    /// A compatibility setting: (subject, '' for global) -> (value text).
-    pub select_compatibility: String,
-    /// Sets a compatibility: (subject, compatibility).
-    pub upsert_compatibility: String,
-    /// Deletes a compatibility setting: (subject).
-    pub delete_compatibility: String,
+    /// The schema registry's statements.
+    pub schema: SchemaStatements,
+    /// The migration runner's statements.
+    pub migrations: MigrationStatements,
 
     /// The next rows after an id, in id order: (after i64, limit i64) -> record columns
     /// (`id`, `event_id` as text, `topic`, `event_key`, `event_type`, `schema_id`,
@@ -151,17 +87,11 @@ impl Statements {
         let d = dialect;
         let p = |n: usize| d.placeholder(n);
         let t = |table| names.qualified(d, table);
-        let (events, schemas, ids, config) = (
-            t(Table::Events),
-            t(Table::Schemas),
-            t(Table::SchemaIds),
-            t(Table::SubjectConfig),
-        );
-        let (attempts, dead, leases, migrations) = (
+        let events = t(Table::Events);
+        let (attempts, dead, leases) = (
             t(Table::Attempts),
             t(Table::DeadLetters),
             t(Table::Leases),
-            t(Table::Migrations),
         );
         let uuid_param = |n: usize| match d {
             Dialect::Postgres => format!("CAST({} AS UUID)", p(n)),
@@ -221,20 +151,6 @@ impl Statements {
                 "CAST((julianday('now') - MIN(julianday(created_at))) * 86400000 AS INTEGER)"
             }
         };
-        let upsert_compatibility = match d {
-            Dialect::MySql => format!(
-                "INSERT INTO {config} (subject, compatibility) VALUES ({}, {}) \
-                 ON DUPLICATE KEY UPDATE compatibility = VALUES(compatibility)",
-                p(1),
-                p(2)
-            ),
-            _ => format!(
-                "INSERT INTO {config} (subject, compatibility) VALUES ({}, {}) \
-                 ON CONFLICT (subject) DO UPDATE SET compatibility = excluded.compatibility",
-                p(1),
-                p(2)
-            ),
-        };
         let upsert_attempt = match d {
             Dialect::MySql => format!(
                 "INSERT INTO {attempts} (event_id, attempts, last_error) VALUES ({}, 1, {}) \
@@ -266,105 +182,8 @@ impl Statements {
         };
         Self {
             dialect,
-            select_migrations: format!("SELECT version AS value FROM {migrations}"),
-            insert_migration: format!(
-                "INSERT INTO {migrations} (version, description) VALUES ({}, {})",
-                p(1),
-                p(2)
-            ),
-            select_versions: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND deleted = 0 \
-                 ORDER BY version",
-                p(1)
-            ),
-            select_version: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND version = {} \
-                 AND deleted = 0",
-                p(1),
-                p(2)
-            ),
-            select_latest_version: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND deleted = 0 \
-                 ORDER BY version DESC LIMIT 1",
-                p(1)
-            ),
-            select_version_by_fingerprint: format!(
-                "SELECT id, version, schema_json FROM {schemas} WHERE subject = {} AND fingerprint = {} \
-                 AND deleted = 0",
-                p(1),
-                p(2)
-            ),
-            select_version_numbers: format!(
-                "SELECT version AS value FROM {schemas} WHERE subject = {} AND deleted = 0 \
-                 ORDER BY version",
-                p(1)
-            ),
-            select_schema_id: format!("SELECT id AS value FROM {ids} WHERE fingerprint = {}", p(1)),
-            insert_schema_id: format!(
-                "INSERT INTO {ids} (id, fingerprint) SELECT COALESCE(MAX(id), 0) + 1, {} FROM {ids}",
-                p(1)
-            ),
-            insert_version: format!(
-                "INSERT INTO {schemas} (id, subject, version, schema_json, fingerprint) \
-                 VALUES ({}, {}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5)
-            ),
-            select_schema_by_id: format!(
-                "SELECT schema_json AS value FROM {schemas} WHERE id = {} ORDER BY subject, version LIMIT 1",
-                p(1)
-            ),
-            select_subjects: format!(
-                "SELECT DISTINCT subject AS value FROM {schemas} WHERE deleted = 0"
-            ),
-            select_version_states: format!(
-                "SELECT version, id, deleted FROM {schemas} WHERE subject = {} ORDER BY version",
-                p(1)
-            ),
-            select_next_version: format!(
-                "SELECT CAST(COALESCE(MAX(version), 0) + 1 AS {bigint}) AS value FROM {schemas} \
-                 WHERE subject = {}",
-                p(1)
-            ),
-            soft_delete_version: format!(
-                "UPDATE {schemas} SET deleted = 1 WHERE subject = {} AND version = {} AND deleted = 0",
-                p(1),
-                p(2)
-            ),
-            hard_delete_version: format!(
-                "DELETE FROM {schemas} WHERE subject = {} AND version = {} AND deleted = 1",
-                p(1),
-                p(2)
-            ),
-            restore_version: format!(
-                "UPDATE {schemas} SET deleted = 0 WHERE subject = {} AND fingerprint = {} AND deleted = 1",
-                p(1),
-                p(2)
-            ),
-            select_id_holders: format!(
-                "SELECT subject, version FROM {schemas} WHERE id = {} AND deleted = 0 \
-                 ORDER BY subject, version",
-                p(1)
-            ),
-            count_schema_holders: format!(
-                "SELECT COUNT(*) AS value FROM {schemas} WHERE id = {}",
-                p(1)
-            ),
-            count_rows_with_schema: format!(
-                "SELECT CAST((SELECT COUNT(*) FROM {events} WHERE schema_id = {}) + \
-                 (SELECT COUNT(*) FROM {dead} WHERE schema_id = {}) AS {bigint}) AS value",
-                p(1),
-                p(2)
-            ),
-            select_compatibility: format!(
-                "SELECT compatibility AS value FROM {config} WHERE subject = {}",
-                p(1)
-            ),
-            upsert_compatibility,
-            delete_compatibility: format!("DELETE FROM {config} WHERE subject = {}", p(1)),
+            schema: SchemaStatements::new(dialect, names),
+            migrations: MigrationStatements::new(dialect, names),
 
             claim: format!(
                 "SELECT {record_columns} FROM {events} WHERE id > {} ORDER BY id LIMIT {}",
@@ -476,72 +295,6 @@ impl Statements {
             }
             Ok((sql, params))
         })
-    }
-
-    /// How concurrent migrations of these tables are serialized.
-    pub fn migration_lock(&self) -> MigrationLock {
-        let key = SqlValue::Text(format!("outbox-migrate:{}", self.names.name(Table::Events)));
-        match self.dialect {
-            Dialect::Postgres => MigrationLock::InTransaction {
-                lock: "SELECT CAST(pg_advisory_xact_lock(hashtext($1)) AS TEXT)".to_owned(),
-                key,
-            },
-            Dialect::MySql => MigrationLock::Session {
-                lock: "SELECT GET_LOCK(?, 60)".to_owned(),
-                unlock: "SELECT RELEASE_LOCK(?)".to_owned(),
-                key,
-            },
-            Dialect::Sqlite => MigrationLock::WriteTransaction,
-        }
-    }
-
-    /// The statement that creates the migrations bookkeeping table; run it before reading
-    /// [`select_migrations`](Self::select_migrations).
-    pub fn create_migrations_table(&self) -> String {
-        super::ddl::migrations_table(self.dialect, &self.names)
-    }
-
-    /// A statement recording `migrations` as applied, doing nothing for those already
-    /// recorded: what the diesel CLI's SQL files run, so a relay or writer that migrates later
-    /// does not apply them again.
-    pub fn record_migrations(&self, migrations: &[super::Migration]) -> String {
-        let table = self.names.qualified(self.dialect, Table::Migrations);
-        let values: Vec<String> = migrations
-            .iter()
-            .map(|m| format!("({}, '{}')", m.version, m.description.replace('\'', "''")))
-            .collect();
-        let values = values.join(", ");
-        match self.dialect {
-            Dialect::MySql => {
-                format!("INSERT IGNORE INTO {table} (version, description) VALUES {values}")
-            }
-            _ => format!(
-                "INSERT INTO {table} (version, description) VALUES {values} \
-                 ON CONFLICT (version) DO NOTHING"
-            ),
-        }
-    }
-
-    /// Every statement still to run, in order, given the applied versions: each pending
-    /// migration's DDL followed by the insert that records it.
-    pub fn pending_migrations(&self, applied: &[i64]) -> Vec<(String, Vec<SqlValue>)> {
-        super::ddl::migrations(self.dialect, &self.names)
-            .into_iter()
-            .filter(|m| !applied.contains(&m.version))
-            .flat_map(|m| {
-                let record = (
-                    self.insert_migration.clone(),
-                    vec![
-                        SqlValue::I64(m.version),
-                        SqlValue::Text(m.description.to_owned()),
-                    ],
-                );
-                m.statements
-                    .into_iter()
-                    .map(|sql| (sql, Vec::new()))
-                    .chain(std::iter::once(record))
-            })
-            .collect()
     }
 
     /// The LISTEN/NOTIFY channel relays of these tables listen on (PostgreSQL).
