@@ -3,11 +3,16 @@
 
 use diesel::backend::Backend;
 use diesel::connection::LoadConnection;
-use diesel::deserialize::{FromSql, QueryableByName};
+use std::marker::PhantomData;
+
+use diesel::deserialize::{self, FromSql, QueryableByName};
 use diesel::query_builder::{BoxedSqlQuery, QueryFragment, SqlQuery};
+use diesel::result::UnexpectedEndOfRow;
+use diesel::row::{Field, NamedRow, Row};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Binary, HasSqlType, Integer, Nullable, Text};
 use diesel::{Connection, QueryResult, RunQueryDsl};
+use outbox_core::sql::{ColumnType, FromRow};
 use outbox_core::table::{Dialect, SqlValue};
 
 mod sealed {
@@ -47,47 +52,49 @@ pub trait OutboxConnection: Connection<Backend: DieselBackend> + LoadConnection 
     #[doc(hidden)]
     fn run(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<usize>;
 
-    /// Runs a query whose one column is named `value`, of SQL type INTEGER.
+    /// Runs a query and decodes every row as `R`'s columns, by position.
     #[doc(hidden)]
-    fn load_i32(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<i32>>;
-
-    /// Runs a query whose one column is named `value`, of SQL type BIGINT.
-    #[doc(hidden)]
-    fn load_i64(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<i64>>;
-
-    /// Runs a query whose one column is named `value`, of SQL type TEXT.
-    #[doc(hidden)]
-    fn load_text(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<String>>;
-
-    /// Runs the schema versions query: `(id, version, schema_json)`.
-    #[doc(hidden)]
-    fn load_versions(
-        &mut self,
-        sql: &str,
-        params: Vec<SqlValue>,
-    ) -> QueryResult<Vec<(i32, i32, String)>>;
+    fn load_rows<R: FromRow>(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<R>>;
 }
 
-/// One-column rows; the shared statements name that column `value`.
-macro_rules! value_row {
-    ($($name:ident: $t:ty as $st:ty),*) => {$(
-        #[derive(QueryableByName)]
-        struct $name {
-            #[diesel(sql_type = $st)]
-            value: $t,
-        }
-    )*};
+/// A row decoded by position as `R`'s column types: the shared statements' rows, whatever
+/// their column names.
+struct Positional<R> {
+    values: Vec<SqlValue>,
+    row: PhantomData<R>,
 }
-value_row!(I32Value: i32 as Integer, I64Value: i64 as BigInt, TextValue: String as Text);
 
-#[derive(QueryableByName)]
-struct VersionRow {
-    #[diesel(sql_type = Integer)]
-    id: i32,
-    #[diesel(sql_type = Integer)]
-    version: i32,
-    #[diesel(sql_type = Text)]
-    schema_json: String,
+impl<B, R> QueryableByName<B> for Positional<R>
+where
+    B: Backend,
+    R: FromRow,
+    i32: FromSql<Integer, B>,
+    i64: FromSql<BigInt, B>,
+    String: FromSql<Text, B>,
+{
+    fn build<'a>(row: &impl NamedRow<'a, B>) -> deserialize::Result<Self> {
+        let values = R::COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, column)| {
+                let field = Row::get(row, i).ok_or(UnexpectedEndOfRow)?;
+                let value = field.value();
+                Ok(match column {
+                    ColumnType::I32 => {
+                        SqlValue::I32(FromSql::<Integer, B>::from_nullable_sql(value)?)
+                    }
+                    ColumnType::I64 => {
+                        SqlValue::I64(FromSql::<BigInt, B>::from_nullable_sql(value)?)
+                    }
+                    _ => SqlValue::Text(FromSql::<Text, B>::from_nullable_sql(value)?),
+                })
+            })
+            .collect::<deserialize::Result<_>>()?;
+        Ok(Self {
+            values,
+            row: PhantomData,
+        })
+    }
 }
 
 impl<C, B> OutboxConnection for C
@@ -103,31 +110,14 @@ where
         B::bind(sql, params).execute(self)
     }
 
-    fn load_i32(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<i32>> {
-        let rows: Vec<I32Value> = B::bind(sql, params).load(self)?;
-        Ok(rows.into_iter().map(|r| r.value).collect())
-    }
-
-    fn load_i64(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<i64>> {
-        let rows: Vec<I64Value> = B::bind(sql, params).load(self)?;
-        Ok(rows.into_iter().map(|r| r.value).collect())
-    }
-
-    fn load_text(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<String>> {
-        let rows: Vec<TextValue> = B::bind(sql, params).load(self)?;
-        Ok(rows.into_iter().map(|r| r.value).collect())
-    }
-
-    fn load_versions(
-        &mut self,
-        sql: &str,
-        params: Vec<SqlValue>,
-    ) -> QueryResult<Vec<(i32, i32, String)>> {
-        let rows: Vec<VersionRow> = B::bind(sql, params).load(self)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.id, r.version, r.schema_json))
-            .collect())
+    fn load_rows<R: FromRow>(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<R>> {
+        let rows: Vec<Positional<R>> = B::bind(sql, params).load(self)?;
+        rows.into_iter()
+            .map(|r| {
+                R::from_row(r.values)
+                    .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+            })
+            .collect()
     }
 }
 

@@ -46,23 +46,6 @@ fn is_retryable(e: &DieselError) -> bool {
         .any(|dialect| dialect.is_retryable(&failure))
 }
 
-/// An outbox error inside a diesel transaction closure, which must also be buildable from
-/// diesel's own errors (commit, rollback).
-#[derive(Debug)]
-pub(crate) struct InTransaction(pub(crate) Error);
-
-impl From<DieselError> for InTransaction {
-    fn from(e: DieselError) -> Self {
-        Self(store("transaction")(e))
-    }
-}
-
-impl From<Error> for InTransaction {
-    fn from(e: Error) -> Self {
-        Self(e)
-    }
-}
-
 #[cfg(all(test, feature = "postgres"))]
 mod tests {
     use std::sync::{Arc, Barrier};

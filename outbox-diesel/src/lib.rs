@@ -19,13 +19,21 @@ mod connection;
 mod error;
 mod migrate;
 mod outbox;
-mod store;
+mod pool;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod test_db;
 
 pub use connection::{DieselBackend, OutboxConnection};
 pub use migrate::migrate;
 pub use outbox::{DieselOutbox, DieselOutboxBuilder};
+pub use pool::{DieselConnection, DieselPool, DieselTransaction};
+
+/// The embedded schema registry's tables on one diesel connection: `outbox-core`'s one
+/// [`SqlSchemaStore`](outbox_core::registry::SqlSchemaStore), which sqlx runs too. Its
+/// futures are ready when first polled.
+pub type DieselSchemaStore<'c, C> = outbox_core::registry::SqlSchemaStore<DieselPool<'c, C>>;
 pub use outbox_core::publish::Configure;
 
 /// PostgreSQL names.

@@ -11,10 +11,10 @@ use outbox_core::table::{Dialect, SqlValue, Statements};
 use outbox_core::{Error, Event, Result};
 use uuid::Uuid;
 
+use crate::DieselSchemaStore;
 use crate::connection::{DieselBackend, OutboxConnection};
 use crate::error::store;
 use crate::migrate::migrate;
-use crate::store::DieselSchemaStore;
 
 /// Publishes events on the caller's diesel connection, inside its transaction.
 ///
@@ -51,7 +51,7 @@ use crate::store::DieselSchemaStore;
 /// # Ok(()) }
 /// ```
 pub struct DieselOutbox<B: DieselBackend> {
-    stmts: Statements,
+    stmts: Arc<Statements>,
     codecs: Codecs,
     backend: PhantomData<fn() -> B>,
 }
@@ -93,7 +93,7 @@ impl<B: DieselBackend> DieselOutboxBuilder<B> {
                     .to_owned(),
             });
         }
-        let stmts = Statements::new(B::DIALECT, &self.options.table_names);
+        let stmts = Arc::new(Statements::new(B::DIALECT, &self.options.table_names));
         if self.options.run_migrations {
             migrate(conn, &stmts)?;
         }
@@ -127,7 +127,7 @@ impl<B: DieselBackend> DieselOutbox<B> {
         let mode = self.codecs.options().default_compatibility;
         let store = match &self.codecs.options().schema_registry {
             Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote.clone())),
-            None => EitherStore::Left(DieselSchemaStore::new(conn, &self.stmts)),
+            None => EitherStore::Left(DieselSchemaStore::new(conn, Arc::clone(&self.stmts))),
         };
         let options = self.codecs.options();
         let registry = Registry::new(store)

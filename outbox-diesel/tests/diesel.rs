@@ -375,7 +375,7 @@ fn migration_files_match_the_table_contract() {
             // From version 2 on, the files record what they applied (version 1's file, as
             // released, does not; the first later file records it too).
             if migration.version > 1 {
-                up.push_str(&format!("{};\n", stmts.record_migrations(&all[..=i])));
+                up.push_str(&format!("{};\n", stmts.migrations.record(&all[..=i])));
             }
             let (folder, down) = match migration.version {
                 1 => (

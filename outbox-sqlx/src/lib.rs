@@ -37,8 +37,8 @@ mod database;
 mod error;
 mod migrate;
 mod outbox;
+mod pool;
 mod relay_store;
-mod schema_store;
 
 #[doc(hidden)]
 pub use database::{Cell, Column, Value};
@@ -46,8 +46,12 @@ pub use database::{HasDialect, OutboxDatabase};
 pub use migrate::migrate;
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};
 pub use outbox_core::publish::Configure;
+pub use pool::{SqlxConnection, SqlxPool, SqlxTransaction};
 pub use relay_store::SqlxRelayStore;
-pub use schema_store::SqlxSchemaStore;
+
+/// The embedded schema registry's tables on a sqlx pool: `outbox-core`'s one
+/// [`SqlSchemaStore`](outbox_core::registry::SqlSchemaStore), which diesel runs too.
+pub type SqlxSchemaStore<DB> = outbox_core::registry::SqlSchemaStore<SqlxPool<DB>>;
 
 /// PostgreSQL names.
 #[cfg(feature = "postgres")]

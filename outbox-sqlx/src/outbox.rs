@@ -12,11 +12,11 @@ use outbox_core::{Event, Result};
 use sqlx::Pool;
 use uuid::Uuid;
 
+use crate::SqlxSchemaStore;
 use crate::database::{OutboxDatabase, Value};
 use crate::error::store;
 use crate::migrate::migrate;
 use crate::relay_store::{SqlxRelayStore, insert};
-use crate::schema_store::SqlxSchemaStore;
 
 /// Publishes events in the caller's sqlx transaction.
 ///

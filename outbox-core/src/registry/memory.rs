@@ -169,7 +169,14 @@ impl SchemaStore for MemorySchemaStore {
     }
 
     async fn subjects(&self) -> Result<Vec<String>> {
-        Ok(self.state().subjects.keys().cloned().collect())
+        // A subject whose versions are all soft-deleted is not listed (the store contract).
+        let state = self.state();
+        Ok(state
+            .subjects
+            .iter()
+            .filter(|(_, all)| all.iter().any(|r| !state.is_deleted(r)))
+            .map(|(subject, _)| subject.clone())
+            .collect())
     }
 
     async fn compatibility(&self, subject: Option<&str>) -> Result<Option<CompatibilityMode>> {

@@ -15,9 +15,9 @@ mod stored;
 mod subject;
 
 pub use decoder::Decoder;
+pub use either::EitherStore;
 pub use memory::MemorySchemaStore;
 pub use remote::{RemoteRegistryConfig, RemoteSchemaStore};
-pub use either::EitherStore;
 pub use sql_store::SqlSchemaStore;
 pub use store::{RegisteredSchema, SchemaStore, VersionState};
 pub use stored::{stored_schema, stored_version};

@@ -198,7 +198,11 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
         let id = SqlValue::I32(stored_version(id)?);
         let sql = self.sql();
         let holders = self
-            .count("count schema holders", &sql.count_schema_holders, vec![id.clone()])
+            .count(
+                "count schema holders",
+                &sql.count_schema_holders,
+                vec![id.clone()],
+            )
             .await?;
         let carried = self
             .count(
@@ -248,11 +252,15 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
                     what: format!("restored version of subject {subject}"),
                 });
         }
-        let mut found = tx.fetch(op, &sql.select_schema_id, vec![fingerprint()]).await?;
+        let mut found = tx
+            .fetch(op, &sql.select_schema_id, vec![fingerprint()])
+            .await?;
         if found.is_empty() {
             tx.execute(op, &sql.insert_schema_id, vec![fingerprint()])
                 .await?;
-            found = tx.fetch(op, &sql.select_schema_id, vec![fingerprint()]).await?;
+            found = tx
+                .fetch(op, &sql.select_schema_id, vec![fingerprint()])
+                .await?;
         }
         // Nothing found after our own insert: the id row went away (another writer's
         // transaction, a trigger). A conflict the registry retries, never id 0.

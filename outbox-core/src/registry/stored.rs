@@ -79,4 +79,3 @@ pub fn stored_version(version: u32) -> Result<i32> {
         reason: format!("{version} is out of range"),
     })
 }
-

@@ -22,7 +22,10 @@ pub async fn migrate<P: SqlPool>(pool: &P, stmts: &MigrationStatements) -> Resul
             conn.execute("migrate: lock", lock, vec![key.clone()])
                 .await?;
             let result = apply(&mut conn, stmts).await;
-            match conn.execute("migrate: unlock", unlock, vec![key.clone()]).await {
+            match conn
+                .execute("migrate: unlock", unlock, vec![key.clone()])
+                .await
+            {
                 Ok(_) => result,
                 Err(e) => {
                     // A connection still holding the named lock must not be reused.
@@ -43,8 +46,12 @@ pub async fn migrate<P: SqlPool>(pool: &P, stmts: &MigrationStatements) -> Resul
 }
 
 async fn apply<C: SqlConnection>(conn: &mut C, stmts: &MigrationStatements) -> Result<()> {
-    conn.execute("migrate: create migrations table", &stmts.create_table, vec![])
-        .await?;
+    conn.execute(
+        "migrate: create migrations table",
+        &stmts.create_table,
+        vec![],
+    )
+    .await?;
     let applied = conn
         .fetch("migrate: read applied versions", &stmts.select, vec![])
         .await?;

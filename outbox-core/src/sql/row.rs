@@ -16,7 +16,7 @@ pub enum ColumnType {
 }
 
 /// A Rust type one column decodes into.
-pub trait FromSqlValue: Sized + Send {
+pub trait FromSqlValue: Sized + Send + 'static {
     /// The column type to decode.
     const TYPE: ColumnType;
 
@@ -64,7 +64,7 @@ fn kind(value: &SqlValue) -> &'static str {
 }
 
 /// A row as a Rust value: one column type, or a tuple of them in select order.
-pub trait FromRow: Sized + Send {
+pub trait FromRow: Sized + Send + 'static {
     /// The column types, in select order.
     const COLUMNS: &'static [ColumnType];
 

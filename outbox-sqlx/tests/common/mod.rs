@@ -610,19 +610,19 @@ pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDat
         }
         DB::run(
             &mut *conn,
-            &stmts.insert_migration,
+            stmts.migrations.insert.sql(),
             vec![Value::I64(1), Value::Text(first.description.to_owned())],
         )
         .await
         .expect("record migration 1");
         for (i, schema) in v1_schemas.iter().enumerate() {
             let fp = || Value::Text(schema.fingerprint().to_owned());
-            DB::run(&mut *conn, &stmts.insert_schema_id, vec![fp()])
+            DB::run(&mut *conn, stmts.schema.insert_schema_id.sql(), vec![fp()])
                 .await
                 .expect("id");
             DB::run(
                 &mut *conn,
-                &stmts.insert_version,
+                stmts.schema.insert_version.sql(),
                 vec![
                     Value::I32(i as i32 + 1),
                     Value::Text("up-value".to_owned()),

@@ -88,11 +88,8 @@ impl Statements {
         let p = |n: usize| d.placeholder(n);
         let t = |table| names.qualified(d, table);
         let events = t(Table::Events);
-        let (attempts, dead, leases) = (
-            t(Table::Attempts),
-            t(Table::DeadLetters),
-            t(Table::Leases),
-        );
+        let (attempts, dead, leases) =
+            (t(Table::Attempts), t(Table::DeadLetters), t(Table::Leases));
         let uuid_param = |n: usize| match d {
             Dialect::Postgres => format!("CAST({} AS UUID)", p(n)),
             _ => p(n),

@@ -1,0 +1,175 @@
+//! The connection contract of `outbox-core` ([`SqlPool`], [`SqlConnection`]) on one borrowed
+//! diesel connection, so the core's schema store and migration runner run on diesel. diesel
+//! is blocking: every future here is ready when first polled.
+
+use std::sync::{Mutex, PoisonError};
+
+use diesel::connection::TransactionManager;
+use outbox_core::Result;
+use outbox_core::sql::{FromRow, Query, SqlConnection, SqlPool, SqlTransaction, Statement};
+use outbox_core::table::{Dialect, SqlValue};
+
+use crate::connection::{DieselBackend, OutboxConnection};
+use crate::error::store;
+
+/// One diesel connection as `outbox-core`'s [`SqlPool`]: every "connection" it hands out is
+/// that connection, and a transaction on it nests in the caller's (as a savepoint) if one is
+/// open.
+#[derive(Debug)]
+pub struct DieselPool<'c, C> {
+    conn: Mutex<&'c mut C>,
+}
+
+impl<'c, C: OutboxConnection> DieselPool<'c, C> {
+    /// The pool of `conn`.
+    pub fn new(conn: &'c mut C) -> Self {
+        Self {
+            conn: Mutex::new(conn),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut C) -> T) -> T {
+        // Each call runs to its end while holding the lock, so a panic cannot leave a
+        // half-run statement behind: a poisoned lock is still a usable connection.
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut conn)
+    }
+}
+
+impl<'c, C: OutboxConnection> From<&'c mut C> for DieselPool<'c, C> {
+    fn from(conn: &'c mut C) -> Self {
+        Self::new(conn)
+    }
+}
+
+/// The connection of a [`DieselPool`].
+#[derive(Debug)]
+pub struct DieselConnection<'p, 'c, C> {
+    pool: &'p DieselPool<'c, C>,
+}
+
+/// A transaction on the connection of a [`DieselPool`]; dropped uncommitted, it rolls back.
+#[derive(Debug)]
+pub struct DieselTransaction<'p, 'c, C: OutboxConnection> {
+    pool: &'p DieselPool<'c, C>,
+    open: bool,
+}
+
+fn execute<C: OutboxConnection>(
+    pool: &DieselPool<'_, C>,
+    operation: &'static str,
+    statement: &Statement,
+    params: Vec<SqlValue>,
+) -> Result<u64> {
+    let affected = pool
+        .with(|c| c.run(statement.sql(), params))
+        .map_err(store(operation))?;
+    Ok(u64::try_from(affected).unwrap_or(u64::MAX))
+}
+
+fn fetch<C: OutboxConnection, R: FromRow>(
+    pool: &DieselPool<'_, C>,
+    operation: &'static str,
+    query: &Query<R>,
+    params: Vec<SqlValue>,
+) -> Result<Vec<R>> {
+    pool.with(|c| c.load_rows::<R>(query.sql(), params))
+        .map_err(store(operation))
+}
+
+impl<C: OutboxConnection> SqlConnection for DieselConnection<'_, '_, C> {
+    fn dialect(&self) -> Dialect {
+        <C::Backend as DieselBackend>::DIALECT
+    }
+
+    async fn execute(
+        &mut self,
+        operation: &'static str,
+        statement: &Statement,
+        params: Vec<SqlValue>,
+    ) -> Result<u64> {
+        execute(self.pool, operation, statement, params)
+    }
+
+    async fn fetch<R: FromRow>(
+        &mut self,
+        operation: &'static str,
+        query: &Query<R>,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<R>> {
+        fetch(self.pool, operation, query, params)
+    }
+}
+
+impl<C: OutboxConnection> SqlConnection for DieselTransaction<'_, '_, C> {
+    fn dialect(&self) -> Dialect {
+        <C::Backend as DieselBackend>::DIALECT
+    }
+
+    async fn execute(
+        &mut self,
+        operation: &'static str,
+        statement: &Statement,
+        params: Vec<SqlValue>,
+    ) -> Result<u64> {
+        execute(self.pool, operation, statement, params)
+    }
+
+    async fn fetch<R: FromRow>(
+        &mut self,
+        operation: &'static str,
+        query: &Query<R>,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<R>> {
+        fetch(self.pool, operation, query, params)
+    }
+}
+
+impl<C: OutboxConnection> SqlTransaction for DieselTransaction<'_, '_, C> {
+    async fn commit(mut self) -> Result<()> {
+        self.open = false;
+        self.pool
+            .with(|c| C::TransactionManager::commit_transaction(c))
+            .map_err(store("commit"))
+    }
+}
+
+impl<C: OutboxConnection> Drop for DieselTransaction<'_, '_, C> {
+    fn drop(&mut self) {
+        if self.open
+            && let Err(e) = self
+                .pool
+                .with(|c| C::TransactionManager::rollback_transaction(c))
+        {
+            tracing::warn!(error = %e, "rolling back an outbox transaction failed");
+        }
+    }
+}
+
+impl<'c, C: OutboxConnection> SqlPool for DieselPool<'c, C> {
+    type Connection<'p>
+        = DieselConnection<'p, 'c, C>
+    where
+        Self: 'p;
+    type Transaction<'p>
+        = DieselTransaction<'p, 'c, C>
+    where
+        Self: 'p;
+
+    fn dialect(&self) -> Dialect {
+        <C::Backend as DieselBackend>::DIALECT
+    }
+
+    async fn acquire(&self) -> Result<DieselConnection<'_, 'c, C>> {
+        Ok(DieselConnection { pool: self })
+    }
+
+    async fn begin_write(&self) -> Result<DieselTransaction<'_, 'c, C>> {
+        self.with(|c| C::TransactionManager::begin_transaction(c))
+            .map_err(store("begin"))?;
+        Ok(DieselTransaction {
+            pool: self,
+            open: true,
+        })
+    }
+}
