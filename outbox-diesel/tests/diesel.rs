@@ -110,7 +110,7 @@ fn count<C: OutboxConnection>(conn: &mut C, names: &TableNames) -> i64 {
         "SELECT COUNT(*) AS value FROM {}",
         names.qualified(<C::Backend as DieselBackend>::DIALECT, Table::Events)
     );
-    conn.load_i64(&sql, vec![]).expect("count")[0]
+    conn.load_rows::<i64>(&sql, vec![]).expect("count")[0]
 }
 
 /// Rollback leaves nothing; commit leaves exactly the published rows; bad input writes
@@ -534,7 +534,7 @@ fn diesel_never_registers_schema_id_zero() {
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
     let schemas = names.qualified(Dialect::Sqlite, Table::Schemas);
     let registered = conn
-        .load_i64(&format!("SELECT COUNT(*) AS value FROM {schemas}"), vec![])
+        .load_rows::<i64>(&format!("SELECT COUNT(*) AS value FROM {schemas}"), vec![])
         .expect("count");
     assert_eq!(registered, [0]);
 }

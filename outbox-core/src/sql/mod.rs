@@ -25,8 +25,9 @@ pub struct Statement {
 }
 
 impl Statement {
-    pub(crate) fn new(sql: String) -> Self {
-        Self { sql }
+    /// A statement of `sql` text: one of the outbox's own, or a back end's.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self { sql: sql.into() }
     }
 
     /// The SQL text.
@@ -43,9 +44,10 @@ pub struct Query<R> {
 }
 
 impl<R: FromRow> Query<R> {
-    pub(crate) fn new(sql: String) -> Self {
+    /// A query of `sql` text whose rows decode as `R`.
+    pub fn new(sql: impl Into<String>) -> Self {
         Self {
-            sql,
+            sql: sql.into(),
             row: PhantomData,
         }
     }
