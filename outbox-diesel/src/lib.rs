@@ -28,7 +28,7 @@ mod test_db;
 pub use connection::{DieselBackend, OutboxConnection};
 pub use migrate::migrate;
 pub use outbox::{DieselOutbox, DieselOutboxBuilder};
-pub use pool::{DieselConnection, DieselPool, DieselTransaction};
+pub use pool::{DieselConnection, DieselPool, DieselTransaction, InTransaction, Scope, Session};
 
 /// The embedded schema registry's tables on one diesel connection: `outbox-core`'s one
 /// [`SqlSchemaStore`](outbox_core::registry::SqlSchemaStore), which sqlx runs too. Its

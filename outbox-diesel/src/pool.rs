@@ -2,6 +2,7 @@
 //! diesel connection, so the core's schema store and migration runner run on diesel. diesel
 //! is blocking: every future here is ready when first polled.
 
+use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
 use diesel::connection::TransactionManager;
@@ -42,42 +43,45 @@ impl<'c, C: OutboxConnection> From<&'c mut C> for DieselPool<'c, C> {
     }
 }
 
-/// The connection of a [`DieselPool`].
+/// The connection of a [`DieselPool`], outside (`S` = [`Session`]) or inside
+/// ([`DieselTransaction`]) a transaction it began.
 #[derive(Debug)]
-pub struct DieselConnection<'p, 'c, C> {
+pub struct DieselConnection<'p, 'c, C: OutboxConnection, S: Scope = Session> {
     pool: &'p DieselPool<'c, C>,
+    open: bool,
+    scope: PhantomData<S>,
 }
 
 /// A transaction on the connection of a [`DieselPool`]; dropped uncommitted, it rolls back.
+pub type DieselTransaction<'p, 'c, C> = DieselConnection<'p, 'c, C, InTransaction>;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Whether a [`DieselConnection`] runs inside a transaction it began.
+pub trait Scope: sealed::Sealed + Send + Sync + 'static {
+    /// Inside a transaction.
+    const TRANSACTION: bool;
+}
+
+/// Outside a transaction of its own.
 #[derive(Debug)]
-pub struct DieselTransaction<'p, 'c, C: OutboxConnection> {
-    pool: &'p DieselPool<'c, C>,
-    open: bool,
+pub enum Session {}
+/// Inside a transaction it began.
+#[derive(Debug)]
+pub enum InTransaction {}
+
+impl sealed::Sealed for Session {}
+impl Scope for Session {
+    const TRANSACTION: bool = false;
+}
+impl sealed::Sealed for InTransaction {}
+impl Scope for InTransaction {
+    const TRANSACTION: bool = true;
 }
 
-fn execute<C: OutboxConnection>(
-    pool: &DieselPool<'_, C>,
-    operation: &'static str,
-    statement: &Statement,
-    params: Vec<SqlValue>,
-) -> Result<u64> {
-    let affected = pool
-        .with(|c| c.run(statement.sql(), params))
-        .map_err(store(operation))?;
-    Ok(u64::try_from(affected).unwrap_or(u64::MAX))
-}
-
-fn fetch<C: OutboxConnection, R: FromRow>(
-    pool: &DieselPool<'_, C>,
-    operation: &'static str,
-    query: &Query<R>,
-    params: Vec<SqlValue>,
-) -> Result<Vec<R>> {
-    pool.with(|c| c.load_rows::<R>(query.sql(), params))
-        .map_err(store(operation))
-}
-
-impl<C: OutboxConnection> SqlConnection for DieselConnection<'_, '_, C> {
+impl<C: OutboxConnection, S: Scope> SqlConnection for DieselConnection<'_, '_, C, S> {
     fn dialect(&self) -> Dialect {
         <C::Backend as DieselBackend>::DIALECT
     }
@@ -88,7 +92,11 @@ impl<C: OutboxConnection> SqlConnection for DieselConnection<'_, '_, C> {
         statement: &Statement,
         params: Vec<SqlValue>,
     ) -> Result<u64> {
-        execute(self.pool, operation, statement, params)
+        let affected = self
+            .pool
+            .with(|c| c.run(statement.sql(), params))
+            .map_err(store(operation))?;
+        Ok(u64::try_from(affected).unwrap_or(u64::MAX))
     }
 
     async fn fetch<R: FromRow>(
@@ -97,46 +105,27 @@ impl<C: OutboxConnection> SqlConnection for DieselConnection<'_, '_, C> {
         query: &Query<R>,
         params: Vec<SqlValue>,
     ) -> Result<Vec<R>> {
-        fetch(self.pool, operation, query, params)
-    }
-}
-
-impl<C: OutboxConnection> SqlConnection for DieselTransaction<'_, '_, C> {
-    fn dialect(&self) -> Dialect {
-        <C::Backend as DieselBackend>::DIALECT
-    }
-
-    async fn execute(
-        &mut self,
-        operation: &'static str,
-        statement: &Statement,
-        params: Vec<SqlValue>,
-    ) -> Result<u64> {
-        execute(self.pool, operation, statement, params)
-    }
-
-    async fn fetch<R: FromRow>(
-        &mut self,
-        operation: &'static str,
-        query: &Query<R>,
-        params: Vec<SqlValue>,
-    ) -> Result<Vec<R>> {
-        fetch(self.pool, operation, query, params)
+        self.pool
+            .with(|c| c.load_rows::<R>(query.sql(), params))
+            .map_err(store(operation))
     }
 }
 
 impl<C: OutboxConnection> SqlTransaction for DieselTransaction<'_, '_, C> {
     async fn commit(mut self) -> Result<()> {
-        self.open = false;
+        // A failed commit leaves the transaction open: dropping it then rolls it back.
         self.pool
             .with(|c| C::TransactionManager::commit_transaction(c))
-            .map_err(store("commit"))
+            .map_err(store("commit"))?;
+        self.open = false;
+        Ok(())
     }
 }
 
-impl<C: OutboxConnection> Drop for DieselTransaction<'_, '_, C> {
+impl<C: OutboxConnection, S: Scope> Drop for DieselConnection<'_, '_, C, S> {
     fn drop(&mut self) {
-        if self.open
+        if S::TRANSACTION
+            && self.open
             && let Err(e) = self
                 .pool
                 .with(|c| C::TransactionManager::rollback_transaction(c))
@@ -161,15 +150,20 @@ impl<'c, C: OutboxConnection> SqlPool for DieselPool<'c, C> {
     }
 
     async fn acquire(&self) -> Result<DieselConnection<'_, 'c, C>> {
-        Ok(DieselConnection { pool: self })
+        Ok(DieselConnection {
+            pool: self,
+            open: false,
+            scope: PhantomData,
+        })
     }
 
     async fn begin_write(&self) -> Result<DieselTransaction<'_, 'c, C>> {
         self.with(|c| C::TransactionManager::begin_transaction(c))
             .map_err(store("begin"))?;
-        Ok(DieselTransaction {
+        Ok(DieselConnection {
             pool: self,
             open: true,
+            scope: PhantomData,
         })
     }
 }

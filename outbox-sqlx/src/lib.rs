@@ -46,7 +46,7 @@ pub use database::{HasDialect, OutboxDatabase};
 pub use migrate::migrate;
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};
 pub use outbox_core::publish::Configure;
-pub use pool::{SqlxConnection, SqlxPool, SqlxTransaction};
+pub use pool::{ConnectionHolder, SqlxConnection, SqlxPool, SqlxTransaction};
 pub use relay_store::SqlxRelayStore;
 
 /// The embedded schema registry's tables on a sqlx pool: `outbox-core`'s one

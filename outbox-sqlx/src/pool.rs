@@ -9,7 +9,7 @@ use outbox_core::table::{Dialect, SqlValue};
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 
-use crate::database::{Column, OutboxDatabase, begin_write};
+use crate::database::{Column, HasDialect, OutboxDatabase, begin_write};
 use crate::error::store;
 
 /// A sqlx pool as `outbox-core`'s [`SqlPool`]: what the schema store
@@ -29,13 +29,53 @@ impl<DB: OutboxDatabase> From<Pool<DB>> for SqlxPool<DB> {
     }
 }
 
-/// A connection of a [`SqlxPool`].
+/// A connection of a [`SqlxPool`]: a pooled connection, or a transaction on one
+/// ([`SqlxTransaction`]).
 #[derive(Debug)]
-pub struct SqlxConnection<DB: OutboxDatabase>(PoolConnection<DB>);
+pub struct SqlxConnection<H>(H);
 
 /// A write transaction of a [`SqlxPool`]; dropped uncommitted, it rolls back.
-#[derive(Debug)]
-pub struct SqlxTransaction<DB: OutboxDatabase>(Transaction<'static, DB>);
+pub type SqlxTransaction<DB> = SqlxConnection<Transaction<'static, DB>>;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What a [`SqlxConnection`] runs its statements on: a pooled connection or a transaction.
+pub trait ConnectionHolder: sealed::Sealed + Send {
+    /// The database.
+    type Database: OutboxDatabase;
+
+    /// The connection to run on.
+    #[doc(hidden)]
+    fn connection(&mut self) -> &mut <Self::Database as sqlx::Database>::Connection;
+
+    /// Gives the connection up instead of returning it to the pool.
+    #[doc(hidden)]
+    fn discard(self);
+}
+
+impl<DB: OutboxDatabase> sealed::Sealed for PoolConnection<DB> {}
+impl<DB: OutboxDatabase> ConnectionHolder for PoolConnection<DB> {
+    type Database = DB;
+    fn connection(&mut self) -> &mut DB::Connection {
+        self
+    }
+    fn discard(self) {
+        drop(self.detach());
+    }
+}
+
+impl<DB: OutboxDatabase> sealed::Sealed for Transaction<'static, DB> {}
+impl<DB: OutboxDatabase> ConnectionHolder for Transaction<'static, DB> {
+    type Database = DB;
+    fn connection(&mut self) -> &mut DB::Connection {
+        self
+    }
+    fn discard(self) {
+        // Dropping a transaction rolls it back; its connection goes back clean.
+    }
+}
 
 fn columns(types: &[ColumnType]) -> Vec<Column> {
     types
@@ -48,32 +88,9 @@ fn columns(types: &[ColumnType]) -> Vec<Column> {
         .collect()
 }
 
-async fn execute<DB: OutboxDatabase>(
-    conn: &mut DB::Connection,
-    operation: &'static str,
-    statement: &Statement,
-    params: Vec<SqlValue>,
-) -> Result<u64> {
-    DB::run(conn, statement.sql(), params)
-        .await
-        .map_err(store(operation))
-}
-
-async fn fetch<DB: OutboxDatabase, R: FromRow>(
-    conn: &mut DB::Connection,
-    operation: &'static str,
-    query: &Query<R>,
-    params: Vec<SqlValue>,
-) -> Result<Vec<R>> {
-    let rows = DB::rows(conn, query.sql(), params, &columns(R::COLUMNS))
-        .await
-        .map_err(store(operation))?;
-    rows.into_iter().map(R::from_row).collect()
-}
-
-impl<DB: OutboxDatabase> SqlConnection for SqlxConnection<DB> {
+impl<H: ConnectionHolder> SqlConnection for SqlxConnection<H> {
     fn dialect(&self) -> Dialect {
-        DB::DIALECT
+        H::Database::DIALECT
     }
 
     async fn execute(
@@ -82,7 +99,9 @@ impl<DB: OutboxDatabase> SqlConnection for SqlxConnection<DB> {
         statement: &Statement,
         params: Vec<SqlValue>,
     ) -> Result<u64> {
-        execute::<DB>(&mut self.0, operation, statement, params).await
+        H::Database::run(self.0.connection(), statement.sql(), params)
+            .await
+            .map_err(store(operation))
     }
 
     async fn fetch<R: FromRow>(
@@ -91,59 +110,39 @@ impl<DB: OutboxDatabase> SqlConnection for SqlxConnection<DB> {
         query: &Query<R>,
         params: Vec<SqlValue>,
     ) -> Result<Vec<R>> {
-        fetch::<DB, R>(&mut self.0, operation, query, params).await
+        let columns = columns(R::COLUMNS);
+        let rows = H::Database::rows(self.0.connection(), query.sql(), params, &columns)
+            .await
+            .map_err(store(operation))?;
+        rows.into_iter().map(R::from_row).collect()
     }
 
     fn discard(self) {
-        drop(self.0.detach());
+        self.0.discard();
     }
 }
 
-impl<DB: OutboxDatabase> SqlConnection for SqlxTransaction<DB> {
-    fn dialect(&self) -> Dialect {
-        DB::DIALECT
-    }
-
-    async fn execute(
-        &mut self,
-        operation: &'static str,
-        statement: &Statement,
-        params: Vec<SqlValue>,
-    ) -> Result<u64> {
-        execute::<DB>(&mut self.0, operation, statement, params).await
-    }
-
-    async fn fetch<R: FromRow>(
-        &mut self,
-        operation: &'static str,
-        query: &Query<R>,
-        params: Vec<SqlValue>,
-    ) -> Result<Vec<R>> {
-        fetch::<DB, R>(&mut self.0, operation, query, params).await
-    }
-}
-
-impl<DB: OutboxDatabase> SqlTransaction for SqlxTransaction<DB> {
+impl<DB: OutboxDatabase> SqlTransaction for SqlxConnection<Transaction<'static, DB>> {
     async fn commit(self) -> Result<()> {
         self.0.commit().await.map_err(store("commit"))
     }
 }
 
 impl<DB: OutboxDatabase> SqlPool for SqlxPool<DB> {
-    type Connection<'p> = SqlxConnection<DB>;
+    type Connection<'p> = SqlxConnection<PoolConnection<DB>>;
     type Transaction<'p> = SqlxTransaction<DB>;
 
     fn dialect(&self) -> Dialect {
         DB::DIALECT
     }
 
-    async fn acquire(&self) -> Result<SqlxConnection<DB>> {
+    async fn acquire(&self) -> Result<SqlxConnection<PoolConnection<DB>>> {
         let conn = self.0.acquire().await.map_err(store("connect"))?;
         Ok(SqlxConnection(conn))
     }
 
     async fn begin_write(&self) -> Result<SqlxTransaction<DB>> {
         let tx = begin_write(&self.0).await.map_err(store("begin"))?;
-        Ok(SqlxTransaction(tx))
+        Ok(SqlxConnection(tx))
     }
 }
