@@ -8,7 +8,7 @@ use super::store::{RegisteredSchema, SchemaStore, VersionState};
 use super::stored::{stored_number, stored_schema, stored_version};
 use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
-use crate::sql::{SqlConnection, SqlPool, SqlTransaction};
+use crate::sql::{FromRow, Query, SqlConnection, SqlPool, SqlTransaction, Statement};
 use crate::table::{SchemaStatements, SqlValue, Statements};
 use crate::{Error, Result};
 
@@ -46,16 +46,37 @@ impl<P: SqlPool> SqlSchemaStore<P> {
         &self.stmts.schema
     }
 
+    /// `query`'s rows, on a connection of its own.
+    async fn fetch<R: FromRow>(
+        &self,
+        operation: &'static str,
+        query: &Query<R>,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<R>> {
+        let mut conn = self.pool.acquire().await?;
+        conn.fetch(operation, query, params).await
+    }
+
+    /// Runs `statement` on a connection of its own.
+    async fn execute(
+        &self,
+        operation: &'static str,
+        statement: &Statement,
+        params: Vec<SqlValue>,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        conn.execute(operation, statement, params).await.map(drop)
+    }
+
     /// Registrations of `subject` read by `query`.
     async fn registrations(
         &self,
         operation: &'static str,
-        query: &crate::sql::Query<(i32, i32, String)>,
+        query: &Query<(i32, i32, String)>,
         params: Vec<SqlValue>,
         subject: &str,
     ) -> Result<Vec<RegisteredSchema>> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn.fetch(operation, query, params).await?;
+        let rows = self.fetch(operation, query, params).await?;
         rows.into_iter()
             .map(|(id, version, json)| RegisteredSchema::from_row(id, subject, version, &json))
             .collect()
@@ -64,23 +85,21 @@ impl<P: SqlPool> SqlSchemaStore<P> {
     async fn change(
         &self,
         operation: &'static str,
-        statement: &crate::sql::Statement,
+        statement: &Statement,
         subject: &str,
         version: u32,
     ) -> Result<()> {
         let params = vec![text(subject), SqlValue::I32(stored_version(version)?)];
-        let mut conn = self.pool.acquire().await?;
-        conn.execute(operation, statement, params).await.map(drop)
+        self.execute(operation, statement, params).await
     }
 
     async fn count(
         &self,
         operation: &'static str,
-        query: &crate::sql::Query<i64>,
+        query: &Query<i64>,
         params: Vec<SqlValue>,
     ) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn.fetch(operation, query, params).await?;
+        let rows = self.fetch(operation, query, params).await?;
         let count = rows.first().copied().unwrap_or(0);
         u64::try_from(count).map_err(|_| Error::Decode {
             reason: format!("negative count {count} from the schema tables"),
@@ -134,8 +153,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
         let Ok(id) = i32::try_from(id) else {
             return Ok(Vec::new());
         };
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn
+        let rows = self
             .fetch(
                 "read schema id holders",
                 &self.sql().select_id_holders,
@@ -148,8 +166,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
     }
 
     async fn next_version(&self, subject: &str) -> Result<u32> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn
+        let rows = self
             .fetch(
                 "read next version",
                 &self.sql().select_next_version,
@@ -163,8 +180,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
     }
 
     async fn version_states(&self, subject: &str) -> Result<Vec<VersionState>> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn
+        let rows = self
             .fetch(
                 "read version states",
                 &self.sql().select_version_states,
@@ -215,8 +231,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
     }
 
     async fn version_numbers(&self, subject: &str) -> Result<Vec<u32>> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn
+        let rows = self
             .fetch(
                 "read version numbers",
                 &self.sql().select_version_numbers,
@@ -283,8 +298,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
         let Ok(id) = i32::try_from(id) else {
             return Ok(None);
         };
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn
+        let rows = self
             .fetch(
                 "read schema by id",
                 &self.sql().select_schema_by_id,
@@ -295,8 +309,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
     }
 
     async fn subjects(&self) -> Result<Vec<String>> {
-        let mut conn = self.pool.acquire().await?;
-        let mut subjects = conn
+        let mut subjects = self
             .fetch("list subjects", &self.sql().select_subjects, vec![])
             .await?;
         subjects.sort();
@@ -304,8 +317,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
     }
 
     async fn compatibility(&self, subject: Option<&str>) -> Result<Option<CompatibilityMode>> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = conn
+        let rows = self
             .fetch(
                 "read compatibility",
                 &self.sql().select_compatibility,
@@ -322,18 +334,16 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
     ) -> Result<()> {
         let op = "set compatibility";
         let subject = text(subject.unwrap_or(GLOBAL));
-        let mut conn = self.pool.acquire().await?;
         match mode {
             Some(mode) => {
                 let params = vec![subject, text(mode.as_str())];
-                conn.execute(op, &self.sql().upsert_compatibility, params)
+                self.execute(op, &self.sql().upsert_compatibility, params)
                     .await
             }
             None => {
-                conn.execute(op, &self.sql().delete_compatibility, vec![subject])
+                self.execute(op, &self.sql().delete_compatibility, vec![subject])
                     .await
             }
         }
-        .map(drop)
     }
 }
