@@ -21,7 +21,8 @@
 //! - [`sql`]: the connection contract the writers implement, and the one migration runner.
 //! - [`relay`]: the relay's store contract (claim, ack, dead-letter, lease), in memory and as a
 //!   conformance suite.
-//! - [`publish`]: what the writers share: options ([`publish::Configure`]), event types, codecs.
+//! - [`publish`]: what the writers share: options ([`publish::OutboxOptions`]) and their
+//!   builder setters, event types, codecs.
 //! - [`NewOutboxRow`]: the row a writer inserts.
 //! - [`Error`]: one error type; [`Error::kind`] tells retryable from permanent.
 //!

@@ -34,7 +34,6 @@ pub use pool::{DieselConnection, DieselPool, DieselTransaction, InTransaction, S
 /// [`SqlSchemaStore`](outbox_core::registry::SqlSchemaStore), which sqlx runs too. Its
 /// futures are ready when first polled.
 pub type DieselSchemaStore<'c, C> = outbox_core::registry::SqlSchemaStore<DieselPool<'c, C>>;
-pub use outbox_core::publish::Configure;
 
 /// PostgreSQL names.
 #[cfg(feature = "postgres")]

@@ -2,7 +2,6 @@
 //! `outbox-sqlx` runs).
 
 use outbox_core::Result;
-use outbox_core::publish::complete_now;
 use outbox_core::table::Statements;
 
 use crate::connection::OutboxConnection;
@@ -20,8 +19,9 @@ use crate::pool::DieselPool;
 ///
 /// [`outbox_core::Error::Store`] when a statement fails.
 pub fn migrate<C: OutboxConnection>(conn: &mut C, stmts: &Statements) -> Result<()> {
-    // diesel is blocking: the runner's futures are ready when first polled.
-    complete_now(outbox_core::sql::migrate(
+    // diesel is blocking: the runner's futures are ready when first polled; block_on
+    // drives them on this thread.
+    futures_executor::block_on(outbox_core::sql::migrate(
         &DieselPool::new(conn),
         &stmts.migrations,
     ))

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
-use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions, complete_now};
+use outbox_core::publish::{Codecs, EventType, OutboxOptions};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, SqlValue, Statements};
 use outbox_core::{Error, Event, Result};
@@ -18,7 +18,7 @@ use crate::migrate::migrate;
 
 /// Publishes events on the caller's diesel connection, inside its transaction.
 ///
-/// Built once at start-up with [`DieselOutbox::builder`] (settings from [`Configure`]), which
+/// Built once at start-up with [`DieselOutbox::builder`] (settings: [`DieselOutboxBuilder`]), which
 /// migrates the tables and registers every event type against the same schema tables as
 /// `outbox-sqlx`. Rows are identical to `outbox-sqlx`'s: both encode with `outbox-core` and
 /// run its insert statement. Share it (`Arc`) across threads.
@@ -31,7 +31,6 @@ use crate::migrate::migrate;
 /// use diesel::{Connection, RunQueryDsl, SqliteConnection};
 /// use outbox_core::avro::AvroSchema;
 /// use outbox_core::Event;
-/// use outbox_diesel::Configure as _;
 /// use outbox_diesel::sqlite::SqliteOutbox;
 ///
 /// #[derive(serde::Serialize, AvroSchema)]
@@ -64,20 +63,16 @@ impl<B: DieselBackend> fmt::Debug for DieselOutbox<B> {
     }
 }
 
-/// Configures and builds a [`DieselOutbox`]; its settings are the [`Configure`] methods.
+/// Configures and builds a [`DieselOutbox`]: chain the setters, then [`build`](Self::build).
 #[derive(Debug)]
 pub struct DieselOutboxBuilder<B> {
     options: OutboxOptions,
     backend: PhantomData<fn() -> B>,
 }
 
-impl<B> Configure for DieselOutboxBuilder<B> {
-    fn options_mut(&mut self) -> &mut OutboxOptions {
-        &mut self.options
-    }
-}
-
 impl<B: DieselBackend> DieselOutboxBuilder<B> {
+    outbox_core::outbox_builder_setters!(options);
+
     /// Migrates (unless turned off) and registers every event type on `conn`.
     ///
     /// # Errors
@@ -138,7 +133,10 @@ impl<B: DieselBackend> DieselOutbox<B> {
                     tracing::warn!(subject, violation = %v, "schema design rule broken");
                 }
             });
-        let registered = complete_now(registry.register(&subject, &schema))?;
+        // Diesel's store answers at once; a remote registry's HTTP call runs off any async
+        // runtime (see `RemoteSchemaStore`), so parking this thread until it answers is safe
+        // on a plain thread and inside `tokio::task::spawn_blocking` alike.
+        let registered = futures_executor::block_on(registry.register(&subject, &schema))?;
         Ok(self.codecs.add(ty, registered.id, subject, schema))
     }
 

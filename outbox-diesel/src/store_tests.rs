@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use outbox_core::publish::complete_now;
 use outbox_core::registry::conformance;
 use outbox_core::table::{Statements, TableNames};
 
@@ -20,7 +19,7 @@ fn conformance_on<C: OutboxConnection>(conn: &mut C, name: &str) {
     migrate(conn, &stmts).expect("migrates");
     let store = DieselSchemaStore::new(conn, stmts);
     // diesel is blocking: every future of the store is ready when first polled.
-    complete_now(conformance::run_all(&store, name));
+    futures_executor::block_on(conformance::run_all(&store, name));
 }
 
 #[cfg(feature = "sqlite")]

@@ -10,7 +10,7 @@ use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::{Dialect, Table, TableNames, migrations};
 use outbox_core::{Error, Event};
-use outbox_diesel::{Configure as _, DieselBackend, DieselOutbox, OutboxConnection};
+use outbox_diesel::{DieselBackend, DieselOutbox, OutboxConnection};
 use outbox_sqlx::{OutboxDatabase, SqlxRelayStore};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

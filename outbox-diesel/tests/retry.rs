@@ -4,7 +4,6 @@
 
 use diesel::{Connection, RunQueryDsl};
 use outbox_core::Error;
-use outbox_core::publish::complete_now;
 use outbox_core::sql::{SqlConnection, SqlPool, Statement};
 use outbox_diesel::{DieselPool, OutboxConnection};
 use outbox_sqlx::{OutboxDatabase, SqlxPool};
@@ -23,7 +22,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// `statement` through diesel's adapter on `conn`.
 fn through_diesel<C: OutboxConnection>(conn: &mut C, statement: &Statement) -> Error {
     let pool = DieselPool::new(conn);
-    complete_now(async {
+    futures_executor::block_on(async {
         let mut conn = pool.acquire().await.expect("connection");
         conn.execute("retry test", statement, vec![])
             .await

@@ -3,7 +3,6 @@
 
 mod common;
 
-use outbox_sqlx::Configure as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};

@@ -14,7 +14,6 @@ use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::Table;
 use outbox_relay::{Relay, Step, producer};
-use outbox_sqlx::Configure as _;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sqlx::Pool;

@@ -5,7 +5,6 @@
 
 mod common;
 
-use outbox_sqlx::Configure as _;
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::{Table, TableNames};
-use outbox_sqlx::Configure as _;
+
 use outbox_sqlx::Outbox;
 use sqlx::Row;
 use uuid::Uuid;

@@ -14,7 +14,6 @@ use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::{Dialect, Table, TableNames};
 use outbox_relay::{Relay, Step, producer};
-use outbox_sqlx::Configure as _;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
 use uuid::Uuid;

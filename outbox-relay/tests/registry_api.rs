@@ -517,7 +517,6 @@ fn remote_client_and_writers_work_against_the_server() {
 
     // A sqlx writer registering with the remote registry: the row carries the server's id.
     runtime.block_on(async {
-        use outbox_sqlx::Configure as _;
         let dir = tempfile::tempdir().expect("dir");
         let pool = sqlx::SqlitePool::connect(&format!(
             "sqlite://{}?mode=rwc",

@@ -10,7 +10,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::http::{GUARD, http};
-use outbox_sqlx::Configure as _;
 use serde_json::{Value as Json, json};
 
 const USER: &str = "ci";

@@ -4,7 +4,6 @@
 
 mod common;
 
-use outbox_sqlx::Configure as _;
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::Table;
-use outbox_sqlx::Configure as _;
+
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
 use uuid::Uuid;

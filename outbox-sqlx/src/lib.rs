@@ -23,7 +23,6 @@
 //! # use outbox_core::avro::AvroSchema;
 //! # #[derive(serde::Serialize, AvroSchema)] struct OrderPlaced { order_id: String }
 //! # impl outbox_core::Event for OrderPlaced { const TOPIC: &'static str = "orders"; }
-//! use outbox_sqlx::Configure as _; // the builder's settings
 //! use outbox_sqlx::postgres::PgOutbox;
 //!
 //! let outbox = PgOutbox::builder(pool.clone()).register::<OrderPlaced>().build().await?;
@@ -45,7 +44,6 @@ pub use database::{Cell, Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
 pub use migrate::migrate;
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};
-pub use outbox_core::publish::Configure;
 pub use pool::{ConnectionHolder, SqlxConnection, SqlxPool, SqlxTransaction};
 pub use relay_store::SqlxRelayStore;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use outbox_core::encode::EventCodec;
 use outbox_core::lint::LintReport;
-use outbox_core::publish::{Codecs, Configure, EventType, OutboxOptions};
+use outbox_core::publish::{Codecs, EventType, OutboxOptions};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
 use outbox_core::table::{Dialect, Statements};
 use outbox_core::{Event, Result};
@@ -22,8 +22,8 @@ use crate::relay_store::{SqlxRelayStore, insert};
 ///
 /// Built once at start-up with [`Outbox::builder`], which migrates the tables and registers
 /// every event type it will publish (refusing a breaking schema change with every
-/// incompatibility listed). The builder's settings come from [`Configure`] (bring it into
-/// scope, or use `outbox_sqlx::Configure`). Cheap to clone; share it across tasks.
+/// incompatibility listed); its settings are [`OutboxBuilder`]'s methods. Cheap to clone;
+/// share it across tasks.
 ///
 /// # Examples
 ///
@@ -32,7 +32,6 @@ use crate::relay_store::{SqlxRelayStore, insert};
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use outbox_core::avro::AvroSchema;
 /// use outbox_core::Event;
-/// use outbox_sqlx::Configure;
 /// use outbox_sqlx::sqlite::SqliteOutbox;
 ///
 /// #[derive(serde::Serialize, AvroSchema)]
@@ -81,7 +80,8 @@ impl<DB: OutboxDatabase> fmt::Debug for Outbox<DB> {
 /// Where a writer's schemas live: the embedded tables or a remote registry.
 pub type WriterStore<DB> = EitherStore<SqlxSchemaStore<DB>, RemoteSchemaStore>;
 
-/// Configures and builds an [`Outbox`]; its settings are the [`Configure`] methods.
+/// Configures and builds an [`Outbox`], like sqlx's `PgPoolOptions`: chain the setters, then
+/// [`build`](Self::build).
 pub struct OutboxBuilder<DB: OutboxDatabase> {
     pool: Pool<DB>,
     options: OutboxOptions,
@@ -95,13 +95,9 @@ impl<DB: OutboxDatabase> fmt::Debug for OutboxBuilder<DB> {
     }
 }
 
-impl<DB: OutboxDatabase> Configure for OutboxBuilder<DB> {
-    fn options_mut(&mut self) -> &mut OutboxOptions {
-        &mut self.options
-    }
-}
-
 impl<DB: OutboxDatabase> OutboxBuilder<DB> {
+    outbox_core::outbox_builder_setters!(options);
+
     /// Migrates (unless turned off), registers every event type, and returns the outbox.
     ///
     /// # Errors

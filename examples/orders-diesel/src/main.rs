@@ -20,7 +20,6 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use outbox_core::Event;
 use outbox_core::avro::AvroSchema;
 use outbox_core::table::TableNames;
-use outbox_diesel::Configure as _;
 use outbox_diesel::postgres::PgOutbox;
 use serde::Serialize;
 

@@ -19,7 +19,6 @@ use outbox_core::Event;
 use outbox_core::avro::AvroSchema;
 use outbox_core::registry::SubjectNameStrategy;
 use outbox_core::table::TableNames;
-use outbox_sqlx::Configure as _;
 use outbox_sqlx::postgres::PgOutbox;
 use serde::Serialize;
 use sqlx::PgPool;

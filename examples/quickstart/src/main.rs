@@ -15,7 +15,6 @@
 //! Set `DATABASE_URL` (PostgreSQL or MariaDB/MySQL) and `KAFKA_BOOTSTRAP_SERVERS` to run it
 //! against real servers. `RUST_LOG=info` shows the logs.
 
-use outbox_sqlx::Configure as _;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

@@ -32,7 +32,7 @@ use outbox_core::registry::{Registry, next_stream};
 use outbox_core::relay::RelayStore;
 use outbox_core::table::{Dialect, Statements, TableNames};
 use outbox_core::{Error, Event, Schema};
-use outbox_sqlx::{Configure as _, Outbox, SqlxRelayStore, SqlxSchemaStore};
+use outbox_sqlx::{Outbox, SqlxRelayStore, SqlxSchemaStore};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

@@ -30,7 +30,6 @@ macro_rules! shared_suite {
     )*};
 }
 
-use outbox_sqlx::Configure as _;
 use std::sync::Arc;
 
 use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
