@@ -28,10 +28,17 @@
 //!
 //! # Feature flags
 //!
+//! None is on by default.
+//!
 //! - `codegen`: [`codegen`], Rust types (deriving `AvroSchema`) from `.avsc` files, for
 //!   `build.rs`.
 //! - `opentelemetry`: every event carries the current OpenTelemetry trace context as a W3C
 //!   `traceparent` header, so consumers continue the producer's trace.
+//! - `registry-tls`: `https://` remote registries ([`registry::RemoteSchemaStore`]), with the
+//!   Mozilla roots or the CAs of [`registry::RemoteRegistryConfig::ca_pem`] (rustls).
+//! - `tokio`: the remote registry client's blocking HTTP calls run on the current tokio
+//!   runtime's blocking pool instead of the calling thread, so awaiting them never stalls the
+//!   runtime (`outbox-sqlx` turns it on). Adds `tokio` (`rt` only in use).
 //!
 //! # Examples
 //!
@@ -57,7 +64,15 @@
 //! # Ok::<(), outbox_core::Error>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Rustdoc resolves the doc links of `outbox_builder_setters!`'s setters here, where the macro
+// is defined, and the writers' crates expand it: `outbox_core::` paths resolve in both.
+#[allow(unused_extern_crates)]
+extern crate self as outbox_core;
+
 #[cfg(feature = "codegen")]
+#[cfg_attr(docsrs, doc(cfg(feature = "codegen")))]
 pub mod codegen;
 pub mod compat;
 pub mod encode;

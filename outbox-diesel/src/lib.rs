@@ -12,8 +12,14 @@
 //!
 //! # Feature flags
 //!
-//! None is on by default: `postgres` (links libpq), `mysql` (links libmysqlclient), `sqlite`
-//! (bundled SQLite).
+//! None is on by default; enable the databases you use:
+//!
+//! - `postgres`: [`postgres::PgOutbox`] on `PgConnection` (links libpq);
+//! - `mysql`: [`mysql::MySqlOutbox`] on `MysqlConnection`, MySQL 8 and MariaDB 10.6+ (links
+//!   libmysqlclient);
+//! - `sqlite`: [`sqlite::SqliteOutbox`] on `SqliteConnection` (bundled SQLite).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connection;
 mod error;
@@ -37,6 +43,7 @@ pub type DieselSchemaStore<'c, C> = outbox_core::registry::SqlSchemaStore<Diesel
 
 /// PostgreSQL names.
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres {
     /// The outbox on PostgreSQL (`PgConnection`).
     pub type PgOutbox = crate::DieselOutbox<diesel::pg::Pg>;
@@ -44,6 +51,7 @@ pub mod postgres {
 
 /// MySQL and MariaDB names.
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub mod mysql {
     /// The outbox on MySQL/MariaDB (`MysqlConnection`).
     pub type MySqlOutbox = crate::DieselOutbox<diesel::mysql::Mysql>;
@@ -51,6 +59,7 @@ pub mod mysql {
 
 /// SQLite names.
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite {
     /// The outbox on SQLite (`SqliteConnection`).
     pub type SqliteOutbox = crate::DieselOutbox<diesel::sqlite::Sqlite>;

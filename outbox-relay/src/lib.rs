@@ -29,6 +29,13 @@
 //! reason, and every other row flows. A fatal producer error rebuilds the producer. Only the
 //! lease holder produces, and its deletes and dead letters are fenced by the lease
 //! generation.
+//!
+//! # Feature flags
+//!
+//! None: the library links the PostgreSQL, MySQL/MariaDB and SQLite drivers, TLS for the
+//! databases, Kafka and the remote registry, and the `codegen` of `outbox-core`.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 pub mod cli;

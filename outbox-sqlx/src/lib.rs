@@ -13,7 +13,9 @@
 //!
 //! - `postgres`: [`postgres::PgOutbox`] and friends (PostgreSQL 13+);
 //! - `mysql`: [`mysql::MySqlOutbox`] and friends (MySQL 8, MariaDB 10.6+);
-//! - `sqlite`: [`sqlite::SqliteOutbox`] and friends (bundled SQLite).
+//! - `sqlite`: [`sqlite::SqliteOutbox`] and friends (bundled SQLite);
+//! - `opentelemetry`: published events carry the current OpenTelemetry trace context as a
+//!   W3C `traceparent` header (`outbox-core`'s feature).
 //!
 //! # Examples
 //!
@@ -31,6 +33,8 @@
 //! tx.commit().await?;
 //! # Ok(()) }
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod database;
 mod error;
@@ -53,6 +57,7 @@ pub type SqlxSchemaStore<DB> = outbox_core::registry::SqlSchemaStore<SqlxPool<DB
 
 /// PostgreSQL names.
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres {
     /// The outbox on PostgreSQL.
     pub type PgOutbox = crate::Outbox<sqlx::Postgres>;
@@ -64,6 +69,7 @@ pub mod postgres {
 
 /// MySQL and MariaDB names.
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub mod mysql {
     /// The outbox on MySQL/MariaDB.
     pub type MySqlOutbox = crate::Outbox<sqlx::MySql>;
@@ -75,6 +81,7 @@ pub mod mysql {
 
 /// SQLite names.
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite {
     /// The outbox on SQLite.
     pub type SqliteOutbox = crate::Outbox<sqlx::Sqlite>;

@@ -4,7 +4,7 @@
 /// Expands, inside an `impl` block of a builder holding an [`OutboxOptions`] in field
 /// `$options`, the builder's setters. Each setter consumes and returns the builder.
 ///
-/// The docs use `outbox_core::` paths: only the writers' crates expand it.
+/// The setters' doc links use `outbox_core::` paths (see `extern crate self` in `lib.rs`).
 ///
 /// [`OutboxOptions`]: crate::publish::OutboxOptions
 #[doc(hidden)]
