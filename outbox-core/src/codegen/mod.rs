@@ -56,8 +56,10 @@
 //! ```
 
 mod emit;
+mod field_type;
 mod logical;
 mod named;
+mod record;
 mod types;
 
 use std::path::Path;

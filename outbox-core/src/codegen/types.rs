@@ -4,18 +4,17 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use apache_avro::schema::{Name, RecordField, RecordSchema, Schema as Avro};
+use apache_avro::schema::{Name, Schema as Avro};
 
-use super::emit::{Output, ident, literal, path, try_ident};
-use super::logical::{kind_name, logical, logical_rust_type, union_text};
-use super::named::container_attributes;
+use super::emit::{Output, literal, try_ident};
+use super::logical::kind_name;
 use super::{CodegenError, Input};
 
 /// Avro names need not follow Rust's naming conventions, nor have docs.
 pub(super) const ALLOW: &str = "#[allow(missing_docs, non_camel_case_types, non_snake_case)]\n";
 
 /// Deeper nesting than this is refused (the parser bounds it too; this does not rely on it).
-const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 
 /// A named type already generated: where, and what it is.
 #[derive(Debug, Clone)]
@@ -46,7 +45,7 @@ pub(super) struct Generator<'a> {
     pub(super) out: &'a mut Output,
     pub(super) registry: &'a mut Registry,
     /// Records being generated, innermost last: a reference to one of them is recursive.
-    open_records: Vec<String>,
+    pub(super) open_records: Vec<String>,
 }
 
 /// Named types generated so far, across inputs, by full name.
@@ -176,265 +175,7 @@ impl Generator<'_> {
             .map(|_| name.name().to_owned())
     }
 
-    fn record(
-        &mut self,
-        record: &RecordSchema,
-        location: &str,
-        depth: usize,
-    ) -> Result<(), CodegenError> {
-        let name = self.type_name(&record.name, location)?;
-        let full = record.name.fullname(None);
-        let definition = serde_json::to_string(&Avro::Record(record.clone())).unwrap_or_default();
-        if !self.define(&record.name, Kind::Record, &definition)? {
-            return Ok(());
-        }
-        let namespace = namespace_parts(&record.name);
-        self.open_records.push(full);
-        let mut fields = String::new();
-        for (i, field) in record.fields.iter().enumerate() {
-            let at = format!("{location}/fields/{i}");
-            fields.push_str(&self.field(field, &namespace, &at, depth)?);
-        }
-        self.open_records.pop();
-        let mut item = String::new();
-        docs(&mut item, record.doc.as_deref());
-        item.push_str(
-            "#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::apache_avro::AvroSchema)]\n",
-        );
-        item.push_str(ALLOW);
-        item.push_str(&container_attributes(
-            &record.name,
-            record.doc.as_deref(),
-            record.aliases.as_deref(),
-        ));
-        if ident(&name) != name {
-            let _ = writeln!(item, "#[serde(rename = {})]", literal(&name));
-        }
-        let _ = writeln!(item, "pub struct {} {{\n{fields}}}", ident(&name));
-        self.out.push(&namespace, item);
-        Ok(())
-    }
-
-    fn field(
-        &mut self,
-        field: &RecordField,
-        namespace: &[String],
-        location: &str,
-        depth: usize,
-    ) -> Result<String, CodegenError> {
-        let rust_name = try_ident(&field.name).ok_or_else(|| {
-            self.unsupported(location, &format!("a field named {:?}", field.name))
-        })?;
-        let ty = self.field_type(
-            &field.schema,
-            namespace,
-            &format!("{location}/type"),
-            depth + 1,
-        )?;
-        let mut out = String::new();
-        docs(&mut out, field.doc.as_deref());
-        let mut avro: Vec<String> = Vec::new();
-        if let Some(doc) = &field.doc {
-            avro.push(format!("doc = {}", literal(doc)));
-        }
-        match &field.default {
-            Some(default) => avro.push(format!("default = {}", literal(&default.to_string()))),
-            None if ty.trait_default => avro.push("default = false".to_owned()),
-            None => {}
-        }
-        let mut serde: Vec<String> = Vec::new();
-        if rust_name != field.name {
-            serde.push(format!("rename = {}", literal(&field.name)));
-        }
-        for alias in &field.aliases {
-            serde.push(format!("alias = {}", literal(alias)));
-        }
-        for attribute in &ty.attributes {
-            out.push_str(attribute);
-            out.push('\n');
-        }
-        if !avro.is_empty() {
-            let _ = writeln!(out, "#[avro({})]", avro.join(", "));
-        }
-        if !serde.is_empty() {
-            let _ = writeln!(out, "#[serde({})]", serde.join(", "));
-        }
-        let _ = writeln!(out, "pub {rust_name}: {},", ty.ty);
-        Ok(indent(&out))
-    }
-
-    /// The Rust type of a field whose schema is `schema`.
-    fn field_type(
-        &mut self,
-        schema: &Avro,
-        namespace: &[String],
-        location: &str,
-        depth: usize,
-    ) -> Result<FieldType, CodegenError> {
-        let with = |ty: &str, expr: String| FieldType {
-            ty: ty.to_owned(),
-            attributes: vec![format!("#[avro(with = || {expr})]")],
-            trait_default: false,
-        };
-        if let Some(expr) = logical(schema) {
-            return Ok(with(&logical_rust_type(schema), expr));
-        }
-        match schema {
-            Avro::Bytes => Ok(FieldType {
-                ty: "::std::vec::Vec<u8>".to_owned(),
-                attributes: vec![
-                    "#[serde(with = \"::apache_avro::serde::bytes\")]".to_owned(),
-                    "#[avro(with)]".to_owned(),
-                ],
-                trait_default: false,
-            }),
-            Avro::Fixed(fixed) => {
-                self.fixed(fixed, location)?;
-                Ok(self.fixed_field(&fixed.name, fixed.size, namespace))
-            }
-            Avro::Ref { name } if matches!(self.kind_of(name), Some(Kind::Fixed(_))) => {
-                let Some(Kind::Fixed(size)) = self.kind_of(name) else {
-                    unreachable!("matched")
-                };
-                Ok(self.fixed_field(name, size, namespace))
-            }
-            Avro::Union(union) => {
-                let branches = union.variants();
-                match branches {
-                    [Avro::Null, inner] => {
-                        if let Some(expr) = logical(inner) {
-                            let ty = format!("::std::option::Option<{}>", logical_rust_type(inner));
-                            return Ok(with(
-                                &ty,
-                                format!(
-                                    "::apache_avro::schema::Schema::Union(::apache_avro::schema::UnionSchema::new(vec![::apache_avro::schema::Schema::Null, {expr}]).expect(\"a valid union\"))"
-                                ),
-                            ));
-                        }
-                        if matches!(inner, Avro::Bytes) {
-                            return Ok(FieldType {
-                                ty: "::std::option::Option<::std::vec::Vec<u8>>".to_owned(),
-                                attributes: vec![
-                                    "#[serde(with = \"::apache_avro::serde::bytes_opt\")]"
-                                        .to_owned(),
-                                    "#[avro(with)]".to_owned(),
-                                ],
-                                trait_default: false,
-                            });
-                        }
-                        let inner =
-                            self.nested(inner, namespace, &format!("{location}/1"), depth + 1)?;
-                        Ok(FieldType {
-                            ty: format!("::std::option::Option<{inner}>"),
-                            attributes: Vec::new(),
-                            trait_default: true,
-                        })
-                    }
-                    _ => Err(self.unsupported(location, &union_text(branches))),
-                }
-            }
-            other => Ok(FieldType {
-                ty: self.nested(other, namespace, location, depth)?,
-                attributes: Vec::new(),
-                trait_default: false,
-            }),
-        }
-    }
-
-    /// The Rust type of `schema` inside an array, a map or an option, where only the derive's
-    /// own mapping of a Rust type applies.
-    fn nested(
-        &mut self,
-        schema: &Avro,
-        namespace: &[String],
-        location: &str,
-        depth: usize,
-    ) -> Result<String, CodegenError> {
-        if depth > MAX_DEPTH {
-            return Err(
-                self.unsupported(location, &format!("types nested over {MAX_DEPTH} levels"))
-            );
-        }
-        Ok(match schema {
-            Avro::Null => "()".to_owned(),
-            Avro::Boolean => "bool".to_owned(),
-            Avro::Int => "i32".to_owned(),
-            Avro::Long => "i64".to_owned(),
-            Avro::Float => "f32".to_owned(),
-            Avro::Double => "f64".to_owned(),
-            Avro::String => "::std::string::String".to_owned(),
-            Avro::Array(array) => format!(
-                "::std::vec::Vec<{}>",
-                self.nested(
-                    &array.items,
-                    namespace,
-                    &format!("{location}/items"),
-                    depth + 1
-                )?
-            ),
-            Avro::Map(map) => format!(
-                "::std::collections::HashMap<::std::string::String, {}>",
-                self.nested(
-                    &map.types,
-                    namespace,
-                    &format!("{location}/values"),
-                    depth + 1
-                )?
-            ),
-            Avro::Record(record) => {
-                self.record(record, location, depth)?;
-                path(
-                    namespace,
-                    &namespace_parts(&record.name),
-                    record.name.name(),
-                )
-            }
-            Avro::Enum(e) => {
-                self.enumeration(e, location)?;
-                path(namespace, &namespace_parts(&e.name), e.name.name())
-            }
-            Avro::Ref { name } => match self.kind_of(name) {
-                Some(Kind::Record | Kind::Enum) => {
-                    let target = path(namespace, &namespace_parts(name), name.name());
-                    if self.open_records.contains(&name.fullname(None)) {
-                        format!("::std::boxed::Box<{target}>")
-                    } else {
-                        target
-                    }
-                }
-                _ => {
-                    return Err(self.unsupported(
-                        location,
-                        "a fixed inside an array, a map or a union (only as a field's type)",
-                    ));
-                }
-            },
-            Avro::Union(union) => match union.variants() {
-                [Avro::Null, inner] => format!(
-                    "::std::option::Option<{}>",
-                    self.nested(inner, namespace, &format!("{location}/1"), depth + 1)?
-                ),
-                branches => return Err(self.unsupported(location, &union_text(branches))),
-            },
-            Avro::Bytes | Avro::Fixed(_) => {
-                return Err(self.unsupported(
-                    location,
-                    &format!(
-                        "{} inside an array, a map or a union (only as a field's type)",
-                        kind_name(schema)
-                    ),
-                ));
-            }
-            other if logical(other).is_some() => {
-                return Err(self.unsupported(location, &format!("the logical type {} inside an array, a map or a union (only as a field's type or an option)", kind_name(other))));
-            }
-            other => {
-                return Err(self.unsupported(location, &format!("the type {}", kind_name(other))));
-            }
-        })
-    }
-
-    fn kind_of(&mut self, name: &Name) -> Option<Kind> {
+    pub(super) fn kind_of(&mut self, name: &Name) -> Option<Kind> {
         self.registry.get(&name.fullname(None)).map(|d| d.kind)
     }
 }
@@ -463,7 +204,7 @@ pub(super) fn docs(out: &mut String, doc: Option<&str>) {
     }
 }
 
-fn indent(text: &str) -> String {
+pub(super) fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}\n")).collect()
 }
 

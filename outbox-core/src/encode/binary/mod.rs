@@ -13,6 +13,15 @@ use crate::schema::limits::{MAX_DEFAULT_VALUES, MAX_ENCODE_STEPS, MAX_VALUE_DEPT
 use crate::schema::model::{AvroType, Field, Node, NodeId};
 use crate::schema::{Parsed, excerpt};
 
+mod default_value;
+mod kind;
+mod write;
+
+use default_value::json_to_value;
+use kind::{describe, shallow_match, value_kind};
+use write::write_bytes;
+pub(crate) use write::write_long;
+
 /// Where in the event a problem is, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Violation {
@@ -338,168 +347,4 @@ impl<'a> Walker<'a> {
         self.steps = walker.steps;
         encoded.map_err(|e| self.violation(e.reason))
     }
-}
-
-/// Converts a JSON default into the value it stands for under `id`; `None` when it does not
-/// fit, nests too deep, or takes more than `budget` values (a record default falls back on
-/// its fields' defaults, which may expand a lot).
-fn json_to_value(
-    parsed: &Parsed,
-    id: NodeId,
-    json: &Json,
-    budget: &mut usize,
-    depth: usize,
-) -> Option<Value> {
-    if depth >= MAX_VALUE_DEPTH || *budget == 0 {
-        return None;
-    }
-    *budget -= 1;
-    let depth = depth + 1;
-    Some(match (parsed.resolve(id), json) {
-        (Node::Primitive(AvroType::Null), Json::Null) => Value::Null,
-        (Node::Primitive(AvroType::Boolean), Json::Bool(b)) => Value::Boolean(*b),
-        (Node::Primitive(AvroType::Int), j) => Value::Int(i32::try_from(j.as_i64()?).ok()?),
-        (Node::Primitive(AvroType::Long), j) => Value::Long(j.as_i64()?),
-        (Node::Primitive(AvroType::Float | AvroType::Double), j) => Value::Double(json_f64(j)?),
-        (Node::Primitive(AvroType::String), Json::String(s)) => Value::String(s.clone()),
-        (Node::Primitive(AvroType::Bytes), Json::String(s)) => Value::Bytes(iso_8859_1(s)?),
-        (Node::Fixed { .. }, Json::String(s)) => {
-            let bytes = iso_8859_1(s)?;
-            Value::Fixed(bytes.len(), bytes)
-        }
-        (Node::Enum { .. }, Json::String(s)) => Value::String(s.clone()),
-        (Node::Array(items), Json::Array(a)) => Value::Array(
-            a.iter()
-                .map(|j| json_to_value(parsed, *items, j, budget, depth))
-                .collect::<Option<_>>()?,
-        ),
-        (Node::Map(values), Json::Object(m)) => Value::Map(
-            m.iter()
-                .map(|(k, j)| Some((k.clone(), json_to_value(parsed, *values, j, budget, depth)?)))
-                .collect::<Option<_>>()?,
-        ),
-        (Node::Union(branches), j) => {
-            let (i, v) = branches
-                .iter()
-                .enumerate()
-                .find_map(|(i, b)| Some((i, json_to_value(parsed, *b, j, budget, depth)?)))?;
-            Value::Union(i as u32, Box::new(v))
-        }
-        (Node::Record { fields, .. }, Json::Object(m)) => Value::Record(
-            fields
-                .iter()
-                .map(|f| {
-                    let j = m.get(&f.name).or(f.default.as_ref())?;
-                    Some((
-                        f.name.clone(),
-                        json_to_value(parsed, f.schema, j, budget, depth)?,
-                    ))
-                })
-                .collect::<Option<_>>()?,
-        ),
-        _ => return None,
-    })
-}
-
-fn json_f64(j: &Json) -> Option<f64> {
-    match j.as_str() {
-        Some("NaN") => Some(f64::NAN),
-        Some("Infinity") => Some(f64::INFINITY),
-        Some("-Infinity") => Some(f64::NEG_INFINITY),
-        _ => j.as_f64(),
-    }
-}
-
-/// Avro's JSON encoding of bytes: one code point (0..=255) per byte.
-fn iso_8859_1(s: &str) -> Option<Vec<u8>> {
-    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
-}
-
-/// Whether a value is of the right general kind for a union branch (no deep check).
-fn shallow_match(node: &Node, value: &Value) -> bool {
-    match (node, value) {
-        (Node::Primitive(t), v) => match t {
-            AvroType::Null => matches!(v, Value::Null),
-            AvroType::Boolean => matches!(v, Value::Boolean(_)),
-            AvroType::Int => matches!(v, Value::Int(_) | Value::Date(_) | Value::TimeMillis(_)),
-            AvroType::Long => matches!(
-                v,
-                Value::Int(_)
-                    | Value::Long(_)
-                    | Value::TimeMicros(_)
-                    | Value::TimestampMillis(_)
-                    | Value::TimestampMicros(_)
-                    | Value::TimestampNanos(_)
-                    | Value::LocalTimestampMillis(_)
-                    | Value::LocalTimestampMicros(_)
-                    | Value::LocalTimestampNanos(_)
-            ),
-            AvroType::Float => matches!(v, Value::Int(_) | Value::Long(_) | Value::Float(_)),
-            AvroType::Double => matches!(
-                v,
-                Value::Int(_) | Value::Long(_) | Value::Float(_) | Value::Double(_)
-            ),
-            AvroType::Bytes => matches!(v, Value::Bytes(_) | Value::String(_)),
-            AvroType::String => matches!(v, Value::String(_) | Value::Uuid(_)),
-            _ => false,
-        },
-        (Node::Array(_), Value::Array(_))
-        | (Node::Map(_), Value::Map(_))
-        | (Node::Record { .. }, Value::Record(_))
-        | (Node::Fixed { .. }, Value::Fixed(..) | Value::Bytes(_) | Value::Uuid(_)) => true,
-        (Node::Enum { symbols, .. }, Value::Enum(_, s) | Value::String(s)) => symbols.contains(s),
-        _ => false,
-    }
-}
-
-/// A short description of a schema node for messages (`string`, `record com.acme.Order`).
-fn describe(parsed: &Parsed, node: &Node) -> String {
-    match node {
-        Node::Primitive(t) => t.java_name().to_ascii_lowercase(),
-        Node::Array(items) => format!("array of {}", describe(parsed, parsed.resolve(*items))),
-        Node::Map(values) => format!("map of {}", describe(parsed, parsed.resolve(*values))),
-        Node::Union(_) => "union".to_owned(),
-        Node::Fixed { named, size } => format!("fixed {} ({size} bytes)", named.name.full()),
-        Node::Enum { named, .. } => format!("enum {}", named.name.full()),
-        Node::Record { named, .. } => format!("record {}", named.name.full()),
-        Node::Ref(_) => "reference".to_owned(),
-    }
-}
-
-fn value_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Boolean(_) => "a boolean",
-        Value::Int(_) => "an int",
-        Value::Long(_) => "a long",
-        Value::Float(_) => "a float",
-        Value::Double(_) => "a double",
-        Value::Bytes(_) => "bytes",
-        Value::String(_) => "a string",
-        Value::Fixed(..) => "fixed bytes",
-        Value::Enum(..) => "an enum symbol",
-        Value::Union(..) => "a union value",
-        Value::Array(_) => "an array",
-        Value::Map(_) => "a map",
-        Value::Record(_) => "a record",
-        Value::Uuid(_) => "a uuid",
-        Value::Decimal(_) | Value::BigDecimal(_) => "a decimal",
-        Value::Duration(_) => "a duration",
-        _ => "a date or time",
-    }
-}
-
-/// Avro's zig-zag variable-length long.
-pub(crate) fn write_long(out: &mut Vec<u8>, v: i64) {
-    let mut n = ((v << 1) ^ (v >> 63)) as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    write_long(out, bytes.len() as i64);
-    out.extend_from_slice(bytes);
 }
