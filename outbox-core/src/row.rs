@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::encode::EventCodec;
 use crate::event::Event;
 use crate::table::SqlValue;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// A row to insert into `outbox_events`, every column a writer sets.
 ///
@@ -21,7 +21,7 @@ pub struct NewOutboxRow {
     /// The Avro full name of the event (`ce_type`).
     pub event_type: String,
     /// The registered schema id the payload was encoded with.
-    pub schema_id: Option<u32>,
+    pub schema_id: Option<SchemaId>,
     /// The record's `content-type`.
     pub content_type: String,
     /// The Kafka record value, exactly as it will be produced.
@@ -111,9 +111,7 @@ impl NewOutboxRow {
     ///
     /// [`Error::SchemaIdOutOfRange`] above `i32::MAX` (such an id used to become `NULL`).
     pub fn stored_schema_id(&self) -> Result<Option<i32>> {
-        self.schema_id
-            .map(|id| i32::try_from(id).map_err(|_| Error::SchemaIdOutOfRange { id }))
-            .transpose()
+        self.schema_id.map(SchemaId::to_column).transpose()
     }
 
     /// The parameters of this row in [`insert_events_sql`](crate::table::insert_events_sql),

@@ -7,7 +7,7 @@ use apache_avro::types::Value;
 use serde::Serialize;
 
 use crate::schema::Schema;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// The default limit on an encoded record: key + value + stored headers (names and values),
 /// 1 MiB, Kafka's broker default. The relay configures its producer to accept every record
@@ -50,13 +50,13 @@ impl PayloadFormat {
 ///     {"name":"order_id","type":"string"},{"name":"total_cents","type":"long"}]}"#)?;
 /// let codec = EventCodec::new("orders-value", 7, schema);
 /// let bytes = codec.encode(&Placed { order_id: "o-1".into(), total_cents: 1250 })?;
-/// assert_eq!(wire::split_frame(&bytes)?.0, 7); // Confluent framing carries the schema id
+/// assert_eq!(wire::split_frame(&bytes)?.0.get(), 7); // Confluent framing carries the schema id
 /// # Ok::<(), outbox_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct EventCodec {
     subject: String,
-    schema_id: u32,
+    schema_id: SchemaId,
     schema: Schema,
     format: PayloadFormat,
     max_bytes: usize,
@@ -65,10 +65,10 @@ pub struct EventCodec {
 impl EventCodec {
     /// A codec for the schema registered under `subject` with `schema_id`, encoding Avro in
     /// Confluent framing, with the 1 MiB default size limit.
-    pub fn new(subject: impl Into<String>, schema_id: u32, schema: Schema) -> Self {
+    pub fn new(subject: impl Into<String>, schema_id: impl Into<SchemaId>, schema: Schema) -> Self {
         Self {
             subject: subject.into(),
-            schema_id,
+            schema_id: schema_id.into(),
             schema,
             format: PayloadFormat::Avro,
             max_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
@@ -100,7 +100,7 @@ impl EventCodec {
     }
 
     /// The registered schema id.
-    pub fn schema_id(&self) -> u32 {
+    pub fn schema_id(&self) -> SchemaId {
         self.schema_id
     }
 

@@ -4,7 +4,7 @@ use apache_avro::types::Value;
 use serde::de::DeserializeOwned;
 
 use crate::schema::Schema;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// The first byte of every Confluent-framed record value.
 pub const MAGIC_BYTE: u8 = 0;
@@ -15,9 +15,12 @@ pub const MAGIC_BYTE: u8 = 0;
 ///
 /// [`Error::Decode`] when the value is shorter than the 5-byte header or does not start with
 /// the magic byte.
-pub fn split_frame(record_value: &[u8]) -> Result<(u32, &[u8])> {
+pub fn split_frame(record_value: &[u8]) -> Result<(SchemaId, &[u8])> {
     match record_value {
-        [MAGIC_BYTE, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
+        [MAGIC_BYTE, a, b, c, d, datum @ ..] => Ok((
+            SchemaId::new(u32::from_be_bytes([*a, *b, *c, *d])),
+            datum,
+        )),
         [other, ..] if *other != MAGIC_BYTE => Err(Error::Decode {
             reason: format!("unknown magic byte {other:#04x} (expected 0x00)"),
         }),
@@ -69,7 +72,7 @@ pub fn decode<T: DeserializeOwned>(
     reader: Option<&Schema>,
 ) -> Result<T> {
     let (id, datum) = split_frame(record_value)?;
-    let writer = writer_for_id(id)?;
+    let writer = writer_for_id(id.get())?;
     let value = decode_datum(datum, &writer, reader)?;
     apache_avro::from_value(&value).map_err(|e| Error::Decode {
         reason: e.to_string(),

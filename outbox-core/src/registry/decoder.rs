@@ -85,7 +85,7 @@ impl<S: SchemaStore> Decoder<S> {
     /// [`Error::Decode`] for a malformed value; [`Error::SchemaNotFound`] for an unknown id.
     pub async fn decode_value(&self, record_value: &[u8]) -> Result<Value> {
         let (id, datum) = wire::split_frame(record_value)?;
-        let writer = self.writer(id).await?;
+        let writer = self.writer(id.get()).await?;
         wire::decode_datum(datum, &writer, self.reader.as_ref())
     }
 

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 use super::{
-    BlockedKey, ClaimedRow, DeadLetter, Fence, InsertRows, OutboxRecord, OutboxStatus, RelayStore,
+    AdminStore, BlockedKey, DeadLetter, FailureStore, Fence, InsertRows, LeaseStore, OutboxRecord,
+    OutboxStatus, ReadRow, RelayStore,
 };
 use crate::{Error, NewOutboxRow, Result};
 
-/// A [`RelayStore`] in process memory, following the contract (the conformance suite runs on
+/// A relay store ([`RelayStore`], [`FailureStore`], [`LeaseStore`], [`AdminStore`]) in
+/// process memory, following their contracts (the conformance suite runs on
 /// it). Rows are committed as soon as they are inserted.
 #[derive(Debug, Default)]
 pub struct MemoryRelayStore {
@@ -76,13 +78,15 @@ impl InsertRows for MemoryRelayStore {
         let records = rows
             .iter()
             .map(|row| {
+                // Refused as the column would refuse it.
+                row.stored_schema_id()?;
                 Ok(OutboxRecord {
                     id: 0,
                     event_id: row.event_id,
                     topic: row.topic.clone(),
                     event_key: row.event_key.clone(),
                     event_type: row.event_type.clone(),
-                    schema_id: row.stored_schema_id()?,
+                    schema_id: row.schema_id,
                     content_type: row.content_type.clone(),
                     payload: row.payload.clone(),
                     headers: row.headers.clone(),
@@ -99,12 +103,12 @@ impl InsertRows for MemoryRelayStore {
 }
 
 impl RelayStore for MemoryRelayStore {
-    async fn claim_rows_after(&self, after: i64, limit: usize) -> Result<Vec<ClaimedRow>> {
+    async fn read_after(&self, after: i64, limit: usize) -> Result<Vec<ReadRow>> {
         let state = self.state();
         Ok(state
             .events
             .range(after.saturating_add(1)..)
-            .map(|(_, r)| ClaimedRow::Record(r.clone()))
+            .map(|(_, r)| ReadRow::Record(r.clone()))
             .take(limit)
             .collect())
     }
@@ -122,6 +126,9 @@ impl RelayStore for MemoryRelayStore {
         Ok(deleted)
     }
 
+}
+
+impl FailureStore for MemoryRelayStore {
     async fn record_failure(&self, event_id: Uuid, error: &str) -> Result<u32> {
         let mut state = self.state();
         let entry = state.attempts.entry(event_id).or_insert((0, String::new()));
@@ -153,6 +160,18 @@ impl RelayStore for MemoryRelayStore {
         Ok(())
     }
 
+    async fn blocked_keys(&self) -> Result<Vec<(BlockedKey, i64)>> {
+        let mut keys: BTreeMap<BlockedKey, i64> = BTreeMap::new();
+        // Dead letters iterate in id order: the first of a key is its smallest id.
+        for (id, d) in &self.state().dead {
+            keys.entry((d.record.topic.clone(), d.record.event_key.clone()))
+                .or_insert(*id);
+        }
+        Ok(keys.into_iter().collect())
+    }
+}
+
+impl LeaseStore for MemoryRelayStore {
     async fn try_acquire_lease(
         &self,
         name: &str,
@@ -211,6 +230,9 @@ impl RelayStore for MemoryRelayStore {
         Ok(())
     }
 
+}
+
+impl AdminStore for MemoryRelayStore {
     async fn status(&self, lease: &str) -> Result<OutboxStatus> {
         let state = self.state();
         let oldest = state.events.values().map(|r| r.created_at_ms).min();
@@ -244,15 +266,5 @@ impl RelayStore for MemoryRelayStore {
 
     async fn discard_dead_letter(&self, id: i64) -> Result<bool> {
         Ok(self.state().dead.remove(&id).is_some())
-    }
-
-    async fn blocked_keys(&self) -> Result<Vec<(BlockedKey, i64)>> {
-        let mut keys: BTreeMap<BlockedKey, i64> = BTreeMap::new();
-        // Dead letters iterate in id order: the first of a key is its smallest id.
-        for (id, d) in &self.state().dead {
-            keys.entry((d.record.topic.clone(), d.record.event_key.clone()))
-                .or_insert(*id);
-        }
-        Ok(keys.into_iter().collect())
     }
 }

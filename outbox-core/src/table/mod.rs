@@ -14,7 +14,10 @@ mod value;
 pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
 pub use retry::DbFailure;
-pub use statements::{MigrationLock, MigrationStatements, SchemaStatements, Statements};
+pub use statements::{
+    MigrationLock, MigrationStatements, RelayStatements, SchemaStatements, Statements,
+    StrictOrderStatements,
+};
 pub use value::SqlValue;
 
 use crate::Result;
