@@ -155,7 +155,7 @@ pub enum Error {
     /// A storage back end failed (database, network).
     #[error("{operation} failed: {source}")]
     Store {
-        /// The operation that failed (`claim batch`, `register schema`).
+        /// The operation that failed (`read batch`, `register schema`).
         operation: &'static str,
         /// Whether a retry can succeed.
         retryable: bool,

@@ -5,6 +5,8 @@
 use std::future::Future;
 
 use outbox_core::table::Dialect;
+
+use crate::cells::{Cell, FromCells, RowCells};
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row,
     Transaction, Type,
@@ -71,12 +73,8 @@ pub enum Column {
 /// Accessors for decoded columns; the column types are the ones the query asked for.
 pub(crate) trait Decoded {
     fn text(self) -> String;
-    fn bytes(self) -> Vec<u8>;
-    fn opt_bytes(self) -> Option<Vec<u8>>;
     fn i64(self) -> i64;
-    fn opt_i64(self) -> Option<i64>;
     fn i32(self) -> i32;
-    fn opt_i32(self) -> Option<i32>;
 }
 
 impl Decoded for Value {
@@ -86,28 +84,10 @@ impl Decoded for Value {
             other => unreachable!("column decoded as {other:?}, not text"),
         }
     }
-    fn bytes(self) -> Vec<u8> {
-        match self {
-            Self::Bytes(b) => b,
-            other => unreachable!("column decoded as {other:?}, not bytes"),
-        }
-    }
-    fn opt_bytes(self) -> Option<Vec<u8>> {
-        match self {
-            Self::OptBytes(b) => b,
-            other => unreachable!("column decoded as {other:?}, not nullable bytes"),
-        }
-    }
     fn i64(self) -> i64 {
         match self {
             Self::I64(v) => v,
             other => unreachable!("column decoded as {other:?}, not i64"),
-        }
-    }
-    fn opt_i64(self) -> Option<i64> {
-        match self {
-            Self::OptI64(v) => v,
-            other => unreachable!("column decoded as {other:?}, not nullable i64"),
         }
     }
     fn i32(self) -> i32 {
@@ -116,16 +96,11 @@ impl Decoded for Value {
             other => unreachable!("column decoded as {other:?}, not i32"),
         }
     }
-    fn opt_i32(self) -> Option<i32> {
-        match self {
-            Self::OptI32(v) => v,
-            other => unreachable!("column decoded as {other:?}, not nullable i32"),
-        }
-    }
 }
 
 /// A database the outbox can run on: `sqlx::Postgres`, `sqlx::MySql` or `sqlx::Sqlite`, each
 /// behind its feature. The methods are the crate's internal plumbing.
+#[allow(private_bounds)] // `fetch`'s row types are the crate's own
 pub trait OutboxDatabase: Database + HasDialect {
     /// Runs a statement; returns the rows affected.
     #[doc(hidden)]
@@ -144,20 +119,14 @@ pub trait OutboxDatabase: Database + HasDialect {
         columns: &[Column],
     ) -> impl Future<Output = Result<Vec<Vec<Value>>, sqlx::Error>> + Send;
 
-    /// Runs a query and decodes each cell on its own: a cell that does not decode as its
-    /// column type is an `Err` naming why, and the other cells and rows are still returned.
+    /// Runs a query and decodes every row as `T`, cell by cell (see [`FromCells`]).
     #[doc(hidden)]
-    fn cells(
+    fn fetch<T: FromCells + Send>(
         conn: &mut Self::Connection,
         sql: &str,
         params: Vec<Value>,
-        columns: &[Column],
-    ) -> impl Future<Output = Result<Vec<Vec<Cell>>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send;
 }
-
-/// One cell of [`OutboxDatabase::cells`]: its value, or why it does not decode.
-#[doc(hidden)]
-pub type Cell = Result<Value, String>;
 
 fn decode_cell<DB>(row: &DB::Row, i: usize, column: Column) -> Result<Value, sqlx::Error>
 where
@@ -180,12 +149,7 @@ where
 }
 
 /// Why a cell did not decode, in one short line without the value.
-fn cell_error(e: &sqlx::Error, column: Column) -> String {
-    let expected = match column {
-        Column::Text => "text",
-        Column::Bytes | Column::OptBytes => "bytes",
-        Column::I64 | Column::OptI64 | Column::I32 | Column::OptI32 => "an integer",
-    };
+fn cell_error(e: &sqlx::Error, expected: &str) -> String {
     let text = match e {
         sqlx::Error::ColumnDecode { source, .. } => source.to_string(),
         other => other.to_string(),
@@ -203,6 +167,7 @@ fn cell_error(e: &sqlx::Error, column: Column) -> String {
     text.chars().take(200).collect()
 }
 
+#[allow(private_bounds)]
 impl<DB> OutboxDatabase for DB
 where
     DB: Database + HasDialect,
@@ -250,26 +215,72 @@ where
             .collect()
     }
 
-    async fn cells(
+    async fn fetch<T: FromCells + Send>(
         conn: &mut Self::Connection,
         sql: &str,
         params: Vec<Value>,
-        columns: &[Column],
-    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+    ) -> Result<Vec<T>, sqlx::Error> {
         let query = bind(sqlx::query::<DB>(AssertSqlSafe(sql)), params);
         let rows = conn.fetch_all(query).await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|row| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        decode_cell::<DB>(row, i, *column).map_err(|e| cell_error(&e, *column))
-                    })
-                    .collect()
+                T::from_cells(&mut RowCursor::<DB> { row, next: 0 })
+                    .map_err(|reason| sqlx::Error::Decode(reason.into()))
             })
-            .collect())
+            .collect()
+    }
+}
+
+/// The cells of one row of `DB`, read left to right.
+struct RowCursor<'r, DB: Database> {
+    row: &'r DB::Row,
+    next: usize,
+}
+
+impl<DB> RowCursor<'_, DB>
+where
+    DB: Database,
+    usize: ColumnIndex<DB::Row>,
+{
+    fn take<T>(&mut self, expected: &str) -> Cell<T>
+    where
+        T: for<'r> Decode<'r, DB> + Type<DB>,
+    {
+        let i = self.next;
+        self.next += 1;
+        self.row.try_get(i).map_err(|e| cell_error(&e, expected))
+    }
+}
+
+impl<DB> RowCells for RowCursor<'_, DB>
+where
+    DB: Database,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    fn text(&mut self) -> Cell<String> {
+        self.take("text")
+    }
+    fn bytes(&mut self) -> Cell<Vec<u8>> {
+        self.take("bytes")
+    }
+    fn opt_bytes(&mut self) -> Cell<Option<Vec<u8>>> {
+        self.take("bytes")
+    }
+    fn i64(&mut self) -> Cell<i64> {
+        self.take("an integer")
+    }
+    fn opt_i64(&mut self) -> Cell<Option<i64>> {
+        self.take("an integer")
+    }
+    fn i32(&mut self) -> Cell<i32> {
+        self.take("an integer")
+    }
+    fn opt_i32(&mut self) -> Cell<Option<i32>> {
+        self.take("an integer")
     }
 }
 

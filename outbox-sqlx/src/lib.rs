@@ -36,6 +36,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cells;
 mod database;
 mod error;
 mod migrate;
@@ -44,7 +45,7 @@ mod pool;
 mod relay_store;
 
 #[doc(hidden)]
-pub use database::{Cell, Column, Value};
+pub use database::{Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
 pub use migrate::migrate;
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};

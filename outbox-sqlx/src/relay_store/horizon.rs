@@ -1,0 +1,89 @@
+//! PostgreSQL's strict order: the settled horizon rows are read up to.
+
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use outbox_core::Result;
+use outbox_core::table::StrictOrderStatements;
+
+use super::SqlxRelayStore;
+use crate::database::OutboxDatabase;
+use crate::error::store;
+
+/// The strict-order horizon: at most one observation `(xid, last id)` waits at a time. Once
+/// the oldest running xid is above `xid`, every transaction that could hold an id up to
+/// `last id` has finished, and the horizon moves to `last id`.
+///
+/// Keeping one observation, and taking one only when ids were drawn past the horizon, bounds
+/// the transaction ids the relay assigns: none while the outbox is idle, and at most one per
+/// settled observation under load (a fresh xid is the only way to learn an upper bound of the
+/// xids already assigned; the snapshot's xmax is not one).
+#[derive(Debug, Default)]
+pub(super) struct Horizon {
+    pending: Option<(i64, i64)>,
+    settled: i64,
+}
+
+impl Horizon {
+    /// Whether a new observation is worth a transaction id: ids were drawn past the horizon
+    /// and no earlier observation is still waiting to settle.
+    fn wants_observation(&self, last_id: i64) -> bool {
+        self.pending.is_none() && last_id > self.settled
+    }
+
+    /// Records a new observation (if any and none is pending), then settles the pending one
+    /// if the oldest running transaction (`xmin`) has passed it.
+    fn settle(&mut self, observation: Option<(i64, i64)>, xmin: i64) -> i64 {
+        if self.pending.is_none() {
+            self.pending = observation;
+        }
+        if let Some((xid, last_id)) = self.pending
+            && xid < xmin
+        {
+            self.settled = self.settled.max(last_id);
+            self.pending = None;
+        }
+        self.settled
+    }
+}
+
+impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
+    /// The id up to which rows are settled, for strict order on PostgreSQL.
+    ///
+    /// Reads, in this order, each its own statement: the last id drawn (`L`); only when `L`
+    /// is past the horizon and no observation is pending, a fresh xid (`X`, greater than the
+    /// xid of every transaction that drew an id up to `L`, since the `txid` column is
+    /// evaluated before `id`); the oldest running xid. Once the oldest running xid is above
+    /// `X`, every id up to `L` belongs to a finished transaction. (The snapshot's xmax is not
+    /// enough: running transactions may hold xids above it.) An idle relay therefore assigns
+    /// no transaction ids.
+    pub(super) async fn settled_horizon(&self, sql: &StrictOrderStatements) -> Result<i64> {
+        let op = "read batch: horizon";
+        let mut conn = self.pool.acquire().await.map_err(store(op))?;
+        let last_id = DB::fetch::<(Option<i64>,)>(&mut conn, &sql.select_last_id, vec![])
+            .await
+            .map_err(store(op))?;
+        let Some((Some(last_id),)) = last_id.into_iter().next() else {
+            return Ok(0); // nothing was ever inserted
+        };
+        let wanted = self.lock_horizon().wants_observation(last_id);
+        let observation = if wanted {
+            let xid = DB::fetch::<(i64,)>(&mut conn, &sql.select_new_xid, vec![])
+                .await
+                .map_err(store(op))?;
+            self.xids_assigned.fetch_add(1, Ordering::Relaxed);
+            Some((xid.first().map_or(0, |(xid,)| *xid), last_id))
+        } else {
+            None
+        };
+        let xmin = DB::fetch::<(i64,)>(&mut conn, &sql.select_xmin, vec![])
+            .await
+            .map_err(store(op))?;
+        let xmin = xmin.first().map_or(0, |(xmin,)| *xmin);
+        Ok(self.lock_horizon().settle(observation, xmin))
+    }
+
+    fn lock_horizon(&self) -> std::sync::MutexGuard<'_, Horizon> {
+        self.horizon.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
