@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_relay::settings::Settings;
 use sqlx::PgPool;
 

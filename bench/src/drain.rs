@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use outbox_core::NewOutboxRow;
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::{RelayStore, RelayStoreExt};
 use outbox_relay::{Relay, Step};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
@@ -36,7 +36,7 @@ pub(crate) async fn relay_drain(
         preload(&store, &rows(&codec, &topic, n, payload)?).await?;
         let started = Instant::now();
         loop {
-            let batch = store.claim_batch(1000).await?;
+            let batch = store.read_batch(1000).await?;
             if batch.is_empty() {
                 break;
             }
@@ -60,12 +60,10 @@ pub(crate) async fn relay_drain(
         preload(&store, &rows(&codec, &topic, n, payload)?).await?;
         let relay_producer = outbox_relay::producer::producer(&config.kafka)?;
         produce_all(&relay_producer, &rows(&codec, &topic, 1, payload)?, &topic).await?; // connect before timing
-        let relay = Relay::new(
-            store.clone(),
-            relay_producer,
-            config.relay.clone(),
-            "bench".into(),
-        );
+        let relay = Relay::builder(store.clone(), relay_producer)
+            .with_settings(config.relay.clone())
+            .with_instance("bench")
+            .build();
         let started = Instant::now();
         let mut published = 0;
         while published < n {
@@ -109,7 +107,7 @@ pub(crate) async fn relay_drain(
             let producer = outbox_relay::producer::producer(&config.kafka)?;
             let started = Instant::now();
             loop {
-                let batch = store.claim_batch(1).await?;
+                let batch = store.read_batch(1).await?;
                 let Some(row) = batch.first() else { break };
                 let record = outbox_relay::record::to_record(row, "urn:naive");
                 producer

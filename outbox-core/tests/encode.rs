@@ -7,7 +7,7 @@ use outbox_core::avro::AvroSchema;
 use outbox_core::avro::types::Value;
 use outbox_core::avro::writer::datum::GenericDatumWriter;
 use outbox_core::encode::{EventCodec, PayloadFormat, wire};
-use outbox_core::{Error, Event, NewOutboxRow, Schema};
+use outbox_core::{Error, Event, NewOutboxRow, Schema, SchemaId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -93,7 +93,7 @@ fn bytes_equal_apache_avro_encoding_and_decode_back() {
     let event = order();
     let bytes = codec().encode(&event).expect("valid event");
     let (id, datum) = wire::split_frame(&bytes).expect("framed");
-    assert_eq!(id, 42);
+    assert_eq!(id, SchemaId::new(42));
     assert_eq!(bytes[0], 0, "Confluent magic byte");
 
     let avro_schema = OrderPlaced::get_schema();
@@ -125,7 +125,7 @@ fn row_carries_topic_key_type_and_payload() {
     assert_eq!(row.topic, "orders");
     assert_eq!(row.event_key.as_deref(), Some(&b"o-1"[..]));
     assert_eq!(row.event_type, "com.acme.orders.OrderPlaced");
-    assert_eq!(row.schema_id, Some(42));
+    assert_eq!(row.schema_id, Some(SchemaId::new(42)));
     assert_eq!(row.content_type, "application/avro");
     assert_eq!(row.event_id.get_version_num(), 7);
     assert_eq!(row.headers_json(), "[]");
@@ -391,6 +391,10 @@ fn rows_refuse_schema_ids_above_i32_max() {
     let largest = EventCodec::new("orders-value", i32::MAX.unsigned_abs(), schema());
     let row = NewOutboxRow::from_event(&largest, &order()).expect("row");
     assert_eq!(row.stored_schema_id().expect("fits"), Some(i32::MAX));
+    assert_eq!(
+        row.schema_id.map(SchemaId::get),
+        Some(i32::MAX.unsigned_abs())
+    );
     let id = i32::MAX.unsigned_abs() + 1;
     let too_large = EventCodec::new("orders-value", id, schema());
     let err = NewOutboxRow::from_event(&too_large, &order()).expect_err("refused");
@@ -399,7 +403,7 @@ fn rows_refuse_schema_ids_above_i32_max() {
         "{err:?}"
     );
     let mut row = row;
-    row.schema_id = Some(id);
+    row.schema_id = Some(SchemaId::new(id));
     assert!(matches!(
         row.insert_params(),
         Err(Error::SchemaIdOutOfRange { .. })

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use diesel::{Connection, MysqlConnection, PgConnection, SqliteConnection};
 use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::RelayStoreExt;
 use outbox_core::table::{Dialect, Table, TableNames, migrations};
 use outbox_core::{Error, Event};
 use outbox_diesel::{DieselBackend, DieselOutbox, OutboxConnection};
@@ -245,7 +245,7 @@ where
         std::sync::Arc::new(sqlx_outbox.statements().clone()),
     )
     .with_strict_order(false);
-    let rows = store.claim_batch(10).await.expect("claim");
+    let rows = store.read_batch(10).await.expect("claim");
     assert_eq!(rows.len(), 2);
     let (d, s) = (&rows[0], &rows[1]);
     assert_eq!((d.event_id, s.event_id), (via_diesel, via_sqlx));
@@ -264,12 +264,13 @@ where
         bootstrap_servers: Some(kafka.bootstrap_servers()),
         ..Default::default()
     };
-    let relay = outbox_relay::Relay::new(
+    let relay = outbox_relay::Relay::builder(
         store,
         outbox_relay::producer::producer(&kafka_config).expect("producer"),
-        outbox_relay::config::RelayConfig::default().relay,
-        "diesel-test".into(),
-    );
+    )
+    .with_settings(outbox_relay::config::RelayConfig::default().relay)
+    .with_instance("diesel-test")
+    .build();
     let mut published = 0;
     while published < 2 {
         if let outbox_relay::Step::Drained { published: p, .. } =

@@ -58,4 +58,4 @@ pub mod server;
 pub mod settings;
 mod validate;
 
-pub use relay::{Relay, RunSummary, Step, is_permanent};
+pub use relay::{Relay, RelayBuilder, RunSummary, Step, is_permanent};

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_core::table::Table;
 use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::{Outbox, OutboxDatabase};
@@ -47,12 +47,13 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
     let extra = "max_attempts = 3\nretry_backoff = \"1s\"\npoison_policy = \"block\"";
     let mut config = common::config(url, &kafka.bootstrap_servers(), &names, extra);
     config.relay.batch_size = 1;
-    let relay = Relay::new(
+    let relay = Relay::builder(
         config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
-        config.relay.clone(),
-        "solo".to_owned(),
-    );
+    )
+    .with_settings(config.relay.clone())
+    .with_instance("solo")
+    .build();
     // The broker refuses the next three produce requests: the first event's three attempts.
     kafka.request_errors(
         RDKafkaApiKey::Produce,
@@ -100,7 +101,7 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
     loop {
         let step = relay.drain_once().await.expect("step");
         let backlog = relay.store().status("x").await.expect("status").backlog;
-        if backlog == 0 && matches!(step, Step::Drained { claimed: 0, .. }) {
+        if backlog == 0 && matches!(step, Step::Drained { read: 0, .. }) {
             break;
         }
         assert!(Instant::now() < deadline, "retried events not drained");

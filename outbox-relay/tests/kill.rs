@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_sqlx::{Outbox, OutboxDatabase};
 use sqlx::Pool;
 use uuid::Uuid;

@@ -13,7 +13,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_core::table::{Table, TableNames};
 
 use outbox_sqlx::Outbox;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::{AdminStore, FailureStore, LeaseStore, RelayStore};
 use outbox_core::table::{Dialect, Table, TableNames};
 use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::{Outbox, OutboxDatabase};
@@ -292,7 +292,11 @@ const EXTRA: &str =
     "poison_policy = \"block\"\n[kafka.properties]\n\"message.max.bytes\" = \"10000\"";
 
 /// Checks the topic and the dead-letter table after a drain.
-async fn check<S: RelayStore>(store: &S, bootstrap: &str, written: &Written) {
+async fn check<S: RelayStore + FailureStore + LeaseStore + AdminStore>(
+    store: &S,
+    bootstrap: &str,
+    written: &Written,
+) {
     let bootstrap = bootstrap.to_owned();
     let expected = written.total_published;
     let records: Vec<Received> = tokio::task::spawn_blocking(move || {
@@ -373,16 +377,14 @@ async fn malformed_rows_are_dead_lettered_and_the_rest_flows<DB: OutboxDatabase>
         before.oldest_age.is_some(),
         "lag skips unreadable timestamps"
     );
-    let relay = Relay::new(
-        store,
-        producer::producer(&config.kafka).expect("producer"),
-        config.relay.clone(),
-        "solo".to_owned(),
-    )
-    .with_max_message_bytes(producer::max_message_bytes(&config.kafka).expect("max"));
+    let relay = Relay::builder(store, producer::producer(&config.kafka).expect("producer"))
+        .with_settings(config.relay.clone())
+        .with_instance("solo")
+        .with_max_message_bytes(producer::max_message_bytes(&config.kafka).expect("max"))
+        .build();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Step::Drained { claimed: 0, .. } = relay.drain_once().await.expect("step") {
+        if let Step::Drained { read: 0, .. } = relay.drain_once().await.expect("step") {
             break;
         }
         assert!(Instant::now() < deadline, "drain did not finish");
@@ -517,17 +519,18 @@ async fn publish_limit_and_producer_limit_agree() {
     drop(tx);
 
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
-    let relay = Relay::new(
+    let relay = Relay::builder(
         config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
-        config.relay.clone(),
-        "solo".to_owned(),
     )
+    .with_settings(config.relay.clone())
+    .with_instance("solo")
     .with_producer_config(config.kafka.clone())
-    .expect("kafka config");
+    .expect("kafka config")
+    .build();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Step::Drained { claimed: 0, .. } = relay.drain_once().await.expect("step") {
+        if let Step::Drained { read: 0, .. } = relay.drain_once().await.expect("step") {
             break;
         }
         assert!(Instant::now() < deadline, "drain did not finish");
@@ -569,12 +572,13 @@ async fn a_row_that_cannot_be_dead_lettered_does_not_stop_the_rest() {
         .await
         .expect("outbox");
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
-    let relay = Relay::new(
+    let relay = Relay::builder(
         config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
-        config.relay.clone(),
-        "solo".to_owned(),
-    );
+    )
+    .with_settings(config.relay.clone())
+    .with_instance("solo")
+    .build();
     let drain = async || {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -583,9 +587,9 @@ async fn a_row_that_cannot_be_dead_lettered_does_not_stop_the_rest() {
                 .await
                 .expect("a step never fails on a row");
             if let Step::Drained {
-                claimed, held_back, ..
+                read, held_back, ..
             } = step
-                && claimed == held_back
+                && read == held_back
             {
                 return;
             }

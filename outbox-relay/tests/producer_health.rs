@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_core::table::Table;
 use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::{Outbox, OutboxDatabase};
@@ -76,17 +76,18 @@ async fn drain_through_a_fatal_error<DB: OutboxDatabase>(
     let ids = publish(&pool, &names, EVENTS).await;
     let mut config = common::config(url, &kafka.bootstrap_servers(), &names, "");
     config.relay.batch_size = 50;
-    let mut relay = Relay::new(
+    let mut builder = Relay::builder(
         config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
-        config.relay.clone(),
-        "solo".to_owned(),
-    );
+    )
+    .with_settings(config.relay.clone())
+    .with_instance("solo");
     if rebuild {
-        relay = relay
+        builder = builder
             .with_producer_config(config.kafka.clone())
             .expect("kafka config");
     }
+    let relay = builder.build();
     for _ in 0..3 {
         relay.drain_once().await.expect("step");
     }
@@ -106,7 +107,7 @@ async fn drain_through_a_fatal_error<DB: OutboxDatabase>(
             return relay;
         }
         let backlog = relay.store().status("x").await.expect("status").backlog;
-        if backlog == 0 && matches!(step, Step::Drained { claimed: 0, .. }) {
+        if backlog == 0 && matches!(step, Step::Drained { read: 0, .. }) {
             break;
         }
         assert!(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use outbox_core::encode::EventCodec;
 use outbox_core::registry::Registry;
-use outbox_core::relay::{InsertRows, RelayStore};
+use outbox_core::relay::{AdminStore, InsertRows};
 use outbox_core::{Event, NewOutboxRow};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

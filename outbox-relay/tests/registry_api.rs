@@ -541,7 +541,7 @@ fn remote_client_and_writers_work_against_the_server() {
             .await
             .expect("publish");
         tx.commit().await.expect("commit");
-        let row = outbox_core::relay::RelayStore::claim_batch(&outbox.relay_store(), 1)
+        let row = outbox_core::relay::RelayStoreExt::read_batch(&outbox.relay_store(), 1)
             .await
             .expect("claim");
         let server_id = Registry::new(remote())
@@ -549,7 +549,10 @@ fn remote_client_and_writers_work_against_the_server() {
             .await
             .expect("registered remotely")
             .id;
-        assert_eq!(row[0].schema_id, Some(server_id as i32));
+        assert_eq!(
+            row[0].schema_id,
+            Some(outbox_core::SchemaId::new(server_id))
+        );
         let subjects = outbox
             .registry()
             .subjects()

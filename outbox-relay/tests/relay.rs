@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Received, consume, first_occurrences_by_key, order};
 use outbox_core::Event;
 use outbox_core::encode::wire;
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::{AdminStore, FailureStore, LeaseStore, RelayStore};
 use outbox_relay::settings::Settings;
 use outbox_relay::{Relay, Step, producer};
 use outbox_sqlx::{Outbox, OutboxDatabase};
@@ -36,21 +36,22 @@ fn relay<DB: OutboxDatabase>(
     config: &Settings,
     instance: &str,
 ) -> Relay<outbox_sqlx::SqlxRelayStore<DB>> {
-    Relay::new(
+    Relay::builder(
         config.relay_store(pool.clone()).expect("store"),
         producer::producer(&config.kafka).expect("producer"),
-        config.relay.clone(),
-        instance.to_owned(),
     )
+    .with_settings(config.relay.clone())
+    .with_instance(instance)
+    .build()
 }
 
 /// Runs single steps until a claim comes back empty.
-async fn drain<S: RelayStore>(relay: &Relay<S>) -> usize {
+async fn drain<S: RelayStore + FailureStore + LeaseStore + AdminStore>(relay: &Relay<S>) -> usize {
     let mut published = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match relay.drain_once().await.expect("step") {
-            Step::Drained { claimed: 0, .. } => return published,
+            Step::Drained { read: 0, .. } => return published,
             Step::Drained { published: p, .. } => published += p,
             Step::StandingBy => panic!("a lone relay must hold the lease"),
         }

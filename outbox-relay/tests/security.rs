@@ -18,7 +18,7 @@ use common::Tls;
 use common::isolated::{output, pg_tls_url, relay_with_env, stderr};
 use outbox_core::encode::EventCodec;
 use outbox_core::registry::Registry;
-use outbox_core::relay::{InsertRows, RelayStore};
+use outbox_core::relay::{AdminStore, InsertRows};
 use outbox_core::{Event, NewOutboxRow};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::{RelayStore, RelayStoreExt};
 use sqlx::Postgres;
 use tokio::sync::Notify;
 
@@ -47,10 +47,10 @@ async fn strict_order_waits_for_an_earlier_open_transaction() {
     tx.commit().await.expect("commit");
 
     assert!(
-        strict.claim_batch(10).await.expect("claim").is_empty(),
+        strict.read_batch(10).await.expect("claim").is_empty(),
         "strict order must not pass the open transaction's row"
     );
-    let relaxed_rows = relaxed.claim_batch(10).await.expect("claim");
+    let relaxed_rows = relaxed.read_batch(10).await.expect("claim");
     assert_eq!(
         relaxed_rows.iter().map(|r| r.event_id).collect::<Vec<_>>(),
         [late_id]
@@ -69,7 +69,7 @@ async fn strict_order_waits_for_an_earlier_open_transaction() {
 async fn claim_until(store: &impl RelayStore, n: usize) -> Vec<outbox_core::relay::OutboxRecord> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let rows = store.claim_batch(n).await.expect("claim");
+        let rows = store.read_batch(n).await.expect("claim");
         if rows.len() >= n || Instant::now() > deadline {
             return rows;
         }
@@ -123,7 +123,7 @@ async fn sixteen_writers_with_open_transactions_drain_in_order_without_loss() {
             let mut last_id = 0;
             let mut finished = false;
             loop {
-                let batch = store.claim_batch(200).await.expect("claim");
+                let batch = store.read_batch(200).await.expect("claim");
                 for row in &batch {
                     assert!(
                         row.id > last_id,
@@ -191,7 +191,7 @@ async fn strict_order_assigns_no_transaction_ids_while_idle() {
     assert!(after_first >= 1, "the first event needs one observation");
 
     for _ in 0..200 {
-        assert!(strict.claim_batch(10).await.expect("claim").is_empty());
+        assert!(strict.read_batch(10).await.expect("claim").is_empty());
     }
     assert_eq!(
         strict.xids_assigned(),
@@ -206,7 +206,7 @@ async fn strict_order_assigns_no_transaction_ids_while_idle() {
         .await
         .expect("publish");
     for _ in 0..100 {
-        assert!(strict.claim_batch(10).await.expect("claim").is_empty());
+        assert!(strict.read_batch(10).await.expect("claim").is_empty());
     }
     assert!(
         strict.xids_assigned() <= after_first + 1,
@@ -227,6 +227,10 @@ async fn horizon_reads_assign_no_transaction_id() {
     let names = common::fresh_names();
     let _outbox = common::outbox(&pool, &names).await;
     let stmts = outbox_core::table::Statements::new(outbox_core::table::Dialect::Postgres, &names);
+    let stmts = stmts
+        .relay
+        .strict_order
+        .expect("PostgreSQL reads in strict order");
     let mut tx = pool.begin().await.expect("begin");
     for sql in [&stmts.select_last_id, &stmts.select_xmin] {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))

@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         request.await??;
     }
     let status = outbox.relay_store();
-    let backlog = outbox_core::relay::RelayStore::status(&status, "outbox-relay")
+    let backlog = outbox_core::relay::AdminStore::status(&status, "outbox-relay")
         .await?
         .backlog;
     println!(

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
 use outbox_core::encode::wire;
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_core::table::TableNames;
 use outbox_core::{Error, Event, Schema};
 use outbox_relay::config::RelayConfig;
@@ -222,13 +222,11 @@ async fn run<DB: Orders>(pool: sqlx::Pool<DB>, bootstrap: &str) -> anyhow::Resul
     let mut config = RelayConfig::default();
     config.kafka.bootstrap_servers = Some(bootstrap.to_owned());
     config.relay.source = "urn:outbox-quickstart".to_owned();
-    let relay = Relay::new(
-        outbox.relay_store(),
-        producer::producer(&config.kafka)?,
-        config.relay,
-        "quickstart".to_owned(),
-    )
-    .with_producer_config(config.kafka)?;
+    let relay = Relay::builder(outbox.relay_store(), producer::producer(&config.kafka)?)
+        .with_settings(config.relay)
+        .with_instance("quickstart")
+        .with_producer_config(config.kafka)?
+        .build();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut sent = 0;
     while sent < published.len() {
@@ -255,7 +253,7 @@ async fn run<DB: Orders>(pool: sqlx::Pool<DB>, bootstrap: &str) -> anyhow::Resul
     .await??;
     for (key, ce_id, value) in &records {
         let (schema_id, _) = wire::split_frame(value)?;
-        let writer = outbox.registry().schema_by_id(schema_id).await?;
+        let writer = outbox.registry().schema_by_id(schema_id.get()).await?;
         let event: OrderPlaced = wire::decode(value, |_| Ok(writer.clone()), None)?;
         println!(
             "   key={key} ce_id={ce_id} schema_id={schema_id} {}",

@@ -29,7 +29,7 @@ use outbox_core::compat::CompatibilityMode;
 use outbox_core::encode::{EventCodec, wire};
 use outbox_core::lint::{LintConfig, LintContext, lint};
 use outbox_core::registry::{Registry, next_stream};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::{RelayStore, RelayStoreExt};
 use outbox_core::table::{Dialect, Statements, TableNames};
 use outbox_core::{Error, Event, Schema};
 use outbox_sqlx::{Outbox, SqlxRelayStore, SqlxSchemaStore};
@@ -212,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     tx.commit().await?;
-    let drained: Vec<i64> = store.claim_batch(100).await?.iter().map(|r| r.id).collect();
+    let drained: Vec<i64> = store.read_batch(100).await?.iter().map(|r| r.id).collect();
     store.ack(&drained, None).await?;
     println!(
         "after the switch and one relay batch: {}",
@@ -226,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
 /// Outbox rows not yet published, per topic (claiming reads them without removing them).
 async fn backlog(store: &SqlxRelayStore<sqlx::Sqlite>) -> anyhow::Result<String> {
     let mut per_topic = std::collections::BTreeMap::<String, usize>::new();
-    for record in store.claim_batch(10_000).await? {
+    for record in store.read_batch(10_000).await? {
         *per_topic.entry(record.topic).or_default() += 1;
     }
     for topic in ["orders", "orders.v2"] {

@@ -17,10 +17,9 @@ pub const MAGIC_BYTE: u8 = 0;
 /// the magic byte.
 pub fn split_frame(record_value: &[u8]) -> Result<(SchemaId, &[u8])> {
     match record_value {
-        [MAGIC_BYTE, a, b, c, d, datum @ ..] => Ok((
-            SchemaId::new(u32::from_be_bytes([*a, *b, *c, *d])),
-            datum,
-        )),
+        [MAGIC_BYTE, a, b, c, d, datum @ ..] => {
+            Ok((SchemaId::new(u32::from_be_bytes([*a, *b, *c, *d])), datum))
+        }
         [other, ..] if *other != MAGIC_BYTE => Err(Error::Decode {
             reason: format!("unknown magic byte {other:#04x} (expected 0x00)"),
         }),

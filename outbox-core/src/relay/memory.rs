@@ -125,7 +125,6 @@ impl RelayStore for MemoryRelayStore {
         }
         Ok(deleted)
     }
-
 }
 
 impl FailureStore for MemoryRelayStore {
@@ -229,7 +228,6 @@ impl LeaseStore for MemoryRelayStore {
         }
         Ok(())
     }
-
 }
 
 impl AdminStore for MemoryRelayStore {

@@ -2,7 +2,7 @@
 //! permanently.
 
 use outbox_core::Result;
-use outbox_core::relay::{DeadLetter, RelayStore};
+use outbox_core::relay::{AdminStore, DeadLetter};
 use outbox_sqlx::{OutboxDatabase, SqlxRelayStore};
 use sqlx::Pool;
 

@@ -36,17 +36,14 @@ pub async fn run<DB: OutboxDatabase>(
     super::migrate(&pool, settings).await?;
     let metrics = Arc::new(Metrics::new());
     let producer = crate::producer::producer(&settings.kafka)?;
-    let mut relay = Relay::new(
-        settings.relay_store(pool)?,
-        producer,
-        settings.relay.clone(),
-        settings.instance_id.clone(),
-    )
-    .with_producer_config(settings.kafka.clone())?
-    .with_metrics(Arc::clone(&metrics));
+    let mut builder = Relay::builder(settings.relay_store(pool)?, producer)
+        .with_settings(settings.relay.clone())
+        .with_instance(settings.instance_id.clone())
+        .with_producer_config(settings.kafka.clone())?
+        .with_metrics(Arc::clone(&metrics));
     let listener = if settings.relay.listen_notify && DB::DIALECT == Dialect::Postgres {
         let wakeup = Arc::new(tokio::sync::Notify::new());
-        relay = relay.with_wakeup(Arc::clone(&wakeup));
+        builder = builder.with_wakeup(Arc::clone(&wakeup));
         let channel = settings.statements().notify_channel();
         Some(tokio::spawn(listen(
             settings.database_url().to_owned(),
@@ -104,7 +101,7 @@ pub async fn run<DB: OutboxDatabase>(
         }
         None => None,
     };
-    let summary = relay.run(shutdown).await?;
+    let summary = builder.build().run(shutdown).await?;
     let _ = stop_tx.send(true);
     if let Some(api) = api
         && let Ok(Err(e)) = api.await

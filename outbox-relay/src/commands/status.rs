@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_core::table::Table;
 use outbox_sqlx::OutboxDatabase;
 use sqlx::Pool;

@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use outbox_core::Result;
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::{FailureStore, LeaseStore, RelayStore};
 use rdkafka::error::KafkaError;
 
 use super::{
@@ -13,7 +13,7 @@ use super::{
 };
 use crate::config::PoisonPolicy;
 
-impl<S: RelayStore> Relay<S> {
+impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
     /// Awaits every acknowledgement of a batch.
     ///
     /// While acknowledgements are overdue the loop still beats (waiting on Kafka is not a
@@ -77,7 +77,7 @@ impl<S: RelayStore> Relay<S> {
         }
     }
 
-    /// Counts a delivered batch's failures: transient ones stay for the next claim, permanent
+    /// Counts a delivered batch's failures: transient ones stay for the next read, permanent
     /// ones back off and are dead-lettered after `max_attempts`. Every failed key is held back
     /// from the next batch.
     pub(super) async fn settle_failures(

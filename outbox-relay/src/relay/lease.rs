@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use outbox_core::Result;
-use outbox_core::relay::{Fence, RelayStore};
+use outbox_core::relay::{Fence, LeaseStore, RelayStore};
 
 use super::{Relay, State};
 
-impl<S: RelayStore> Relay<S> {
+impl<S: RelayStore + LeaseStore> Relay<S> {
     /// Holds (acquires or renews) the lease; false when another instance has it.
     pub(super) async fn hold_lease(&self, state: &mut State) -> Result<bool> {
         let ttl = self.settings.lease_ttl;
@@ -49,7 +49,7 @@ impl<S: RelayStore> Relay<S> {
         Ok(held)
     }
 
-    /// Stops at once after the lease was taken over: nothing more is claimed or produced,
+    /// Stops at once after the lease was taken over: nothing more is read or produced,
     /// and the lease is not tried again for a lease period (a live twin with the same
     /// identity keeps it that long).
     pub(super) fn lease_lost(&self, state: &mut State) {

@@ -1,25 +1,35 @@
-//! The drain loop: hold the lease, claim a batch, produce all of it, await the
+//! The drain loop: hold the lease, read a batch, produce all of it, await the
 //! acknowledgements, delete what Kafka acknowledged, set aside what fails for good.
+//!
+//! The engine is store-agnostic: it runs over any store with the capabilities it uses
+//! ([`RelayStore`], [`FailureStore`], [`LeaseStore`], and [`AdminStore`] for the status
+//! gauges).
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outbox_core::relay::{BlockedKey, OutboxRecord, RelayStore};
+use outbox_core::relay::{AdminStore, FailureStore, LeaseStore, RelayStore};
 use outbox_core::{Error, Result};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::config::{DrainConfig, KafkaConfig, PoisonPolicy};
 use crate::metrics::Metrics;
+use state::{Batch, Delivered, Finished, State, block, key_of};
+
+pub use builder::RelayBuilder;
+pub use kafka_error::is_permanent;
+use kafka_error::is_too_large;
 
 mod ack;
+mod builder;
+mod kafka_error;
 mod lease;
 mod poison;
 mod produce;
 mod rebuild;
+mod state;
 
 /// How often the dead-letter keys are re-read (an operator may retry or discard meanwhile).
 const BLOCKED_KEYS_REFRESH: Duration = Duration::from_secs(2);
@@ -43,13 +53,13 @@ pub enum Step {
     StandingBy,
     /// A batch was handled.
     Drained {
-        /// Rows claimed.
-        claimed: usize,
+        /// Rows read.
+        read: usize,
         /// Records Kafka acknowledged (rows deleted).
         published: usize,
         /// Rows moved to the dead-letter table.
         dead_lettered: usize,
-        /// Claimed rows left in the outbox behind an earlier failed event of their key.
+        /// Rows read but left in the outbox behind an earlier failed event of their key.
         held_back: usize,
     },
 }
@@ -68,17 +78,20 @@ pub struct RunSummary {
 /// # Examples
 ///
 /// ```no_run
-/// # async fn demo(store: outbox_sqlx::postgres::PgRelayStore) -> outbox_core::Result<()> {
+/// # async fn demo(store: outbox_core::relay::MemoryRelayStore) -> outbox_core::Result<()> {
 /// use outbox_relay::{config::RelayConfig, producer::producer, Relay};
 ///
 /// let config = RelayConfig::load(None, Default::default())?;
-/// let relay = Relay::new(store, producer(&config.kafka)?, config.relay.clone(), config.instance_id());
+/// let relay = Relay::builder(store, producer(&config.kafka)?)
+///     .with_settings(config.relay.clone())
+///     .with_instance(config.instance_id())
+///     .build();
 /// relay.run(async { tokio::signal::ctrl_c().await.ok(); }).await?; // until Ctrl-C
 /// # Ok(()) }
 /// ```
 pub struct Relay<S> {
     store: S,
-    /// Replaced when librdkafka reports a fatal error (see [`Relay::with_producer_config`]).
+    /// Replaced when librdkafka reports a fatal error (see [`RelayBuilder::with_producer_config`]).
     producer: std::sync::RwLock<FutureProducer>,
     kafka: Option<KafkaConfig>,
     settings: DrainConfig,
@@ -98,169 +111,11 @@ impl<S> std::fmt::Debug for Relay<S> {
     }
 }
 
-#[derive(Default)]
-struct State {
-    lease_until: Option<Instant>,
-    /// The lease generation last granted: every write is fenced with it.
-    token: Option<i64>,
-    /// After a take-over, when to try for the lease again.
-    retake_after: Option<Instant>,
-    /// Keys with a dead letter, and the smallest dead id of each: later events wait.
-    blocked: HashMap<BlockedKey, i64>,
-    blocked_read_at: Option<Instant>,
-    status_read_at: Option<Instant>,
-    /// Keys whose event failed permanently but may still succeed: not produced before then.
-    retry_after: HashMap<BlockedKey, Instant>,
-    /// The last id claimed: the next claim starts after it. `None` claims from the start,
-    /// below every id (a plain-SQL writer may insert ids of 0 or less).
-    cursor: Option<i64>,
-    /// The batch produced but not yet acknowledged; it is finished during the next step,
-    /// after that step's claim, so the database and Kafka work at the same time.
-    pending: Option<Batch>,
-}
-
-/// A claimed batch whose records were handed to the producer.
-struct Batch {
-    records: Vec<OutboxRecord>,
-    in_flight: Vec<(usize, rdkafka::producer::DeliveryFuture)>,
-    failures: Vec<(usize, KafkaError)>,
-    started: Instant,
-}
-
-/// A batch whose acknowledgements all arrived (or failed).
-struct Delivered {
-    records: Vec<OutboxRecord>,
-    acked: Vec<usize>,
-    failures: Vec<(usize, KafkaError)>,
-    started: Instant,
-}
-
-/// What a step did.
-#[derive(Default)]
-struct Finished {
-    published: usize,
-    dead_lettered: usize,
-    /// Rows that stay in the outbox (failures, held keys): the cursor must go back for them.
-    left_behind: bool,
-    /// Keys with a failed event: their later events wait for it.
-    held: HashSet<BlockedKey>,
-    /// Rows left in the outbox behind a failed event of their key.
-    held_back: usize,
-}
-
-impl Finished {
-    fn add(&mut self, other: Self) {
-        self.published += other.published;
-        self.dead_lettered += other.dead_lettered;
-        self.left_behind |= other.left_behind;
-        self.held.extend(other.held);
-        self.held_back += other.held_back;
-    }
-}
-
-/// Records a dead letter of `key` at `id` (the block policy holds back what follows it).
-/// Blocks `key` from `id` on. Events without a key have no order to keep, so a keyless dead
-/// letter blocks nothing (it would park every later keyless event of its topic).
-fn block(state: &mut State, key: BlockedKey, id: i64) {
-    if key.1.is_none() {
-        return;
-    }
-    let dead = state.blocked.entry(key).or_insert(id);
-    *dead = (*dead).min(id);
-}
-
-fn key_of(record: &OutboxRecord) -> BlockedKey {
-    (record.topic.clone(), record.event_key.clone())
-}
-
-/// The producer's own refusal of a record's size: the same record is always refused.
-fn is_too_large(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(C::MessageSizeTooLarge | C::InvalidMessageSize)
-    )
-}
-
-/// Errors that retrying the same record cannot fix.
-pub fn is_permanent(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            C::MessageSizeTooLarge
-                | C::InvalidMessageSize
-                | C::InvalidMessage
-                | C::TopicAuthorizationFailed
-                | C::ClusterAuthorizationFailed
-                | C::InvalidTopic
-                | C::UnknownTopic
-                | C::UnknownTopicOrPartition
-                | C::UnknownPartition
-                | C::InvalidRecord
-                | C::PolicyViolation
-                | C::InvalidRequiredAcks
-        )
-    )
-}
-
-impl<S: RelayStore> Relay<S> {
-    /// A relay over `store`, producing with `producer` (see [`crate::producer`]).
-    pub fn new(
-        store: S,
-        producer: FutureProducer,
-        settings: DrainConfig,
-        instance: String,
-    ) -> Self {
-        Self {
-            store,
-            producer: std::sync::RwLock::new(producer),
-            kafka: None,
-            settings,
-            max_message_bytes: crate::producer::DEFAULT_MESSAGE_MAX_BYTES,
-            instance,
-            metrics: Arc::new(Metrics::new()),
-            wakeup: None,
-            once: tokio::sync::Mutex::default(),
-        }
-    }
-
-    /// Wakes the loop early when `wakeup` is notified (for example by a PostgreSQL
-    /// LISTEN/NOTIFY listener); polling goes on as a fallback.
-    #[must_use]
-    pub fn with_wakeup(mut self, wakeup: Arc<tokio::sync::Notify>) -> Self {
-        self.wakeup = Some(wakeup);
-        self
-    }
-
-    /// The producer's `message.max.bytes` (see [`crate::producer::max_message_bytes`]): a
-    /// record above it is dead-lettered before it is produced. Default:
-    /// [`crate::producer::DEFAULT_MESSAGE_MAX_BYTES`].
-    #[must_use]
-    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
-        self.max_message_bytes = bytes;
-        self
-    }
-
-    /// The Kafka settings the producer was built from: sets the size limit (see
-    /// [`Relay::with_max_message_bytes`]) and lets the relay build a new producer when
-    /// librdkafka reports a fatal error (an idempotence sequence failure), instead of
-    /// spinning on the dead one. Without it, a fatal error fails `/healthz`.
-    ///
-    /// # Errors
-    ///
-    /// [`outbox_core::Error::InvalidConfig`] for a malformed `message.max.bytes`.
-    pub fn with_producer_config(mut self, kafka: KafkaConfig) -> Result<Self> {
-        self.max_message_bytes = crate::producer::max_message_bytes(&kafka)?;
-        self.kafka = Some(kafka);
-        Ok(self)
-    }
-
-    /// Shares these metrics (for the HTTP endpoint).
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
+impl<S> Relay<S> {
+    /// A relay over `store`, producing with `producer` (see [`crate::producer`]): set the
+    /// rest on the [`RelayBuilder`], then [`build`](RelayBuilder::build) it.
+    pub fn builder(store: S, producer: FutureProducer) -> RelayBuilder<S> {
+        RelayBuilder::new(store, producer)
     }
 
     /// The metrics.
@@ -272,8 +127,13 @@ impl<S: RelayStore> Relay<S> {
     pub fn store(&self) -> &S {
         &self.store
     }
+}
 
-    /// Drains until `shutdown` completes, then stops claiming, waits (up to the shutdown
+impl<S> Relay<S>
+where
+    S: RelayStore + FailureStore + LeaseStore + AdminStore,
+{
+    /// Drains until `shutdown` completes, then stops reading, waits (up to the shutdown
     /// timeout) for both batches in flight (the one being acknowledged and the pipelined one)
     /// to be acknowledged, releases the lease and returns.
     ///
@@ -357,7 +217,7 @@ impl<S: RelayStore> Relay<S> {
                 (self.settings.lease_ttl / 4).min(Duration::from_secs(1))
             }
             Ok(Step::Drained {
-                claimed,
+                read,
                 published,
                 dead_lettered,
                 held_back,
@@ -366,12 +226,12 @@ impl<S: RelayStore> Relay<S> {
                 summary.dead_lettered += dead_lettered as u64;
                 *backoff = self.settings.poll_interval;
                 // Rows all held back wait on purpose (a backoff), which a restart cannot fix.
-                if published + dead_lettered > 0 || claimed == 0 || held_back == claimed {
+                if published + dead_lettered > 0 || read == 0 || held_back == read {
                     self.metrics.progress();
                 }
-                if claimed >= self.settings.batch_size && held_back < claimed {
+                if read >= self.settings.batch_size && held_back < read {
                     Duration::ZERO
-                } else if claimed > held_back {
+                } else if read > held_back {
                     MIN_POLL
                 } else {
                     (wait * 2).clamp(MIN_POLL, self.settings.poll_interval)
@@ -413,7 +273,7 @@ impl<S: RelayStore> Relay<S> {
 
     async fn refresh(&self, state: &mut State) -> Result<()> {
         let stale = |at: Option<Instant>, every| at.is_none_or(|t| t.elapsed() > every);
-        // A retried dead letter is back below the cursor: claim from the start so it goes
+        // A retried dead letter is back below the cursor: read from the start so it goes
         // out ahead of its key's later events.
         if self.settings.poison_policy == PoisonPolicy::Block
             && stale(state.blocked_read_at, BLOCKED_KEYS_REFRESH)
@@ -439,12 +299,12 @@ impl<S: RelayStore> Relay<S> {
         Ok(())
     }
 
-    /// One round: lease, claim the next batch while Kafka acknowledges the previous one, settle
+    /// One round: lease, read the next batch while Kafka acknowledges the previous one, settle
     /// the previous batch's failures, produce the new batch, delete what Kafka acknowledged.
     ///
     /// The previous batch's failures are settled *before* the new batch is produced, so a key
     /// whose event failed or was dead-lettered has none of its later events produced (the block
-    /// policy holds for the pipelined batch too); the database work (claim, delete) still runs
+    /// policy holds for the pipelined batch too); the database work (read, delete) still runs
     /// while Kafka works.
     ///
     /// # Errors
@@ -466,11 +326,11 @@ impl<S: RelayStore> Relay<S> {
     /// [`Relay::step`], before a lost lease is dealt with.
     async fn step_holding(&self, state: &mut State) -> Result<Step> {
         if !self.hold_lease(state).await? {
-            // Records already produced are finished; nothing new is claimed.
+            // Records already produced are finished; nothing new is read.
             let done = self.finish_pending(state).await?;
             return Ok(if done.published + done.dead_lettered > 0 {
                 Step::Drained {
-                    claimed: 0,
+                    read: 0,
                     published: done.published,
                     dead_lettered: done.dead_lettered,
                     held_back: 0,
@@ -483,17 +343,17 @@ impl<S: RelayStore> Relay<S> {
         self.replace_dead_producer().await;
         let mut done = Finished::default();
         if state.cursor.is_none() {
-            // Claiming from the start would claim the rows in flight again: finish them first.
+            // Reading from the start would read the rows in flight again: finish them first.
             done.add(self.finish_pending(state).await?);
         }
         let rows = self
             .store
-            .claim_rows_after(state.cursor.unwrap_or(i64::MIN), self.settings.batch_size)
+            .read_after(state.cursor.unwrap_or(i64::MIN), self.settings.batch_size)
             .await?;
         self.metrics.set_ready(true);
-        let claimed = rows.len();
+        let read = rows.len();
         // A lease about to run out must not be used to produce: another instance may start.
-        if claimed > 0
+        if read > 0
             && state
                 .lease_until
                 .is_none_or(|until| until < Instant::now() + self.settings.lease_ttl / 3)
@@ -509,14 +369,14 @@ impl<S: RelayStore> Relay<S> {
             }
             None => None,
         };
-        if claimed > 0 {
+        if read > 0 {
             let batch = self.send(rows, state, &mut done).await?;
             state.pending = Some(batch);
         }
         if let Some(delivered) = delivered {
             self.acknowledge(&delivered, state, &mut done).await?;
         }
-        if claimed < self.settings.batch_size {
+        if read < self.settings.batch_size {
             // Caught up: finish this batch now rather than holding it for the next poll, and
             // look from the start next time (a late commit may sit below the cursor).
             done.add(self.finish_pending(state).await?);
@@ -526,14 +386,14 @@ impl<S: RelayStore> Relay<S> {
             state.cursor = None;
         }
         Ok(Step::Drained {
-            claimed,
+            read,
             published: done.published,
             dead_lettered: done.dead_lettered,
             held_back: done.held_back,
         })
     }
 
-    /// One step outside the loop (tests and tools): lease, claim, produce, acknowledge. Steps
+    /// One step outside the loop (tests and tools): lease, read, produce, acknowledge. Steps
     /// overlap like the loop's (a batch is finished during the next step), and a step that
     /// finds the outbox caught up finishes everything it produced.
     ///
@@ -548,6 +408,9 @@ impl<S: RelayStore> Relay<S> {
 
 // The run future must be Send so it can be spawned.
 #[allow(dead_code)]
-fn assert_run_is_send<S: RelayStore + 'static>(relay: &Relay<S>) -> impl Send + '_ {
+fn assert_run_is_send<S>(relay: &Relay<S>) -> impl Send + '_
+where
+    S: RelayStore + FailureStore + LeaseStore + AdminStore + 'static,
+{
     relay.run(std::future::pending())
 }

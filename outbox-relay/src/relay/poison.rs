@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use outbox_core::relay::{BlockedKey, RelayStore};
+use outbox_core::relay::{BlockedKey, FailureStore, LeaseStore, RelayStore};
 use outbox_core::{Error, Result};
 
 use super::{Finished, Relay, State, block};
 use crate::config::PoisonPolicy;
 
-impl<S: RelayStore> Relay<S> {
+impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
     /// Moves a row that cannot be produced to the dead-letter table at once (retrying cannot
     /// help) and, under the block policy, blocks its key.
     pub(super) async fn dead_letter_now(
@@ -75,7 +75,7 @@ impl<S: RelayStore> Relay<S> {
 
     /// Whether the row `id` of `key` comes after a dead letter of its key. A key seen blocked
     /// is re-read once per batch, since an operator may just have retried it; a key found
-    /// retried is held back for this batch, so the next claim (from the start) produces the
+    /// retried is held back for this batch, so the next read (from the start) produces the
     /// retried rows first.
     pub(super) async fn is_blocked(
         &self,

@@ -1,21 +1,21 @@
-//! Handing a claimed batch to the producer.
+//! Handing a batch read to the producer.
 
 use std::time::{Duration, Instant};
 
 use outbox_core::Result;
-use outbox_core::relay::{ClaimedRow, OutboxRecord, RelayStore};
+use outbox_core::relay::{FailureStore, LeaseStore, OutboxRecord, ReadRow, RelayStore};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::{Batch, Finished, Relay, State, is_too_large, key_of};
 use crate::record::{to_record, unproducible};
 
-impl<S: RelayStore> Relay<S> {
-    /// Hands a claimed batch to the producer: dead-letters rows that cannot become records,
+impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
+    /// Hands a batch read to the producer: dead-letters rows that cannot become records,
     /// parks rows of blocked keys, holds back keys whose earlier event failed (in the previous
     /// batch, or at enqueue in this one), and advances the cursor.
     pub(super) async fn send(
         &self,
-        rows: Vec<ClaimedRow>,
+        rows: Vec<ReadRow>,
         state: &mut State,
         done: &mut Finished,
     ) -> Result<Batch> {
@@ -29,8 +29,8 @@ impl<S: RelayStore> Relay<S> {
         }
         for row in rows {
             let record = match row {
-                ClaimedRow::Record(record) => record,
-                ClaimedRow::Malformed(bad) => {
+                ReadRow::Record(record) => record,
+                ReadRow::Malformed(bad) => {
                     if let Some(key) = &bad.key
                         && self
                             .is_blocked(key, bad.id, state, &mut blocked_fresh, done)

@@ -2,11 +2,9 @@
 
 use rdkafka::producer::{FutureProducer, Producer};
 
-use outbox_core::relay::RelayStore;
-
 use super::Relay;
 
-impl<S: RelayStore> Relay<S> {
+impl<S> Relay<S> {
     /// The current producer.
     pub(super) fn producer(&self) -> FutureProducer {
         self.producer

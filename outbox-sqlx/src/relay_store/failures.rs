@@ -71,6 +71,9 @@ impl<DB: OutboxDatabase> FailureStore for SqlxRelayStore<DB> {
                 vec![],
             )
             .await?;
-        Ok(rows.into_iter().filter_map(BlockedKeyRow::decoded).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(BlockedKeyRow::decoded)
+            .collect())
     }
 }

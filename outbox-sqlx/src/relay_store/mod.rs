@@ -123,9 +123,7 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
         params: Vec<Value>,
     ) -> Result<Vec<T>> {
         let mut conn = self.pool.acquire().await.map_err(store(op))?;
-        DB::fetch(&mut *conn, sql, params)
-            .await
-            .map_err(store(op))
+        DB::fetch(&mut *conn, sql, params).await.map_err(store(op))
     }
 }
 

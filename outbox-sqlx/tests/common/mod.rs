@@ -35,7 +35,7 @@ use std::sync::Arc;
 use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
 use outbox_core::compat::CompatibilityMode;
 use outbox_core::registry::{Registry, SchemaStore};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::{RelayStore, RelayStoreExt};
 use outbox_core::table::{Statements, Table, TableNames};
 use outbox_core::{Error, Event};
 use outbox_sqlx::{Column, Outbox, OutboxDatabase, SqlxRelayStore, SqlxSchemaStore, Value};
@@ -267,7 +267,7 @@ pub async fn publish_is_atomic<DB: OutboxDatabase>(pool: &Pool<DB>) {
     tx.commit().await.expect("commit");
 
     let store = outbox.relay_store().with_strict_order(false);
-    let rows = store.claim_batch(100).await.expect("claim");
+    let rows = store.read_batch(100).await.expect("claim");
     let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
     assert_eq!(
         ids,
@@ -282,7 +282,7 @@ pub async fn publish_is_atomic<DB: OutboxDatabase>(pool: &Pool<DB>) {
     let decoded: OrderPlaced = outbox_core::encode::wire::decode(
         &rows[0].payload,
         |id| {
-            assert_eq!(Some(id as i32), rows[0].schema_id);
+            assert_eq!(Some(outbox_core::SchemaId::new(id)), rows[0].schema_id);
             Ok(schema.clone())
         },
         None,
@@ -538,7 +538,7 @@ pub async fn drain_sees_everything_in_order<DB: OutboxDatabase>(pool: &Pool<DB>)
     let store = outbox.relay_store().with_strict_order(false);
     let mut seen = Vec::new();
     loop {
-        let batch = store.claim_batch(500).await.expect("claim");
+        let batch = store.read_batch(500).await.expect("claim");
         if batch.is_empty() {
             break;
         }
@@ -570,14 +570,14 @@ pub async fn late_commit_is_not_lost<DB: OutboxDatabase>(pool: &Pool<DB>) {
         tx.commit().await.expect("commit");
         id
     };
-    let first = store.claim_batch(10).await.expect("claim");
+    let first = store.read_batch(10).await.expect("claim");
     assert_eq!(
         first.iter().map(|r| r.event_id).collect::<Vec<_>>(),
         [late_id]
     );
     store.ack(&[first[0].id], None).await.expect("ack");
     early.commit().await.expect("commit");
-    let second = store.claim_batch(10).await.expect("claim");
+    let second = store.read_batch(10).await.expect("claim");
     assert_eq!(
         second.iter().map(|r| r.event_id).collect::<Vec<_>>(),
         [early_id]
@@ -753,7 +753,7 @@ pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDat
         "{refused:?}"
     );
     let relay = outbox.relay_store().with_strict_order(false);
-    let rows = relay.claim_batch(10).await.expect("claim");
+    let rows = relay.read_batch(10).await.expect("claim");
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     relay.ack(&ids, None).await.expect("ack");
     registry

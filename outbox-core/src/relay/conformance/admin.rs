@@ -29,7 +29,11 @@ where
         .expect("free lease");
     let status = store.status("relay").await.expect("status");
     assert_eq!((status.backlog, status.dead_letters), (2, 1));
-    assert!(status.oldest_age.is_some_and(|age| age < Duration::from_secs(60)));
+    assert!(
+        status
+            .oldest_age
+            .is_some_and(|age| age < Duration::from_secs(60))
+    );
     assert_eq!(status.leader.as_deref(), Some("a"));
     assert_eq!(store.status("other").await.expect("status").leader, None);
     store.release_lease("relay", "a").await.expect("release");

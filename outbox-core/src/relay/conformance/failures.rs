@@ -45,12 +45,18 @@ where
     // Acknowledging forgets the attempts: a later failure counts from one.
     let other = &left[2];
     assert_eq!(
-        store.record_failure(other.event_id, "e").await.expect("fail"),
+        store
+            .record_failure(other.event_id, "e")
+            .await
+            .expect("fail"),
         1
     );
     assert_eq!(store.ack(&[other.id], None).await.expect("ack"), 1);
     assert_eq!(
-        store.record_failure(other.event_id, "e").await.expect("fail"),
+        store
+            .record_failure(other.event_id, "e")
+            .await
+            .expect("fail"),
         1,
         "ack forgets the attempts"
     );

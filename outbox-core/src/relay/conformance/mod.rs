@@ -34,8 +34,8 @@ pub use admin::{dead_letters_are_listed_retried_and_discarded, status_counts_and
 pub use failures::failures_count_and_dead_letters_move;
 pub use lease::lease_is_exclusive_until_it_expires;
 pub use read::{
-    large_batches_ack_in_one_call, reads_in_id_order_and_ack_deletes,
-    rows_round_trip_every_column, schema_ids_out_of_range_are_refused,
+    large_batches_ack_in_one_call, reads_in_id_order_and_ack_deletes, rows_round_trip_every_column,
+    schema_ids_out_of_range_are_refused,
 };
 
 /// A row for `topic` with key `key` and a small payload naming its position `n`.

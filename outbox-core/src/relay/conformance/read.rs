@@ -36,10 +36,7 @@ pub async fn reads_in_id_order_and_ack_deletes<S: RelayStore + InsertRows>(store
         0,
         "ack is exact"
     );
-    let after = store
-        .read_after(first[2].id, 10)
-        .await
-        .expect("read after");
+    let after = store.read_after(first[2].id, 10).await.expect("read after");
     assert_eq!(after.len(), 2, "read_after skips ids up to the cursor");
     assert_eq!(after[0].id(), first[2].id + 1);
     let after = store
