@@ -244,28 +244,98 @@ fn percent_decode(text: &str) -> String {
         .into_owned()
 }
 
+/// Refuses a database this build of the library was compiled without.
+///
+/// # Errors
+///
+/// Always [`Error::InvalidConfig`], naming the feature to enable.
+#[doc(hidden)]
+pub fn not_built(backend: Backend) -> Result<std::convert::Infallible> {
+    let (name, feature) = match backend {
+        Backend::Postgres => ("PostgreSQL", "postgres"),
+        Backend::MySql => ("MySQL/MariaDB", "mysql"),
+        Backend::Sqlite => ("SQLite", "sqlite"),
+    };
+    Err(Error::InvalidConfig {
+        key: "database_url".to_owned(),
+        reason: format!(
+            "this build of outbox-relay has no {name} support (its `{feature}` feature is off)"
+        ),
+    })
+}
+
 /// Runs `$body` with `$pool` connected to `$url` and `$db` naming its sqlx database type,
-/// expanding the body once per backend so generic code is written once.
+/// expanding the body once per backend this build has (see the crate's features), so generic
+/// code is written once. A URL of a backend left out is refused with
+/// [`Error::InvalidConfig`].
 #[macro_export]
 macro_rules! with_database {
     ($url:expr, |$pool:ident: $db:ident| $body:expr) => {{
         let url: &str = $url;
         match $crate::database::backend(url)? {
             $crate::database::Backend::Postgres => {
-                type $db = ::sqlx::Postgres;
-                let $pool = $crate::database::connect::<$db>(url).await?;
-                $body
+                $crate::__with_postgres!(url, |$pool: $db| $body)
             }
-            $crate::database::Backend::MySql => {
-                type $db = ::sqlx::MySql;
-                let $pool = $crate::database::connect::<$db>(url).await?;
-                $body
-            }
-            $crate::database::Backend::Sqlite => {
-                type $db = ::sqlx::Sqlite;
-                let $pool = $crate::database::connect::<$db>(url).await?;
-                $body
-            }
+            $crate::database::Backend::MySql => $crate::__with_mysql!(url, |$pool: $db| $body),
+            $crate::database::Backend::Sqlite => $crate::__with_sqlite!(url, |$pool: $db| $body),
         }
     }};
+}
+
+// One arm of `with_database!` per backend: connect and run the body when the feature is on,
+// refuse the URL when it is off. (A `cfg` inside `with_database!` would be read in the calling
+// crate, against its own features.)
+
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_postgres {
+    ($url:ident, |$pool:ident: $db:ident| $body:expr) => {{
+        type $db = ::sqlx::Postgres;
+        let $pool = $crate::database::connect::<$db>($url).await?;
+        $body
+    }};
+}
+
+#[cfg(not(feature = "postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_postgres {
+    ($url:ident, |$pool:ident: $db:ident| $body:expr) => {{ match $crate::database::not_built($crate::database::Backend::Postgres)? {} }};
+}
+
+#[cfg(feature = "mysql")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_mysql {
+    ($url:ident, |$pool:ident: $db:ident| $body:expr) => {{
+        type $db = ::sqlx::MySql;
+        let $pool = $crate::database::connect::<$db>($url).await?;
+        $body
+    }};
+}
+
+#[cfg(not(feature = "mysql"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_mysql {
+    ($url:ident, |$pool:ident: $db:ident| $body:expr) => {{ match $crate::database::not_built($crate::database::Backend::MySql)? {} }};
+}
+
+#[cfg(feature = "sqlite")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sqlite {
+    ($url:ident, |$pool:ident: $db:ident| $body:expr) => {{
+        type $db = ::sqlx::Sqlite;
+        let $pool = $crate::database::connect::<$db>($url).await?;
+        $body
+    }};
+}
+
+#[cfg(not(feature = "sqlite"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sqlite {
+    ($url:ident, |$pool:ident: $db:ident| $body:expr) => {{ match $crate::database::not_built($crate::database::Backend::Sqlite)? {} }};
 }

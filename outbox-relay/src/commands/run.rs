@@ -3,10 +3,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use outbox_core::Result;
-use outbox_core::table::Dialect;
 use outbox_sqlx::OutboxDatabase;
 use sqlx::Pool;
 
@@ -36,23 +34,29 @@ pub async fn run<DB: OutboxDatabase>(
     super::migrate(&pool, settings).await?;
     let metrics = Arc::new(Metrics::new());
     let producer = crate::producer::producer(&settings.kafka)?;
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
     let mut builder = Relay::builder(settings.relay_store(pool)?, producer)
         .with_settings(settings.relay.clone())
         .with_instance(settings.instance_id.clone())
         .with_producer_config(settings.kafka.clone())?
         .with_metrics(Arc::clone(&metrics));
-    let listener = if settings.relay.listen_notify && DB::DIALECT == Dialect::Postgres {
-        let wakeup = Arc::new(tokio::sync::Notify::new());
-        builder = builder.with_wakeup(Arc::clone(&wakeup));
-        let channel = settings.statements().notify_channel();
-        Some(tokio::spawn(listen(
-            settings.database_url().to_owned(),
-            channel,
-            wakeup,
-        )))
-    } else {
-        None
-    };
+    #[cfg(feature = "postgres")]
+    let listener =
+        if settings.relay.listen_notify && DB::DIALECT == outbox_core::table::Dialect::Postgres {
+            let wakeup = Arc::new(tokio::sync::Notify::new());
+            builder = builder.with_wakeup(Arc::clone(&wakeup));
+            let channel = settings.statements().notify_channel();
+            Some(tokio::spawn(listen(
+                settings.database_url().to_owned(),
+                channel,
+                wakeup,
+            )))
+        } else {
+            None
+        };
+    // LISTEN/NOTIFY is PostgreSQL's: a build without it polls.
+    #[cfg(not(feature = "postgres"))]
+    let listener: Option<tokio::task::JoinHandle<()>> = None;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let http = match settings.http_listen {
         Some(addr) => {
@@ -120,7 +124,9 @@ pub async fn run<DB: OutboxDatabase>(
 }
 
 /// Listens on `channel` and notifies `wakeup` on every notification, reconnecting with backoff.
+#[cfg(feature = "postgres")]
 async fn listen(url: String, channel: String, wakeup: Arc<tokio::sync::Notify>) {
+    use std::time::Duration;
     let mut backoff = Duration::from_millis(100);
     loop {
         let listened: std::result::Result<std::convert::Infallible, sqlx::Error> = async {
