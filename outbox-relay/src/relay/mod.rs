@@ -26,6 +26,7 @@ mod ack;
 mod builder;
 mod kafka_error;
 mod lease;
+mod pace;
 mod poison;
 mod produce;
 mod rebuild;
@@ -201,55 +202,6 @@ where
         let producer = self.producer();
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(1))).await;
         Ok(summary)
-    }
-
-    /// The wait before the next step, given how this one went.
-    fn next_wait(
-        &self,
-        result: Result<Step>,
-        wait: Duration,
-        backoff: &mut Duration,
-        summary: &mut RunSummary,
-    ) -> Duration {
-        match result {
-            Ok(Step::StandingBy) => {
-                self.metrics.progress();
-                (self.settings.lease_ttl / 4).min(Duration::from_secs(1))
-            }
-            Ok(Step::Drained {
-                read,
-                published,
-                dead_lettered,
-                held_back,
-            }) => {
-                summary.published += published as u64;
-                summary.dead_lettered += dead_lettered as u64;
-                *backoff = self.settings.poll_interval;
-                // Rows all held back wait on purpose (a backoff), which a restart cannot fix.
-                if published + dead_lettered > 0 || read == 0 || held_back == read {
-                    self.metrics.progress();
-                }
-                if read >= self.settings.batch_size && held_back < read {
-                    Duration::ZERO
-                } else if read > held_back {
-                    MIN_POLL
-                } else {
-                    (wait * 2).clamp(MIN_POLL, self.settings.poll_interval)
-                }
-            }
-            Err(e @ Error::LeaseLost { .. }) => {
-                tracing::warn!(error = %e, "a write was fenced off: this relay stands by");
-                self.metrics.progress();
-                (self.settings.lease_ttl / 4).min(Duration::from_secs(1))
-            }
-            Err(e) => {
-                self.metrics.set_ready(false);
-                tracing::warn!(error = %e, retry_in = ?*backoff, "relay step failed");
-                let this = *backoff;
-                *backoff = (*backoff * 2).min(MAX_ERROR_BACKOFF);
-                this
-            }
-        }
     }
 
     /// Shutdown: finishes the batch still in flight, up to `deadline`.
