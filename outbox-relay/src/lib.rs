@@ -1,7 +1,8 @@
 //! `outbox-relay`: drains the transactional outbox to Kafka, and the operator's command line.
 //!
-//! - [`Relay`]: the drain loop over any [`outbox_core::relay::RelayStore`] (usable in-process,
-//!   as the quickstart does): leader lease, batch claim, produce without waiting per record,
+//! - [`Relay`]: the drain loop over any store with the relay capabilities of
+//!   [`outbox_core::relay`] (usable in-process, as the quickstart does; built with
+//!   [`Relay::builder`]): leader lease, batch read, produce without waiting per record,
 //!   acknowledgements, delete, dead letters, graceful shutdown.
 //! - [`cli`]: the command line; [`commands`]: each command in its own file, and
 //!   [`commands::execute`], which the binary calls.
@@ -32,8 +33,13 @@
 //!
 //! # Feature flags
 //!
-//! None: the library links the PostgreSQL, MySQL/MariaDB and SQLite drivers, TLS for the
-//! databases, Kafka and the remote registry, and the `codegen` of `outbox-core`.
+//! The databases [`with_database!`] and the commands speak, each linking its sqlx driver; all
+//! three are on by default (the binary needs them), and a library user may take only one
+//! (`default-features = false, features = ["sqlite"]`):
+//!
+//! - `postgres`: PostgreSQL 13+, with LISTEN/NOTIFY wake-ups;
+//! - `mysql`: MySQL 8 and MariaDB 10.6+;
+//! - `sqlite`: SQLite (bundled).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

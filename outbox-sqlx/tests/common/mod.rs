@@ -10,6 +10,7 @@ macro_rules! shared_suite {
         shared_suite!($pool:
             schema_store_conformance,
             relay_store_conformance,
+            negative_schema_id_is_a_malformed_row,
             migrations_are_idempotent,
             publish_is_atomic,
             bad_input_writes_nothing,
@@ -35,7 +36,9 @@ use std::sync::Arc;
 use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
 use outbox_core::compat::CompatibilityMode;
 use outbox_core::registry::{Registry, SchemaStore};
-use outbox_core::relay::{RelayStore, RelayStoreExt};
+use outbox_core::relay::{
+    AdminStore, FailureStore, InsertRows, MalformedRow, ReadRow, RelayStore, RelayStoreExt,
+};
 use outbox_core::table::{Statements, Table, TableNames};
 use outbox_core::{Error, Event};
 use outbox_sqlx::{Column, Outbox, OutboxDatabase, SqlxRelayStore, SqlxSchemaStore, Value};
@@ -214,6 +217,66 @@ pub async fn relay_store_conformance<DB: OutboxDatabase>(pool: &Pool<DB>) {
     for names in all {
         drop_tables(pool, &names).await;
     }
+}
+
+/// A `schema_id` no registry hands out (negative, written around the library) makes its row
+/// malformed, named by column, while the rows around it read as records; the row can still
+/// be dead-lettered, listed and counted.
+pub async fn negative_schema_id_is_a_malformed_row<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let names = fresh_names();
+    let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
+    outbox_sqlx::migrate(pool, &stmts).await.expect("migrate");
+    let store = SqlxRelayStore::new(pool.clone(), stmts).with_strict_order(false);
+    let rows: Vec<_> = (0..3)
+        .map(|n| outbox_core::relay::conformance::sample_row("t", "k", n))
+        .collect();
+    store.insert_rows(&rows).await.expect("insert");
+    let ids: Vec<i64> = store
+        .read_batch(3)
+        .await
+        .expect("read")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let events = names.qualified(DB::DIALECT, Table::Events);
+    let mut conn = pool.acquire().await.expect("connection");
+    DB::run(
+        &mut conn,
+        &format!(
+            "UPDATE {events} SET schema_id = -1 WHERE id = {}",
+            DB::DIALECT.placeholder(1)
+        ),
+        vec![Value::I64(ids[1])],
+    )
+    .await
+    .expect("update");
+    drop(conn);
+    let read = store.read_after(i64::MIN, 10).await.expect("read");
+    assert_eq!(read.len(), 3, "one malformed row does not fail the read");
+    assert!(matches!(&read[0], ReadRow::Record(r) if r.id == ids[0]));
+    assert!(matches!(&read[2], ReadRow::Record(r) if r.id == ids[2]));
+    let ReadRow::Malformed(MalformedRow { id, key, reason }) = &read[1] else {
+        panic!("expected a malformed row, got {:?}", read[1]);
+    };
+    assert_eq!(*id, ids[1]);
+    assert_eq!(key, &Some(("t".to_owned(), Some(b"k".to_vec()))));
+    assert_eq!(
+        reason,
+        "malformed row: schema_id: -1 is negative, not a schema id"
+    );
+    store
+        .dead_letter(*id, 1, reason, None)
+        .await
+        .expect("dead letter");
+    let dead = store.dead_letters(10).await.expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].record.id, dead[0].record.schema_id),
+        (ids[1], None)
+    );
+    let status = store.status("relay").await.expect("status");
+    assert_eq!((status.backlog, status.dead_letters), (2, 1));
+    drop_tables(pool, &names).await;
 }
 
 /// Migrating twice, and from several tasks at once, is harmless.
