@@ -21,6 +21,7 @@ async fn pool() -> Option<(tempfile::TempDir, sqlx::Pool<Sqlite>)> {
 shared_suite!(pool:
     schema_store_conformance,
     relay_store_conformance,
+    negative_schema_id_is_a_malformed_row,
     migrations_are_idempotent,
     publish_is_atomic,
     bad_input_writes_nothing,
