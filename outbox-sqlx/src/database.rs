@@ -70,34 +70,6 @@ pub enum Column {
     OptI32,
 }
 
-/// Accessors for decoded columns; the column types are the ones the query asked for.
-pub(crate) trait Decoded {
-    fn text(self) -> String;
-    fn i64(self) -> i64;
-    fn i32(self) -> i32;
-}
-
-impl Decoded for Value {
-    fn text(self) -> String {
-        match self {
-            Self::Text(s) => s,
-            other => unreachable!("column decoded as {other:?}, not text"),
-        }
-    }
-    fn i64(self) -> i64 {
-        match self {
-            Self::I64(v) => v,
-            other => unreachable!("column decoded as {other:?}, not i64"),
-        }
-    }
-    fn i32(self) -> i32 {
-        match self {
-            Self::I32(v) => v,
-            other => unreachable!("column decoded as {other:?}, not i32"),
-        }
-    }
-}
-
 /// A database the outbox can run on: `sqlx::Postgres`, `sqlx::MySql` or `sqlx::Sqlite`, each
 /// behind its feature. The methods are the crate's internal plumbing.
 #[allow(private_bounds)] // `fetch`'s row types are the crate's own

@@ -41,7 +41,6 @@ impl Statements {
     pub fn new(dialect: Dialect, names: &TableNames) -> Self {
         let d = dialect;
         let p = |n: usize| d.placeholder(n);
-        let t = |table| names.qualified(d, table);
         Self {
             dialect,
             schema: SchemaStatements::new(dialect, names),
