@@ -230,6 +230,38 @@ fn refusals_have_confluent_json_bodies() {
         assert_eq!((status, error_code(&body)), (422, 42201), "{path}: {body}");
         assert!(body.contains("references"), "{body}");
     }
+    // References in any other shape, and a schemaType that is not a string, are refused too;
+    // an empty list and a null are what clients without references send.
+    for (extra, refused) in [
+        (
+            json!({"references": {"name": "Order", "subject": "x-value"}}),
+            true,
+        ),
+        (json!({"references": "Order"}), true),
+        (json!({"references": 1}), true),
+        (json!({"schemaType": 1}), true),
+        (json!({"schemaType": ["AVRO"]}), true),
+        (json!({"schemaType": {"type": "AVRO"}}), true),
+        (json!({"references": [], "schemaType": "avro"}), false),
+        (json!({"references": null, "schemaType": null}), false),
+    ] {
+        let mut request = extra.clone();
+        request["schema"] = json!(V1);
+        let (status, _, body) = http(
+            addr,
+            "POST",
+            "/subjects/y-value/versions",
+            &[JSON_TYPE, ("Authorization", "Bearer tok-123")],
+            &request.to_string(),
+        );
+        if refused {
+            assert_eq!((status, error_code(&body)), (422, 42201), "{extra}: {body}");
+        } else {
+            assert_eq!(status, 200, "{extra}: {body}");
+        }
+    }
+    let (_, _, body) = http(addr, "GET", "/subjects/y-value/versions", &[], "");
+    assert_eq!(body, "[1]", "only the plain registrations stored a version");
     // Subjects the tables cannot hold, or with control characters, are refused for writes.
     let long = format!("/subjects/{}/versions", "s".repeat(300));
     for path in [long.as_str(), "/subjects/a%01b/versions"] {
@@ -816,4 +848,59 @@ fn a_half_closed_connection_gets_its_answer() {
             "{request:?}: {answer:?}"
         );
     }
+}
+
+/// A registration whose request times out (408) while its schema is still being parsed is
+/// not written afterwards, and one whose body never completes never starts.
+#[test]
+fn a_timed_out_registration_is_not_written_behind_the_408() {
+    // An enum big enough that parsing it takes a while in any build.
+    let symbols: Vec<String> = (0..120_000).map(|i| format!("S{i:07}")).collect();
+    let big = schema_body(&json!({"type": "enum", "name": "Big", "symbols": symbols}).to_string());
+    let headers = [JSON_TYPE, ("Authorization", "Bearer tok-123")];
+    // How long the registration takes here, with time to spare.
+    let (patient, _rt) = start(true, &ServerConfig::default());
+    let started = std::time::Instant::now();
+    let (status, _, body) = http(
+        patient,
+        "POST",
+        "/subjects/big-value/versions",
+        &headers,
+        &big,
+    );
+    assert_eq!(status, 200, "{body}");
+    let takes = started.elapsed();
+    let config = ServerConfig {
+        request_timeout: (takes / 4).max(Duration::from_millis(20)),
+        body_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let (addr, _rt) = start(true, &config);
+    let (status, _, body) = http(addr, "POST", "/subjects/big-value/versions", &headers, &big);
+    assert_eq!((status, error_code(&body)), (408, 408), "{body}");
+    // A body that never completes: 408, and the handler never runs.
+    let answer = stall(
+        addr,
+        &format!(
+            "POST /subjects/small-value/versions HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nAuthorization: Bearer tok-123\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            schema_body(V1).len() + 10,
+            schema_body(V1)
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Long after the timed-out parse would have finished, nothing was registered.
+    std::thread::sleep(takes * 2 + Duration::from_secs(1));
+    let (status, _, body) = http(addr, "GET", "/subjects", &[], "");
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    // The parse slots are free again: a small registration goes through at once.
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/subjects/small-value/versions",
+        &headers,
+        &schema_body(V1),
+    );
+    assert_eq!((status, body.as_str()), (200, r#"{"id":1}"#));
 }

@@ -59,6 +59,12 @@ impl ApiError {
         )
     }
 
+    /// The answer to a request whose client is gone (timed out or disconnected): nobody
+    /// reads it, but the work behind it stops.
+    pub(super) fn abandoned() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, 408, "HTTP 408 Request Timeout")
+    }
+
     pub(super) fn invalid_schema(reason: &str) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -81,6 +81,12 @@ impl<S: SchemaStore + 'static> Api<S> {
 /// Runs `work` on a blocking thread (parsing and checking a schema can take a while), at
 /// most [`CHECK_CONCURRENCY`] at a time. The permit stays with the work, so a client that
 /// disconnects does not free a slot while its check still runs; a panic is a generic 500.
+///
+/// # Cancel safety
+///
+/// Dropping the returned future (the request timed out with a 408, or the connection
+/// closed) stops `work` at its next await: a registration that has not committed is rolled
+/// back instead of committing behind a 408 the client already holds.
 async fn off_workers<S, T, F, Fut>(api: &Arc<Api<S>>, work: F) -> Result<T, ApiError>
 where
     S: SchemaStore + 'static,
@@ -94,9 +100,17 @@ where
         .map_err(|e| ApiError::internal(&e))?;
     let runtime = tokio::runtime::Handle::current();
     let api = Arc::clone(api);
+    // Dropped with this future; the work sees its receiver close and stops.
+    let (_alive, mut dropped) = tokio::sync::oneshot::channel::<()>();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        runtime.block_on(work(api))
+        runtime.block_on(async move {
+            tokio::select! {
+                biased;
+                _ = &mut dropped => Err(ApiError::abandoned()),
+                result = work(api) => result,
+            }
+        })
     })
     .await
     .map_err(|e| ApiError::internal(&e))?

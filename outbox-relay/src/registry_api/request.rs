@@ -31,26 +31,39 @@ fn json_body(body: &Bytes) -> Result<Json, ApiError> {
     })
 }
 
-/// The `schema` field of a request body, parsed. Schema references are refused (42201):
-/// the embedded registry does not resolve them, and ignoring them would accept a schema that
-/// names types it does not define.
+/// The `schema` field of a request body, parsed. A `schemaType` other than AVRO (or not a
+/// string) and schema references are refused (42201): the embedded registry does not resolve
+/// references, and ignoring them would accept a schema that names types it does not define.
 pub(super) fn schema_from_body(body: &Bytes) -> Result<Schema, ApiError> {
     let json = json_body(body)?;
-    if let Some(kind) = json.get("schemaType").and_then(Json::as_str)
-        && !kind.eq_ignore_ascii_case("AVRO")
-    {
-        return Err(ApiError::invalid_schema(&format!(
-            "schemaType {kind} is not supported (AVRO only)"
-        )));
+    match json.get("schemaType") {
+        None | Some(Json::Null) => {}
+        Some(Json::String(kind)) if kind.eq_ignore_ascii_case("AVRO") => {}
+        Some(Json::String(kind)) => {
+            return Err(ApiError::invalid_schema(&format!(
+                "schemaType {} is not supported (AVRO only)",
+                kind.chars().take(40).collect::<String>().escape_default()
+            )));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_schema(
+                "schemaType must be a string (AVRO only)",
+            ));
+        }
     }
-    if json
-        .get("references")
-        .and_then(Json::as_array)
-        .is_some_and(|r| !r.is_empty())
-    {
-        return Err(ApiError::invalid_schema(
-            "schema references are not supported by this registry",
-        ));
+    match json.get("references") {
+        None | Some(Json::Null) => {}
+        Some(Json::Array(r)) if r.is_empty() => {}
+        Some(Json::Array(_)) => {
+            return Err(ApiError::invalid_schema(
+                "schema references are not supported by this registry",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_schema(
+                "references must be an array, and schema references are not supported by this registry",
+            ));
+        }
     }
     let text = json
         .get("schema")

@@ -93,6 +93,9 @@ pub(super) async fn register<S: SchemaStore + 'static>(
     valid_subject(&subject)?;
     off_workers(&api, move |api| async move {
         let schema = schema_from_body(&body)?;
+        // Parsing can outlast the request: let a 408 in between stop the work (see
+        // `off_workers`) before anything is written.
+        tokio::task::yield_now().await;
         // A schema that is already registered is answered without a credential: serializers
         // "register" on start-up and expect the id.
         if let Some(existing) = api.registry.lookup(&subject, &schema).await? {
