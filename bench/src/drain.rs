@@ -133,8 +133,8 @@ pub(crate) async fn relay_drain(
     Ok(())
 }
 
-pub(crate) async fn produce_all(
-    producer: &FutureProducer,
+pub(crate) async fn produce_all<C: rdkafka::ClientContext + 'static>(
+    producer: &FutureProducer<C>,
     records: &[NewOutboxRow],
     topic: &str,
 ) -> anyhow::Result<()> {

@@ -49,6 +49,7 @@ pub mod commands;
 pub mod config;
 pub mod database;
 pub mod http;
+pub mod kafka_log;
 pub mod logging;
 pub mod metrics;
 pub mod preflight;

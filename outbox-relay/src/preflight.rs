@@ -18,6 +18,7 @@ use rdkafka::producer::{Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
+use crate::kafka_log::KafkaLog;
 
 /// How long the check waits for a broker that does not answer at all.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -30,6 +31,8 @@ struct Watch {
     plaintext: bool,
     /// Whether the client logs in with OAUTHBEARER (a refused token is not a password).
     oauthbearer: bool,
+    /// Where the check's librdkafka lines go, secrets cut out, as the producer's do.
+    log: KafkaLog,
 }
 
 /// How long a plaintext client sees its connections dropped at the first request before it
@@ -73,6 +76,7 @@ impl Watch {
 
 impl ClientContext for Watch {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
         if (level as i32) <= (RDKafkaLogLevel::Info as i32) {
             self.push(None, format!("{fac}: {log_message}"));
         }
@@ -136,13 +140,10 @@ fn setting_at_fault(
 /// property, or the broker refuses the TLS handshake or the login. A broker that does not
 /// answer within [`WAIT`] is not an error (the relay waits for it, as for any outage).
 pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
-    let config = crate::producer::client_config(kafka)?;
-    let secrets: Vec<String> = kafka
-        .properties
-        .iter()
-        .filter(|(k, _)| crate::redact::is_secret_property(k))
-        .flat_map(|(_, v)| crate::redact::fragments(v))
-        .collect();
+    let mut config = crate::producer::client_config(kafka)?;
+    config.set_log_level(KafkaLog::level());
+    let log = KafkaLog::new(kafka);
+    let scrubber = log.clone();
     let verdict = tokio::task::spawn_blocking(move || {
         let protocol = config
             .get("security.protocol")
@@ -153,6 +154,7 @@ pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
             oauthbearer: config
                 .get("sasl.mechanism")
                 .is_some_and(|m| m.eq_ignore_ascii_case("OAUTHBEARER")),
+            log,
             ..Watch::default()
         };
         let producer: ThreadedProducer<Watch> = config
@@ -177,19 +179,18 @@ pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
     })
     .await
     .unwrap_or_else(|e| Err((None, format!("the broker check stopped: {e}"))));
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     match verdict {
         Ok(()) => Ok(()),
         Err((Some(key), text)) => Err(Error::InvalidConfig {
             key: key.to_owned(),
             reason: format!(
                 "the broker refused the connection: {}",
-                crate::redact::scrub(&text, &secrets)
+                scrubber.scrub(&text)
             ),
         }),
         Err((None, text)) => {
             tracing::warn!(
-                reason = %crate::redact::scrub(&text, &secrets),
+                reason = %scrubber.scrub(&text),
                 "Kafka is not reachable yet; starting anyway, records wait for it"
             );
             Ok(())

@@ -6,6 +6,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 
 use crate::config::KafkaConfig;
+use crate::kafka_log::KafkaLog;
 
 /// Properties the relay's guarantees rest on: they cannot be overridden.
 const ENFORCED: [(&str, &str); 3] = [
@@ -92,14 +93,20 @@ pub fn max_message_bytes(kafka: &KafkaConfig) -> Result<usize> {
         })
 }
 
+/// The relay's producer: its librdkafka log lines go through `tracing` with secrets cut out
+/// (see [`KafkaLog`]).
+pub type KafkaProducer = FutureProducer<KafkaLog>;
+
 /// Creates the producer.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidConfig`] when librdkafka refuses a property.
-pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer> {
-    client_config(kafka)?
-        .create()
+pub fn producer(kafka: &KafkaConfig) -> Result<KafkaProducer> {
+    let mut config = client_config(kafka)?;
+    config.set_log_level(KafkaLog::level());
+    config
+        .create_with_context(KafkaLog::new(kafka))
         .map_err(|e| Error::InvalidConfig {
             key: "kafka.properties".to_owned(),
             reason: e.to_string(),

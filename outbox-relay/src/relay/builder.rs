@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use outbox_core::Result;
-use rdkafka::producer::FutureProducer;
 
 use super::{Relay, State};
 use crate::config::{DrainConfig, KafkaConfig};
 use crate::metrics::Metrics;
+use crate::producer::KafkaProducer;
 
 /// Builds a [`Relay`]; made by [`Relay::builder`].
 ///
@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 /// ```
 pub struct RelayBuilder<S> {
     store: S,
-    producer: FutureProducer,
+    producer: KafkaProducer,
     kafka: Option<KafkaConfig>,
     settings: DrainConfig,
     max_message_bytes: usize,
@@ -51,7 +51,7 @@ impl<S> std::fmt::Debug for RelayBuilder<S> {
 }
 
 impl<S> RelayBuilder<S> {
-    pub(super) fn new(store: S, producer: FutureProducer) -> Self {
+    pub(super) fn new(store: S, producer: KafkaProducer) -> Self {
         Self {
             store,
             producer,

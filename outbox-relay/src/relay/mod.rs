@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use outbox_core::relay::{AdminStore, FailureStore, LeaseStore, RelayStore};
 use outbox_core::{Error, Result};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 
 use crate::config::{DrainConfig, KafkaConfig, PoisonPolicy};
 use crate::metrics::Metrics;
+use crate::producer::KafkaProducer;
 use state::{Batch, Delivered, Finished, State, block, key_of};
 
 pub use builder::RelayBuilder;
@@ -93,7 +94,7 @@ pub struct RunSummary {
 pub struct Relay<S> {
     store: S,
     /// Replaced when librdkafka reports a fatal error (see [`RelayBuilder::with_producer_config`]).
-    producer: std::sync::RwLock<FutureProducer>,
+    producer: std::sync::RwLock<KafkaProducer>,
     kafka: Option<KafkaConfig>,
     settings: DrainConfig,
     max_message_bytes: usize,
@@ -115,7 +116,7 @@ impl<S> std::fmt::Debug for Relay<S> {
 impl<S> Relay<S> {
     /// A relay over `store`, producing with `producer` (see [`crate::producer`]): set the
     /// rest on the [`RelayBuilder`], then [`build`](RelayBuilder::build) it.
-    pub fn builder(store: S, producer: FutureProducer) -> RelayBuilder<S> {
+    pub fn builder(store: S, producer: KafkaProducer) -> RelayBuilder<S> {
         RelayBuilder::new(store, producer)
     }
 

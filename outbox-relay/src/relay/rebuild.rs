@@ -1,12 +1,14 @@
 //! The producer, and its replacement after a fatal librdkafka error.
 
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 
 use super::Relay;
 
+use crate::producer::KafkaProducer;
+
 impl<S> Relay<S> {
     /// The current producer.
-    pub(super) fn producer(&self) -> FutureProducer {
+    pub(super) fn producer(&self) -> KafkaProducer {
         self.producer
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
