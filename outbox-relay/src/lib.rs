@@ -50,6 +50,7 @@ pub mod config;
 pub mod database;
 pub mod http;
 pub mod kafka_log;
+pub mod kafka_tls;
 pub mod logging;
 pub mod metrics;
 pub mod preflight;

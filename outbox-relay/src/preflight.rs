@@ -136,10 +136,12 @@ fn setting_at_fault(
 ///
 /// # Errors
 ///
-/// [`Error::InvalidConfig`] naming the property at fault when librdkafka refuses a
-/// property, or the broker refuses the TLS handshake or the login. A broker that does not
-/// answer within [`WAIT`] is not an error (the relay waits for it, as for any outage).
+/// [`Error::InvalidConfig`] naming the property at fault when the client certificate and key
+/// do not belong together, librdkafka refuses a property, or the broker refuses the TLS
+/// handshake or the login. A broker that does not answer within [`WAIT`] is not an error
+/// (the relay waits for it, as for any outage).
 pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
+    crate::kafka_tls::check_client_pair(kafka)?;
     let mut config = crate::producer::client_config(kafka)?;
     config.set_log_level(KafkaLog::level());
     let log = KafkaLog::new(kafka);
@@ -157,9 +159,10 @@ pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
             log,
             ..Watch::default()
         };
-        let producer: ThreadedProducer<Watch> = config
-            .create_with_context(watch)
-            .map_err(|e| (Some("kafka.properties"), e.to_string()))?;
+        let producer: ThreadedProducer<Watch> = config.create_with_context(watch).map_err(|e| {
+            let text = format!("librdkafka refused the settings: {e}");
+            (Some("kafka.properties"), text)
+        })?;
         let start = Instant::now();
         loop {
             let answered = producer
@@ -167,7 +170,10 @@ pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
                 .fetch_metadata(None, Duration::from_millis(500))
                 .is_ok();
             if let Some((key, text)) = producer.context().misconfiguration(start.elapsed()) {
-                return Err((Some(key), text));
+                return Err((
+                    Some(key),
+                    format!("the broker refused the connection: {text}"),
+                ));
             }
             if answered {
                 return Ok(());
@@ -183,10 +189,7 @@ pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
         Ok(()) => Ok(()),
         Err((Some(key), text)) => Err(Error::InvalidConfig {
             key: key.to_owned(),
-            reason: format!(
-                "the broker refused the connection: {}",
-                scrubber.scrub(&text)
-            ),
+            reason: scrubber.scrub(&text),
         }),
         Err((None, text)) => {
             tracing::warn!(

@@ -213,8 +213,16 @@ fn kafka_oauthbearer_oidc_fetches_a_token_with_the_secret_from_the_environment()
     eprintln!("the relay, after the token: {err}");
     let requests = seen.lock().expect("requests").clone();
     assert!(!requests.is_empty(), "no token request; relay said: {err}");
-    let request = &requests[0];
-    assert!(request.starts_with("POST /token "), "{request}");
+    // The start-up check's probe asks first, with no credential; then librdkafka posts.
+    assert!(requests[0].starts_with("GET /token "), "{requests:?}");
+    assert!(
+        !requests[0].to_ascii_lowercase().contains("authorization"),
+        "{requests:?}"
+    );
+    let request = requests
+        .iter()
+        .find(|r| r.starts_with("POST /token "))
+        .unwrap_or_else(|| panic!("no token request: {requests:?}"));
     assert!(
         request.contains("grant_type=client_credentials"),
         "{request}"
@@ -261,4 +269,50 @@ fn pieces_of_a_malformed_oauthbearer_config_stay_hidden() {
         assert!(err.contains("sasl.oauthbearer"), "{config}: {err}");
         assert!(!err.contains("Secret"), "the config leaked: {err}");
     }
+}
+
+/// A client key that is not the certificate's (the server's key next to the client's
+/// certificate) stops the relay at start naming both files, instead of reading as a
+/// connection the broker refused.
+#[test]
+fn a_client_key_that_does_not_match_the_certificate_names_both_files() {
+    let Some(tls) = Tls::from_env() else { return };
+    let Some(bootstrap) = common::service_env("KAFKA_TLS_BOOTSTRAP_SERVERS") else {
+        return;
+    };
+    let (ca, cert, wrong_key) = (
+        tls.path("ca.crt"),
+        tls.path("client.crt"),
+        tls.path("server.key"),
+    );
+    let err = kafka_failure(
+        &bootstrap,
+        &[
+            ("OUTBOX_KAFKA_SECURITY_PROTOCOL", "SSL"),
+            ("OUTBOX_KAFKA_SSL_CA_LOCATION", &ca),
+            ("OUTBOX_KAFKA_SSL_CERTIFICATE_LOCATION", &cert),
+            ("OUTBOX_KAFKA_SSL_KEY_LOCATION", &wrong_key),
+        ],
+        "kafka.properties.ssl.certificate.location/ssl.key.location",
+    );
+    assert!(
+        err.contains(&format!(
+            "the client key {wrong_key:?} does not belong to the client certificate {cert:?}"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("the broker refused"), "{err}");
+    // The same pair inline, as PEM text.
+    let pem = |path: &str| std::fs::read_to_string(path).expect("pem");
+    let err = kafka_failure(
+        &bootstrap,
+        &[
+            ("OUTBOX_KAFKA_SECURITY_PROTOCOL", "SSL"),
+            ("OUTBOX_KAFKA_SSL_CA_LOCATION", &ca),
+            ("OUTBOX_KAFKA_SSL_CERTIFICATE_PEM", &pem(&cert)),
+            ("OUTBOX_KAFKA_SSL_KEY_PEM", &pem(&wrong_key)),
+        ],
+        "kafka.properties.ssl.certificate.pem/ssl.key.pem",
+    );
+    assert!(!err.contains("PRIVATE KEY"), "the key leaked: {err}");
 }

@@ -164,7 +164,9 @@ pub fn kafka_property_name(name: &str) -> Option<String> {
 /// would exhaust memory (a path to `/dev/zero` or a disk image must not hang the relay).
 pub const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
 
-fn read_secret_file(var: &str, path: &str) -> Result<String> {
+/// The text of a small file named by `var` (see [`MAX_SECRET_FILE_BYTES`]), without a final
+/// line break.
+pub(crate) fn read_secret_file(var: &str, path: &str) -> Result<String> {
     use std::io::Read;
     let cannot = |e: std::io::Error| invalid(var, format!("cannot read {path:?}: {e}"));
     let mut bytes = Vec::new();
