@@ -64,6 +64,7 @@ pub mod schema_lint;
 pub mod secrets;
 pub mod server;
 pub mod settings;
+pub mod token_endpoint;
 mod validate;
 
 pub use relay::{Relay, RelayBuilder, RunSummary, Step, is_permanent};

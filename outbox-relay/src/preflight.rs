@@ -137,11 +137,12 @@ fn setting_at_fault(
 /// # Errors
 ///
 /// [`Error::InvalidConfig`] naming the property at fault when the client certificate and key
-/// do not belong together, librdkafka refuses a property, or the broker refuses the TLS
-/// handshake or the login. A broker that does not answer within [`WAIT`] is not an error
-/// (the relay waits for it, as for any outage).
+/// do not belong together, an OIDC token endpoint does not answer, librdkafka refuses a
+/// property, or the broker refuses the TLS handshake or the login. A broker that does not
+/// answer within [`WAIT`] is not an error (the relay waits for it, as for any outage).
 pub async fn check_broker(kafka: &KafkaConfig) -> Result<()> {
     crate::kafka_tls::check_client_pair(kafka)?;
+    crate::token_endpoint::check_token_endpoint(kafka, crate::token_endpoint::WAIT).await?;
     let mut config = crate::producer::client_config(kafka)?;
     config.set_log_level(KafkaLog::level());
     let log = KafkaLog::new(kafka);

@@ -316,3 +316,52 @@ fn a_client_key_that_does_not_match_the_certificate_names_both_files() {
     );
     assert!(!err.contains("PRIVATE KEY"), "the key leaked: {err}");
 }
+
+/// An OIDC token endpoint that accepts connections and never answers stops the relay at
+/// start naming `sasl.oauthbearer.token.endpoint.url`, after a bounded wait, instead of
+/// looking like a broker outage that never ends.
+#[test]
+fn a_token_endpoint_that_never_answers_is_named_at_start() {
+    let Some(tls) = Tls::from_env() else { return };
+    let Some(bootstrap) = common::service_env("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS") else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!(
+        "http://outbox:url-Secret-5@{}/token",
+        listener.local_addr().expect("addr")
+    );
+    // Accepts, reads nothing, answers nothing; holds every connection open.
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let ca = tls.path("ca.crt");
+    let started = std::time::Instant::now();
+    let err = kafka_failure(
+        &bootstrap,
+        &[
+            ("OUTBOX_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("OUTBOX_KAFKA_SSL_CA_LOCATION", &ca),
+            ("OUTBOX_KAFKA_SASL_MECHANISM", "OAUTHBEARER"),
+            ("OUTBOX_KAFKA_SASL_OAUTHBEARER_METHOD", "oidc"),
+            ("OUTBOX_KAFKA_SASL_OAUTHBEARER_CLIENT_ID", "outbox-relay"),
+            (
+                "OUTBOX_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+                "oidc-Secret-6",
+            ),
+            (
+                "OUTBOX_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+                &endpoint,
+            ),
+        ],
+        "kafka.properties.sasl.oauthbearer.token.endpoint.url",
+    );
+    let took = started.elapsed();
+    assert!(err.contains("did not answer within 10 s"), "{err}");
+    assert!(!err.contains("Secret"), "a secret leaked: {err}");
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "bounded wait, took {took:?}"
+    );
+}
