@@ -59,7 +59,7 @@ pub trait OutboxConnection: Connection<Backend: DieselBackend> + LoadConnection 
 
 /// A row decoded by position as `R`'s column types: the shared statements' rows, whatever
 /// their column names.
-struct Positional<R> {
+pub(crate) struct Positional<R> {
     values: Vec<SqlValue>,
     row: PhantomData<R>,
 }
@@ -111,14 +111,18 @@ where
     }
 
     fn load_rows<R: FromRow>(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<R>> {
-        let rows: Vec<Positional<R>> = B::bind(sql, params).load(self)?;
-        rows.into_iter()
-            .map(|r| {
-                R::from_row(r.values)
-                    .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
-            })
-            .collect()
+        decode_rows(B::bind(sql, params).load(self)?)
     }
+}
+
+/// The rows loaded by position, built as `R`s.
+pub(crate) fn decode_rows<R: FromRow>(rows: Vec<Positional<R>>) -> QueryResult<Vec<R>> {
+    rows.into_iter()
+        .map(|r| {
+            R::from_row(r.values)
+                .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+        })
+        .collect()
 }
 
 /// Binding the shared statements' parameters, for any backend with the SQL types they use.

@@ -2,19 +2,16 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
-use outbox_core::encode::EventCodec;
-use outbox_core::publish::{Codecs, EventType, OutboxOptions};
-use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
-use outbox_core::table::{Dialect, SqlValue, Statements};
+use outbox_core::publish::OutboxOptions;
+use outbox_core::table::Statements;
 use outbox_core::{Error, Event, Result};
 use uuid::Uuid;
 
-use crate::DieselSchemaStore;
 use crate::connection::{DieselBackend, OutboxConnection};
 use crate::error::store;
-use crate::migrate::migrate;
+use crate::pool::DieselPool;
+use crate::writer::Writer;
 
 /// Publishes events on the caller's diesel connection, inside its transaction.
 ///
@@ -50,15 +47,14 @@ use crate::migrate::migrate;
 /// # Ok(()) }
 /// ```
 pub struct DieselOutbox<B: DieselBackend> {
-    stmts: Arc<Statements>,
-    codecs: Codecs,
+    writer: Writer,
     backend: PhantomData<fn() -> B>,
 }
 
 impl<B: DieselBackend> fmt::Debug for DieselOutbox<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DieselOutbox")
-            .field("options", self.codecs.options())
+            .field("options", self.writer.codecs.options())
             .finish_non_exhaustive()
     }
 }
@@ -80,27 +76,19 @@ impl<B: DieselBackend> DieselOutboxBuilder<B> {
     /// [`Error::IncompatibleSchema`] listing every incompatibility; [`Error::InvalidSchema`];
     /// [`Error::InvalidConfig`] for `auto_register` (a diesel outbox has no connection of its
     /// own to register on later: register every type here); [`Error::Store`].
-    pub fn build<C: OutboxConnection<Backend = B>>(self, conn: &mut C) -> Result<DieselOutbox<B>> {
-        if self.options.auto_register {
-            return Err(Error::InvalidConfig {
-                key: "auto_register".to_owned(),
-                reason: "not supported by outbox-diesel: register every event type at start-up"
-                    .to_owned(),
-            });
-        }
-        let stmts = Arc::new(Statements::new(B::DIALECT, &self.options.table_names));
-        if self.options.run_migrations {
-            migrate(conn, &stmts)?;
-        }
-        let outbox = DieselOutbox {
-            stmts,
-            codecs: Codecs::new(self.options),
+    pub fn build<C: OutboxConnection<Backend = B>>(
+        self,
+        conn: &mut C,
+    ) -> Result<DieselOutbox<B>, Error> {
+        let writer = Writer::new(B::DIALECT, self.options)?;
+        // Diesel's store answers at once; a remote registry's HTTP call runs off any async
+        // runtime (see `RemoteSchemaStore`), so parking this thread until it answers is safe
+        // on a plain thread and inside `tokio::task::spawn_blocking` alike.
+        futures_executor::block_on(writer.start(DieselPool::new(conn)))?;
+        Ok(DieselOutbox {
+            writer,
             backend: PhantomData,
-        };
-        for ty in &outbox.codecs.options().event_types.clone() {
-            outbox.register_type(conn, ty)?;
-        }
-        Ok(outbox)
+        })
     }
 }
 
@@ -111,33 +99,6 @@ impl<B: DieselBackend> DieselOutbox<B> {
             options: OutboxOptions::default(),
             backend: PhantomData,
         }
-    }
-
-    fn register_type<C: OutboxConnection<Backend = B>>(
-        &self,
-        conn: &mut C,
-        ty: &EventType,
-    ) -> Result<Arc<EventCodec>> {
-        let (subject, schema) = self.codecs.subject(ty)?;
-        let mode = self.codecs.options().default_compatibility;
-        let store = match &self.codecs.options().schema_registry {
-            Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote.clone())),
-            None => EitherStore::Left(DieselSchemaStore::new(conn, Arc::clone(&self.stmts))),
-        };
-        let options = self.codecs.options();
-        let registry = Registry::new(store)
-            .with_default_mode(mode)
-            .with_lint(options.lint_level, options.lint_config.clone())
-            .on_lint(|subject, report| {
-                for v in &report.violations {
-                    tracing::warn!(subject, violation = %v, "schema design rule broken");
-                }
-            });
-        // Diesel's store answers at once; a remote registry's HTTP call runs off any async
-        // runtime (see `RemoteSchemaStore`), so parking this thread until it answers is safe
-        // on a plain thread and inside `tokio::task::spawn_blocking` alike.
-        let registered = futures_executor::block_on(registry.register(&subject, &schema))?;
-        Ok(self.codecs.add(ty, registered.id, subject, schema))
     }
 
     /// Validates, encodes and inserts `event` on `conn` (inside your `conn.transaction`).
@@ -199,27 +160,15 @@ impl<B: DieselBackend> DieselOutbox<B> {
         C: OutboxConnection<Backend = B>,
         E: Event + 'static,
     {
-        let codec = self
-            .codecs
-            .get::<E>()
-            .ok_or_else(Codecs::unregistered::<E>)?;
-        let rows = Codecs::rows(&codec, events, headers)?;
-        for statement in self.stmts.insert_events(&rows) {
-            let (sql, params) = statement?;
-            conn.run(&sql, params).map_err(store("publish"))?;
+        let inserts = self.writer.inserts(events, headers)?;
+        for (operation, sql, params) in inserts.statements {
+            conn.run(&sql, params).map_err(store(operation))?;
         }
-        if self.codecs.options().notify_relay && B::DIALECT == Dialect::Postgres {
-            conn.run(
-                &self.stmts.notify,
-                vec![SqlValue::Text(self.stmts.notify_channel())],
-            )
-            .map_err(store("notify relays"))?;
-        }
-        Ok(rows.iter().map(|r| r.event_id).collect())
+        Ok(inserts.ids)
     }
 
     /// The SQL statements for this outbox's tables.
     pub fn statements(&self) -> &Statements {
-        &self.stmts
+        &self.writer.stmts
     }
 }

@@ -2,99 +2,18 @@
 //! outbox-sqlx's, a relay draining diesel-written rows to Kafka, bad input, and the SQL
 //! migration files kept equal to the table contract.
 
-use std::collections::HashSet;
-use std::time::Duration;
+mod common;
 
+use std::collections::HashSet;
+
+use common::*;
 use diesel::{Connection, MysqlConnection, PgConnection, SqliteConnection};
-use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
 use outbox_core::relay::RelayStoreExt;
 use outbox_core::table::{Dialect, Table, TableNames, migrations};
 use outbox_core::{Error, Event};
 use outbox_diesel::{DieselBackend, DieselOutbox, OutboxConnection};
 use outbox_sqlx::{OutboxDatabase, SqlxRelayStore};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
-#[avro(namespace = "com.acme.orders")]
-struct OrderPlaced {
-    order_id: String,
-    total_cents: i64,
-    tags: std::collections::HashMap<String, String>,
-}
-
-impl Event for OrderPlaced {
-    const TOPIC: &'static str = "orders";
-    fn key(&self) -> Option<String> {
-        Some(self.order_id.clone())
-    }
-}
-
-fn order(n: usize) -> OrderPlaced {
-    OrderPlaced {
-        order_id: format!("order-{n}"),
-        total_cents: n as i64 * 10,
-        tags: [("a", "1"), ("b", "2"), ("c", "3")]
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect(),
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct Mismatched {
-    order_id: i64,
-}
-
-impl AvroSchema for Mismatched {
-    fn get_schema() -> AvroSchemaDef {
-        AvroSchemaDef::parse_str(r#"{"type":"record","name":"Mismatched","fields":[{"name":"order_id","type":"string"}]}"#)
-            .expect("valid")
-    }
-}
-
-impl Event for Mismatched {
-    const TOPIC: &'static str = "mismatched";
-}
-
-#[derive(Debug, Serialize, AvroSchema)]
-struct Unregistered {
-    id: String,
-}
-
-impl Event for Unregistered {
-    const TOPIC: &'static str = "other";
-}
-
-fn names() -> TableNames {
-    TableNames::with_prefix(&format!("d{}", &Uuid::now_v7().simple().to_string()[20..]))
-        .expect("prefix")
-}
-
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-fn pg_url() -> String {
-    std::env::var("OUTBOX_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/test".into())
-}
-
-fn mysql_url() -> String {
-    std::env::var("OUTBOX_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-fn establish<C: Connection>(url: &str) -> Option<C> {
-    match C::establish(url) {
-        Ok(conn) => Some(conn),
-        Err(e) if !ci() => {
-            eprintln!("skipping: {url}: {e}");
-            None
-        }
-        Err(e) => panic!("CI=true and {url} is unreachable: {e}"),
-    }
-}
 
 fn outbox<C: OutboxConnection>(conn: &mut C, names: &TableNames) -> DieselOutbox<C::Backend> {
     DieselOutbox::builder()
@@ -293,35 +212,6 @@ where
                 .expect("decodes");
         assert_eq!(decoded, event);
     }
-}
-
-fn read_values(bootstrap: &str, n: usize) -> Vec<(Uuid, Vec<u8>)> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "diesel-test")
-        .create()
-        .expect("consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset("orders", 0, rdkafka::Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut out = Vec::new();
-    while out.len() < n && std::time::Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = message.expect("message");
-        let id = message
-            .headers()
-            .and_then(|h| h.iter().find(|h| h.key == "ce_id").and_then(|h| h.value))
-            .map(|v| Uuid::parse_str(&String::from_utf8_lossy(v)).expect("uuid"))
-            .expect("ce_id");
-        out.push((id, message.payload().unwrap_or_default().to_vec()));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,107 @@
+//! What the blocking and the async diesel outbox share: the start-up (migrations, then every
+//! event type registered through `outbox-core`'s one registry and schema store) and the
+//! statements a publish runs. Only running them differs between the two.
+
+use std::sync::Arc;
+
+use outbox_core::publish::{Codecs, OutboxOptions};
+use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore, SqlSchemaStore};
+use outbox_core::sql::SqlPool;
+use outbox_core::table::{Dialect, SqlValue, Statements};
+use outbox_core::{Error, Event, Result};
+use uuid::Uuid;
+
+/// The statements, the options and the codecs of one diesel outbox.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) stmts: Arc<Statements>,
+    pub(crate) codecs: Codecs,
+}
+
+/// The statements one publish runs, in order, each with the operation its error names.
+pub(crate) struct Inserts {
+    pub(crate) statements: Vec<(&'static str, String, Vec<SqlValue>)>,
+    pub(crate) ids: Vec<Uuid>,
+}
+
+impl Writer {
+    /// A writer for `dialect` with `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for `auto_register`: a diesel outbox has no connection of its
+    /// own to register on later.
+    pub(crate) fn new(dialect: Dialect, options: OutboxOptions) -> Result<Self> {
+        if options.auto_register {
+            return Err(Error::InvalidConfig {
+                key: "auto_register".to_owned(),
+                reason: "not supported by outbox-diesel: register every event type at start-up"
+                    .to_owned(),
+            });
+        }
+        Ok(Self {
+            stmts: Arc::new(Statements::new(dialect, &options.table_names)),
+            codecs: Codecs::new(options),
+        })
+    }
+
+    /// Migrates (unless turned off), then registers every event type, on `pool`.
+    pub(crate) async fn start<P: SqlPool>(&self, pool: P) -> Result<()> {
+        let options = self.codecs.options();
+        if options.run_migrations {
+            outbox_core::sql::migrate(&pool, &self.stmts.migrations).await?;
+        }
+        if options.event_types.is_empty() {
+            return Ok(());
+        }
+        let store = match &options.schema_registry {
+            Some(remote) => EitherStore::Right(RemoteSchemaStore::new(remote.clone())),
+            None => EitherStore::Left(SqlSchemaStore::<P>::new(pool, Arc::clone(&self.stmts))),
+        };
+        let registry = Registry::new(store)
+            .with_default_mode(options.default_compatibility)
+            .with_lint(options.lint_level, options.lint_config.clone())
+            .on_lint(|subject, report| {
+                for v in &report.violations {
+                    tracing::warn!(subject, violation = %v, "schema design rule broken");
+                }
+            });
+        for ty in &options.event_types {
+            let (subject, schema) = self.codecs.subject(ty)?;
+            let registered = registry.register(&subject, &schema).await?;
+            self.codecs.add(ty, registered.id, subject, schema);
+        }
+        Ok(())
+    }
+
+    /// Validates and encodes `events` (all or nothing, before any SQL runs) into the
+    /// statements that insert them, plus the relays' NOTIFY when asked for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnregisteredEvent`], [`Error::SchemaViolation`], [`Error::PayloadTooLarge`].
+    pub(crate) fn inserts<E: Event + 'static>(
+        &self,
+        events: &[E],
+        headers: &[(&str, &str)],
+    ) -> Result<Inserts> {
+        let codec = self
+            .codecs
+            .get::<E>()
+            .ok_or_else(Codecs::unregistered::<E>)?;
+        let rows = Codecs::rows(&codec, events, headers)?;
+        let mut statements = self
+            .stmts
+            .insert_events(&rows)
+            .map(|s| s.map(|(sql, params)| ("publish", sql.into_owned(), params)))
+            .collect::<Result<Vec<_>>>()?;
+        if self.codecs.options().notify_relay && self.stmts.dialect == Dialect::Postgres {
+            let channel = vec![SqlValue::Text(self.stmts.notify_channel())];
+            statements.push(("notify relays", self.stmts.notify.clone(), channel));
+        }
+        Ok(Inserts {
+            statements,
+            ids: rows.iter().map(|r| r.event_id).collect(),
+        })
+    }
+}
