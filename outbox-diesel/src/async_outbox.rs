@@ -3,8 +3,6 @@
 //! awaited instead of blocking.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::marker::PhantomData;
 
 use outbox_core::publish::OutboxOptions;
@@ -97,11 +95,7 @@ impl<B: DieselBackend> AsyncDieselOutboxBuilder<B> {
     ) -> Result<AsyncDieselOutbox<B>, Error> {
         let writer = Writer::new(B::DIALECT, self.options)?;
         let pool = AsyncDieselPool::new(conn);
-        // Boxed as `Send` here, where the connection's lifetime is one known lifetime: left to
-        // the caller's future, rustc cannot prove the start-up `Send` for every lifetime.
-        let start: Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> =
-            Box::pin(writer.start(pool.clone()));
-        let started = start.await;
+        let started = writer.start(pool.clone()).await;
         // Roll back what a failure left open before the caller has its connection back.
         let settled = pool.settle().await;
         started.and(settled)?;

@@ -148,33 +148,24 @@ impl<C: AsyncOutboxConnection, S: Scope> Drop for AsyncDieselConnection<'_, '_, 
 }
 
 impl<'c, C: AsyncOutboxConnection> SqlPool for AsyncDieselPool<'c, C> {
-    type Connection<'p>
-        = AsyncDieselConnection<'p, 'c, C>
-    where
-        Self: 'p;
-    type Transaction<'p>
-        = AsyncDieselTransaction<'p, 'c, C>
-    where
-        Self: 'p;
-
     fn dialect(&self) -> Dialect {
         <C::Backend as DieselBackend>::DIALECT
     }
 
-    async fn acquire(&self) -> Result<AsyncDieselConnection<'_, 'c, C>> {
-        Ok(AsyncDieselConnection {
+    async fn acquire(&self) -> Result<impl SqlConnection + '_> {
+        Ok(AsyncDieselConnection::<'_, 'c, C> {
             pool: self,
             open: false,
             scope: PhantomData,
         })
     }
 
-    async fn begin_write(&self) -> Result<AsyncDieselTransaction<'_, 'c, C>> {
+    async fn begin_write(&self) -> Result<impl SqlTransaction + '_> {
         let mut conn = self.lock().await?;
         <C::TransactionManager as TransactionManager<C>>::begin_transaction(&mut **conn)
             .await
             .map_err(store("begin"))?;
-        Ok(AsyncDieselConnection {
+        Ok(AsyncDieselTransaction {
             pool: self,
             open: true,
             scope: PhantomData,

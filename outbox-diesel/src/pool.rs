@@ -136,31 +136,22 @@ impl<C: OutboxConnection, S: Scope> Drop for DieselConnection<'_, '_, C, S> {
 }
 
 impl<'c, C: OutboxConnection> SqlPool for DieselPool<'c, C> {
-    type Connection<'p>
-        = DieselConnection<'p, 'c, C>
-    where
-        Self: 'p;
-    type Transaction<'p>
-        = DieselTransaction<'p, 'c, C>
-    where
-        Self: 'p;
-
     fn dialect(&self) -> Dialect {
         <C::Backend as DieselBackend>::DIALECT
     }
 
-    async fn acquire(&self) -> Result<DieselConnection<'_, 'c, C>> {
-        Ok(DieselConnection {
+    async fn acquire(&self) -> Result<impl SqlConnection + '_> {
+        Ok(DieselConnection::<'_, 'c, C> {
             pool: self,
             open: false,
             scope: PhantomData,
         })
     }
 
-    async fn begin_write(&self) -> Result<DieselTransaction<'_, 'c, C>> {
+    async fn begin_write(&self) -> Result<impl SqlTransaction + '_> {
         self.with(|c| C::TransactionManager::begin_transaction(c))
             .map_err(store("begin"))?;
-        Ok(DieselConnection {
+        Ok(DieselTransaction {
             pool: self,
             open: true,
             scope: PhantomData,

@@ -129,19 +129,16 @@ impl<DB: OutboxDatabase> SqlTransaction for SqlxConnection<Transaction<'static, 
 }
 
 impl<DB: OutboxDatabase> SqlPool for SqlxPool<DB> {
-    type Connection<'p> = SqlxConnection<PoolConnection<DB>>;
-    type Transaction<'p> = SqlxTransaction<DB>;
-
     fn dialect(&self) -> Dialect {
         DB::DIALECT
     }
 
-    async fn acquire(&self) -> Result<SqlxConnection<PoolConnection<DB>>> {
+    async fn acquire(&self) -> Result<impl SqlConnection + '_> {
         let conn = self.0.acquire().await.map_err(store("connect"))?;
         Ok(SqlxConnection(conn))
     }
 
-    async fn begin_write(&self) -> Result<SqlxTransaction<DB>> {
+    async fn begin_write(&self) -> Result<impl SqlTransaction + '_> {
         let tx = begin_write(&self.0).await.map_err(store("begin"))?;
         Ok(SqlxConnection(tx))
     }

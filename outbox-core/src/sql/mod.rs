@@ -118,22 +118,18 @@ pub trait SqlTransaction: SqlConnection {
 /// - [`begin_write`](Self::begin_write) starts a transaction that will write; on SQLite it
 ///   should take the write lock up front (`BEGIN IMMEDIATE`) where the driver allows.
 /// - Errors follow [`SqlConnection`]'s contract.
+///
+/// The connections are `impl Trait`, not associated types: rustc cannot prove `Send` for a
+/// future holding a generic associated type bounded by `where Self: 'p` when the pool
+/// borrows (it asks for `'static`), so a pool over one borrowed connection (diesel-async's)
+/// could not be used inside a spawned task.
 pub trait SqlPool: Send + Sync {
-    /// A connection taken from the pool.
-    type Connection<'p>: SqlConnection + 'p
-    where
-        Self: 'p;
-    /// A transaction taken from the pool.
-    type Transaction<'p>: SqlTransaction + 'p
-    where
-        Self: 'p;
-
     /// The dialect of the database.
     fn dialect(&self) -> Dialect;
 
     /// A connection.
-    fn acquire(&self) -> impl Future<Output = Result<Self::Connection<'_>>> + Send;
+    fn acquire(&self) -> impl Future<Output = Result<impl SqlConnection + '_>> + Send;
 
     /// A transaction that will write.
-    fn begin_write(&self) -> impl Future<Output = Result<Self::Transaction<'_>>> + Send;
+    fn begin_write(&self) -> impl Future<Output = Result<impl SqlTransaction + '_>> + Send;
 }
