@@ -18,8 +18,7 @@ use outbox_core::relay::RelayStore;
 use outbox_core::table::{Dialect, Table, TableNames};
 use outbox_core::{Error, Event};
 use outbox_diesel::{
-    AsyncDieselOutbox, AsyncOutboxConnection, DieselBackend, DieselOutbox,
-    OutboxConnection,
+    AsyncDieselOutbox, AsyncOutboxConnection, DieselBackend, DieselOutbox, OutboxConnection,
 };
 use outbox_sqlx::{OutboxDatabase, SqlxRelayStore};
 use uuid::Uuid;
@@ -331,21 +330,4 @@ async fn failed_start_up_leaves_no_transaction_open_on_postgres() {
     assert_eq!(depth, None, "no transaction left open");
     let schemas = names.qualified(Dialect::Postgres, Table::Schemas);
     assert_eq!(count(&mut conn, &schemas).await, 0, "nothing registered");
-}
-
-fn assert_send<T: Send>(t: T) -> T {
-    t
-}
-
-#[allow(dead_code)]
-async fn send_probe(mut conn: AsyncPgConnection, names: TableNames) {
-    let outbox = assert_send(
-        AsyncDieselOutbox::<diesel::pg::Pg>::builder()
-            .table_names(names)
-            .register::<OrderPlaced>()
-            .build(&mut conn),
-    )
-    .await
-    .expect("x");
-    assert_send(outbox.publish(&mut conn, &order(1))).await.expect("x");
 }
