@@ -161,3 +161,59 @@ fn diesel_builds_against_a_remote_registry_from_a_thread_and_from_spawn_blocking
     assert_eq!(in_blocking, Some(shipped));
     assert_ne!(on_thread, in_blocking, "two schemas, two global ids");
 }
+
+/// The async outbox registers with a remote registry served by the same single-threaded
+/// runtime that builds it: a blocking HTTP call would hold the only thread the server needs
+/// to answer, and the build would hang; off the runtime, it answers and the row carries the
+/// remote registry's id.
+#[cfg(all(feature = "async", feature = "postgres"))]
+#[test]
+fn async_diesel_builds_against_a_remote_registry_without_blocking_the_runtime() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection};
+    use outbox_core::table::{Dialect, Table, TableNames};
+    use outbox_diesel::AsyncOutboxConnection;
+    use outbox_diesel::postgres::AsyncPgOutbox;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = serve_registry(&runtime);
+    let pg = std::env::var("OUTBOX_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/test".to_owned());
+    let stored = runtime.block_on(async {
+        let mut conn = match AsyncPgConnection::establish(&pg).await {
+            Ok(conn) => conn,
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipping: {pg}: {e}");
+                return None;
+            }
+            Err(e) => panic!("CI=true and {pg} is unreachable: {e}"),
+        };
+        let prefix = format!("r{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let names = TableNames::with_prefix(&prefix).expect("prefix");
+        let build = AsyncPgOutbox::builder()
+            .table_names(names.clone())
+            .schema_registry(remote(&url))
+            .register::<Placed>()
+            .build(&mut conn);
+        let outbox = tokio::time::timeout(Duration::from_secs(60), build)
+            .await
+            .expect("no hang: the runtime kept serving the registry")
+            .expect("build against the remote registry");
+        let event = Placed {
+            order_id: "o-3".into(),
+        };
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            outbox.publish(conn, &event).await.expect("publish");
+            Ok(())
+        })
+        .await
+        .expect("commit");
+        let events = names.qualified(Dialect::Postgres, Table::Events);
+        let sql = format!("SELECT schema_id AS value FROM {events}");
+        Some(conn.load_rows::<i32>(&sql, vec![]).await.expect("rows"))
+    });
+    let Some(stored) = stored else { return };
+    assert_eq!(stored, [remote_id(&runtime, &url, "placed-value")]);
+}
