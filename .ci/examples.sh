@@ -50,4 +50,37 @@ drain_with_relay "$pg" orders_svc
 echo "-- orders-diesel, drained by the outbox-relay binary"
 DATABASE_URL="$pg" cargo run -q -p orders-diesel
 drain_with_relay "$pg" orders_diesel
+echo "-- orders-diesel-async (diesel-async on a bb8 pool), drained by the outbox-relay binary"
+out=$(DATABASE_URL="$pg" cargo run -q -p orders-diesel-async)
+echo "$out"
+run=$(echo "$out" | sed -n 's/^run: //p')
+committed=$(echo "$out" | sed -n 's/^published: //p')
+drain_with_relay "$pg" orders_diesel_async
+echo "-- orders-diesel-async: this run's committed events on the topic, read by confluent-kafka"
+"$OUTBOX_PYTHON" - "$KAFKA_BOOTSTRAP_SERVERS" order-status-async "$run" "$committed" <<'PY'
+import sys, time, uuid
+from confluent_kafka import Consumer
+bootstrap, topic, run, expected = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "examples-" + uuid.uuid4().hex,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+consumer.subscribe([topic])
+keys, ids, deadline, idle = [], set(), time.time() + 60, 0
+while time.time() < deadline and idle < 3:
+    msg = consumer.poll(1.0)
+    if msg is None:
+        idle = idle + 1 if len(keys) >= expected else 0
+        continue
+    if msg.error():
+        raise SystemExit(f"consume error: {msg.error()}")
+    key = msg.key().decode()
+    if run in key:
+        keys.append(key)
+        ids.add(dict(msg.headers() or [])["ce_id"].decode())
+consumer.close()
+print(f"{len(keys)} records of run {run} on {topic}, {len(ids)} distinct ce_id")
+if len(keys) != expected or len(ids) != expected:
+    raise SystemExit(f"expected {expected} records, each once")
+if any(k.endswith("-rolled-back") for k in keys):
+    raise SystemExit("the rolled-back event reached the topic")
+PY
 echo "examples: ok"
