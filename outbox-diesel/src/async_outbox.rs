@@ -27,9 +27,8 @@ use crate::writer::Writer;
 /// # Examples
 ///
 /// ```no_run
-/// # #[cfg(feature = "postgres")]
+/// # #[cfg(all(feature = "postgres", feature = "async"))]
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// use diesel_async::scoped_futures::ScopedFutureExt as _;
 /// use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 /// use outbox_core::avro::AvroSchema;
 /// use outbox_core::Event;
@@ -44,14 +43,11 @@ use crate::writer::Writer;
 ///
 /// let mut conn = AsyncPgConnection::establish("postgres://localhost/app").await?;
 /// let outbox = AsyncPgOutbox::builder().register::<OrderPlaced>().build(&mut conn).await?;
-/// conn.transaction(|conn| {
-///     async move {
-///         diesel::sql_query("insert into orders (id) values ('o-1')").execute(conn).await?;
-///         let event = OrderPlaced { order_id: "o-1".into(), total_cents: 990 };
-///         outbox.publish(conn, &event).await?;
-///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-///     }
-///     .scope_boxed()
+/// conn.transaction(async |conn| {
+///     diesel::sql_query("insert into orders (id) values ('o-1')").execute(conn).await?;
+///     let event = OrderPlaced { order_id: "o-1".into(), total_cents: 990 };
+///     outbox.publish(conn, &event).await?;
+///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
 /// })
 /// .await?; // the event exists iff this commits
 /// # Ok(()) }
