@@ -199,6 +199,25 @@ pub enum Error {
         /// The generation the write was made under.
         token: i64,
     },
+
+    /// WAL mode cannot work with this database as it is: no slot recorded, the slot gone or
+    /// lost, `wal_level` not `logical`, a role without `REPLICATION`. Messages emitted without
+    /// a slot are lost for good, so this is never worked around silently.
+    #[error("wal mode: slot {slot}: {reason}")]
+    WalSlot {
+        /// The replication slot.
+        slot: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
+    /// Another client is reading the replication slot (SQLSTATE 55006): a standby relay
+    /// waits and retries, as for the lease.
+    #[error("wal mode: slot {slot} is in use by another client")]
+    WalSlotInUse {
+        /// The replication slot.
+        slot: String,
+    },
 }
 
 impl Error {
@@ -208,7 +227,8 @@ impl Error {
             Self::Store {
                 retryable: true, ..
             }
-            | Self::Conflict { .. } => ErrorKind::Retryable,
+            | Self::Conflict { .. }
+            | Self::WalSlotInUse { .. } => ErrorKind::Retryable,
             _ => ErrorKind::Permanent,
         }
     }

@@ -88,6 +88,7 @@ mod schema_id;
 pub mod sql;
 pub mod table;
 pub mod trace;
+pub mod wal;
 
 pub use apache_avro as avro;
 pub use error::{DeleteRefusal, Error, ErrorKind, Result};

@@ -39,6 +39,12 @@ pub fn migrations(dialect: Dialect, names: &TableNames) -> Vec<Migration> {
             description: "soft delete of schema versions",
             statements: soft_delete(dialect, names),
         },
+        // Version 3 is taken by table capture (issue #15).
+        Migration {
+            version: 4,
+            description: "identity of the WAL mode replication slot",
+            statements: wal_slot(dialect, names),
+        },
     ]
 }
 
@@ -49,6 +55,22 @@ fn soft_delete(dialect: Dialect, names: &TableNames) -> Vec<String> {
         "ALTER TABLE {} ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0",
         names.qualified(dialect, Table::Schemas)
     )]
+}
+
+/// Version 4: the identity of the relay's logical replication slot (WAL mode, PostgreSQL only),
+/// recorded when the slot is created so a slot that disappears is noticed instead of silently
+/// re-created (messages emitted while no slot exists are lost for good).
+fn wal_slot(dialect: Dialect, names: &TableNames) -> Vec<String> {
+    match dialect {
+        Dialect::Postgres => vec![format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  slot_name TEXT NOT NULL PRIMARY KEY,\n  \
+             publication TEXT NOT NULL,\n  message_prefix TEXT NOT NULL,\n  created_lsn PG_LSN NOT NULL,\n  \
+             system_identifier TEXT NOT NULL,\n  database_oid BIGINT NOT NULL,\n  \
+             created_at TIMESTAMPTZ NOT NULL DEFAULT now()\n)",
+            names.qualified(dialect, Table::WalSlot)
+        )],
+        Dialect::MySql | Dialect::Sqlite => Vec::new(),
+    }
 }
 
 fn timestamp_type(dialect: Dialect) -> &'static str {

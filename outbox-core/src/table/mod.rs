@@ -70,11 +70,14 @@ pub enum Table {
     Leases,
     /// Applied migrations (`outbox_migrations`).
     Migrations,
+    /// PostgreSQL WAL mode: the identity of the relay's logical replication slot
+    /// (`outbox_wal_slot`).
+    WalSlot,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Events,
         Self::Schemas,
         Self::SchemaIds,
@@ -83,6 +86,7 @@ impl Table {
         Self::DeadLetters,
         Self::Leases,
         Self::Migrations,
+        Self::WalSlot,
     ];
 
     fn suffix(self) -> &'static str {
@@ -95,6 +99,7 @@ impl Table {
             Self::DeadLetters => "dead_letters",
             Self::Leases => "leases",
             Self::Migrations => "migrations",
+            Self::WalSlot => "wal_slot",
         }
     }
 }
