@@ -43,6 +43,7 @@ mod migrate;
 mod outbox;
 mod pool;
 mod relay_store;
+mod wal;
 
 #[doc(hidden)]
 pub use database::{Column, Value};
@@ -66,6 +67,10 @@ pub mod postgres {
     pub type PgRelayStore = crate::SqlxRelayStore<sqlx::Postgres>;
     /// The schema store on PostgreSQL.
     pub type PgSchemaStore = crate::SqlxSchemaStore<sqlx::Postgres>;
+    pub use crate::wal::{
+        WalSlotIdentity, WalSlotStatus, check_wal_slot, create_wal_slot, drop_wal_slot,
+        wal_slot_status,
+    };
 }
 
 /// MySQL and MariaDB names.

@@ -59,6 +59,8 @@ struct Inner<DB: OutboxDatabase> {
     stmts: Arc<Statements>,
     registry: Registry<WriterStore<DB>>,
     codecs: Codecs,
+    /// WAL mode: events are emitted as logical messages with this prefix, not inserted.
+    wal: Option<outbox_core::wal::WalNames>,
 }
 
 impl<DB: OutboxDatabase> Clone for Outbox<DB> {
@@ -85,6 +87,7 @@ pub type WriterStore<DB> = EitherStore<SqlxSchemaStore<DB>, RemoteSchemaStore>;
 pub struct OutboxBuilder<DB: OutboxDatabase> {
     pool: Pool<DB>,
     options: OutboxOptions,
+    wal: bool,
 }
 
 impl<DB: OutboxDatabase> fmt::Debug for OutboxBuilder<DB> {
@@ -97,6 +100,23 @@ impl<DB: OutboxDatabase> fmt::Debug for OutboxBuilder<DB> {
 
 impl<DB: OutboxDatabase> OutboxBuilder<DB> {
     outbox_core::outbox_builder_setters!(options);
+
+    /// WAL mode (PostgreSQL): `publish` emits each event as a transactional logical message
+    /// (`pg_logical_emit_message(true, prefix, envelope)`) in the caller's transaction instead
+    /// of inserting a row; the relay reads it from its replication slot
+    /// (`source = "wal"`). A rolled-back transaction emits nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`build`](Self::build) fails with [`outbox_core::Error::WalSlot`] unless the relay's
+    /// slot exists (`outbox-relay migrate` with `source = "wal"` creates it): a message
+    /// emitted while no slot exists would be lost for good. On MySQL and SQLite it fails with
+    /// [`outbox_core::Error::InvalidConfig`].
+    #[must_use]
+    pub fn wal(mut self, enabled: bool) -> Self {
+        self.wal = enabled;
+        self
+    }
 
     /// Migrates (unless turned off), registers every event type, and returns the outbox.
     ///
@@ -120,12 +140,18 @@ impl<DB: OutboxDatabase> OutboxBuilder<DB> {
             .with_lint(self.options.lint_level, self.options.lint_config.clone())
             .on_lint(log_lint);
         let event_types = self.options.event_types.clone();
+        let wal = if self.wal {
+            Some(crate::wal::check_for_writer(&self.pool, &self.options.table_names).await?)
+        } else {
+            None
+        };
         let outbox = Outbox {
             inner: Arc::new(Inner {
                 pool: self.pool,
                 stmts,
                 registry,
                 codecs: Codecs::new(self.options),
+                wal,
             }),
         };
         for ty in &event_types {
@@ -141,6 +167,7 @@ impl<DB: OutboxDatabase> Outbox<DB> {
         OutboxBuilder {
             pool,
             options: OutboxOptions::default(),
+            wal: false,
         }
     }
 
@@ -229,6 +256,10 @@ impl<DB: OutboxDatabase> Outbox<DB> {
     ) -> Result<Vec<Uuid>> {
         let codec = self.codec::<E>().await?;
         let rows = Codecs::rows(&codec, events, headers)?;
+        if let Some(wal) = &self.inner.wal {
+            crate::wal::emit::<DB>(conn, wal, &rows).await?;
+            return Ok(rows.iter().map(|r| r.event_id).collect());
+        }
         let stmts = &self.inner.stmts;
         insert::<DB>(conn, stmts, &rows).await?;
         if self.inner.codecs.options().notify_relay && DB::DIALECT == Dialect::Postgres {
