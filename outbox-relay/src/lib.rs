@@ -66,5 +66,8 @@ pub mod server;
 pub mod settings;
 pub mod token_endpoint;
 mod validate;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod wal;
 
 pub use relay::{Relay, RelayBuilder, RunSummary, Step, is_permanent};

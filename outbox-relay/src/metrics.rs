@@ -31,6 +31,10 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     /// Fatal producer errors after which the producer was rebuilt.
     pub producer_rebuilds: IntCounter,
+    /// WAL mode: bytes of WAL the relay's slot holds back (written since its confirmed LSN).
+    pub wal_slot_lag_bytes: IntGauge,
+    /// WAL mode: 1 while the slot's lag is above the configured alarm.
+    pub wal_slot_lag_alarm: IntGauge,
     ready: AtomicBool,
     kafka_ready: AtomicBool,
     producer_failed: AtomicBool,
@@ -108,6 +112,14 @@ impl Metrics {
             producer_rebuilds: counter(
                 "producer_rebuilds_total",
                 "Producers rebuilt after a fatal error",
+            ),
+            wal_slot_lag_bytes: int_gauge(
+                "wal_slot_lag_bytes",
+                "WAL bytes the replication slot holds back (WAL mode)",
+            ),
+            wal_slot_lag_alarm: int_gauge(
+                "wal_slot_lag_alarm",
+                "1 while the slot's lag is above wal.lag_alarm_bytes (WAL mode)",
             ),
             registry,
             ready: AtomicBool::new(false),

@@ -131,6 +131,8 @@ impl fmt::Debug for RelayConfig {
             .field("relay", &self.relay)
             .field("http", &self.http)
             .field("registry", &self.registry)
+            .field("source", &self.source)
+            .field("wal", &self.wal)
             .finish_non_exhaustive()
     }
 }

@@ -15,7 +15,8 @@ use outbox_sqlx::{OutboxDatabase, SqlxRelayStore};
 use sqlx::Pool;
 
 use crate::config::{
-    DrainConfig, HttpConfig, KafkaConfig, Overrides, RegistryApiConfig, RelayConfig,
+    DrainConfig, EventSource, HttpConfig, KafkaConfig, Overrides, RegistryApiConfig, RelayConfig,
+    WalConfig,
 };
 use crate::database::Backend;
 use crate::validate::invalid;
@@ -43,6 +44,10 @@ pub struct Settings {
     pub registry: RegistryApiConfig,
     /// Where the registry API is served; `None` when turned off.
     pub registry_listen: Option<SocketAddr>,
+    /// Where events come from: the table, or (PostgreSQL only) the replication slot.
+    pub source: EventSource,
+    /// WAL mode settings.
+    pub wal: WalConfig,
 }
 
 impl std::fmt::Debug for Settings {
@@ -58,6 +63,8 @@ impl std::fmt::Debug for Settings {
             .field("http_listen", &self.http_listen)
             .field("registry", &self.registry)
             .field("registry_listen", &self.registry_listen)
+            .field("source", &self.source)
+            .field("wal", &self.wal)
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +92,14 @@ impl Settings {
         let database_url = config.database_url()?.to_owned();
         let backend = crate::database::backend(&database_url)?;
         let statements = Arc::new(Statements::new(backend.dialect(), &tables));
+        if config.source == EventSource::Wal
+            && backend.dialect() != outbox_core::table::Dialect::Postgres
+        {
+            return Err(invalid(
+                "source",
+                "source = \"wal\" needs a PostgreSQL database_url".to_owned(),
+            ));
+        }
         Ok(Self {
             backend,
             tables,
@@ -97,6 +112,8 @@ impl Settings {
             relay: config.relay,
             http: config.http,
             registry: config.registry,
+            source: config.source,
+            wal: config.wal,
         })
     }
 

@@ -68,8 +68,8 @@ pub mod postgres {
     /// The schema store on PostgreSQL.
     pub type PgSchemaStore = crate::SqlxSchemaStore<sqlx::Postgres>;
     pub use crate::wal::{
-        WalSlotIdentity, WalSlotStatus, check_wal_slot, create_wal_slot, drop_wal_slot,
-        wal_slot_status,
+        WalSlotIdentity, WalSlotStatus, check_wal_slot, create_wal_slot, dead_letter_wal_event,
+        drop_wal_slot, wal_slot_status,
     };
 }
 

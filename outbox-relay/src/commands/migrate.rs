@@ -14,5 +14,11 @@ use crate::settings::Settings;
 /// Database errors; [`outbox_core::Error::InvalidConfig`] when `pool` is of another database
 /// kind than the settings' URL.
 pub async fn migrate<DB: OutboxDatabase>(pool: &Pool<DB>, settings: &Settings) -> Result<()> {
-    outbox_sqlx::migrate(pool, &*settings.statements_for::<DB>()?).await
+    outbox_sqlx::migrate(pool, &*settings.statements_for::<DB>()?).await?;
+    #[cfg(feature = "postgres")]
+    if settings.source == crate::config::EventSource::Wal {
+        // First use only: later runs find the recorded slot and check it.
+        crate::wal::command::migrate(settings).await?;
+    }
+    Ok(())
 }

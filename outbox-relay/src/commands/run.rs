@@ -105,7 +105,15 @@ pub async fn run<DB: OutboxDatabase>(
         }
         None => None,
     };
-    let summary = builder.build().run(shutdown).await?;
+    let summary = match settings.source {
+        crate::config::EventSource::Table => builder.build().run(shutdown).await?,
+        #[cfg(feature = "postgres")]
+        crate::config::EventSource::Wal => {
+            crate::wal::command::run(settings, Arc::clone(&metrics), shutdown).await?
+        }
+        #[cfg(not(feature = "postgres"))]
+        crate::config::EventSource::Wal => unreachable!("source = \"wal\" is refused without the postgres feature"),
+    };
     let _ = stop_tx.send(true);
     if let Some(api) = api
         && let Ok(Err(e)) = api.await

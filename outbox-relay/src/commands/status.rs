@@ -61,6 +61,10 @@ pub(super) async fn status<DB: OutboxDatabase>(
             .as_deref()
             .unwrap_or("none (no relay holds the lease)")
     );
+    #[cfg(feature = "postgres")]
+    if settings.source == crate::config::EventSource::Wal {
+        out.push_str(&crate::wal::command::status(settings).await?);
+    }
     Ok(out)
 }
 

@@ -87,6 +87,46 @@ pub struct RelayConfig {
     /// The schema registry REST API (Confluent-compatible) over the embedded registry.
     #[serde(default)]
     pub registry: RegistryApiConfig,
+    /// Where events come from: `table` (poll `outbox_events`, the default) or `wal`
+    /// (PostgreSQL's logical replication slot, see [`crate::wal`]).
+    #[serde(default)]
+    pub source: EventSource,
+    /// WAL mode settings.
+    #[serde(default)]
+    pub wal: WalConfig,
+}
+
+/// Where the relay reads events from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSource {
+    /// Poll the outbox table.
+    #[default]
+    Table,
+    /// Stream PostgreSQL's logical replication slot (writers publish with `.wal(true)`).
+    Wal,
+}
+
+/// WAL mode settings (`[wal]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalConfig {
+    /// Above this many bytes of WAL held back by the slot, the relay logs a warning and sets
+    /// `outbox_relay_wal_slot_lag_alarm` (default 1 GiB): a slot must never hold WAL for ever.
+    #[serde(default = "default_lag_alarm_bytes")]
+    pub lag_alarm_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            lag_alarm_bytes: default_lag_alarm_bytes(),
+        }
+    }
+}
+
+fn default_lag_alarm_bytes() -> u64 {
+    1 << 30
 }
 
 impl Default for RelayConfig {

@@ -14,7 +14,11 @@ use crate::database::{Column, OutboxDatabase, Value};
 use crate::error::store;
 
 #[cfg(feature = "postgres")]
+mod dead_letter;
+#[cfg(feature = "postgres")]
 mod slot;
+#[cfg(feature = "postgres")]
+pub use dead_letter::dead_letter_wal_event;
 #[cfg(feature = "postgres")]
 pub use slot::{WalSlotStatus, check_wal_slot, create_wal_slot, drop_wal_slot, wal_slot_status};
 

@@ -1,0 +1,509 @@
+//! WAL mode (`source = "wal"`, PostgreSQL): the relay reads the outbox's logical replication
+//! slot instead of polling the table, produces each committed event in commit order with the
+//! polling relay's record path, and confirms an LSN only past transactions whose every event
+//! Kafka acknowledged or the dead-letter table holds.
+//!
+//! Only one client can stream from a slot: a second relay gets SQLSTATE 55006 and stands by,
+//! retrying, until the holder's connection is gone (the slot plays the lease's part).
+
+pub mod command;
+mod stream;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outbox_core::relay::{BlockedKey, OutboxRecord, RelayStore};
+use outbox_core::table::TableNames;
+use outbox_core::wal::{WalNames, decode_envelope};
+use outbox_core::{Error, Result};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use stream::{PgWireStream, WalEvent, WalStream};
+
+use crate::config::{DrainConfig, PoisonPolicy};
+use crate::metrics::Metrics;
+use crate::record::{to_record, unproducible};
+use crate::relay::{RunSummary, is_permanent};
+
+/// How long a standby waits before trying the slot again.
+const STANDBY_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait after a failing database, broker or stream.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the slot's lag is read for the metrics and the alarm.
+const LAG_REFRESH: Duration = Duration::from_secs(5);
+
+/// Drains an outbox's replication slot to Kafka.
+pub struct WalRelay {
+    pool: PgPool,
+    names: TableNames,
+    wal: WalNames,
+    database_url: String,
+    producer: FutureProducer,
+    settings: DrainConfig,
+    max_message_bytes: usize,
+    lag_alarm_bytes: i64,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for WalRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalRelay")
+            .field("slot", &self.wal.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A committed transaction's events, produced, not all settled yet.
+struct Txn {
+    end_lsn: u64,
+    records: Vec<(OutboxRecord, Delivery)>,
+}
+
+/// One record's delivery: awaited, or its outcome (`Err(None)`: never handed to Kafka).
+enum Delivery {
+    Waiting(DeliveryFuture),
+    Done(std::result::Result<(), Option<KafkaError>>),
+}
+
+/// What ended one streaming session.
+enum Ended {
+    /// Shutdown asked.
+    Shutdown,
+    /// A record failed: reconnect from the confirmed LSN and produce it (and what follows) again.
+    Failed,
+}
+
+/// State kept across streaming sessions.
+#[derive(Default)]
+struct Memory {
+    /// Failed attempts per event (a failing event is produced again after a reconnect).
+    attempts: HashMap<Uuid, u32>,
+    /// Keys with a dead letter (block policy): their later events are dead-lettered too.
+    blocked: HashMap<BlockedKey, i64>,
+    lag_read_at: Option<Instant>,
+}
+
+impl WalRelay {
+    /// A WAL relay for the outbox `names` on `pool`, streaming with the credentials of
+    /// `database_url`, producing with `producer`.
+    pub fn new(
+        pool: PgPool,
+        names: TableNames,
+        database_url: String,
+        producer: FutureProducer,
+        settings: DrainConfig,
+    ) -> Self {
+        Self {
+            wal: WalNames::new(&names),
+            pool,
+            names,
+            database_url,
+            producer,
+            settings,
+            max_message_bytes: crate::producer::DEFAULT_MESSAGE_MAX_BYTES,
+            lag_alarm_bytes: i64::MAX,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// A record above `bytes` is dead-lettered before it is produced.
+    #[must_use]
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Logs a warning and sets `outbox_relay_wal_slot_lag_alarm` while the slot holds back
+    /// more than `bytes` of WAL.
+    #[must_use]
+    pub fn with_lag_alarm_bytes(mut self, bytes: u64) -> Self {
+        self.lag_alarm_bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Shares these metrics (for the HTTP endpoint).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Streams until `shutdown` completes, then settles what is in flight (up to the shutdown
+    /// timeout), confirms it and returns. A standby (the slot is in use) retries every second.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WalSlot`] when the recorded slot is gone, lost or on another cluster: never
+    /// worked around, since events may be missing. Other failures are retried with backoff.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<RunSummary> {
+        let mut shutdown = pin!(shutdown);
+        let mut summary = RunSummary::default();
+        let mut memory = Memory::default();
+        let mut backoff = self.settings.poll_interval.max(Duration::from_millis(50));
+        loop {
+            let wait = match self.session(&mut shutdown, &mut summary, &mut memory).await {
+                Ok(Ended::Shutdown) => break,
+                Ok(Ended::Failed) => self.settings.retry_backoff,
+                Err(Error::WalSlotInUse { slot }) => {
+                    tracing::debug!(slot, "the slot is in use by another relay: standing by");
+                    self.metrics.leader.set(0);
+                    self.metrics.progress();
+                    STANDBY_RETRY
+                }
+                Err(e @ Error::WalSlot { .. }) => return Err(e),
+                Err(e) => {
+                    self.metrics.set_ready(false);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "wal relay failed");
+                    let this = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    this
+                }
+            };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.metrics.leader.set(0);
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(1))).await;
+        Ok(summary)
+    }
+
+    /// One connection to the slot: stream, produce, settle, confirm.
+    async fn session(
+        &self,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+        summary: &mut RunSummary,
+        memory: &mut Memory,
+    ) -> Result<Ended> {
+        outbox_sqlx::postgres::check_wal_slot(&self.pool, &self.names).await?;
+        let mut stream = PgWireStream::connect(&self.database_url, &self.wal).await?;
+        if self.settings.poison_policy == PoisonPolicy::Block {
+            let store = outbox_sqlx::postgres::PgRelayStore::new(
+                self.pool.clone(),
+                Arc::new(outbox_core::table::Statements::new(
+                    outbox_core::table::Dialect::Postgres,
+                    &self.names,
+                )),
+            );
+            memory.blocked = store.blocked_keys().await?.into_iter().collect();
+        }
+        tracing::info!(slot = self.wal.slot, "streaming from the replication slot");
+        self.metrics.leader.set(1);
+        self.metrics.set_ready(true);
+        self.drain(&mut stream, shutdown, summary, memory).await
+    }
+
+    /// Reads the stream, produces each committed event, and confirms settled transactions.
+    async fn drain(
+        &self,
+        stream: &mut impl WalStream,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+        summary: &mut RunSummary,
+        memory: &mut Memory,
+    ) -> Result<Ended> {
+        let mut pending: VecDeque<Txn> = VecDeque::new();
+        let mut open: Option<Vec<(OutboxRecord, Delivery)>> = None;
+        let mut in_flight = 0usize;
+        let cap = self.settings.batch_size.max(1) * 4;
+        loop {
+            self.metrics.heartbeat();
+            self.refresh_lag(memory).await;
+            tokio::select! {
+                biased;
+                () = &mut *shutdown => {
+                    let deadline = Instant::now() + self.settings.shutdown_timeout;
+                    while let Some(front) = pending.front_mut() {
+                        if tokio::time::timeout_at(deadline.into(), delivered(front)).await.is_err() {
+                            break;
+                        }
+                        if !self.settle(&mut pending, stream, summary, memory, &mut in_flight).await? {
+                            return Ok(Ended::Failed);
+                        }
+                    }
+                    // Let the last confirmation reach the server before the connection closes.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return Ok(Ended::Shutdown);
+                }
+                () = delivered_front(&mut pending), if !pending.is_empty() => {
+                    if !self.settle(&mut pending, stream, summary, memory, &mut in_flight).await? {
+                        return Ok(Ended::Failed);
+                    }
+                }
+                event = stream.next(), if in_flight < cap => {
+                    let Some(event) = event? else {
+                        return Err(Error::Store {
+                            operation: "wal stream",
+                            retryable: true,
+                            source: "the server ended the replication stream".into(),
+                        });
+                    };
+                    self.metrics.progress();
+                    match event {
+                        WalEvent::Begin { .. } => open = Some(Vec::new()),
+                        WalEvent::Message { lsn, prefix, content } => {
+                            if prefix != self.wal.message_prefix {
+                                continue;
+                            }
+                            let id = i64::try_from(lsn).unwrap_or(i64::MAX);
+                            let item = self.admit(id, &content, memory, summary).await?;
+                            if let Some(item) = item {
+                                in_flight += 1;
+                                open.get_or_insert_with(Vec::new).push(item);
+                            }
+                        }
+                        WalEvent::Commit { end_lsn } => {
+                            let records = open.take().unwrap_or_default();
+                            if records.is_empty() && pending.is_empty() {
+                                stream.confirm(end_lsn);
+                            } else {
+                                pending.push_back(Txn { end_lsn, records });
+                            }
+                        }
+                        WalEvent::KeepAlive { wal_end } => {
+                            if pending.is_empty() && open.is_none() {
+                                stream.confirm(wal_end);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes and checks one message and hands it to the producer; a message that cannot
+    /// become a record, or whose key is blocked, is dead-lettered at once (before the LSN can
+    /// pass it). `None` when nothing is in flight for it.
+    async fn admit(
+        &self,
+        id: i64,
+        content: &[u8],
+        memory: &mut Memory,
+        summary: &mut RunSummary,
+    ) -> Result<Option<(OutboxRecord, Delivery)>> {
+        let record = match decode_envelope(content, id) {
+            Ok(record) => record,
+            Err(reason) => {
+                let record = malformed(id, content, &self.wal.slot);
+                self.dead_letter(
+                    &record,
+                    1,
+                    &format!("malformed wal envelope: {reason}"),
+                    memory,
+                    summary,
+                )
+                .await?;
+                return Ok(None);
+            }
+        };
+        let key = (record.topic.clone(), record.event_key.clone());
+        if let Some(dead) = memory.blocked.get(&key) {
+            let reason = format!("held behind dead letter {dead} of its key (poison policy block)");
+            self.dead_letter(&record, 0, &reason, memory, summary)
+                .await?;
+            return Ok(None);
+        }
+        let attempts = memory.attempts.get(&record.event_id).copied().unwrap_or(0);
+        let reason = unproducible(&record, &self.settings.source, self.max_message_bytes);
+        if let Some(reason) = reason {
+            self.dead_letter(&record, attempts + 1, &reason, memory, summary)
+                .await?;
+            return Ok(None);
+        }
+        if attempts >= self.settings.max_attempts.max(1) {
+            let reason = format!("failed {attempts} attempts (see the relay's log)");
+            self.dead_letter(&record, attempts, &reason, memory, summary)
+                .await?;
+            return Ok(None);
+        }
+        let mut kafka_record = to_record(&record, &self.settings.source);
+        let delivery = loop {
+            match self.producer.send_result(kafka_record) {
+                Ok(delivery) => break Delivery::Waiting(delivery),
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    kafka_record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, event_id = %record.event_id, "producer refused a record");
+                    break Delivery::Done(Err(Some(e)));
+                }
+            }
+        };
+        Ok(Some((record, delivery)))
+    }
+
+    /// Settles the front transaction (all its deliveries are in): counts what Kafka
+    /// acknowledged and confirms its end LSN. `false` when a record failed: the session ends
+    /// without confirming it, and the next one produces it again.
+    async fn settle(
+        &self,
+        pending: &mut VecDeque<Txn>,
+        stream: &mut impl WalStream,
+        summary: &mut RunSummary,
+        memory: &mut Memory,
+        in_flight: &mut usize,
+    ) -> Result<bool> {
+        let Some(mut txn) = pending.pop_front() else {
+            return Ok(true);
+        };
+        delivered(&mut txn).await;
+        *in_flight = in_flight.saturating_sub(txn.records.len());
+        let now_ms = now_ms();
+        let mut failed = false;
+        for (record, delivery) in txn.records {
+            let outcome = match delivery {
+                Delivery::Done(outcome) => outcome,
+                Delivery::Waiting(_) => Err(None),
+            };
+            match outcome {
+                Ok(_) => {
+                    summary.published += 1;
+                    self.metrics.published.inc();
+                    memory.attempts.remove(&record.event_id);
+                    let age = (now_ms - record.created_at_ms).max(0) as f64 / 1000.0;
+                    self.metrics.end_to_end_seconds.observe(age);
+                }
+                Err(e) => {
+                    self.metrics.failed.inc();
+                    let permanent = e.as_ref().is_some_and(is_permanent);
+                    // Transient failures are retried without limit (librdkafka already
+                    // retried); permanent ones count towards max_attempts.
+                    if permanent {
+                        *memory.attempts.entry(record.event_id).or_insert(0) += 1;
+                    }
+                    tracing::warn!(
+                        event_id = %record.event_id,
+                        error = e.map_or_else(|| "not produced".to_owned(), |e| e.to_string()),
+                        permanent,
+                        "a record failed: producing again from the confirmed position"
+                    );
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            return Ok(false);
+        }
+        stream.confirm(txn.end_lsn);
+        Ok(true)
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &OutboxRecord,
+        attempts: u32,
+        reason: &str,
+        memory: &mut Memory,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        let id = outbox_sqlx::postgres::dead_letter_wal_event(
+            &self.pool,
+            &self.names,
+            record,
+            attempts,
+            reason,
+        )
+        .await?;
+        tracing::warn!(id, event_id = %record.event_id, reason, "event dead-lettered");
+        memory.attempts.remove(&record.event_id);
+        summary.dead_lettered += 1;
+        self.metrics.dead_lettered.inc();
+        if self.settings.poison_policy == PoisonPolicy::Block && record.event_key.is_some() {
+            memory
+                .blocked
+                .entry((record.topic.clone(), record.event_key.clone()))
+                .or_insert(id);
+        }
+        Ok(())
+    }
+
+    /// Reads the slot's lag into the metrics and raises the alarm, every [`LAG_REFRESH`].
+    async fn refresh_lag(&self, memory: &mut Memory) {
+        if memory
+            .lag_read_at
+            .is_some_and(|t| t.elapsed() < LAG_REFRESH)
+        {
+            return;
+        }
+        memory.lag_read_at = Some(Instant::now());
+        match outbox_sqlx::postgres::wal_slot_status(&self.pool, &self.names).await {
+            Ok(Some(status)) => {
+                self.metrics.wal_slot_lag_bytes.set(status.lag_bytes);
+                let alarm = status.lag_bytes > self.lag_alarm_bytes;
+                self.metrics.wal_slot_lag_alarm.set(i64::from(alarm));
+                if alarm {
+                    tracing::warn!(
+                        slot = status.slot,
+                        lag_bytes = status.lag_bytes,
+                        alarm_bytes = self.lag_alarm_bytes,
+                        "the replication slot holds back more WAL than the alarm allows"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the slot's lag"),
+        }
+    }
+}
+
+/// Waits until every delivery of `txn` is in (cancel safe: the futures stay in `txn`).
+async fn delivered(txn: &mut Txn) {
+    for (_, delivery) in &mut txn.records {
+        if let Delivery::Waiting(future) = delivery {
+            let outcome = match future.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(Some(e)),
+                Err(_) => Err(None),
+            };
+            *delivery = Delivery::Done(outcome);
+        }
+    }
+}
+
+async fn delivered_front(pending: &mut VecDeque<Txn>) {
+    match pending.front_mut() {
+        Some(front) => delivered(front).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A record standing for an envelope that does not decode: its content kept as the payload,
+/// an id derived from its position (so a restart writes the same dead letter, not a second).
+fn malformed(id: i64, content: &[u8], slot: &str) -> OutboxRecord {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for b in slot.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    OutboxRecord {
+        id,
+        event_id: Uuid::from_u64_pair(hash, id as u64),
+        topic: String::new(),
+        event_key: None,
+        event_type: String::new(),
+        schema_id: None,
+        content_type: "application/octet-stream".to_owned(),
+        payload: content.to_vec(),
+        headers: Vec::new(),
+        created_at_ms: now_ms(),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

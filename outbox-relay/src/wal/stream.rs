@@ -1,0 +1,216 @@
+//! The replication stream WAL mode reads, behind a small trait of ours so the client
+//! (`pgwire-replication` today) can be replaced.
+
+use std::future::Future;
+
+use outbox_core::wal::WalNames;
+use outbox_core::{Error, Result};
+use pgwire_replication::{
+    Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent,
+};
+
+/// What the stream delivers, in WAL (commit) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalEvent {
+    /// A transaction starts; it committed at `commit_time_ms` (Unix epoch).
+    Begin {
+        /// The commit time, in milliseconds since the Unix epoch.
+        commit_time_ms: i64,
+    },
+    /// A logical message of a committed transaction.
+    Message {
+        /// Its position in the WAL.
+        lsn: u64,
+        /// The prefix it was emitted with.
+        prefix: String,
+        /// Its content.
+        content: Vec<u8>,
+    },
+    /// The transaction ended; confirming `end_lsn` passes it.
+    Commit {
+        /// The end of the commit record.
+        end_lsn: u64,
+    },
+    /// The server's heartbeat: nothing of ours up to `wal_end`.
+    KeepAlive {
+        /// The server's current WAL end.
+        wal_end: u64,
+    },
+}
+
+/// A logical replication stream from the slot's confirmed LSN on.
+///
+/// # Contract
+///
+/// - `next` returns the events of committed transactions in commit order, each transaction
+///   from `Begin` to `Commit`; `None` when the server ended the stream.
+/// - `confirm(lsn)` tells the server everything up to `lsn` is done: after a reconnect the
+///   stream starts after the last confirmed LSN. Confirming less is safe (duplicates), never
+///   more than what is done (loss).
+pub trait WalStream: Send {
+    /// The next event.
+    fn next(&mut self) -> impl Future<Output = Result<Option<WalEvent>>> + Send;
+    /// Confirms (flushes) everything up to `lsn`.
+    fn confirm(&mut self, lsn: u64);
+}
+
+/// [`WalStream`] over `pgwire-replication` (pgoutput, proto version 1, messages on).
+pub struct PgWireStream {
+    client: ReplicationClient,
+    slot: String,
+}
+
+impl std::fmt::Debug for PgWireStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWireStream")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// PostgreSQL's epoch (2000-01-01) in Unix milliseconds.
+const PG_EPOCH_MS: i64 = 946_684_800_000;
+
+impl PgWireStream {
+    /// Connects to the slot of `names` with the credentials of `database_url` and starts
+    /// streaming from the slot's confirmed LSN.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WalSlotInUse`] when another relay streams from the slot; [`Error::WalSlot`]
+    /// when the slot is missing; [`Error::InvalidConfig`] for a URL it cannot use (TLS is not
+    /// supported on the replication connection yet); [`Error::Store`] otherwise.
+    pub async fn connect(database_url: &str, names: &WalNames) -> Result<Self> {
+        let config = replication_config(database_url, names)?;
+        let mut client = ReplicationClient::connect(config)
+            .await
+            .map_err(|e| stream_error(&names.slot, e))?;
+        client
+            .wait_started()
+            .await
+            .map_err(|e| stream_error(&names.slot, e))?;
+        Ok(Self {
+            client,
+            slot: names.slot.clone(),
+        })
+    }
+}
+
+impl WalStream for PgWireStream {
+    async fn next(&mut self) -> Result<Option<WalEvent>> {
+        loop {
+            let event = self
+                .client
+                .recv()
+                .await
+                .map_err(|e| stream_error(&self.slot, e))?;
+            let Some(event) = event else { return Ok(None) };
+            return Ok(Some(match event {
+                ReplicationEvent::Begin {
+                    commit_time_micros, ..
+                } => WalEvent::Begin {
+                    commit_time_ms: PG_EPOCH_MS + commit_time_micros / 1000,
+                },
+                ReplicationEvent::Message {
+                    transactional: true,
+                    lsn,
+                    prefix,
+                    content,
+                } => WalEvent::Message {
+                    lsn: lsn.as_u64(),
+                    prefix,
+                    content: content.to_vec(),
+                },
+                ReplicationEvent::Commit { end_lsn, .. } => WalEvent::Commit {
+                    end_lsn: end_lsn.as_u64(),
+                },
+                ReplicationEvent::KeepAlive { wal_end, .. } => WalEvent::KeepAlive {
+                    wal_end: wal_end.as_u64(),
+                },
+                // Table changes (the publication has none), non-transactional messages (not
+                // ours: ours are always transactional) and the rest.
+                _ => continue,
+            }));
+        }
+    }
+
+    fn confirm(&mut self, lsn: u64) {
+        self.client.update_applied_lsn(Lsn::from_u64(lsn));
+    }
+}
+
+fn replication_config(database_url: &str, names: &WalNames) -> Result<ReplicationConfig> {
+    let invalid = |reason: &str| Error::InvalidConfig {
+        key: "database_url".to_owned(),
+        reason: format!("wal mode: {reason}"),
+    };
+    let url = url::Url::parse(database_url).map_err(|_| invalid("not a URL"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(invalid("WAL mode needs a postgres:// database_url"));
+    }
+    let mut ssl = None;
+    for (key, value) in url.query_pairs() {
+        if key == "sslmode" {
+            ssl = Some(value.into_owned());
+        }
+    }
+    if matches!(
+        ssl.as_deref(),
+        Some("require" | "verify-ca" | "verify-full")
+    ) {
+        return Err(invalid(
+            "TLS on the replication connection is not supported yet: use sslmode=disable or prefer",
+        ));
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = if url.username().is_empty() {
+        "postgres".to_owned()
+    } else {
+        decode(url.username())
+    };
+    let password = url.password().map(decode).unwrap_or_default();
+    let database = decode(url.path().trim_start_matches('/'));
+    let host = url.host_str().unwrap_or("localhost").to_owned();
+    Ok(ReplicationConfig::new(
+        host,
+        user,
+        password,
+        if database.is_empty() {
+            "postgres".to_owned()
+        } else {
+            database
+        },
+        names.slot.clone(),
+        names.publication.clone(),
+    )
+    .with_port(url.port().unwrap_or(5432))
+    .with_start_lsn(Lsn::ZERO)
+    .with_application_name(names.slot.clone()))
+}
+
+/// The client's errors as ours: 55006 (the slot is active for another process) lets a standby
+/// wait, 42704 (no such slot) fails loudly.
+fn stream_error(slot: &str, e: PgWireError) -> Error {
+    if let PgWireError::Server(message) = &e {
+        if message.contains("55006") {
+            return Error::WalSlotInUse {
+                slot: slot.to_owned(),
+            };
+        }
+        if message.contains("42704") {
+            return Error::WalSlot {
+                slot: slot.to_owned(),
+                reason: format!("the server does not know it: {message}"),
+            };
+        }
+    }
+    Error::Store {
+        operation: "wal stream",
+        retryable: e.is_transient() || e.is_server(),
+        source: Box::new(e),
+    }
+}
