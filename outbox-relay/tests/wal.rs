@@ -1,0 +1,299 @@
+//! WAL mode end to end on PostgreSQL and the test broker: committed events reach Kafka in
+//! commit order (a late commit after an earlier one), rolled-back ones never, a malformed
+//! envelope is dead-lettered while the rest flows, the confirmed LSN passes what was
+//! acknowledged, a restart resumes after it, and a standby takes the slot over.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outbox_core::table::TableNames;
+use outbox_core::wal::WalNames;
+use outbox_relay::config::{EventSource, RelayConfig};
+use outbox_relay::metrics::Metrics;
+use outbox_sqlx::Configure as _;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+fn broker() -> Option<String> {
+    match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(servers) if !servers.is_empty() => Some(servers),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but KAFKA_BOOTSTRAP_SERVERS is not set")
+        }
+        _ => None,
+    }
+}
+
+const TOPIC: &str = "wal-orders-one-partition";
+
+/// Creates the topic (tansu does not create topics on produce); one that exists is fine.
+async fn create_topic(bootstrap: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let _ = admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics");
+}
+
+/// A relay running in the background until its sender is dropped or fired.
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<outbox_core::Result<outbox_relay::RunSummary>>,
+    metrics: Arc<Metrics>,
+}
+
+fn start(config: &RelayConfig) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let metrics = Arc::new(Metrics::new());
+    let config = config.clone();
+    let shared = Arc::clone(&metrics);
+    let task = tokio::spawn(async move {
+        outbox_relay::wal::command::run(&config, shared, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Running {
+        stop,
+        task,
+        metrics,
+    }
+}
+
+impl Running {
+    async fn stop(self) -> outbox_relay::RunSummary {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("relay ran")
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn confirmed_past(pool: &PgPool, slot: &str, lsn: &str) -> bool {
+    let row: Option<(bool,)> = sqlx::query_as(
+        "SELECT confirmed_flush_lsn >= CAST($2 AS PG_LSN) FROM pg_replication_slots WHERE slot_name = $1",
+    )
+    .bind(slot)
+    .bind(lsn)
+    .fetch_optional(pool)
+    .await
+    .expect("slot");
+    row.is_some_and(|(b,)| b)
+}
+
+async fn current_lsn(pool: &PgPool) -> String {
+    let (lsn,): (String,) = sqlx::query_as("SELECT CAST(pg_current_wal_lsn() AS TEXT)")
+        .fetch_one(pool)
+        .await
+        .expect("lsn");
+    lsn
+}
+
+fn received_ids(bootstrap: &str, want: &HashSet<Uuid>) -> Vec<(Option<Vec<u8>>, Uuid)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = common::consume(bootstrap, TOPIC, 1, usize::MAX, Duration::from_secs(2));
+        let ours: Vec<_> = records
+            .iter()
+            .filter(|r| want.contains(&r.ce_id()))
+            .map(|r| (r.key.clone(), r.ce_id()))
+            .collect();
+        let seen: HashSet<Uuid> = ours.iter().map(|(_, id)| *id).collect();
+        if seen.len() == want.len() || Instant::now() > deadline {
+            return ours;
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, outbox_core::avro::AvroSchema)]
+#[avro(namespace = "com.acme.wal")]
+struct WalOrder {
+    order_id: String,
+    seq: i64,
+}
+
+impl outbox_core::Event for WalOrder {
+    const TOPIC: &'static str = TOPIC;
+    fn key(&self) -> Option<String> {
+        Some(self.order_id.clone())
+    }
+}
+
+fn order(key: usize, seq: i64) -> WalOrder {
+    WalOrder {
+        order_id: format!("{key}"),
+        seq,
+    }
+}
+
+async fn clean_up(pool: &PgPool, names: &TableNames) {
+    outbox_sqlx::postgres::drop_wal_slot(pool, names)
+        .await
+        .expect("drop slot");
+    for table in outbox_core::table::Table::ALL {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {}",
+            names.qualified(outbox_core::table::Dialect::Postgres, table)
+        )))
+        .execute(pool)
+        .await
+        .expect("drop table");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wal_relay_end_to_end() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let Some(bootstrap) = broker() else { return };
+    let Some((pool, url)) = common::postgres().await else {
+        return;
+    };
+    create_topic(&bootstrap).await;
+    let names = common::fresh_names();
+    let mut config = common::config(&url, &bootstrap, &names, "");
+    config.source = EventSource::Wal;
+    outbox_relay::ops::migrate(&pool, &config)
+        .await
+        .expect("migrate creates the slot");
+    let wal = WalNames::new(&names);
+    let outbox = outbox_sqlx::Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<WalOrder>()
+        .wal(true)
+        .build()
+        .await
+        .expect("wal outbox");
+
+    // A: three events; L begins first and commits after B; R rolls back; M is malformed.
+    let mut late = pool.begin().await.expect("begin");
+    let l = outbox
+        .publish(&mut *late, &order(3, 1))
+        .await
+        .expect("publish");
+    let mut tx = pool.begin().await.expect("begin");
+    let a = outbox
+        .publish_all(&mut *tx, &[order(1, 1), order(2, 1), order(1, 2)])
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    let mut tx = pool.begin().await.expect("begin");
+    let b = outbox
+        .publish(&mut *tx, &order(2, 2))
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    late.commit().await.expect("late commit");
+    let mut tx = pool.begin().await.expect("begin");
+    let r = outbox
+        .publish(&mut *tx, &order(1, 99))
+        .await
+        .expect("publish");
+    tx.rollback().await.expect("rollback");
+    sqlx::query("SELECT pg_logical_emit_message(true, $1, CAST('\\x09ff' AS BYTEA))")
+        .bind(&wal.message_prefix)
+        .execute(&pool)
+        .await
+        .expect("malformed message");
+    let mut tx = pool.begin().await.expect("begin");
+    let after = outbox
+        .publish(&mut *tx, &order(1, 3))
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    let end = current_lsn(&pool).await;
+
+    let relay = start(&config);
+    let commit_order = [a[0], a[1], a[2], b, l, after];
+    let want: HashSet<Uuid> = commit_order.iter().copied().chain([r]).collect();
+    let got = received_ids(&bootstrap, &want);
+    let ids: Vec<Uuid> = got.iter().map(|(_, id)| *id).collect();
+    assert!(!ids.contains(&r), "a rolled-back event never appears");
+    let mut first = Vec::new();
+    for id in &ids {
+        if !first.contains(id) {
+            first.push(*id);
+        }
+    }
+    assert_eq!(
+        first, commit_order,
+        "commit order (the late commit after B)"
+    );
+    wait_until(
+        "the confirmed LSN to pass the events",
+        Duration::from_secs(15),
+        async || confirmed_past(&pool, &wal.slot, &end).await,
+    )
+    .await;
+    let dead: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT error, payload FROM {}",
+        names.qualified(
+            outbox_core::table::Dialect::Postgres,
+            outbox_core::table::Table::DeadLetters
+        )
+    )))
+    .fetch_all(&pool)
+    .await
+    .expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].0.contains("malformed wal envelope"),
+        "{}",
+        dead[0].0
+    );
+    assert_eq!(dead[0].1, [0x09, 0xff], "the envelope kept as the payload");
+
+    // A standby waits for the slot and takes over when the holder stops.
+    let standby = start(&config);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(relay.metrics.leader.get(), 1);
+    assert_eq!(standby.metrics.leader.get(), 0, "the standby waits (55006)");
+    let summary = relay.stop().await;
+    assert_eq!(summary.published, 6);
+    assert_eq!(summary.dead_lettered, 1);
+    let mut tx = pool.begin().await.expect("begin");
+    let more = outbox
+        .publish(&mut *tx, &order(2, 3))
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    let want: HashSet<Uuid> = [more].into_iter().collect();
+    let got = received_ids(&bootstrap, &want);
+    assert_eq!(
+        got.len(),
+        1,
+        "the standby took over and resumed after the confirmed LSN"
+    );
+    assert_eq!(standby.metrics.leader.get(), 1);
+    let resumed = standby.stop().await;
+    assert_eq!(
+        resumed.published, 1,
+        "nothing confirmed before was produced again"
+    );
+    assert_eq!(resumed.dead_lettered, 0);
+
+    let status = outbox_relay::wal::command::status(&config)
+        .await
+        .expect("status");
+    assert!(
+        status.contains(&wal.slot) && status.contains("wal lag:"),
+        "{status}"
+    );
+    clean_up(&pool, &names).await;
+}
