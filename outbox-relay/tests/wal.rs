@@ -211,6 +211,23 @@ async fn wal_relay_end_to_end() {
         .execute(&pool)
         .await
         .expect("malformed message");
+    // A poison event: a topic Kafka refuses, emitted by a writer that bypassed the library.
+    let poison = outbox_core::NewOutboxRow {
+        event_id: Uuid::now_v7(),
+        topic: "no spaces allowed".to_owned(),
+        event_key: Some(b"1".to_vec()),
+        event_type: "T".to_owned(),
+        schema_id: None,
+        content_type: "application/json".to_owned(),
+        payload: b"{}".to_vec(),
+        headers: Vec::new(),
+    };
+    sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
+        .bind(&wal.message_prefix)
+        .bind(outbox_core::wal::encode_envelope(&poison, 0).expect("envelope"))
+        .execute(&pool)
+        .await
+        .expect("poison message");
     let mut tx = pool.begin().await.expect("begin");
     let after = outbox
         .publish(&mut *tx, &order(1, 3))
@@ -242,7 +259,7 @@ async fn wal_relay_end_to_end() {
     )
     .await;
     let dead: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT error, payload FROM {}",
+        "SELECT error, payload FROM {} ORDER BY id",
         names.qualified(
             outbox_core::table::Dialect::Postgres,
             outbox_core::table::Table::DeadLetters
@@ -251,7 +268,9 @@ async fn wal_relay_end_to_end() {
     .fetch_all(&pool)
     .await
     .expect("dead letters");
-    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead[1].0.contains("topic"), "{}", dead[1].0);
+    assert_eq!(dead[1].1, b"{}", "the poison event's payload, as emitted");
     assert!(
         dead[0].0.contains("malformed wal envelope"),
         "{}",
@@ -266,7 +285,7 @@ async fn wal_relay_end_to_end() {
     assert_eq!(standby.metrics.leader.get(), 0, "the standby waits (55006)");
     let summary = relay.stop().await;
     assert_eq!(summary.published, 6);
-    assert_eq!(summary.dead_lettered, 1);
+    assert_eq!(summary.dead_lettered, 2, "{summary:?} {dead:?}");
     let mut tx = pool.begin().await.expect("begin");
     let more = outbox
         .publish(&mut *tx, &order(2, 3))
