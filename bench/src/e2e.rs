@@ -51,33 +51,7 @@ pub(crate) async fn e2e_latency(
             move || receive(&bootstrap, topic, total, &committed)
         });
         tokio::time::sleep(Duration::from_millis(1500)).await; // consumer assigned, relay leading
-        let writers = 4;
-        let tasks: Vec<_> = (0..writers)
-            .map(|w| {
-                let (pool, outbox, committed) =
-                    (pool.clone(), outbox.clone(), Arc::clone(&committed));
-                tokio::spawn(async move {
-                    let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
-                    let mut tick = tokio::time::interval(interval);
-                    for i in 0..total / writers {
-                        tick.tick().await;
-                        let mut tx = pool.begin().await?;
-                        let event = Payload {
-                            key: format!("key-{}", (w * 1000 + i) % 1000),
-                            seq: i as i64,
-                            blob: "x".repeat(70),
-                        };
-                        let id = outbox.publish(&mut *tx, &event).await?;
-                        tx.commit().await?;
-                        committed.lock().expect("lock").insert(id, Instant::now());
-                    }
-                    anyhow::Ok(())
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await??;
-        }
+        write_at_rate(pool, &outbox, rate, total, &committed).await?;
         let mut latencies =
             tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
         let _ = stop_tx.send(());
@@ -115,6 +89,44 @@ pub(crate) async fn e2e_latency(
             ms(p50),
         );
         drop_tables(pool, &names).await?;
+    }
+    Ok(())
+}
+
+/// Publishes `total` events, one per transaction, at `rate` per second from 4 writers,
+/// recording each commit instant in `committed`.
+pub(crate) async fn write_at_rate(
+    pool: &PgPool,
+    outbox: &outbox_sqlx::postgres::PgOutbox,
+    rate: usize,
+    total: usize,
+    committed: &Arc<Mutex<HashMap<uuid::Uuid, Instant>>>,
+) -> anyhow::Result<()> {
+    let writers = 4;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (pool, outbox, committed) = (pool.clone(), outbox.clone(), Arc::clone(committed));
+            tokio::spawn(async move {
+                let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
+                let mut tick = tokio::time::interval(interval);
+                for i in 0..total / writers {
+                    tick.tick().await;
+                    let mut tx = pool.begin().await?;
+                    let event = Payload {
+                        key: format!("key-{}", (w * 1000 + i) % 1000),
+                        seq: i as i64,
+                        blob: "x".repeat(70),
+                    };
+                    let id = outbox.publish(&mut *tx, &event).await?;
+                    tx.commit().await?;
+                    committed.lock().expect("lock").insert(id, Instant::now());
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
     }
     Ok(())
 }

@@ -9,7 +9,9 @@
 //!    claim+delete loop alone and librdkafka producing the same records alone; and the naive
 //!    relay (one row at a time);
 //! 4. end-to-end latency (commit → consumer) at a fixed rate, polling vs LISTEN/NOTIFY;
-//! 5. backlog scaling: draining a large backlog, rate at the start vs the end, peak RSS.
+//! 5. backlog scaling: draining a large backlog, rate at the start vs the end, peak RSS;
+//! 6. WAL mode: publish overhead (a logical message vs a row), drain rate from the slot, and
+//!    end-to-end latency at the e2e phase's rate.
 //!
 //! ```sh
 //! cargo run --release -p outbox-bench                 # full run (see BENCHMARKS.md)
@@ -28,6 +30,7 @@ mod events;
 mod fixture;
 mod publish;
 mod report;
+mod wal;
 
 use clap::Parser;
 
@@ -44,7 +47,7 @@ struct Args {
     /// Small counts and short runs (CI keeps the harness from rotting; no targets).
     #[arg(long)]
     quick: bool,
-    /// Run only these scenarios (publish, encode, drain, e2e, backlog); all by default.
+    /// Run only these scenarios (publish, encode, drain, e2e, backlog, wal); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: run the relay for the backlog scenario in this process.
@@ -97,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("backlog") {
         backlog(&pool, &pg_url, broker, &mut report, args.quick).await?;
+    }
+    if run("wal") {
+        crate::wal::wal_mode(&pool, &pg_url, broker, &mut report, args.quick).await?;
     }
 
     println!();
