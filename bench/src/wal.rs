@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use outbox_relay::config::{EventSource, RelayConfig};
+use outbox_relay::config::EventSource;
+use outbox_relay::settings::Settings;
 use outbox_relay::metrics::Metrics;
 use outbox_sqlx::Configure as _;
 use outbox_sqlx::postgres::PgOutbox;
@@ -34,7 +35,7 @@ pub(crate) async fn wal_mode(
     let table = outbox(pool, &names, false).await?;
     let mut config = broker.config(pg_url, &names, "")?;
     config.source = EventSource::Wal;
-    outbox_relay::ops::migrate(pool, &config).await?;
+    outbox_relay::commands::migrate(pool, &config).await?;
     let wal = PgOutbox::builder(pool.clone())
         .table_names(names.clone())
         .register::<Payload>()
@@ -58,7 +59,7 @@ pub(crate) async fn wal_mode(
 
 async fn phases(
     pool: &PgPool,
-    config: &RelayConfig,
+    config: &Settings,
     table: &PgOutbox,
     wal: &PgOutbox,
     report: &mut Report,
@@ -95,7 +96,7 @@ async fn phases(
         tx.commit().await?;
     }
     let end = current_lsn(pool).await?;
-    let slot = outbox_core::wal::WalNames::new(&config.table_names()?).slot;
+    let slot = outbox_core::wal::WalNames::new(&config.tables).slot;
     let (stop, relay, metrics) = start(config);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(300);
@@ -156,7 +157,7 @@ async fn phases(
 
 type Relay = tokio::task::JoinHandle<outbox_core::Result<outbox_relay::RunSummary>>;
 
-fn start(config: &RelayConfig) -> (tokio::sync::oneshot::Sender<()>, Relay, Arc<Metrics>) {
+fn start(config: &Settings) -> (tokio::sync::oneshot::Sender<()>, Relay, Arc<Metrics>) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = config.clone();
     let metrics = Arc::new(Metrics::new());

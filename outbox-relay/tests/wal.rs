@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use outbox_core::table::TableNames;
 use outbox_core::wal::WalNames;
-use outbox_relay::config::{EventSource, RelayConfig};
+use outbox_relay::config::EventSource;
+use outbox_relay::settings::Settings;
 use outbox_relay::metrics::Metrics;
 use outbox_sqlx::Configure as _;
 use sqlx::PgPool;
@@ -53,7 +54,7 @@ struct Running {
     metrics: Arc<Metrics>,
 }
 
-fn start(config: &RelayConfig) -> Running {
+fn start(config: &Settings) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let metrics = Arc::new(Metrics::new());
     let config = config.clone();
@@ -169,7 +170,7 @@ async fn wal_relay_end_to_end() {
     let names = common::fresh_names();
     let mut config = common::config(&url, &bootstrap, &names, "");
     config.source = EventSource::Wal;
-    outbox_relay::ops::migrate(&pool, &config)
+    outbox_relay::commands::migrate(&pool, &config)
         .await
         .expect("migrate creates the slot");
     let wal = WalNames::new(&names);

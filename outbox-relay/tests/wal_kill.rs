@@ -29,7 +29,7 @@ async fn sigkill_and_broker_outage_lose_nothing_in_wal_mode() {
     let names = common::fresh_names();
     let mut config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
     config.source = EventSource::Wal;
-    outbox_relay::ops::migrate(&pool, &config)
+    outbox_relay::commands::migrate(&pool, &config)
         .await
         .expect("migrate creates the slot");
     let outbox = Outbox::builder(pool.clone())
