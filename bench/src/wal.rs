@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use outbox_relay::config::EventSource;
-use outbox_relay::settings::Settings;
 use outbox_relay::metrics::Metrics;
-use outbox_sqlx::Configure as _;
+use outbox_relay::settings::Settings;
 use outbox_sqlx::postgres::PgOutbox;
 use sqlx::PgPool;
 

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -118,26 +117,7 @@ async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     })
     .await
     .expect("consumer");
-    let got: HashSet<Uuid> = records.iter().map(Received::ce_id).collect();
-    assert_eq!(
-        got.len(),
-        EVENTS,
-        "every event reached Kafka ({} records read)",
-        records.len()
-    );
-    assert_eq!(got, ids.iter().copied().collect::<HashSet<_>>());
-    let position: HashMap<Uuid, usize> = ids_by_writer
-        .iter()
-        .flat_map(|ids| ids.iter().enumerate().map(|(i, id)| (*id, i)))
-        .collect();
-    for (key, seen) in common::first_occurrences_by_key(&records) {
-        let positions: Vec<usize> = seen.iter().map(|id| position[id]).collect();
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "key {} out of order",
-            String::from_utf8_lossy(&key)
-        );
-    }
+    common::assert_every_event_in_key_order(&records, &ids_by_writer);
     eprintln!(
         "{} records for {} events ({} duplicates after {kills} kills)",
         records.len(),

@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
 use outbox_core::wal::WalNames;
 use outbox_relay::config::EventSource;
-use outbox_sqlx::Configure as _;
 use outbox_sqlx::Outbox;
 use uuid::Uuid;
 
@@ -138,24 +136,7 @@ async fn sigkill_and_broker_outage_lose_nothing_in_wal_mode() {
     })
     .await
     .expect("consumer");
-    let got: HashSet<Uuid> = records.iter().map(Received::ce_id).collect();
-    assert_eq!(
-        got,
-        ids.iter().copied().collect::<HashSet<_>>(),
-        "every event, nothing else"
-    );
-    let position: HashMap<Uuid, usize> = ids_by_writer
-        .iter()
-        .flat_map(|ids| ids.iter().enumerate().map(|(i, id)| (*id, i)))
-        .collect();
-    for (key, seen) in common::first_occurrences_by_key(&records) {
-        let positions: Vec<usize> = seen.iter().map(|id| position[id]).collect();
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "key {} out of order",
-            String::from_utf8_lossy(&key)
-        );
-    }
+    common::assert_every_event_in_key_order(&records, &ids_by_writer);
     eprintln!(
         "{} records for {EVENTS} events ({} duplicates after 4 kills and a broker outage)",
         records.len(),

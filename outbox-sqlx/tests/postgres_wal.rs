@@ -9,7 +9,6 @@ mod common;
 use outbox_core::Error;
 use outbox_core::table::{Table, TableNames};
 use outbox_core::wal::{WalNames, decode_envelope};
-use outbox_sqlx::Configure as _;
 use outbox_sqlx::Outbox;
 use outbox_sqlx::postgres::{check_wal_slot, create_wal_slot, drop_wal_slot, wal_slot_status};
 use sqlx::{PgPool, Postgres};

@@ -11,7 +11,7 @@ mod process;
 #[allow(unused_imports)]
 pub use process::{relay_command, relay_output, spawn_relay, stop};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use outbox_core::Event;
@@ -343,4 +343,31 @@ macro_rules! on_each_database {
             $body(pool, &url).await;
         }
     };
+}
+
+/// Asserts that `records` hold every event of `ids_by_writer` (each writer's ids in publish
+/// order, one writer per key set) and nothing else, and that, per key, the first occurrences
+/// are in publish order: at-least-once, duplicates allowed, loss and reordering not.
+pub fn assert_every_event_in_key_order(records: &[Received], ids_by_writer: &[Vec<Uuid>]) {
+    let ids: HashSet<Uuid> = ids_by_writer.iter().flatten().copied().collect();
+    let got: HashSet<Uuid> = records.iter().map(Received::ce_id).collect();
+    assert_eq!(
+        got.len(),
+        ids.len(),
+        "every event reached Kafka ({} records read)",
+        records.len()
+    );
+    assert_eq!(got, ids, "every event, nothing else");
+    let position: HashMap<Uuid, usize> = ids_by_writer
+        .iter()
+        .flat_map(|ids| ids.iter().enumerate().map(|(i, id)| (*id, i)))
+        .collect();
+    for (key, seen) in first_occurrences_by_key(records) {
+        let positions: Vec<usize> = seen.iter().map(|id| position[id]).collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "key {} out of order",
+            String::from_utf8_lossy(&key)
+        );
+    }
 }
