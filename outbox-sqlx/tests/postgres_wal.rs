@@ -172,23 +172,21 @@ async fn migration_4_upgrades_a_database_with_rows() {
     let stmts = outbox_core::table::Statements::new(outbox_core::table::Dialect::Postgres, &names);
     // What releases before WAL mode created: migrations 1 and 2, and a row waiting.
     let mut conn = pool.acquire().await.expect("connection");
-    for m in outbox_core::table::migrations(outbox_core::table::Dialect::Postgres, &names)
-        .into_iter()
-        .filter(|m| m.version <= 2)
-    {
-        for sql in &m.statements {
-            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(&mut *conn)
-                .await
-                .expect("migrate");
-        }
-        sqlx::query(sqlx::AssertSqlSafe(stmts.insert_migration.clone()))
-            .bind(m.version)
-            .bind(m.description)
+    let before: Vec<_> =
+        outbox_core::table::migrations(outbox_core::table::Dialect::Postgres, &names)
+            .into_iter()
+            .filter(|m| m.version <= 2)
+            .collect();
+    for sql in before.iter().flat_map(|m| &m.statements) {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .execute(&mut *conn)
             .await
-            .expect("record");
+            .expect("migrate");
     }
+    sqlx::query(sqlx::AssertSqlSafe(stmts.migrations.record(&before)))
+        .execute(&mut *conn)
+        .await
+        .expect("record");
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {} (event_id, topic, event_type, content_type, payload) \
          VALUES (gen_random_uuid(), 'orders', 'T', 'application/json', '\\x7b7d')",
