@@ -96,7 +96,11 @@ pub fn decode_envelope(bytes: &[u8], id: i64) -> std::result::Result<OutboxRecor
     let event_type = r.text("event_type")?;
     let schema_id = match r.field("schema_id")? {
         [] => None,
-        [a, b, c, d] => Some(i32::from_be_bytes([*a, *b, *c, *d])),
+        // Written from the column form (`i32`); a negative id is no registry's, as for a row.
+        [a, b, c, d] => Some(
+            crate::SchemaId::from_column(i32::from_be_bytes([*a, *b, *c, *d]))
+                .ok_or_else(|| "schema_id: negative".to_owned())?,
+        ),
         _ => return Err("schema_id: not 0 or 4 bytes".to_owned()),
     };
     let content_type = r.text("content_type")?;

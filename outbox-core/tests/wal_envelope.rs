@@ -1,9 +1,9 @@
 //! The WAL envelope: every column survives a round trip, and hostile bytes are refused with
 //! a reason, never a panic.
 
-use outbox_core::NewOutboxRow;
 use outbox_core::table::TableNames;
 use outbox_core::wal::{ENVELOPE_VERSION, WalNames, decode_envelope, encode_envelope};
+use outbox_core::{NewOutboxRow, SchemaId};
 use uuid::Uuid;
 
 fn row(key: Option<&[u8]>, schema_id: Option<u32>) -> NewOutboxRow {
@@ -12,7 +12,7 @@ fn row(key: Option<&[u8]>, schema_id: Option<u32>) -> NewOutboxRow {
         topic: "orders".to_owned(),
         event_key: key.map(<[u8]>::to_vec),
         event_type: "com.acme.OrderPlaced".to_owned(),
-        schema_id,
+        schema_id: schema_id.map(SchemaId::new),
         content_type: "application/vnd.apache.avro+binary".to_owned(),
         payload: vec![0, 0, 0, 0, 7, 1, 2, 3],
         headers: vec![
@@ -39,10 +39,7 @@ fn every_column_round_trips() {
         assert_eq!(record.topic, row.topic);
         assert_eq!(record.event_key, row.event_key);
         assert_eq!(record.event_type, row.event_type);
-        assert_eq!(
-            record.schema_id,
-            schema_id.map(|id| i32::try_from(id).expect("small"))
-        );
+        assert_eq!(record.schema_id, schema_id.map(SchemaId::new));
         assert_eq!(record.content_type, row.content_type);
         assert_eq!(record.payload, row.payload);
         assert_eq!(record.headers, row.headers);

@@ -145,7 +145,7 @@ async fn committed_events_become_messages_and_rolled_back_ones_never() {
     assert_eq!(r.topic, "orders");
     assert_eq!(r.event_key.as_deref(), Some(&b"order-4"[..]));
     assert_eq!(r.event_type, "com.acme.orders.OrderPlaced");
-    assert!(r.schema_id.is_some_and(|id| id > 0));
+    assert!(r.schema_id.is_some_and(|id| id.get() > 0));
     assert_eq!(r.payload[0], 0, "Confluent framing");
     assert!(
         r.headers

@@ -112,7 +112,9 @@ pub async fn run<DB: OutboxDatabase>(
             crate::wal::command::run(settings, Arc::clone(&metrics), shutdown).await?
         }
         #[cfg(not(feature = "postgres"))]
-        crate::config::EventSource::Wal => unreachable!("source = \"wal\" is refused without the postgres feature"),
+        crate::config::EventSource::Wal => {
+            unreachable!("source = \"wal\" is refused without the postgres feature")
+        }
     };
     let _ = stop_tx.send(true);
     if let Some(api) = api

@@ -15,12 +15,12 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outbox_core::relay::{BlockedKey, OutboxRecord, RelayStore};
+use outbox_core::relay::{BlockedKey, FailureStore, OutboxRecord};
 use outbox_core::table::TableNames;
 use outbox_core::wal::{WalNames, decode_envelope};
 use outbox_core::{Error, Result};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::producer::{DeliveryFuture, Producer};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -28,6 +28,7 @@ pub use stream::{PgWireStream, WalEvent, WalStream};
 
 use crate::config::{DrainConfig, PoisonPolicy};
 use crate::metrics::Metrics;
+use crate::producer::KafkaProducer;
 use crate::record::{to_record, unproducible};
 use crate::relay::{RunSummary, is_permanent};
 
@@ -44,7 +45,7 @@ pub struct WalRelay {
     names: TableNames,
     wal: WalNames,
     database_url: String,
-    producer: FutureProducer,
+    producer: KafkaProducer,
     settings: DrainConfig,
     max_message_bytes: usize,
     lag_alarm_bytes: i64,
@@ -96,7 +97,7 @@ impl WalRelay {
         pool: PgPool,
         names: TableNames,
         database_url: String,
-        producer: FutureProducer,
+        producer: KafkaProducer,
         settings: DrainConfig,
     ) -> Self {
         Self {

@@ -15,7 +15,8 @@ use crate::error::store;
 ///
 /// # Errors
 ///
-/// [`outbox_core::Error::Store`] for database failures.
+/// [`outbox_core::Error::Store`] for database failures;
+/// [`outbox_core::Error::SchemaIdOutOfRange`] for a schema id the column cannot hold.
 pub async fn dead_letter_wal_event(
     pool: &PgPool,
     names: &TableNames,
@@ -32,13 +33,17 @@ pub async fn dead_letter_wal_event(
          to_timestamp($10 / 1000.0), $11, $12) ON CONFLICT (event_id) DO NOTHING RETURNING id) \
          SELECT id FROM inserted UNION ALL SELECT id FROM {dead} WHERE event_id = CAST($2 AS UUID) LIMIT 1"
     );
+    let schema_id = record
+        .schema_id
+        .map(outbox_core::SchemaId::to_column)
+        .transpose()?;
     let id: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&events)
         .bind(record.event_id.hyphenated().to_string())
         .bind(&record.topic)
         .bind(&record.event_key)
         .bind(&record.event_type)
-        .bind(record.schema_id)
+        .bind(schema_id)
         .bind(&record.content_type)
         .bind(&record.payload)
         .bind(outbox_core::headers_to_json(&record.headers))

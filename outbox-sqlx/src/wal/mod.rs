@@ -23,7 +23,9 @@ pub use dead_letter::dead_letter_wal_event;
 pub use slot::{WalSlotStatus, check_wal_slot, create_wal_slot, drop_wal_slot, wal_slot_status};
 
 /// The recorded identity of a WAL mode slot.
+// Named through `outbox_sqlx::postgres`; without that feature only the writer check reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "postgres"), allow(unreachable_pub))]
 pub struct WalSlotIdentity {
     /// The slot, publication and message prefix.
     pub names: WalNames,
