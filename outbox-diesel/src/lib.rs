@@ -57,7 +57,7 @@ pub use async_outbox::{AsyncDieselOutbox, AsyncDieselOutboxBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use async_pool::{AsyncDieselConnection, AsyncDieselPool, AsyncDieselTransaction};
 pub use connection::{DieselBackend, OutboxConnection};
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_inbox};
 pub use outbox::{DieselOutbox, DieselOutboxBuilder};
 pub use pool::{DieselConnection, DieselPool, DieselTransaction, InTransaction, Scope, Session};
 

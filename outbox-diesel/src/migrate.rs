@@ -2,7 +2,7 @@
 //! `outbox-sqlx` runs).
 
 use outbox_core::Result;
-use outbox_core::table::Statements;
+use outbox_core::table::{MigrationStatements, Statements};
 
 use crate::connection::OutboxConnection;
 use crate::pool::DieselPool;
@@ -25,4 +25,16 @@ pub fn migrate<C: OutboxConnection>(conn: &mut C, stmts: &Statements) -> Result<
         &DieselPool::new(conn),
         &stmts.migrations,
     ))
+}
+
+/// Creates or upgrades the inbox consumer's tables (`<prefix>_inbox`,
+/// `<prefix>_inbox_dead_letters`) as [`migrate`] does the outbox's, with the same runner:
+/// versions from 1001 on in the same `<prefix>_migrations` table (shared with `outbox-sqlx`).
+///
+/// # Errors
+///
+/// [`outbox_core::Error::Store`] when a statement fails.
+pub fn migrate_inbox<C: OutboxConnection>(conn: &mut C, stmts: &Statements) -> Result<()> {
+    let inbox = MigrationStatements::inbox(stmts.dialect, stmts.names());
+    futures_executor::block_on(outbox_core::sql::migrate(&DieselPool::new(conn), &inbox))
 }

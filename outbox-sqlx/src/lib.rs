@@ -48,7 +48,7 @@ mod wal;
 #[doc(hidden)]
 pub use database::{Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_inbox};
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};
 pub use pool::{ConnectionHolder, SqlxConnection, SqlxPool, SqlxTransaction};
 pub use relay_store::SqlxRelayStore;

@@ -1,7 +1,7 @@
 //! Applying the table contract's migrations, once, even with several processes starting.
 
 use outbox_core::Result;
-use outbox_core::table::Statements;
+use outbox_core::table::{MigrationStatements, Statements};
 use sqlx::Pool;
 
 use crate::database::OutboxDatabase;
@@ -20,4 +20,17 @@ use crate::pool::SqlxPool;
 /// [`outbox_core::Error::Store`] when a statement fails.
 pub async fn migrate<DB: OutboxDatabase>(pool: &Pool<DB>, stmts: &Statements) -> Result<()> {
     outbox_core::sql::migrate(&SqlxPool::from(pool.clone()), &stmts.migrations).await
+}
+
+/// Creates or upgrades the inbox consumer's tables (`<prefix>_inbox`,
+/// `<prefix>_inbox_dead_letters`) named by `stmts`, as [`migrate`] does the outbox's: the same
+/// runner and locking, versions from 1001 on in the same `<prefix>_migrations` table, so one
+/// database can hold both.
+///
+/// # Errors
+///
+/// [`outbox_core::Error::Store`] when a statement fails.
+pub async fn migrate_inbox<DB: OutboxDatabase>(pool: &Pool<DB>, stmts: &Statements) -> Result<()> {
+    let inbox = MigrationStatements::inbox(stmts.dialect, stmts.names());
+    outbox_core::sql::migrate(&SqlxPool::from(pool.clone()), &inbox).await
 }

@@ -73,7 +73,7 @@ fn wal_slot(dialect: Dialect, names: &TableNames) -> Vec<String> {
     }
 }
 
-fn timestamp_type(dialect: Dialect) -> &'static str {
+pub(super) fn timestamp_type(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Postgres => "TIMESTAMPTZ",
         Dialect::MySql => "TIMESTAMP(6)",
@@ -81,7 +81,7 @@ fn timestamp_type(dialect: Dialect) -> &'static str {
     }
 }
 
-fn now_default(dialect: Dialect) -> &'static str {
+pub(super) fn now_default(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Postgres => "now()",
         Dialect::MySql => "CURRENT_TIMESTAMP(6)",

@@ -7,12 +7,14 @@
 
 mod ddl;
 mod ident;
+mod inbox;
 mod retry;
 mod statements;
 mod value;
 
 pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
+pub use inbox::{INBOX_MIGRATIONS_FROM, InboxStatements, MAX_INBOX_ID_BYTES, inbox_migrations};
 pub use retry::DbFailure;
 pub use statements::{
     MigrationLock, MigrationStatements, RelayStatements, SchemaStatements, Statements,
@@ -68,15 +70,19 @@ pub enum Table {
     DeadLetters,
     /// Leader leases of relays (`outbox_leases`).
     Leases,
-    /// Applied migrations (`outbox_migrations`).
+    /// Applied migrations (`outbox_migrations`), the outbox's and the inbox's.
     Migrations,
     /// PostgreSQL WAL mode: the identity of the relay's logical replication slot
     /// (`outbox_wal_slot`).
     WalSlot,
+    /// Events an inbox consumer group has processed (`outbox_inbox`).
+    Inbox,
+    /// Records an inbox consumer set aside, with their reason (`outbox_inbox_dead_letters`).
+    InboxDeadLetters,
 }
 
 impl Table {
-    /// Every table.
+    /// Every table of the outbox side (the inbox's are in [`Table::INBOX`]).
     pub const ALL: [Self; 9] = [
         Self::Events,
         Self::Schemas,
@@ -89,6 +95,9 @@ impl Table {
         Self::WalSlot,
     ];
 
+    /// The tables of the inbox consumer; they share [`Table::Migrations`] with the outbox.
+    pub const INBOX: [Self; 2] = [Self::Inbox, Self::InboxDeadLetters];
+
     fn suffix(self) -> &'static str {
         match self {
             Self::Events => "events",
@@ -100,6 +109,8 @@ impl Table {
             Self::Leases => "leases",
             Self::Migrations => "migrations",
             Self::WalSlot => "wal_slot",
+            Self::Inbox => "inbox",
+            Self::InboxDeadLetters => "inbox_dead_letters",
         }
     }
 }
@@ -141,7 +152,7 @@ impl TableNames {
     /// not a safe identifier.
     pub fn with_prefix(prefix: &str) -> Result<Self> {
         let prefix = Identifier::new(prefix)?;
-        for table in Table::ALL {
+        for table in Table::ALL.into_iter().chain(Table::INBOX) {
             Identifier::new(&format!("{prefix}_{}", table.suffix()))?;
         }
         Ok(Self {

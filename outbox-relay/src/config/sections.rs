@@ -81,16 +81,7 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
 }
 
-/// What to do with the later events of a key whose event was dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PoisonPolicy {
-    /// Park them in the dead-letter table too, so the key's order survives a retry.
-    #[default]
-    Block,
-    /// Publish them; only the poison event is set aside.
-    Skip,
-}
+pub use outbox_core::PoisonPolicy;
 
 /// Draining settings.
 #[derive(Debug, Clone, Deserialize)]

@@ -26,7 +26,18 @@ pub enum MigrationLock {
     WriteTransaction,
 }
 
-/// The statements that create and upgrade the outbox tables, recording applied versions in
+/// Which migrations a [`MigrationStatements`] applies; both sets are recorded in
+/// `<prefix>_migrations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MigrationSet {
+    /// The outbox, schema registry and relay tables (versions 1, 2, ...).
+    Outbox,
+    /// The inbox consumer's tables (versions 1001, 1002, ...).
+    Inbox,
+}
+
+/// The statements that create and upgrade the outbox tables (or, built with
+/// [`inbox`](Self::inbox), the inbox consumer's), recording applied versions in
 /// `<prefix>_migrations`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -41,11 +52,24 @@ pub struct MigrationStatements {
     pub lock: MigrationLock,
     dialect: Dialect,
     names: TableNames,
+    set: MigrationSet,
 }
 
 impl MigrationStatements {
-    /// The statements for `dialect` on the tables of `names`.
+    /// The statements for `dialect` on the outbox tables of `names`.
     pub fn new(dialect: Dialect, names: &TableNames) -> Self {
+        Self::of_set(dialect, names, MigrationSet::Outbox)
+    }
+
+    /// The statements for `dialect` on the inbox consumer's tables of `names`
+    /// (`<prefix>_inbox`, `<prefix>_inbox_dead_letters`): versions from
+    /// [`INBOX_MIGRATIONS_FROM`](super::super::INBOX_MIGRATIONS_FROM) on, in the same
+    /// bookkeeping table and under the same lock as the outbox's, so one database can hold both.
+    pub fn inbox(dialect: Dialect, names: &TableNames) -> Self {
+        Self::of_set(dialect, names, MigrationSet::Inbox)
+    }
+
+    fn of_set(dialect: Dialect, names: &TableNames, set: MigrationSet) -> Self {
         let table = names.qualified(dialect, Table::Migrations);
         let p = |n| dialect.placeholder(n);
         let key = SqlValue::Text(format!("outbox-migrate:{}", names.name(Table::Events)));
@@ -74,13 +98,18 @@ impl MigrationStatements {
             lock,
             dialect,
             names: names.clone(),
+            set,
         }
     }
 
     /// Every statement still to run, in order, given the applied versions: each pending
     /// migration's DDL followed by the insert that records it.
     pub fn pending(&self, applied: &[i64]) -> Vec<(Statement, Vec<SqlValue>)> {
-        super::super::ddl::migrations(self.dialect, &self.names)
+        let migrations = match self.set {
+            MigrationSet::Outbox => super::super::ddl::migrations(self.dialect, &self.names),
+            MigrationSet::Inbox => super::super::inbox_migrations(self.dialect, &self.names),
+        };
+        migrations
             .into_iter()
             .filter(|m| !applied.contains(&m.version))
             .flat_map(|m| {
