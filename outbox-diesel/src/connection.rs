@@ -71,6 +71,7 @@ where
     i32: FromSql<Integer, B>,
     i64: FromSql<BigInt, B>,
     String: FromSql<Text, B>,
+    Vec<u8>: FromSql<Binary, B>,
 {
     fn build<'a>(row: &impl NamedRow<'a, B>) -> deserialize::Result<Self> {
         let values = R::COLUMNS
@@ -85,6 +86,9 @@ where
                     }
                     ColumnType::I64 => {
                         SqlValue::I64(FromSql::<BigInt, B>::from_nullable_sql(value)?)
+                    }
+                    ColumnType::Bytes => {
+                        SqlValue::Bytes(FromSql::<Binary, B>::from_nullable_sql(value)?)
                     }
                     _ => SqlValue::Text(FromSql::<Text, B>::from_nullable_sql(value)?),
                 })
@@ -104,6 +108,7 @@ where
     i32: FromSql<Integer, B>,
     i64: FromSql<BigInt, B>,
     String: FromSql<Text, B>,
+    Vec<u8>: FromSql<Binary, B>,
     BoxedSqlQuery<'static, B, SqlQuery>: QueryFragment<B>,
 {
     fn run(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<usize> {

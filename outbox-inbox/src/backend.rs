@@ -87,7 +87,11 @@ pub enum ApplyError {
 /// - Errors of the database itself are [`ApplyError::Store`]; the runner retries them.
 pub trait InboxBackend: Send + Sync + 'static {
     /// The Avro schema to read values with (the handler's own), `None` for the writer's.
-    fn reader_schema(&self) -> Option<outbox_core::Schema>;
+    ///
+    /// # Errors
+    ///
+    /// When the handler's schema is not valid Avro.
+    fn reader_schema(&self) -> outbox_core::Result<Option<outbox_core::Schema>>;
 
     /// Applies one event exactly once for `group`.
     fn apply(

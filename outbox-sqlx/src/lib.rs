@@ -16,6 +16,8 @@
 //! - `sqlite`: [`sqlite::SqliteOutbox`] and friends (bundled SQLite);
 //! - `opentelemetry`: published events carry the current OpenTelemetry trace context as a
 //!   W3C `traceparent` header (`outbox-core`'s feature).
+//! - `inbox`: `SqlxInbox`, the idempotent consumer's backend for `outbox_inbox::Inbox`
+//!   (exactly-once effects in this database); it alone compiles rdkafka/librdkafka.
 //!
 //! # Examples
 //!
@@ -39,6 +41,8 @@
 mod cells;
 mod database;
 mod error;
+#[cfg(feature = "inbox")]
+mod inbox;
 mod migrate;
 mod outbox;
 mod pool;
@@ -48,6 +52,9 @@ mod wal;
 #[doc(hidden)]
 pub use database::{Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
+#[cfg(feature = "inbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
+pub use inbox::{Effect, Handler, InboxHandler, SqlxInbox};
 pub use migrate::{migrate, migrate_inbox};
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};
 pub use pool::{ConnectionHolder, SqlxConnection, SqlxPool, SqlxTransaction};

@@ -83,6 +83,7 @@ fn columns(types: &[ColumnType]) -> Vec<Column> {
         .map(|t| match t {
             ColumnType::I32 => Column::I32,
             ColumnType::I64 => Column::I64,
+            ColumnType::Bytes => Column::Bytes,
             _ => Column::Text,
         })
         .collect()

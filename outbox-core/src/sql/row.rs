@@ -13,6 +13,8 @@ pub enum ColumnType {
     I64,
     /// Text.
     Text,
+    /// Bytes (`BYTEA`, `BLOB`).
+    Bytes,
 }
 
 /// A Rust type one column decodes into.
@@ -52,6 +54,7 @@ from_sql_value! {
     i32 => I32, I32;
     i64 => I64, I64;
     String => Text, Text;
+    Vec<u8> => Bytes, Bytes;
 }
 
 fn kind(value: &SqlValue) -> &'static str {
@@ -92,7 +95,7 @@ macro_rules! from_row_single {
         }
     )*};
 }
-from_row_single!(i32, i64, String);
+from_row_single!(i32, i64, String, Vec<u8>);
 
 macro_rules! from_row_tuple {
     ($($name:ident),*) => {

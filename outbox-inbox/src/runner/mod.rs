@@ -64,7 +64,11 @@ impl<B: InboxBackend, S: SchemaStore + Send + Sync + 'static> Inbox<B, S> {
         settings: InboxSettings,
     ) -> Result<Self> {
         settings.validate()?;
-        let decoder = match backend.reader_schema() {
+        let reader = backend.reader_schema().map_err(|e| Error::InvalidConfig {
+            key: "reader schema",
+            reason: e.to_string(),
+        })?;
+        let decoder = match reader {
             Some(reader) => Decoder::new(registry).with_reader_schema(reader),
             None => Decoder::new(registry),
         };
