@@ -37,3 +37,84 @@ async fn sqlite_applies_each_event_once_and_sets_poison_aside() {
     let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
     inbox_support::exactly_once(pool).await;
 }
+
+/// A database already holding the outbox (migrations 1 and 2, with a row waiting) gets the
+/// inbox's migrations beside them: the row survives, versions 1, 2 and 1001 are recorded, and
+/// running both again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_migrations_upgrade_a_database_holding_the_outbox() {
+    use outbox_core::relay::InsertRows as _;
+    use outbox_core::table::{Dialect, Statements, Table, TableNames};
+
+    let pool = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let names = TableNames::with_prefix(&format!("u{}", &id[20..])).expect("names");
+    let stmts = Statements::new(Dialect::Postgres, &names);
+    outbox_sqlx::migrate(&pool, &stmts)
+        .await
+        .expect("outbox migrations");
+    let store = outbox_sqlx::SqlxRelayStore::new(pool.clone(), std::sync::Arc::new(stmts.clone()));
+    let row = outbox_core::NewOutboxRow {
+        event_id: uuid::Uuid::now_v7(),
+        topic: "t".into(),
+        event_key: None,
+        event_type: "x.Y".into(),
+        schema_id: None,
+        content_type: "application/json".into(),
+        payload: b"{}".to_vec(),
+        headers: vec![],
+    };
+    store.insert_rows(&[row]).await.expect("row");
+    outbox_sqlx::migrate_inbox(&pool, &stmts)
+        .await
+        .expect("inbox migrations");
+    outbox_sqlx::migrate_inbox(&pool, &stmts)
+        .await
+        .expect("inbox migrations again");
+    outbox_sqlx::migrate(&pool, &stmts)
+        .await
+        .expect("outbox migrations again");
+    let q = |sql: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .expect("query")
+        }
+    };
+    let t = |table| names.qualified(Dialect::Postgres, table);
+    assert_eq!(
+        q(format!(
+            "SELECT version FROM {} ORDER BY version",
+            t(Table::Migrations)
+        ))
+        .await,
+        vec![1, 2, 1001]
+    );
+    assert_eq!(
+        q(format!("SELECT COUNT(*) FROM {}", t(Table::Events))).await,
+        vec![1]
+    );
+    assert_eq!(
+        q(format!("SELECT COUNT(*) FROM {}", t(Table::Inbox))).await,
+        vec![0]
+    );
+    assert_eq!(
+        q(format!(
+            "SELECT COUNT(*) FROM {}",
+            t(Table::InboxDeadLetters)
+        ))
+        .await,
+        vec![0]
+    );
+    for table in Table::ALL.into_iter().chain(Table::INBOX) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {}",
+            t(table)
+        )))
+        .execute(&pool)
+        .await
+        .expect("drop");
+    }
+}
