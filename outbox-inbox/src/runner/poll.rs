@@ -116,13 +116,12 @@ fn commit<C: ConsumerContext>(
     let mut tpl = TopicPartitionList::new();
     let mut moved = Vec::new();
     for p in partitions {
-        if let Some(offset) = p.uncommitted() {
-            if tpl
+        if let Some(offset) = p.uncommitted()
+            && tpl
                 .add_partition_offset(&p.topic, p.partition, Offset::Offset(offset))
                 .is_ok()
-            {
-                moved.push((p, offset));
-            }
+        {
+            moved.push((p, offset));
         }
     }
     if moved.is_empty() {
