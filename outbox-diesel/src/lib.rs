@@ -25,6 +25,8 @@
 //! - `async`: [`AsyncDieselOutbox`] on `diesel-async` connections, for the `postgres`
 //!   ([`postgres::AsyncPgOutbox`] on `AsyncPgConnection`) and `mysql`
 //!   ([`mysql::AsyncMySqlOutbox`] on `AsyncMysqlConnection`) features turned on beside it.
+//! - `inbox`: [`DieselInbox`], the idempotent consumer's backend for `outbox_inbox::Inbox`
+//!   (it alone compiles rdkafka/librdkafka).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -38,6 +40,8 @@ mod async_pool;
 mod async_store_tests;
 mod connection;
 mod error;
+#[cfg(feature = "inbox")]
+mod inbox;
 mod migrate;
 mod outbox;
 mod pool;
@@ -57,6 +61,9 @@ pub use async_outbox::{AsyncDieselOutbox, AsyncDieselOutboxBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use async_pool::{AsyncDieselConnection, AsyncDieselPool, AsyncDieselTransaction};
 pub use connection::{DieselBackend, OutboxConnection};
+#[cfg(feature = "inbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
+pub use inbox::{DieselInbox, DieselInboxHandler};
 pub use migrate::{migrate, migrate_inbox};
 pub use outbox::{DieselOutbox, DieselOutboxBuilder};
 pub use pool::{DieselConnection, DieselPool, DieselTransaction, InTransaction, Scope, Session};

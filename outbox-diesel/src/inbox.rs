@@ -1,0 +1,205 @@
+//! The inbox consumer on diesel: [`DieselInbox`] applies each event exactly once in one
+//! transaction with its `ce_id`, through the application's [`DieselInboxHandler`]. diesel is
+//! blocking, so each call runs on Tokio's blocking pool, on a connection of a small pool.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use outbox_core::Schema;
+use outbox_core::avro::AvroSchema;
+use outbox_core::table::{InboxStatements, SqlValue, TableNames};
+use outbox_inbox::{Applied, ApplyError, BoxError, DeadLetter, InboxBackend, InboxEvent, Reason};
+use serde::de::DeserializeOwned;
+
+use crate::connection::OutboxConnection;
+use crate::error::store;
+
+/// Handles one event type inside the inbox's transaction: whatever it writes through `conn`
+/// commits together with the event's `ce_id`, exactly once.
+///
+/// # Contract
+///
+/// Write only through `conn` (it is inside the transaction); an `Err` rolls it back, and the
+/// runner retries with backoff, then dead-letters the record.
+pub trait DieselInboxHandler<C>: Send + Sync + 'static {
+    /// The event type, read with its own schema, so a handler on v1 reads v2 data.
+    type Event: DeserializeOwned + AvroSchema + Send;
+
+    /// Applies `event` on `conn`, inside the inbox's transaction.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the application reports; the transaction rolls back.
+    fn handle(&self, conn: &mut C, event: Self::Event, meta: &InboxEvent) -> Result<(), BoxError>;
+}
+
+/// The inbox tables on a diesel database, with the handler: the backend an
+/// [`outbox_inbox::Inbox`] runs on.
+#[derive(Debug)]
+pub struct DieselInbox<C, H> {
+    inner: Arc<Inner<C, H>>,
+}
+
+#[derive(Debug)]
+struct Inner<C, H> {
+    url: String,
+    idle: Mutex<Vec<C>>,
+    stmts: InboxStatements,
+    handler: H,
+}
+
+/// Why a transaction ended early.
+enum Abort {
+    Duplicate,
+    Db(diesel::result::Error),
+    Apply(ApplyError),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> DieselInbox<C, H> {
+    /// An inbox on the database at `url` (connections made as needed, kept while idle), with
+    /// its tables named by `names`, calling `handler` for each new event.
+    pub fn new(url: impl Into<String>, names: &TableNames, handler: H) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url: url.into(),
+                idle: Mutex::default(),
+                stmts: InboxStatements::new(<C::Backend as crate::DieselBackend>::DIALECT, names),
+                handler,
+            }),
+        }
+    }
+
+    /// Runs `f` on a pooled connection on the blocking pool.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner<C, H>, &mut C) -> Result<T, Abort> + Send + 'static,
+    ) -> Result<T, Abort> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => C::establish(&inner.url).map_err(|e| {
+                    Abort::Db(diesel::result::Error::QueryBuilderError(Box::new(e)))
+                })?,
+            };
+            let result = f(&inner, &mut conn);
+            if !matches!(result, Err(Abort::Db(_))) {
+                inner
+                    .idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Abort::Apply(ApplyError::Handler(Box::new(e))))?
+    }
+}
+
+fn store_error(op: &'static str) -> impl FnOnce(Abort) -> outbox_core::Error {
+    move |e| match e {
+        Abort::Db(e) => store(op)(e),
+        Abort::Duplicate | Abort::Apply(_) => outbox_core::Error::Store {
+            operation: op,
+            retryable: true,
+            source: "blocking task failed".into(),
+        },
+    }
+}
+
+impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> InboxBackend for DieselInbox<C, H> {
+    fn reader_schema(&self) -> outbox_core::Result<Option<Schema>> {
+        Schema::from_avro(&H::Event::get_schema()).map(Some)
+    }
+
+    async fn apply(&self, group: &str, event: &InboxEvent) -> Result<Applied, ApplyError> {
+        let group = group.to_owned();
+        let event = event.clone();
+        let result = self
+            .with_conn(move |inner, conn| {
+                conn.transaction::<_, Abort, _>(|conn| {
+                    let params = vec![SqlValue::Text(group), SqlValue::Text(event.ce_id.clone())];
+                    if conn.run(&inner.stmts.insert_processed, params)? == 0 {
+                        return Err(Abort::Duplicate);
+                    }
+                    let value = event
+                        .value
+                        .as_ref()
+                        .ok_or(Abort::Apply(ApplyError::Rejected(Reason::Tombstone)))?;
+                    let typed: H::Event = outbox_core::avro::from_value(value).map_err(|e| {
+                        Abort::Apply(ApplyError::Rejected(Reason::Undecodable {
+                            detail: e.to_string(),
+                        }))
+                    })?;
+                    inner
+                        .handler
+                        .handle(conn, typed, &event)
+                        .map_err(|e| Abort::Apply(ApplyError::Handler(e)))
+                })
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(Applied::Processed),
+            Err(Abort::Duplicate) => Ok(Applied::Duplicate),
+            Err(Abort::Db(e)) => Err(ApplyError::Store(store("inbox: apply")(e))),
+            Err(Abort::Apply(e)) => Err(e),
+        }
+    }
+
+    async fn dead_letter(&self, group: &str, letter: DeadLetter<'_>) -> outbox_core::Result<()> {
+        let params = vec![
+            SqlValue::Text(group.to_owned()),
+            SqlValue::Text(letter.topic.to_owned()),
+            SqlValue::I32(letter.partition),
+            SqlValue::I64(letter.offset),
+            SqlValue::Text(letter.ce_id.unwrap_or_default().to_owned()),
+            SqlValue::OptBytes(letter.key.map(<[u8]>::to_vec)),
+            SqlValue::OptBytes(letter.value.map(<[u8]>::to_vec)),
+            SqlValue::Text(letter.headers.to_owned()),
+            SqlValue::Text(letter.reason.to_string()),
+        ];
+        self.with_conn(move |inner, conn| Ok(conn.run(&inner.stmts.insert_dead_letter, params)?))
+            .await
+            .map(drop)
+            .map_err(store_error("inbox: dead letter"))
+    }
+
+    async fn dead_letter_keys(&self, group: &str) -> outbox_core::Result<Vec<(String, Vec<u8>)>> {
+        let params = vec![SqlValue::Text(group.to_owned())];
+        self.with_conn(move |inner, conn| {
+            Ok(conn.load_rows::<(String, Vec<u8>)>(&inner.stmts.select_dead_letter_keys, params)?)
+        })
+        .await
+        .map_err(store_error("inbox: dead-lettered keys"))
+    }
+
+    async fn purge(&self, group: &str, age: Duration) -> outbox_core::Result<u64> {
+        let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        let group = group.to_owned();
+        self.with_conn(move |inner, conn| {
+            let mut total = 0u64;
+            loop {
+                let params = vec![SqlValue::Text(group.clone()), SqlValue::I64(seconds)];
+                let deleted = conn.run(&inner.stmts.purge, params)?;
+                total += deleted as u64;
+                if deleted < inner.stmts.purge_batch() {
+                    return Ok(total);
+                }
+            }
+        })
+        .await
+        .map_err(store_error("inbox: retention"))
+    }
+}

@@ -1,0 +1,124 @@
+//! The inbox consumer on diesel (PostgreSQL and SQLite), with the relay upstream on the test
+//! broker: the scenario `outbox-sqlx`'s inbox tests run, over `DieselInbox`.
+
+#[path = "../../outbox-sqlx/tests/inbox_support/upstream.rs"]
+mod upstream;
+
+use std::sync::atomic::AtomicU32;
+
+use diesel::{PgConnection, SqliteConnection};
+use outbox_core::table::{Dialect, Statements, Table};
+use outbox_diesel::{DieselInbox, DieselInboxHandler, OutboxConnection};
+use outbox_inbox::{BoxError, InboxEvent};
+use upstream::{N, OrderPlacedV1, Scenario};
+
+/// The test's effect: one row per call, no unique key, so a second application shows.
+struct Effects {
+    table: String,
+    failures_left: AtomicU32,
+}
+
+impl<C: OutboxConnection> DieselInboxHandler<C> for Effects {
+    type Event = OrderPlacedV1;
+
+    fn handle(
+        &self,
+        conn: &mut C,
+        event: OrderPlacedV1,
+        meta: &InboxEvent,
+    ) -> Result<(), BoxError> {
+        if upstream::fail_once(&event, &self.failures_left) {
+            return Err("a passing failure, on purpose".into());
+        }
+        let sql = format!(
+            "INSERT INTO {} (ce_id, order_id, total_cents) VALUES ('{}', '{}', {})",
+            self.table, meta.ce_id, event.order_id, event.total_cents
+        );
+        conn.run(&sql, vec![])?;
+        Ok(())
+    }
+}
+
+fn count<C: OutboxConnection>(conn: &mut C, sql: &str) -> i64 {
+    conn.load_rows::<i64>(sql, vec![]).expect("count")[0]
+}
+
+async fn exactly_once<C>(url: String, dialect: Dialect)
+where
+    C: OutboxConnection + 'static,
+{
+    let Some(scenario) = Scenario::prepare().await else {
+        return;
+    };
+    let names = scenario.names.clone();
+    let effects = scenario.effects();
+    let mut conn = C::establish(&url).expect("connect");
+    conn.run(&format!("CREATE TABLE {effects} (ce_id TEXT NOT NULL, order_id TEXT NOT NULL, total_cents BIGINT NOT NULL)"), vec![])
+        .expect("effects table");
+    outbox_diesel::migrate_inbox(&mut conn, &Statements::new(dialect, &names))
+        .expect("migrate inbox");
+    let handler = Effects {
+        table: effects.clone(),
+        failures_left: AtomicU32::new(1),
+    };
+    scenario
+        .consume(DieselInbox::<C, _>::new(url, &names, handler))
+        .await;
+
+    let n = N as i64;
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT COUNT(*) AS value FROM {effects}")
+        ),
+        n,
+        "rows downstream exactly once"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT COUNT(DISTINCT order_id) AS value FROM {effects}")
+        ),
+        n
+    );
+    let sum = count(
+        &mut conn,
+        &format!("SELECT CAST(SUM(total_cents) AS BIGINT) AS value FROM {effects}"),
+    );
+    assert_eq!(
+        sum,
+        (0..n).map(|i| i * 100).sum::<i64>(),
+        "every event's own values"
+    );
+    let inbox = names.qualified(dialect, Table::Inbox);
+    assert_eq!(
+        count(&mut conn, &format!("SELECT COUNT(*) AS value FROM {inbox}")),
+        n
+    );
+    let dead = names.qualified(dialect, Table::InboxDeadLetters);
+    let reasons = conn
+        .load_rows::<String>(
+            &format!("SELECT reason AS value FROM {dead} ORDER BY record_offset"),
+            vec![],
+        )
+        .expect("reasons");
+    upstream::check_reasons(&reasons);
+    for table in [effects, inbox, dead] {
+        conn.run(&format!("DROP TABLE {table}"), vec![])
+            .expect("drop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_applies_each_event_once_and_sets_poison_aside() {
+    let url = std::env::var("OUTBOX_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/test".into());
+    exactly_once::<PgConnection>(url, Dialect::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_applies_each_event_once_and_sets_poison_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dir.path().join("inbox.db").display().to_string();
+    exactly_once::<SqliteConnection>(url, Dialect::Sqlite).await;
+}
