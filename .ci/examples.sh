@@ -83,4 +83,7 @@ if len(keys) != expected or len(ids) != expected:
 if any(k.endswith("-rolled-back") for k in keys):
     raise SystemExit("the rolled-back event reached the topic")
 PY
+echo "-- inbox: an idempotent consumer, duplicates skipped (in-process Kafka, then the test broker)"
+env -u KAFKA_BOOTSTRAP_SERVERS cargo run -q -p inbox | tail -n 1 | grep -q "inbox example: ok" || { echo "inbox example failed" >&2; exit 1; }
+KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" cargo run -q -p inbox | tail -n 1 | grep -q "inbox example: ok" || { echo "inbox example failed" >&2; exit 1; }
 echo "examples: ok"

@@ -8,7 +8,8 @@
 //!
 //! `inbox consume` runs the shipping service alone until SIGTERM, configured by the
 //! environment (`INBOX_DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `INBOX_TOPIC`, `INBOX_GROUP`,
-//! `INBOX_TABLE_PREFIX`, `INBOX_REGISTRY_DB`, `INBOX_HANDLER_DELAY_MS`): the process the
+//! `INBOX_TABLE_PREFIX`, `INBOX_REGISTRY_DB`, `INBOX_HANDLER_DELAY_MS`,
+//! `INBOX_KAFKA_PROPERTIES`): the process the
 //! crash and rebalance tests start and kill.
 
 use std::time::Duration;
@@ -122,6 +123,17 @@ async fn consume() -> anyhow::Result<()> {
     let backend = SqlxInbox::new(pool, &names, Shipping { table, delay });
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", var("KAFKA_BOOTSTRAP_SERVERS")?);
+    // Any librdkafka consumer property (TLS, SASL, timeouts), as `key=value,key=value`.
+    for pair in var("INBOX_KAFKA_PROPERTIES")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair
+            .split_once('=')
+            .context("INBOX_KAFKA_PROPERTIES: expected key=value")?;
+        config.set(key, value);
+    }
     let mut settings = InboxSettings::new(var("INBOX_GROUP")?, [var("INBOX_TOPIC")?]);
     settings.commit_interval = Duration::from_millis(200);
     settings.poison_policy = outbox_core::PoisonPolicy::Skip;
@@ -268,7 +280,23 @@ async fn create_topic(bootstrap: &str) -> anyhow::Result<()> {
             Err((_, code)) => anyhow::bail!("create topic: {code}"),
         }
     }
-    Ok(())
+    // A topic just created may not be in every metadata answer yet: wait until it is.
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    for _ in 0..50 {
+        let metadata = probe.fetch_metadata(Some(OrderPlaced::TOPIC), Duration::from_secs(5))?;
+        if metadata
+            .topics()
+            .iter()
+            .any(|t| t.error().is_none() && !t.partitions().is_empty())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the orders topic did not appear")
 }
 
 /// Reads the last `n` records of the orders topic and produces them again, unchanged.

@@ -246,6 +246,16 @@ impl Scenario {
         })
     }
 
+    /// The table prefix of the test's inbox tables.
+    pub(crate) fn prefix(&self) -> String {
+        format!("i{}", &self.id[20..])
+    }
+
+    /// The upstream's SQLite database, whose embedded registry the consumer decodes with.
+    pub(crate) fn upstream_db(&self) -> std::path::PathBuf {
+        self._dir.path().join("upstream.db")
+    }
+
     /// The name of the test's effects table.
     pub(crate) fn effects(&self) -> String {
         format!("{}_effects", self.names.name(Table::Inbox))
