@@ -12,6 +12,7 @@
 //! 5. backlog scaling: draining a large backlog, rate at the start vs the end, peak RSS;
 //! 6. WAL mode: publish overhead (a logical message vs a row), drain rate from the slot, and
 //!    end-to-end latency at the e2e phase's rate.
+//! 7. consuming with the inbox (exactly-once effects on PostgreSQL) vs a bare consumer loop.
 //!
 //! ```sh
 //! cargo run --release -p outbox-bench                 # full run (see BENCHMARKS.md)
@@ -28,6 +29,7 @@ mod e2e;
 mod encode;
 mod events;
 mod fixture;
+mod inbox;
 mod publish;
 mod report;
 mod wal;
@@ -39,6 +41,7 @@ use crate::drain::relay_drain;
 use crate::e2e::e2e_latency;
 use crate::encode::encode;
 use crate::fixture::Broker;
+use crate::inbox::inbox_consume;
 use crate::publish::publish_overhead;
 use crate::report::Report;
 
@@ -47,7 +50,7 @@ struct Args {
     /// Small counts and short runs (CI keeps the harness from rotting; no targets).
     #[arg(long)]
     quick: bool,
-    /// Run only these scenarios (publish, encode, drain, e2e, backlog, wal); all by default.
+    /// Run only these scenarios (publish, encode, drain, e2e, backlog, wal, inbox); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: run the relay for the backlog scenario in this process.
@@ -103,6 +106,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("wal") {
         crate::wal::wal_mode(&pool, &pg_url, broker, &mut report, args.quick).await?;
+    }
+    if run("inbox") {
+        inbox_consume(&pool, &pg_url, broker, &mut report, args.quick).await?;
     }
 
     println!();
