@@ -152,6 +152,7 @@ where
     Option<i64>: ToSql<Nullable<BigInt>, B>,
     i32: ToSql<Integer, B>,
     Option<i32>: ToSql<Nullable<Integer>, B>,
+    Option<String>: ToSql<Nullable<Text>, B>,
 {
     fn bind(sql: &str, params: Vec<SqlValue>) -> BoxedSqlQuery<'static, B, SqlQuery> {
         let mut query = diesel::sql_query(sql).into_boxed::<B>();
@@ -164,6 +165,7 @@ where
                 SqlValue::OptI64(v) => query.bind::<Nullable<BigInt>, _>(v),
                 SqlValue::I32(v) => query.bind::<Integer, _>(v),
                 SqlValue::OptI32(v) => query.bind::<Nullable<Integer>, _>(v),
+                SqlValue::OptText(v) => query.bind::<Nullable<Text>, _>(v),
             };
         }
         query

@@ -1,6 +1,8 @@
 //! The inbox consumer on diesel (PostgreSQL and SQLite), with the relay upstream on the test
 //! broker: the scenario `outbox-sqlx`'s inbox tests run, over `DieselInbox`.
 
+// Shared by three test crates; each uses a part of it.
+#[allow(dead_code)]
 #[path = "../../outbox-sqlx/tests/inbox_support/upstream.rs"]
 mod upstream;
 

@@ -81,6 +81,9 @@ pub enum Reason {
         /// The last error.
         last: String,
     },
+    /// A sink needs the record key (UTF-8 text) to upsert or delete by.
+    #[error("missing or non-utf-8 record key, which the sink upserts by")]
+    MissingKey,
     /// An earlier record of the same key is dead-lettered and the policy is block.
     #[error("blocked: an earlier record of this key is dead-lettered (policy block)")]
     Blocked,

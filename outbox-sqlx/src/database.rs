@@ -152,6 +152,7 @@ where
     for<'q> Option<Vec<u8>>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> Option<i32>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
     for<'r> String: Decode<'r, DB>,
     for<'r> Vec<u8>: Decode<'r, DB>,
     for<'r> i64: Decode<'r, DB>,
@@ -269,6 +270,7 @@ where
     for<'a> Option<Vec<u8>>: Encode<'a, DB>,
     for<'a> Option<i64>: Encode<'a, DB>,
     for<'a> Option<i32>: Encode<'a, DB>,
+    for<'a> Option<String>: Encode<'a, DB>,
 {
     for param in params {
         query = match param {
@@ -279,6 +281,7 @@ where
             Value::OptI64(v) => query.bind(v),
             Value::I32(v) => query.bind(v),
             Value::OptI32(v) => query.bind(v),
+            Value::OptText(v) => query.bind(v),
         };
     }
     query

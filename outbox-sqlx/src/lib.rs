@@ -54,7 +54,7 @@ pub use database::{Column, Value};
 pub use database::{HasDialect, OutboxDatabase};
 #[cfg(feature = "inbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
-pub use inbox::{Effect, Handler, InboxHandler, SqlxInbox};
+pub use inbox::{Effect, Handler, InboxHandler, Sink, SqlxInbox};
 pub use migrate::{migrate, migrate_inbox};
 pub use outbox::{Outbox, OutboxBuilder, WriterStore};
 pub use pool::{ConnectionHolder, SqlxConnection, SqlxPool, SqlxTransaction};

@@ -38,6 +38,28 @@ async fn sqlite_applies_each_event_once_and_sets_poison_aside() {
     inbox_support::exactly_once(pool).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_sink_upserts_and_deletes() {
+    let pool = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
+    inbox_support::sink::upserts_and_deletes(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_sink_upserts_and_deletes() {
+    let pool = sqlx::MySqlPool::connect(&mysql_url())
+        .await
+        .expect("mariadb");
+    inbox_support::sink::upserts_and_deletes(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_sink_upserts_and_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sink.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+    inbox_support::sink::upserts_and_deletes(pool).await;
+}
+
 /// A database already holding the outbox (migrations 1 and 2, with a row waiting) gets the
 /// inbox's migrations beside them: the row survives, versions 1, 2 and 1001 are recorded, and
 /// running both again changes nothing.

@@ -59,7 +59,7 @@ from_sql_value! {
 
 fn kind(value: &SqlValue) -> &'static str {
     match value {
-        SqlValue::Text(_) => "text",
+        SqlValue::Text(_) | SqlValue::OptText(_) => "text",
         SqlValue::Bytes(_) | SqlValue::OptBytes(_) => "bytes",
         SqlValue::I64(_) | SqlValue::OptI64(_) => "a 64-bit integer",
         SqlValue::I32(_) | SqlValue::OptI32(_) => "a 32-bit integer",

@@ -9,6 +9,7 @@ mod ddl;
 mod ident;
 mod inbox;
 mod retry;
+mod sink;
 mod statements;
 mod value;
 
@@ -16,6 +17,7 @@ pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
 pub use inbox::{INBOX_MIGRATIONS_FROM, InboxStatements, MAX_INBOX_ID_BYTES, inbox_migrations};
 pub use retry::DbFailure;
+pub use sink::{ColumnKind, SinkColumn, SinkTable};
 pub use statements::{
     MigrationLock, MigrationStatements, RelayStatements, SchemaStatements, Statements,
     StrictOrderStatements,

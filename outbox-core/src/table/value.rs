@@ -8,6 +8,8 @@ pub enum SqlValue {
     Text(String),
     /// Bytes.
     Bytes(Vec<u8>),
+    /// Nullable text.
+    OptText(Option<String>),
     /// Nullable bytes.
     OptBytes(Option<Vec<u8>>),
     /// A 64-bit integer.

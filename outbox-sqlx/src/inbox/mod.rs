@@ -2,6 +2,7 @@
 //! transaction with its `ce_id`, through the application's [`InboxHandler`].
 
 mod handler;
+mod sink;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::database::{OutboxDatabase, Value, begin_write};
 use crate::error::store;
 
 pub use handler::{Handler, InboxHandler};
+pub use sink::Sink;
 
 /// What an inbox does with an event inside its transaction: an application's handler
 /// ([`Handler`]) or a sink. Implemented by this crate.

@@ -1,6 +1,9 @@
 //! The inbox scenario on a sqlx database: every event applied once, duplicates skipped
 //! (counted), hostile records dead-lettered with their reason, the partitions moving on.
 
+pub(crate) mod sink;
+// Shared by three test crates; each uses a part of it.
+#[allow(dead_code)]
 pub(crate) mod upstream;
 
 use std::sync::atomic::AtomicU32;

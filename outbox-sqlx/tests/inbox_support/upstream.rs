@@ -70,7 +70,7 @@ pub(crate) fn broker() -> Option<String> {
     }
 }
 
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+pub(crate) async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -89,27 +89,24 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 
 /// The upstream: an outbox on SQLite drained by the relay to `topic`. Returns the registry
 /// the consumer decodes with (the upstream's embedded one).
-async fn publish_through_relay(
+pub(crate) async fn publish_through_relay<E: Event + 'static>(
     bootstrap: &str,
     topic: &str,
-    n: usize,
+    events: &[E],
     dir: &std::path::Path,
 ) -> outbox_core::registry::Registry<outbox_sqlx::SqlxSchemaStore<sqlx::Sqlite>> {
+    let n = events.len();
     let url = format!("sqlite://{}?mode=rwc", dir.join("upstream.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
     let outbox = outbox_sqlx::Outbox::builder(pool.clone())
         .build()
         .await
         .expect("outbox");
-    let codec = outbox.register::<OrderPlaced>().await.expect("register");
-    let rows: Vec<NewOutboxRow> = (0..n)
-        .map(|i| {
-            let event = OrderPlaced {
-                order_id: format!("o-{i}"),
-                total_cents: i as i64 * 100,
-                currency: "EUR".into(),
-            };
-            let mut row = NewOutboxRow::from_event(&codec, &event).expect("row");
+    let codec = outbox.register::<E>().await.expect("register");
+    let rows: Vec<NewOutboxRow> = events
+        .iter()
+        .map(|event| {
+            let mut row = NewOutboxRow::from_event(&codec, event).expect("row");
             row.topic = topic.to_owned();
             row
         })
@@ -234,7 +231,14 @@ impl Scenario {
         let names = TableNames::with_prefix(&format!("i{}", &id[20..])).expect("names");
         create_topic(&bootstrap, &topic, 3).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let registry = publish_through_relay(&bootstrap, &topic, N, dir.path()).await;
+        let events: Vec<OrderPlaced> = (0..N)
+            .map(|i| OrderPlaced {
+                order_id: format!("o-{i}"),
+                total_cents: i as i64 * 100,
+                currency: "EUR".into(),
+            })
+            .collect();
+        let registry = publish_through_relay(&bootstrap, &topic, &events, dir.path()).await;
         duplicate_and_poison(&bootstrap, &topic, N).await;
         Some(Self {
             bootstrap,
