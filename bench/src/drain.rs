@@ -65,13 +65,7 @@ pub(crate) async fn relay_drain(
             .with_instance("bench")
             .build();
         let started = Instant::now();
-        let mut published = 0;
-        while published < n {
-            match relay.drain_once().await? {
-                Step::Drained { published: p, .. } => published += p,
-                Step::StandingBy => anyhow::bail!("the bench relay lost its lease"),
-            }
-        }
+        drain_all(&relay, n).await?;
         let relay_eps = n as f64 / started.elapsed().as_secs_f64();
         let ratio = relay_eps / db_eps.min(kafka_eps);
         let label = format!("{} B", payload);
@@ -159,6 +153,18 @@ pub(crate) async fn produce_all<C: rdkafka::ClientContext + 'static>(
     }
     for delivery in deliveries {
         delivery.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+/// Runs `relay` until it has published `n` records.
+pub(crate) async fn drain_all<S: RelayStore>(relay: &Relay<S>, n: usize) -> anyhow::Result<()> {
+    let mut published = 0;
+    while published < n {
+        match relay.drain_once().await? {
+            Step::Drained { published: p, .. } => published += p,
+            Step::StandingBy => anyhow::bail!("the bench relay lost its lease"),
+        }
     }
     Ok(())
 }

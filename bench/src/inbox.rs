@@ -8,7 +8,7 @@ use outbox_core::avro::AvroSchema;
 use outbox_core::registry::Registry;
 use outbox_core::table::{Dialect, Statements};
 use outbox_inbox::{BoxError, Inbox, InboxEvent, InboxSettings};
-use outbox_relay::{Relay, Step};
+use outbox_relay::Relay;
 use outbox_sqlx::{InboxHandler, SqlxInbox, SqlxSchemaStore};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -69,13 +69,7 @@ pub(crate) async fn inbox_consume(
         config.relay.clone(),
         "bench".into(),
     );
-    let mut published = 0;
-    while published < n {
-        match relay.drain_once().await? {
-            Step::Drained { published: p, .. } => published += p,
-            Step::StandingBy => anyhow::bail!("the bench relay lost its lease"),
-        }
-    }
+    crate::drain::drain_all(&relay, n).await?;
 
     // Baseline: a bare consumer loop reading the same records, no database.
     let consumer: BaseConsumer = ClientConfig::new()

@@ -159,17 +159,7 @@ impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> InboxBackend for D
     }
 
     async fn dead_letter(&self, group: &str, letter: DeadLetter<'_>) -> outbox_core::Result<()> {
-        let params = vec![
-            SqlValue::Text(group.to_owned()),
-            SqlValue::Text(letter.topic.to_owned()),
-            SqlValue::I32(letter.partition),
-            SqlValue::I64(letter.offset),
-            SqlValue::Text(letter.ce_id.unwrap_or_default().to_owned()),
-            SqlValue::OptBytes(letter.key.map(<[u8]>::to_vec)),
-            SqlValue::OptBytes(letter.value.map(<[u8]>::to_vec)),
-            SqlValue::Text(letter.headers.to_owned()),
-            SqlValue::Text(letter.reason.to_string()),
-        ];
+        let params = letter.params(group);
         self.with_conn(move |inner, conn| Ok(conn.run(&inner.stmts.insert_dead_letter, params)?))
             .await
             .map(drop)

@@ -32,10 +32,7 @@ impl<C: OutboxConnection> DieselInboxHandler<C> for Effects {
         if upstream::fail_once(&event, &self.failures_left) {
             return Err("a passing failure, on purpose".into());
         }
-        let sql = format!(
-            "INSERT INTO {} (ce_id, order_id, total_cents) VALUES ('{}', '{}', {})",
-            self.table, meta.ce_id, event.order_id, event.total_cents
-        );
+        let sql = upstream::effect_sql(&self.table, &meta.ce_id, &event);
         conn.run(&sql, vec![])?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use outbox_core::avro::types::Value;
+use outbox_core::table::SqlValue;
 
 use crate::Reason;
 
@@ -47,6 +48,25 @@ pub struct DeadLetter<'a> {
     pub headers: &'a str,
     /// Why.
     pub reason: &'a Reason,
+}
+
+impl DeadLetter<'_> {
+    /// The parameters of [`InboxStatements::insert_dead_letter`] for `group`, in order.
+    ///
+    /// [`InboxStatements::insert_dead_letter`]: outbox_core::table::InboxStatements::insert_dead_letter
+    pub fn params(&self, group: &str) -> Vec<SqlValue> {
+        vec![
+            SqlValue::Text(group.to_owned()),
+            SqlValue::Text(self.topic.to_owned()),
+            SqlValue::I32(self.partition),
+            SqlValue::I64(self.offset),
+            SqlValue::Text(self.ce_id.unwrap_or_default().to_owned()),
+            SqlValue::OptBytes(self.key.map(<[u8]>::to_vec)),
+            SqlValue::OptBytes(self.value.map(<[u8]>::to_vec)),
+            SqlValue::Text(self.headers.to_owned()),
+            SqlValue::Text(self.reason.to_string()),
+        ]
+    }
 }
 
 /// What applying an event did.

@@ -83,6 +83,17 @@ fn terminate(mut child: Child) {
     );
 }
 
+/// Every order shipped once, the 5 hostile records dead-lettered; then the tables go.
+async fn shipped_exactly_once(pool: &sqlx::PgPool, prefix: &str) {
+    let (shipped, distinct, dead) = counts(pool, prefix).await;
+    assert_eq!(
+        (shipped, distinct, dead),
+        (N as i64, N as i64, 5),
+        "each order shipped exactly once"
+    );
+    drop_tables(pool, prefix).await;
+}
+
 async fn drop_tables(pool: &sqlx::PgPool, prefix: &str) {
     for table in [
         "inbox_shipments",
@@ -122,13 +133,7 @@ async fn a_consumer_killed_mid_batch_resumes_without_a_double_effect() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     terminate(second);
-    let (shipped, distinct, dead) = counts(&pool, &prefix).await;
-    assert_eq!(
-        (shipped, distinct, dead),
-        (N as i64, N as i64, 5),
-        "each order shipped exactly once"
-    );
-    drop_tables(&pool, &prefix).await;
+    shipped_exactly_once(&pool, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -148,11 +153,5 @@ async fn a_rebalance_between_two_consumers_processes_nothing_twice() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     terminate(first);
     terminate(second);
-    let (shipped, distinct, dead) = counts(&pool, &prefix).await;
-    assert_eq!(
-        (shipped, distinct, dead),
-        (N as i64, N as i64, 5),
-        "each order shipped exactly once"
-    );
-    drop_tables(&pool, &prefix).await;
+    shipped_exactly_once(&pool, &prefix).await;
 }

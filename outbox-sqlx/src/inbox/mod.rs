@@ -103,17 +103,7 @@ impl<DB: OutboxDatabase, E: Effect<DB>> InboxBackend for SqlxInbox<DB, E> {
     }
 
     async fn dead_letter(&self, group: &str, letter: DeadLetter<'_>) -> outbox_core::Result<()> {
-        let params = vec![
-            Value::Text(group.to_owned()),
-            Value::Text(letter.topic.to_owned()),
-            Value::I32(letter.partition),
-            Value::I64(letter.offset),
-            Value::Text(letter.ce_id.unwrap_or_default().to_owned()),
-            Value::OptBytes(letter.key.map(<[u8]>::to_vec)),
-            Value::OptBytes(letter.value.map(<[u8]>::to_vec)),
-            Value::Text(letter.headers.to_owned()),
-            Value::Text(letter.reason.to_string()),
-        ];
+        let params = letter.params(group);
         let mut conn = self.pool.acquire().await.map_err(store("inbox: connect"))?;
         DB::run(&mut *conn, &self.stmts.insert_dead_letter, params)
             .await

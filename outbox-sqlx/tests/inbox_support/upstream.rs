@@ -48,6 +48,15 @@ pub(crate) struct OrderPlacedV1 {
     pub(crate) total_cents: i64,
 }
 
+/// The test effect's statement: one row per call (no unique key, so a second application
+/// shows), with the event's own values. `ce_id`s and order ids are the test's own, no quoting.
+pub(crate) fn effect_sql(table: &str, ce_id: &str, event: &OrderPlacedV1) -> String {
+    format!(
+        "INSERT INTO {table} (ce_id, order_id, total_cents) VALUES ('{ce_id}', '{}', {})",
+        event.order_id, event.total_cents
+    )
+}
+
 /// Whether the handler fails this call on purpose: the first call for order `o-3`.
 pub(crate) fn fail_once(event: &OrderPlacedV1, failures_left: &AtomicU32) -> bool {
     event.order_id == "o-3"
