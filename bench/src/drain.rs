@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use outbox_core::NewOutboxRow;
-use outbox_core::relay::{RelayStore, RelayStoreExt};
+use outbox_core::relay::{AdminStore, FailureStore, LeaseStore, RelayStore, RelayStoreExt};
 use outbox_relay::{Relay, Step};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
@@ -158,7 +158,10 @@ pub(crate) async fn produce_all<C: rdkafka::ClientContext + 'static>(
 }
 
 /// Runs `relay` until it has published `n` records.
-pub(crate) async fn drain_all<S: RelayStore>(relay: &Relay<S>, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn drain_all<S>(relay: &Relay<S>, n: usize) -> anyhow::Result<()>
+where
+    S: RelayStore + FailureStore + LeaseStore + AdminStore,
+{
     let mut published = 0;
     while published < n {
         match relay.drain_once().await? {

@@ -63,12 +63,13 @@ pub(crate) async fn inbox_consume(
     } = fixture(pool, pg_url, broker, "inbox").await?;
     let topic = broker.topic("bench-inbox").await?;
     preload(&store, &rows(&codec, &topic, n, 100)?).await?;
-    let relay = Relay::new(
+    let relay = Relay::builder(
         store.clone(),
         outbox_relay::producer::producer(&config.kafka)?,
-        config.relay.clone(),
-        "bench".into(),
-    );
+    )
+    .with_settings(config.relay.clone())
+    .with_instance("bench")
+    .build();
     crate::drain::drain_all(&relay, n).await?;
 
     // Baseline: a bare consumer loop reading the same records, no database.

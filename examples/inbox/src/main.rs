@@ -20,7 +20,6 @@ use outbox_core::Event;
 use outbox_core::registry::Registry;
 use outbox_core::table::TableNames;
 use outbox_inbox::{BoxError, ClientConfig, Inbox, InboxEvent, InboxSettings};
-use outbox_sqlx::Configure as _;
 use outbox_sqlx::{InboxHandler, OutboxDatabase, SqlxInbox, SqlxSchemaStore};
 use serde::{Deserialize, Serialize};
 use sqlx::Transaction;
@@ -189,12 +188,12 @@ async fn demo() -> anyhow::Result<()> {
         bootstrap_servers: Some(bootstrap.clone()),
         ..Default::default()
     };
-    let relay = outbox_relay::Relay::new(
+    let relay = outbox_relay::Relay::builder(
         outbox.relay_store(),
         outbox_relay::producer::producer(&kafka)?,
-        outbox_relay::config::RelayConfig::default().relay,
-        "orders-service".into(),
-    );
+    )
+    .with_instance("orders-service")
+    .build();
     let mut published = 0;
     while published < 5 {
         if let outbox_relay::Step::Drained { published: p, .. } = relay.drain_once().await? {
