@@ -309,3 +309,47 @@ fn a_long_default_against_a_wide_union_is_bounded() {
     };
     assert!(reason.contains("steps"), "{reason}");
 }
+
+/// Avro's zig-zag varint of `n`.
+fn varint(n: i64) -> Vec<u8> {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    let mut out = Vec::new();
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+    out
+}
+
+#[test]
+fn a_declared_length_past_the_decode_cap_is_refused_before_allocating() {
+    use outbox_core::encode::wire::{MAX_DECODE_ALLOCATION_BYTES, decode_datum};
+    let schema = Schema::parse_str(r#""string""#).expect("schema");
+    // 100 MiB declared in 4 bytes: under apache_avro's own 512 MiB default, over our cap.
+    let hostile = varint(100 * 1024 * 1024);
+    let err = decode_datum(&hostile, &schema, None).expect_err("refused");
+    let Error::Decode { reason } = err else {
+        panic!("expected Decode, got {err:?}");
+    };
+    assert!(
+        reason.contains("Unable to allocate 104857600 bytes"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("maximum allowed: {MAX_DECODE_ALLOCATION_BYTES}")),
+        "{reason}"
+    );
+    assert_eq!(
+        outbox_core::encode::wire::cap_decode_allocations(),
+        64 << 20
+    );
+
+    // A genuine value decodes as before.
+    let mut fine = varint(5);
+    fine.extend_from_slice(b"hello");
+    assert_eq!(
+        decode_datum(&fine, &schema, None).expect("decodes"),
+        Value::String("hello".to_owned())
+    );
+}

@@ -9,6 +9,23 @@ use crate::{Error, Result, SchemaId};
 /// The first byte of every Confluent-framed record value.
 pub const MAGIC_BYTE: u8 = 0;
 
+/// The most `apache_avro` may allocate at once while decoding a datum: 64 MiB, 64 times
+/// [`DEFAULT_MAX_PAYLOAD_BYTES`](super::DEFAULT_MAX_PAYLOAD_BYTES).
+///
+/// A hostile value declares a string, bytes or array length of its choosing; without a cap
+/// `apache_avro` would reserve up to its own default of 512 MiB per declared length before
+/// finding the bytes missing. A genuine value within the payload limit needs far less: a
+/// string or bytes field at most its own size, an array a decoded item (a few dozen bytes)
+/// per wire byte.
+pub const MAX_DECODE_ALLOCATION_BYTES: usize = 64 * super::DEFAULT_MAX_PAYLOAD_BYTES;
+
+/// Sets `apache_avro`'s process-wide allocation cap to [`MAX_DECODE_ALLOCATION_BYTES`] unless
+/// the application set one first (then that one stays, as `apache_avro` keeps the first).
+/// Returns the cap in force.
+pub fn cap_decode_allocations() -> usize {
+    apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION_BYTES)
+}
+
 /// Splits a Confluent-framed record value into its schema id and Avro datum.
 ///
 /// # Errors
@@ -37,8 +54,11 @@ pub fn split_frame(record_value: &[u8]) -> Result<(SchemaId, &[u8])> {
 ///
 /// # Errors
 ///
-/// [`Error::Decode`] when the bytes do not fit the schemas.
+/// [`Error::Decode`] when the bytes do not fit the schemas, or declare a length whose
+/// allocation would pass [`MAX_DECODE_ALLOCATION_BYTES`].
 pub fn decode_datum(datum: &[u8], writer: &Schema, reader: Option<&Schema>) -> Result<Value> {
+    // Before the first read: apache_avro fixes its cap on first use.
+    cap_decode_allocations();
     let writer = writer.to_avro()?;
     let reader = reader.map(Schema::to_avro).transpose()?;
     let decode_error = |e: apache_avro::Error| Error::Decode {
