@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::broker::{broker, create_topic};
+
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,38 +16,6 @@ use outbox_core::registry::Registry;
 use outbox_core::relay::{AdminStore, InsertRows};
 use outbox_core::{Event, NewOutboxRow};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-
-fn broker() -> Option<String> {
-    match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        Ok(servers) if !servers.is_empty() => Some(servers),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but KAFKA_BOOTSTRAP_SERVERS is not set (.ci/run starts the broker)")
-        }
-        _ => {
-            eprintln!("skipping: KAFKA_BOOTSTRAP_SERVERS is not set");
-            None
-        }
-    }
-}
-
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create topics");
-    for result in results {
-        result.expect("topic created");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {

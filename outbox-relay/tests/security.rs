@@ -21,8 +21,6 @@ use outbox_core::registry::Registry;
 use outbox_core::relay::{AdminStore, InsertRows};
 use outbox_core::{Event, NewOutboxRow};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 
 fn ssl_properties(tls: &Tls) -> Vec<(&'static str, String)> {
     vec![
@@ -39,17 +37,7 @@ async fn create_topic(bootstrap: &str, properties: &[(&str, String)], topic: &st
     for (k, v) in properties {
         config.set(*k, v);
     }
-    let admin: AdminClient<DefaultClientContext> = config.create().expect("admin client");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create topics");
-    for result in results {
-        result.expect("topic created");
-    }
+    common::broker::create_topic_with(config, topic, 2).await;
 }
 
 /// Done when: a relay configured only through environment variables drains to the broker

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod broker;
 pub mod http;
 pub mod isolated;
 mod process;

@@ -12,13 +12,16 @@ use outbox_core::relay::InsertRows as _;
 use outbox_core::table::{Table, TableNames};
 use outbox_core::{Event, NewOutboxRow, PoisonPolicy};
 use outbox_inbox::{ClientConfig, Inbox, InboxBackend, InboxMetrics, InboxSettings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+// One copy of the broker helpers, shared with outbox-relay's tests.
+#[path = "../../../outbox-relay/tests/common/broker.rs"]
+mod broker;
+pub(crate) use broker::{broker, create_topic};
 
 /// Events published (each delivered twice).
 pub(crate) const N: usize = 20;
@@ -63,37 +66,6 @@ pub(crate) fn fail_once(event: &OrderPlacedV1, failures_left: &AtomicU32) -> boo
         && failures_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
-}
-
-/// The test broker, or a skip (a failure under `CI=true`).
-pub(crate) fn broker() -> Option<String> {
-    match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        Ok(servers) if !servers.is_empty() => Some(servers),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but KAFKA_BOOTSTRAP_SERVERS is not set (.ci/run starts the broker)")
-        }
-        _ => {
-            eprintln!("skipping: KAFKA_BOOTSTRAP_SERVERS is not set");
-            None
-        }
-    }
-}
-
-pub(crate) async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create topics");
-    for result in results {
-        result.expect("topic created");
-    }
 }
 
 /// The upstream: an outbox on SQLite drained by the relay to `topic`. Returns the registry
