@@ -10,8 +10,8 @@ use outbox_core::table::{Dialect, Statements};
 use outbox_inbox::{BoxError, Inbox, InboxEvent, InboxSettings};
 use outbox_relay::Relay;
 use outbox_sqlx::{InboxHandler, SqlxInbox, SqlxSchemaStore};
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -54,7 +54,9 @@ pub(crate) async fn inbox_consume(
         "\n6. consuming with the inbox on {} ({} partitions)",
         broker.name, broker.partitions
     );
-    let n = if quick { 2_000 } else { 100_000 };
+    // Quick mode (CI) checks the phase runs, not its numbers: few events, and the only
+    // consumer-group join is the inbox's own (the bare loop is assigned its partitions).
+    let n = if quick { 500 } else { 100_000 };
     let Fixture {
         names,
         codec,
@@ -79,7 +81,15 @@ pub(crate) async fn inbox_consume(
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()?;
-    consumer.subscribe(&[topic.as_str()])?;
+    if quick {
+        let mut partitions = TopicPartitionList::new();
+        for p in 0..broker.partitions {
+            partitions.add_partition_offset(&topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&partitions)?;
+    } else {
+        consumer.subscribe(&[topic.as_str()])?;
+    }
     let (mut read, mut started) = (0, None);
     let deadline = Instant::now() + Duration::from_secs(300);
     while read < n && Instant::now() < deadline {
@@ -150,6 +160,11 @@ pub(crate) async fn inbox_consume(
         done??;
     }
     let db_eps = n as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "   {n} events: inbox {inbox_eps:.0}/s | bare consumer {bare_eps:.0}/s ({:.0}% of it) \
+         | database alone {db_eps:.0} tx/s",
+        100.0 * inbox_eps / bare_eps
+    );
     report.row(
         "inbox consume, 100 B (events/s)",
         format!("{inbox_eps:.0}"),
