@@ -15,7 +15,6 @@ use outbox_core::encode::EventCodec;
 use outbox_core::registry::Registry;
 use outbox_core::relay::{AdminStore, InsertRows};
 use outbox_core::{Event, NewOutboxRow};
-use rdkafka::ClientConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
