@@ -1,9 +1,15 @@
 //! The runner on rdkafka's mock cluster, with an in-memory backend: offsets are committed only
-//! after `apply` succeeded, a revoke waits for the record in flight, and hostile records are
-//! dead-lettered with their reason while the partition moves on.
+//! after `apply` succeeded, and hostile records are dead-lettered with their reason while the
+//! partition moves on.
+//!
+//! The handover at a revoke is not tested here: the mock group coordinator refuses every
+//! OffsetCommit while it waits for members to rejoin (REBALANCE_IN_PROGRESS, where a real
+//! broker accepts the current generation's commits), so the commit a revoke makes cannot
+//! land on it. `examples/inbox/tests/processes.rs` runs two consumers in one group on the
+//! test broker instead.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +21,7 @@ use outbox_inbox::{
     Reason,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -30,17 +36,13 @@ struct Seen {
     dead: Vec<(i64, Reason)>,
 }
 
-/// An in-memory backend: `fail` store errors for `fail_id` before it applies, and `gate`
-/// held shut makes `apply` of `gate_id` wait.
+/// An in-memory backend: `fail` store errors for `fail_id` before it applies.
 #[derive(Default)]
 struct Memory {
     seen: Mutex<Seen>,
     ids: Mutex<HashSet<String>>,
     fail_id: String,
     fail: AtomicU32,
-    gate_id: String,
-    gate_open: AtomicBool,
-    in_flight: AtomicBool,
 }
 
 struct Backend(Arc<Memory>);
@@ -52,13 +54,7 @@ impl InboxBackend for Backend {
 
     async fn apply(&self, _: &str, event: &InboxEvent) -> Result<Applied, ApplyError> {
         let m = &self.0;
-        m.seen.lock().unwrap().calls.push(event.ce_id.clone());
-        if event.ce_id == m.gate_id {
-            m.in_flight.store(true, Ordering::SeqCst);
-            while !m.gate_open.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        m.seen.lock().expect("lock").calls.push(event.ce_id.clone());
         let failing = event.ce_id == m.fail_id
             && m.fail
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -70,16 +66,16 @@ impl InboxBackend for Backend {
                 source: "the test's database is down".into(),
             }));
         }
-        if !m.ids.lock().unwrap().insert(event.ce_id.clone()) {
+        if !m.ids.lock().expect("lock").insert(event.ce_id.clone()) {
             return Ok(Applied::Duplicate);
         }
-        let mut seen = m.seen.lock().unwrap();
+        let mut seen = m.seen.lock().expect("lock");
         seen.applied.push((event.ce_id.clone(), event.offset));
         Ok(Applied::Processed)
     }
 
     async fn dead_letter(&self, _: &str, letter: DeadLetter<'_>) -> outbox_core::Result<()> {
-        let mut seen = self.0.seen.lock().unwrap();
+        let mut seen = self.0.seen.lock().expect("lock");
         seen.dead.push((letter.offset, letter.reason.clone()));
         Ok(())
     }
@@ -233,7 +229,7 @@ async fn offsets_are_committed_only_after_apply_succeeded() {
 
     // id-0 applied, id-1 failing again and again: the commit stops at id-1's offset.
     until("id-1 retried", || {
-        let seen = memory.seen.lock().unwrap();
+        let seen = memory.seen.lock().expect("lock");
         seen.calls.iter().filter(|c| *c == "id-1").count() >= 3
     })
     .await;
@@ -252,7 +248,7 @@ async fn offsets_are_committed_only_after_apply_succeeded() {
     .await;
     let _ = stop.send(());
     runner.await.expect("join").expect("runner");
-    let seen = memory.seen.lock().unwrap();
+    let seen = memory.seen.lock().expect("lock");
     let applied: Vec<_> = seen
         .applied
         .iter()
@@ -285,7 +281,7 @@ async fn hostile_records_are_dead_lettered_with_their_reason_and_the_partition_m
     let _ = stop.send(());
     runner.await.expect("join").expect("runner");
 
-    let seen = memory.seen.lock().unwrap();
+    let seen = memory.seen.lock().expect("lock");
     assert_eq!(seen.applied, [("fine".to_owned(), 5)]);
     let offsets: Vec<i64> = seen.dead.iter().map(|(o, _)| *o).collect();
     assert_eq!(offsets, [0, 1, 2, 3, 4]);
@@ -308,67 +304,4 @@ async fn hostile_records_are_dead_lettered_with_their_reason_and_the_partition_m
             limit: 1024
         }
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "unfinished: the other member reads nothing, but no offset is committed 8 s after \
-            the join; whether the mock cluster rebalanced at all is not yet established"]
-async fn a_revoke_waits_for_the_record_in_flight() {
-    let (topic, group) = ("ticks-revoke", "g-revoke");
-    let f = fixture(topic, 1).await;
-    f.send(topic, 0, Some(b"slow"), &f.tick(0)).await;
-    let memory = Arc::new(Memory {
-        gate_id: "slow".to_owned(),
-        ..Memory::default()
-    });
-    let mut settings = settings(group, topic);
-    settings.revoke_timeout = Duration::from_secs(20);
-    let (stop, runner) = start(&memory, &f, settings).await;
-    until("the record in flight", || {
-        memory.in_flight.load(Ordering::SeqCst)
-    })
-    .await;
-
-    // A second member joins: the group rebalances while `slow` is being applied.
-    let other: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &f.bootstrap)
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    other.subscribe(&[topic]).expect("subscribe");
-    let opener = {
-        let memory = Arc::clone(&memory);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            memory.gate_open.store(true, Ordering::SeqCst);
-        })
-    };
-    // Whoever owns the partition after the handover starts after `slow`: the other member
-    // reads nothing, and the inbox applies it once.
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let read = tokio::task::spawn_blocking(move || {
-        let mut read = Vec::new();
-        while Instant::now() < deadline {
-            if let Some(Ok(m)) = other.poll(Duration::from_millis(100)) {
-                read.push(m.offset());
-            }
-        }
-        read
-    })
-    .await
-    .expect("join");
-    opener.await.expect("join");
-    assert_eq!(read, Vec::<i64>::new(), "the other member re-read a record");
-    assert_eq!(f.committed(group, topic, 0), Some(1));
-    let _ = stop.send(());
-    runner.await.expect("join").expect("runner");
-    let seen = memory.seen.lock().unwrap();
-    assert_eq!(
-        seen.calls,
-        ["slow"],
-        "applied once, never again after the handover"
-    );
-    assert_eq!(seen.applied, [("slow".to_owned(), 0)]);
 }
