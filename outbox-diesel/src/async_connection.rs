@@ -41,6 +41,7 @@ where
     i32: FromSql<Integer, B>,
     i64: FromSql<BigInt, B>,
     String: FromSql<Text, B>,
+    Vec<u8>: FromSql<diesel::sql_types::Binary, B>,
     BoxedSqlQuery<'static, B, SqlQuery>: QueryFragment<B> + QueryId + Send,
 {
     async fn run(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<usize> {

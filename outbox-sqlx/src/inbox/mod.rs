@@ -112,7 +112,8 @@ impl<DB: OutboxDatabase, E: Effect<DB>> InboxBackend for SqlxInbox<DB, E> {
     }
 
     async fn dead_letter_keys(&self, group: &str) -> outbox_core::Result<Vec<(String, Vec<u8>)>> {
-        let mut conn = SqlxPool::from(self.pool.clone()).acquire().await?;
+        let pool = SqlxPool::from(self.pool.clone());
+        let mut conn = pool.acquire().await?;
         let keys = Query::<(String, Vec<u8>)>::new(self.stmts.select_dead_letter_keys.clone());
         conn.fetch(
             "inbox: dead-lettered keys",
