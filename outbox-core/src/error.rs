@@ -164,6 +164,16 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A table cannot be captured as asked (or a DDL under capture is refused); nothing
+    /// was changed.
+    #[error("capture of table {table} refused: {reason}")]
+    CaptureRefused {
+        /// The table.
+        table: String,
+        /// Why, naming the column or the option.
+        reason: String,
+    },
+
     /// A delete the registry's rules refuse (Confluent's: soft delete first, then
     /// `permanent`; and ours: never lose the schema of an event still in the outbox).
     #[error("cannot delete {}: {refusal}", target(subject, *version))]

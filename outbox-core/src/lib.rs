@@ -71,6 +71,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as outbox_core;
 
+pub mod capture;
 #[cfg(feature = "codegen")]
 #[cfg_attr(docsrs, doc(cfg(feature = "codegen")))]
 pub mod codegen;

@@ -39,6 +39,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cells;
+pub mod capture;
 mod database;
 mod error;
 #[cfg(feature = "inbox")]

@@ -39,7 +39,11 @@ pub fn migrations(dialect: Dialect, names: &TableNames) -> Vec<Migration> {
             description: "soft delete of schema versions",
             statements: soft_delete(dialect, names),
         },
-        // Version 3 is taken by table capture (issue #15).
+        Migration {
+            version: 3,
+            description: "record of the tables captured with triggers",
+            statements: captures(dialect, names),
+        },
         Migration {
             version: 4,
             description: "identity of the WAL mode replication slot",
@@ -54,6 +58,23 @@ fn soft_delete(dialect: Dialect, names: &TableNames) -> Vec<String> {
     vec![format!(
         "ALTER TABLE {} ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0",
         names.qualified(dialect, Table::Schemas)
+    )]
+}
+
+/// Version 3: what `capture add` installed, so `capture list`, `remove` and `migrate` know
+/// the topic, the subject, the schema id the triggers write and the operator's spec.
+fn captures(dialect: Dialect, names: &TableNames) -> Vec<String> {
+    let (short, text, engine) = match dialect {
+        Dialect::MySql => ("VARCHAR(255)", "LONGTEXT", " ENGINE=InnoDB"),
+        Dialect::Postgres | Dialect::Sqlite => ("TEXT", "TEXT", ""),
+    };
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n  table_name {short} NOT NULL PRIMARY KEY,\n  \
+         topic {short} NOT NULL,\n  subject {short} NOT NULL,\n  schema_id BIGINT NOT NULL,\n  \
+         spec {text} NOT NULL,\n  created_at {ts} NOT NULL DEFAULT {now}\n){engine}",
+        names.qualified(dialect, Table::Captures),
+        ts = timestamp_type(dialect),
+        now = now_default(dialect),
     )]
 }
 

@@ -74,6 +74,8 @@ pub enum Table {
     Leases,
     /// Applied migrations (`outbox_migrations`), the outbox's and the inbox's.
     Migrations,
+    /// Tables captured with triggers (`outbox_captures`).
+    Captures,
     /// PostgreSQL WAL mode: the identity of the relay's logical replication slot
     /// (`outbox_wal_slot`).
     WalSlot,
@@ -85,7 +87,7 @@ pub enum Table {
 
 impl Table {
     /// Every table of the outbox side (the inbox's are in [`Table::INBOX`]).
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Events,
         Self::Schemas,
         Self::SchemaIds,
@@ -94,6 +96,7 @@ impl Table {
         Self::DeadLetters,
         Self::Leases,
         Self::Migrations,
+        Self::Captures,
         Self::WalSlot,
     ];
 
@@ -110,6 +113,7 @@ impl Table {
             Self::DeadLetters => "dead_letters",
             Self::Leases => "leases",
             Self::Migrations => "migrations",
+            Self::Captures => "captures",
             Self::WalSlot => "wal_slot",
             Self::Inbox => "inbox",
             Self::InboxDeadLetters => "inbox_dead_letters",

@@ -1,0 +1,119 @@
+//! Change capture of existing tables with triggers (DESIGN §8), as I/O-free data: the
+//! narrowest Avro type of each column, the change-event schema, the triggers per dialect,
+//! the SQL that introspects a table and keeps the record of captures, and the relay's
+//! encoding of a captured row's JSON image.
+//!
+//! A captured change is the record `{op: enum {c, u, d, r}, before: null|Row, after:
+//! null|Row, ts}` (Debezium's shape; `r` is a snapshot read, written by query liberation),
+//! keyed by the primary key. Triggers cannot encode Avro, so the outbox row holds a JSON
+//! image under [`CAPTURE_CONTENT_TYPE`] with the registered schema id; the relay encodes it
+//! ([`encode_image`]) and dead-letters a row that does not fit.
+//!
+//! The back ends run it: `outbox_sqlx::capture` introspects, registers, installs and
+//! migrates. Query liberation reuses [`CapturePlan`] (the schema and the row image) with
+//! `op = r` or `u`.
+
+mod column;
+mod image;
+mod plan;
+mod trigger;
+
+pub use column::{ColumnKind, MAX_DECIMAL_PRECISION, SourceColumn, column_kind};
+pub use image::encode_image;
+pub use plan::{CapturePlan, CaptureSpec, CapturedField};
+pub use trigger::{install_statements, remove_statements};
+
+use crate::table::{Dialect, Identifier, Table, TableNames};
+
+/// The content type of a captured row's payload: the change event as JSON, to be encoded
+/// by the relay with the row's schema id.
+pub const CAPTURE_CONTENT_TYPE: &str = "application/vnd.outbox.capture+json";
+
+/// The longest DDL `capture migrate` accepts, in bytes.
+pub const MAX_DDL_BYTES: usize = 64 * 1024;
+
+/// The SQL of captures: introspection and the `<prefix>_captures` bookkeeping.
+#[derive(Debug, Clone)]
+pub struct CaptureStatements {
+    /// The dialect.
+    pub dialect: Dialect,
+    /// A table's columns in table order: (table) -> (name text, data_type text, nullable
+    /// i64, comment text, primary-key position i64, 0 when not in the key). On PostgreSQL
+    /// the parameter is the quoted, qualified name.
+    pub select_columns: String,
+    /// Every capture: () -> (table_name, topic, subject, schema_id i64, spec text).
+    pub select_captures: String,
+    /// One capture: (table_name) -> as `select_captures`.
+    pub select_capture: String,
+    /// Records a capture: (table_name, topic, subject, schema_id i64, spec text).
+    pub insert_capture: String,
+    /// Forgets a capture: (table_name).
+    pub delete_capture: String,
+}
+
+impl CaptureStatements {
+    /// The statements for `dialect` and the outbox's table names.
+    pub fn new(dialect: Dialect, names: &TableNames) -> Self {
+        let captures = names.qualified(dialect, Table::Captures);
+        let p = |n| dialect.placeholder(n);
+        let select_columns = match dialect {
+            Dialect::Postgres => format!(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                 CASE WHEN a.attnotnull THEN 0 ELSE 1 END::bigint, \
+                 COALESCE(col_description(a.attrelid, a.attnum), ''), \
+                 COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(att, n) \
+                   WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.att = a.attnum), 0)::bigint \
+                 FROM pg_attribute a WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 \
+                 AND NOT a.attisdropped ORDER BY a.attnum",
+                p(1)
+            ),
+            Dialect::MySql => {
+                let schema = names
+                    .schema()
+                    .map_or_else(|| "DATABASE()".to_owned(), |s| format!("'{s}'"));
+                format!(
+                    "SELECT CAST(c.column_name AS CHAR), CAST(c.column_type AS CHAR), \
+                     CAST(CASE WHEN c.is_nullable = 'YES' THEN 1 ELSE 0 END AS SIGNED), \
+                     CAST(COALESCE(c.column_comment, '') AS CHAR), \
+                     CAST(COALESCE((SELECT k.ordinal_position FROM information_schema.key_column_usage k \
+                       WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name \
+                       AND k.column_name = c.column_name AND k.constraint_name = 'PRIMARY'), 0) AS SIGNED) \
+                     FROM information_schema.columns c WHERE c.table_schema = {schema} \
+                     AND c.table_name = ? ORDER BY c.ordinal_position"
+                )
+            }
+            Dialect::Sqlite => {
+                "SELECT name, type, CASE WHEN \"notnull\" OR (pk > 0 AND upper(type) = 'INTEGER') \
+                 THEN 0 ELSE 1 END, '', pk FROM pragma_table_info(?) ORDER BY cid"
+                    .to_owned()
+            }
+        };
+        let columns = "table_name, topic, subject, schema_id, spec";
+        Self {
+            dialect,
+            select_columns,
+            select_captures: format!("SELECT {columns} FROM {captures} ORDER BY table_name"),
+            select_capture: format!(
+                "SELECT {columns} FROM {captures} WHERE table_name = {}",
+                p(1)
+            ),
+            insert_capture: format!(
+                "INSERT INTO {captures} ({columns}) VALUES ({}, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5)
+            ),
+            delete_capture: format!("DELETE FROM {captures} WHERE table_name = {}", p(1)),
+        }
+    }
+
+    /// The parameter of [`select_columns`](Self::select_columns) for `table`.
+    pub fn columns_param(&self, names: &TableNames, table: &Identifier) -> String {
+        match self.dialect {
+            Dialect::Postgres => trigger::qualified(self.dialect, names, table),
+            Dialect::MySql | Dialect::Sqlite => table.to_string(),
+        }
+    }
+}

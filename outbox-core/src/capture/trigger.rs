@@ -1,0 +1,264 @@
+//! The triggers that write one outbox row per changed row, per dialect.
+//!
+//! A trigger cannot encode Avro (SQLite has no procedural language at all), so it writes the
+//! change event as JSON ([`CAPTURE_CONTENT_TYPE`](super::CAPTURE_CONTENT_TYPE)) with the
+//! registered schema id; values are written in the form the relay turns into Avro without
+//! guessing: decimals as text, bytes as hex, dates as days and timestamps as microseconds
+//! since the epoch. `event_id` is a UUIDv7 built in SQL on every database.
+
+use super::CAPTURE_CONTENT_TYPE;
+use super::column::ColumnKind;
+use super::plan::{CapturePlan, CapturedField};
+use crate::Result;
+use crate::table::{Dialect, Identifier, Table, TableNames};
+
+/// The change operations a trigger fires on.
+const OPS: [(&str, &str, &str); 3] = [
+    ("ins", "INSERT", "c"),
+    ("upd", "UPDATE", "u"),
+    ("del", "DELETE", "d"),
+];
+
+/// The name of a capture's trigger (PostgreSQL: also its function) for `table`; on MySQL and
+/// SQLite `suffix` tells the three apart.
+fn trigger_name(names: &TableNames, table: &Identifier, suffix: &str) -> Result<Identifier> {
+    let prefix = names.name(Table::Events);
+    let prefix = prefix.as_str().trim_end_matches("_events");
+    Identifier::new(&format!("{prefix}_capture_{table}{suffix}"))
+}
+
+/// The statements that install (or replace) the triggers of `plan`, writing rows with
+/// `schema_id`; run in order, in one transaction where the dialect allows (PostgreSQL,
+/// SQLite). On MySQL/MariaDB each `CREATE OR REPLACE TRIGGER` (MariaDB 10.1.4+) replaces
+/// its trigger atomically, so the table is never without one; MySQL 8 lacks it.
+///
+/// # Errors
+///
+/// [`crate::Error::InvalidIdentifier`] when a trigger name would be too long.
+pub fn install_statements(
+    dialect: Dialect,
+    names: &TableNames,
+    plan: &CapturePlan,
+    schema_id: u32,
+) -> Result<Vec<String>> {
+    let q = |i: &Identifier| qualified(dialect, names, i);
+    let table = q(&plan.table);
+    let events = names.qualified(dialect, Table::Events);
+    let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let (topic, event_type) = (literal(&plan.topic), literal(&plan.event_type()));
+    let ct = literal(CAPTURE_CONTENT_TYPE);
+    let columns = "event_id, topic, event_key, event_type, schema_id, content_type, payload";
+    Ok(match dialect {
+        Dialect::Postgres => {
+            let name = q(&trigger_name(names, &plan.table, "")?);
+            let row = |r| row_json(dialect, &plan.fields, r);
+            vec![
+                format!(
+                    "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $outbox$\n\
+                     DECLARE r record; o text; b json; a json;\n\
+                     BEGIN\n\
+                     IF TG_OP = 'DELETE' THEN r := OLD; o := 'd'; ELSE r := NEW; \
+                     o := CASE TG_OP WHEN 'INSERT' THEN 'c' ELSE 'u' END; END IF;\n\
+                     IF TG_OP <> 'INSERT' THEN b := {before}; END IF;\n\
+                     IF TG_OP <> 'DELETE' THEN a := {after}; END IF;\n\
+                     INSERT INTO {events} ({columns}) VALUES ({uuid}, {topic}, \
+                     convert_to(({key})::text, 'UTF8'), {event_type}, {schema_id}, {ct}, \
+                     convert_to(json_build_object('op', o, 'before', b, 'after', a, 'ts', {ts})::text, 'UTF8'));\n\
+                     RETURN NULL;\n\
+                     END $outbox$",
+                    before = row("OLD"),
+                    after = row("NEW"),
+                    uuid = uuid_v7(dialect),
+                    key = row_json(dialect, &plan.key, "r"),
+                    ts = now_micros(dialect),
+                ),
+                format!("DROP TRIGGER IF EXISTS {name} ON {table}"),
+                format!(
+                    "CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION {name}()"
+                ),
+            ]
+        }
+        Dialect::MySql | Dialect::Sqlite => {
+            let mut out = Vec::new();
+            for (suffix, event, op) in OPS {
+                let name = q(&trigger_name(names, &plan.table, &format!("_{suffix}"))?);
+                let row = |r| row_json(dialect, &plan.fields, r);
+                let (b, a, r) = match op {
+                    "c" => ("NULL".to_owned(), row("NEW"), "NEW"),
+                    "u" => (row("OLD"), row("NEW"), "NEW"),
+                    _ => (row("OLD"), "NULL".to_owned(), "OLD"),
+                };
+                let key = row_json(dialect, &plan.key, r);
+                let ts = now_micros(dialect);
+                let (uuid, from) = (uuid_v7(dialect), uuid_source(dialect));
+                let payload = match dialect {
+                    Dialect::Sqlite => format!(
+                        "CAST(json_object('op', '{op}', 'before', {b}, 'after', {a}, 'ts', {ts}) AS BLOB)"
+                    ),
+                    _ => format!(
+                        "JSON_OBJECT('op', '{op}', 'before', {b}, 'after', {a}, 'ts', {ts})"
+                    ),
+                };
+                let key = match dialect {
+                    Dialect::Sqlite => format!("CAST({key} AS BLOB)"),
+                    _ => key,
+                };
+                let insert = format!(
+                    "INSERT INTO {events} ({columns}) SELECT {uuid}, {topic}, {key}, {event_type}, \
+                     {schema_id}, {ct}, {payload} FROM {from}"
+                );
+                if dialect == Dialect::Sqlite {
+                    out.push(format!("DROP TRIGGER IF EXISTS {name}"));
+                    out.push(format!(
+                        "CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW BEGIN {insert}; END"
+                    ));
+                } else {
+                    out.push(format!(
+                        "CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW {insert}"
+                    ));
+                }
+            }
+            out
+        }
+    })
+}
+
+/// The statements that remove a capture's triggers (and PostgreSQL's function).
+///
+/// # Errors
+///
+/// [`crate::Error::InvalidIdentifier`] when a trigger name would be too long.
+pub fn remove_statements(
+    dialect: Dialect,
+    names: &TableNames,
+    table: &Identifier,
+) -> Result<Vec<String>> {
+    let q = |i: &Identifier| qualified(dialect, names, i);
+    Ok(match dialect {
+        Dialect::Postgres => {
+            let name = q(&trigger_name(names, table, "")?);
+            vec![
+                format!("DROP TRIGGER IF EXISTS {name} ON {}", q(table)),
+                format!("DROP FUNCTION IF EXISTS {name}()"),
+            ]
+        }
+        Dialect::MySql | Dialect::Sqlite => OPS
+            .iter()
+            .map(|(suffix, _, _)| {
+                let name = q(&trigger_name(names, table, &format!("_{suffix}"))?);
+                Ok(format!("DROP TRIGGER IF EXISTS {name}"))
+            })
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// `name` quoted, in the outbox's schema (PostgreSQL) or database (MySQL) when one is set.
+pub(crate) fn qualified(dialect: Dialect, names: &TableNames, name: &Identifier) -> String {
+    match (names.schema(), dialect) {
+        (Some(schema), Dialect::Postgres | Dialect::MySql) => {
+            format!("{}.{}", dialect.quote(schema), dialect.quote(name))
+        }
+        _ => dialect.quote(name),
+    }
+}
+
+/// A JSON object of `fields` read from the row variable `row` (`NEW`, `OLD`, `r`).
+fn row_json(dialect: Dialect, fields: &[CapturedField], row: &str) -> String {
+    let pairs: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            format!(
+                "'{}', {}",
+                f.field,
+                value(
+                    dialect,
+                    f.kind,
+                    &format!("{row}.{}", dialect.quote(&f.column))
+                )
+            )
+        })
+        .collect();
+    let function = match dialect {
+        Dialect::Postgres => "json_build_object",
+        Dialect::MySql => "JSON_OBJECT",
+        Dialect::Sqlite => "json_object",
+    };
+    format!("{function}({})", pairs.join(", "))
+}
+
+/// The JSON form of a column value `x` the relay reads back exactly.
+fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
+    use ColumnKind as K;
+    match (dialect, kind) {
+        (Dialect::Postgres, K::Decimal { .. } | K::Json) => format!("{x}::text"),
+        (Dialect::Postgres, K::Bytes) => format!("encode({x}, 'hex')"),
+        (Dialect::Postgres, K::Date) => {
+            format!("CASE WHEN isfinite({x}) THEN {x} - DATE '1970-01-01' END")
+        }
+        (Dialect::Postgres, K::Timestamp | K::LocalTimestamp) => format!(
+            "CASE WHEN isfinite({x}) THEN floor(extract(epoch FROM {x}) * 1000000)::bigint END"
+        ),
+        (Dialect::Postgres, K::Time) => format!("floor(extract(epoch FROM {x}) * 1000000)::bigint"),
+        (Dialect::MySql, K::Decimal { .. } | K::Json) => format!("CAST({x} AS CHAR)"),
+        (Dialect::MySql, K::Bytes) => format!("HEX({x})"),
+        (Dialect::MySql, K::Date) => format!("DATEDIFF({x}, '1970-01-01')"),
+        (Dialect::MySql, K::LocalTimestamp) => {
+            format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {x})")
+        }
+        (Dialect::MySql, K::Timestamp) => format!("CAST(UNIX_TIMESTAMP({x}) * 1000000 AS SIGNED)"),
+        (Dialect::Sqlite, K::Decimal { .. }) => format!("CAST({x} AS TEXT)"),
+        (Dialect::Sqlite, K::Bytes) => format!("CASE WHEN {x} IS NULL THEN NULL ELSE hex({x}) END"),
+        (Dialect::Sqlite, K::Date) => format!("CAST(julianday({x}) - 2440587.5 AS INTEGER)"),
+        (Dialect::Sqlite, K::Timestamp | K::LocalTimestamp) => {
+            format!("CAST(round(unixepoch({x}, 'subsec') * 1000000) AS INTEGER)")
+        }
+        _ => x.to_owned(),
+    }
+}
+
+/// Microseconds since the epoch, now.
+fn now_micros(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+        Dialect::MySql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)",
+        Dialect::Sqlite => "CAST(unixepoch('now', 'subsec') * 1000000 AS INTEGER)",
+    }
+}
+
+/// A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, version 7, variant 10, random bits.
+/// PostgreSQL overlays the time on a `gen_random_uuid()` and flips its version bits;
+/// MySQL/MariaDB (`RANDOM_BYTES`, MariaDB 10.10+ and MySQL 8) and SQLite (`randomblob`)
+/// assemble the text from a hex string `h` that [`uuid_source`] provides.
+fn uuid_v7(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => {
+            "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING \
+             substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) \
+             FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
+        }
+        Dialect::MySql => {
+            "LOWER(CONCAT(SUBSTR(h, 1, 8), '-', SUBSTR(h, 9, 4), '-7', SUBSTR(h, 14, 3), '-', \
+             CONV((CONV(SUBSTR(h, 17, 1), 16, 10) & 3) | 8, 10, 16), SUBSTR(h, 18, 3), '-', SUBSTR(h, 21, 12)))"
+        }
+        Dialect::Sqlite => {
+            "lower(substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(h, 14, 3) || '-' || \
+             substr('89ab', 1 + (unicode(substr(h, 17, 1)) % 4), 1) || substr(h, 18, 3) || '-' || substr(h, 21, 12))"
+        }
+    }
+}
+
+/// The one-row source of `h` (12 hex digits of Unix milliseconds, then 20 random ones).
+fn uuid_source(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "(SELECT 1) AS u",
+        Dialect::MySql => {
+            "(SELECT CONCAT(LPAD(HEX(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)), 12, '0'), \
+             HEX(RANDOM_BYTES(10))) AS h) AS u"
+        }
+        Dialect::Sqlite => {
+            "(SELECT printf('%012X', CAST(unixepoch('now', 'subsec') * 1000 AS INTEGER)) || \
+             hex(randomblob(10)) AS h) AS u"
+        }
+    }
+}
