@@ -12,3 +12,4 @@ async fn pool() -> Option<((), sqlx::Pool<MySql>)> {
 }
 
 shared_suite!(pool);
+capture_suite!(pool);

@@ -97,6 +97,31 @@ impl CapturePlan {
     /// Avro mapping (naming the column), no primary key and no `key`, an invalid topic or
     /// field name; [`Error::InvalidIdentifier`] for an unsafe table or column name.
     pub fn derive(dialect: Dialect, spec: &CaptureSpec, columns: &[SourceColumn]) -> Result<Self> {
+        Self::derive_checked(dialect, spec, columns, true)
+    }
+
+    /// Derives the plan of a table already captured with `spec`, after a DDL change: a
+    /// column the spec names in `columns`, `exclude` or `renames` that is gone is left out,
+    /// so the compatibility check (not this) judges the dropped field. Key columns must
+    /// still exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`derive`](Self::derive).
+    pub fn derive_after_change(
+        dialect: Dialect,
+        spec: &CaptureSpec,
+        columns: &[SourceColumn],
+    ) -> Result<Self> {
+        Self::derive_checked(dialect, spec, columns, false)
+    }
+
+    fn derive_checked(
+        dialect: Dialect,
+        spec: &CaptureSpec,
+        columns: &[SourceColumn],
+        strict: bool,
+    ) -> Result<Self> {
         let table = Identifier::new(&spec.table)?;
         let name = table.as_str();
         if columns.is_empty() {
@@ -107,10 +132,13 @@ impl CapturePlan {
         }
         let known = |c: &str| columns.iter().any(|col| col.name == c);
         let asked = spec.columns.iter().flatten().chain(&spec.exclude);
-        for c in asked
-            .chain(spec.renames.iter().map(|(old, _)| old))
-            .chain(&spec.key)
-        {
+        let renamed = spec.renames.iter().map(|(old, _)| old);
+        let named: Vec<&String> = if strict {
+            asked.chain(renamed).chain(&spec.key).collect()
+        } else {
+            spec.key.iter().collect()
+        };
+        for c in named {
             if !known(c) {
                 return Err(refused(name, format!("column {c:?} does not exist")));
             }

@@ -13,6 +13,7 @@
 
 use outbox_core::capture::{
     CapturePlan, CaptureStatements, MAX_DDL_BYTES, SourceColumn, install_statements,
+    remove_statements,
 };
 use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::table::{Dialect, Identifier};
@@ -66,12 +67,16 @@ impl<DB: OutboxDatabase> Capture<DB> {
             .await?
             .ok_or_else(|| not_captured(table))?;
         drop(conn);
+        let uninstall = remove_statements(DB::DIALECT, &self.names, &ident)?;
         let future = match DB::DIALECT {
             Dialect::MySql => self.columns_on_scratch(&ident, ddl).await?,
             Dialect::Postgres | Dialect::Sqlite => {
                 let mut tx = begin_write(&self.pool)
                     .await
                     .map_err(store("capture: begin"))?;
+                // Without the triggers, as when it is applied: SQLite refuses to drop a
+                // column a trigger reads.
+                run_all::<DB>(&mut tx, &uninstall).await?;
                 DB::run(&mut tx, ddl, vec![])
                     .await
                     .map_err(store("capture migrate: apply the DDL"))?;
@@ -80,7 +85,7 @@ impl<DB: OutboxDatabase> Capture<DB> {
                 cols
             }
         };
-        let plan = CapturePlan::derive(DB::DIALECT, &info.spec, &future)?;
+        let plan = CapturePlan::derive_after_change(DB::DIALECT, &info.spec, &future)?;
         let schema = plan.schema()?;
         let report = registry.check(&info.subject, &schema).await?;
         if !report.is_compatible() {
@@ -108,11 +113,13 @@ impl<DB: OutboxDatabase> Capture<DB> {
             let mut tx = begin_write(&self.pool)
                 .await
                 .map_err(store("capture: begin"))?;
+            run_all::<DB>(&mut tx, &uninstall).await?;
             DB::run(&mut tx, ddl, vec![])
                 .await
                 .map_err(store("capture migrate: apply the DDL"))?;
             let now = columns::<DB>(&mut tx, &self.stmts, &self.names, &ident).await?;
-            let again = CapturePlan::derive(DB::DIALECT, &info.spec, &now)?.schema()?;
+            let again =
+                CapturePlan::derive_after_change(DB::DIALECT, &info.spec, &now)?.schema()?;
             if again.fingerprint() != schema.fingerprint() {
                 return Err(refused(
                     table,
@@ -153,34 +160,41 @@ impl<DB: OutboxDatabase> Capture<DB> {
                 "name the table unqualified in the DDL (it is tried on a scratch copy first)",
             ));
         }
-        let scratch = Identifier::new(&format!(
-            "{}_scratch",
-            self.names
-                .name(outbox_core::table::Table::Events)
-                .as_str()
-                .trim_end_matches("_events")
-        ))?;
+        // A database of its own per call, so concurrent checks never share a copy.
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let scratch = Identifier::new(&format!("outbox_scratch_{}", &unique[20..]))?;
         let q = |i: &Identifier| Dialect::MySql.quote(i);
         let source = Identifier::new(&database)?;
         let copy = format!("{}.{}", q(&scratch), q(table));
+        let mut setup = Ok(0);
         for sql in [
-            format!("CREATE DATABASE IF NOT EXISTS {}", q(&scratch)),
-            format!("DROP TABLE IF EXISTS {copy}"),
+            format!("CREATE DATABASE {}", q(&scratch)),
             format!("CREATE TABLE {copy} LIKE {}.{}", q(&source), q(table)),
             format!("USE {}", q(&scratch)),
         ] {
-            DB::run(&mut conn, &sql, vec![])
-                .await
-                .map_err(store("capture migrate: scratch copy"))?;
+            setup = DB::run(&mut conn, &sql, vec![]).await;
+            if setup.is_err() {
+                break;
+            }
         }
-        let applied = DB::run(&mut conn, ddl, vec![]).await;
         let scratch_names = self.names.clone().in_schema(scratch.as_str())?;
         let stmts = CaptureStatements::new(Dialect::MySql, &scratch_names);
-        let cols = match applied {
-            Ok(_) => columns::<DB>(&mut conn, &stmts, &scratch_names, table).await,
-            Err(e) => Err(store(
-                "capture migrate: the DDL fails on a copy of the table",
-            )(e)),
+        let cols = match setup {
+            Err(e) => Err(store("capture migrate: scratch copy")(e)),
+            // A text of its own: MySQL binds a prepared statement's tables when it is
+            // prepared, and sqlx caches it per connection.
+            Ok(_) => match DB::run(
+                &mut conn,
+                &format!("{ddl}\n/* outbox: scratch copy */"),
+                vec![],
+            )
+            .await
+            {
+                Ok(_) => columns::<DB>(&mut conn, &stmts, &scratch_names, table).await,
+                Err(e) => Err(store(
+                    "capture migrate: the DDL fails on a copy of the table",
+                )(e)),
+            },
         };
         let back = DB::run(
             &mut conn,
@@ -188,11 +202,16 @@ impl<DB: OutboxDatabase> Capture<DB> {
             vec![],
         )
         .await;
-        let dropped = DB::run(&mut conn, &format!("DROP TABLE IF EXISTS {copy}"), vec![]).await;
-        if back.is_err() || dropped.is_err() {
-            // A connection left in the scratch database must not go back to the pool.
-            drop(conn.detach());
-        }
+        let dropped = DB::run(
+            &mut conn,
+            &format!("DROP DATABASE IF EXISTS {}", q(&scratch)),
+            vec![],
+        )
+        .await;
+        // Its statement cache points into the scratch database: it never goes back to the pool.
+        drop(conn.detach());
+        back.and(dropped)
+            .map_err(store("capture migrate: drop the scratch copy"))?;
         cols
     }
 }

@@ -31,6 +31,28 @@ macro_rules! shared_suite {
     )*};
 }
 
+pub mod capture;
+
+/// Declares the capture checks ([`capture`]) on `$pool().await`.
+macro_rules! capture_suite {
+    ($pool:ident) => {
+        shared_suite!($pool:
+            capture_insert_update_delete,
+            capture_composite_and_missing_keys,
+            capture_migrate_add_and_refuse_drop,
+            capture_refuses_hostile_input,
+            capture_rejected_value_names_the_field,
+            upgrade_from_version_2_adds_captures,
+        );
+    };
+}
+
+pub use capture::{
+    capture_composite_and_missing_keys, capture_insert_update_delete,
+    capture_migrate_add_and_refuse_drop, capture_refuses_hostile_input,
+    capture_rejected_value_names_the_field, upgrade_from_version_2_adds_captures,
+};
+
 use std::sync::Arc;
 
 use outbox_core::avro::{AvroSchema, Schema as AvroSchemaDef};
