@@ -71,6 +71,9 @@ pub enum Command {
     /// The schema registry REST API (Confluent-compatible).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Capture the changes of existing tables with triggers.
+    #[command(subcommand)]
+    Capture(CaptureCommand),
     /// Inspect and resolve events that failed permanently.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLetterCommand),
@@ -205,6 +208,55 @@ pub enum DeadLetterCommand {
         /// Dead letter ids.
         #[arg(required = true)]
         ids: Vec<i64>,
+    },
+}
+
+/// `outbox-relay capture ...`.
+#[derive(Debug, Subcommand)]
+pub enum CaptureCommand {
+    /// Register the table's change-event schema and install the triggers that write one
+    /// outbox row per inserted, updated or deleted row.
+    Add {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// The topic (default: the table's name).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only these columns, comma-separated.
+        #[arg(long, conflicts_with = "exclude")]
+        columns: Option<String>,
+        /// Every column but these (repeatable or comma-separated).
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// A field name for a column, `old=new` (repeatable).
+        #[arg(long)]
+        rename: Vec<String>,
+        /// The key columns, comma-separated (required for a table without a primary key).
+        #[arg(long)]
+        key: Vec<String>,
+    },
+    /// List the captured tables.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Drop a table's triggers (its registered schemas stay).
+    Remove {
+        /// The table.
+        #[arg(long)]
+        table: String,
+    },
+    /// Apply DDL to a captured table if its new change-event schema is compatible, and
+    /// replace the triggers; a breaking change is refused with nothing changed.
+    Migrate {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// The DDL, one statement (`ALTER TABLE orders ADD COLUMN note TEXT`).
+        #[arg(long)]
+        ddl: String,
     },
 }
 

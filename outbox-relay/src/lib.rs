@@ -15,6 +15,8 @@
 //! - [`database`]: the binary's connection to PostgreSQL, MySQL/MariaDB or SQLite by URL
 //!   (TLS settings in the URL); [`preflight`]: the start-up check that the broker accepts the
 //!   TLS and SASL settings.
+//! - `outbox-relay capture add|list|remove|migrate` ([`commands`]): change capture of existing
+//!   tables with triggers; captured rows are encoded by [`record::CaptureEncoder`].
 //! - [`secrets`]: secrets and librdkafka properties from the environment or files;
 //!   [`redact`]: no secret in `Debug`, logs or errors; [`logging`]: text or JSON logs.
 //!

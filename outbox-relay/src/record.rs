@@ -1,9 +1,18 @@
-//! Outbox rows as Kafka records: CloudEvents Kafka binding, binary mode.
+//! Outbox rows as Kafka records: CloudEvents Kafka binding, binary mode; captured rows'
+//! JSON images encoded to Avro ([`CaptureEncoder`]).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
+use outbox_core::capture::{CAPTURE_CONTENT_TYPE, encode_image};
+use outbox_core::encode::PayloadFormat;
+use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::relay::OutboxRecord;
+use outbox_core::{Error, Result, Schema};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -135,4 +144,101 @@ pub fn to_record<'a>(record: &'a OutboxRecord, source: &str) -> FutureRecord<'a,
         out = out.key(key);
     }
     out
+}
+
+/// Where the relay finds the schema a captured row names by id: the registry
+/// (`outbox_core::registry::Registry` implements it), object-safe so the relay need not be
+/// generic over the schema store.
+pub trait SchemaSource: Send + Sync + 'static {
+    /// The schema registered with `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`outbox_core::Error::SchemaNotFound`] for an unknown id; store errors.
+    fn schema(&self, id: u32) -> Pin<Box<dyn Future<Output = Result<Schema>> + Send + '_>>;
+}
+
+impl<S: SchemaStore + 'static> SchemaSource for Registry<S> {
+    fn schema(&self, id: u32) -> Pin<Box<dyn Future<Output = Result<Schema>> + Send + '_>> {
+        Box::pin(self.schema_by_id(id))
+    }
+}
+
+/// Schemas kept by id; the ids a relay meets are few (one per captured table version).
+const MAX_CACHED_SCHEMAS: usize = 1024;
+
+/// Turns captured rows (a trigger's JSON image, [`CAPTURE_CONTENT_TYPE`]) into the
+/// Confluent-framed Avro of their registered schema, as `publish` writes it.
+pub struct CaptureEncoder {
+    source: Arc<dyn SchemaSource>,
+    cache: Mutex<HashMap<u32, Schema>>,
+}
+
+impl std::fmt::Debug for CaptureEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureEncoder").finish_non_exhaustive()
+    }
+}
+
+impl CaptureEncoder {
+    /// An encoder reading schemas from `source`.
+    pub fn new(source: impl SchemaSource) -> Self {
+        Self {
+            source: Arc::new(source),
+            cache: Mutex::default(),
+        }
+    }
+
+    /// Encodes `record` in place when it is a captured row (its payload becomes Avro, its
+    /// content type `application/avro`); other rows are left alone. `Ok(Some(reason))` is a
+    /// row that can never become a record (no schema id, an unknown one, a value that does
+    /// not fit, naming the field): the caller dead-letters it.
+    ///
+    /// # Errors
+    ///
+    /// A store error reading the schema (retryable: the batch is tried again).
+    pub async fn encode(&self, record: &mut OutboxRecord) -> Result<Option<String>> {
+        if record.content_type != CAPTURE_CONTENT_TYPE {
+            return Ok(None);
+        }
+        let Some(id) = record.schema_id.and_then(|id| u32::try_from(id).ok()) else {
+            return Ok(Some(
+                "schema_id: a captured row needs its schema id".to_owned(),
+            ));
+        };
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        let schema = match cached {
+            Some(schema) => schema,
+            None => match self.source.schema(id).await {
+                Ok(schema) => {
+                    let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                    if cache.len() >= MAX_CACHED_SCHEMAS {
+                        cache.clear();
+                    }
+                    cache.insert(id, schema.clone());
+                    schema
+                }
+                Err(Error::SchemaNotFound { .. }) => {
+                    return Ok(Some(format!("schema_id: no schema with id {id}")));
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let subject = format!("{}-value", record.topic);
+        match encode_image(&schema, id, &subject, &record.payload) {
+            Ok(avro) => {
+                record.payload = avro;
+                record.content_type = PayloadFormat::Avro.content_type().to_owned();
+                Ok(None)
+            }
+            Err(e) => Ok(Some(format!(
+                "payload: captured row does not fit schema {id}: {e}"
+            ))),
+        }
+    }
 }

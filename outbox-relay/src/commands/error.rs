@@ -61,7 +61,8 @@ impl CommandError {
             Self::Outbox(
                 Error::InvalidConfig { .. }
                 | Error::InvalidSchema { .. }
-                | Error::InvalidIdentifier { .. },
+                | Error::InvalidIdentifier { .. }
+                | Error::CaptureRefused { .. },
             )
             | Self::Input(_)
             | Self::Codegen(CodegenError::Input { .. } | CodegenError::Output { .. }) => {

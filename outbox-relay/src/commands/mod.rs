@@ -4,6 +4,7 @@
 //! The configuration is read once into [`Settings`] before a database command runs; the
 //! file-only commands (`schema check`, `lint`, `codegen`) need no configuration.
 
+mod capture;
 mod dead_letters;
 mod error;
 mod migrate;
@@ -123,6 +124,12 @@ async fn database_command(
         }
         Command::Schema(command) => {
             with_database!(&url, |pool: DB| schema::execute::<DB>(
+                pool, &settings, command
+            )
+            .await)
+        }
+        Command::Capture(command) => {
+            with_database!(&url, |pool: DB| capture::execute::<DB>(
                 pool, &settings, command
             )
             .await)

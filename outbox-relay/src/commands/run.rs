@@ -34,12 +34,14 @@ pub async fn run<DB: OutboxDatabase>(
     super::migrate(&pool, settings).await?;
     let metrics = Arc::new(Metrics::new());
     let producer = crate::producer::producer(&settings.kafka)?;
+    let schemas = super::registry::registry(pool.clone(), settings)?;
     #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
     let mut builder = Relay::builder(settings.relay_store(pool)?, producer)
         .with_settings(settings.relay.clone())
         .with_instance(settings.instance_id.clone())
         .with_producer_config(settings.kafka.clone())?
-        .with_metrics(Arc::clone(&metrics));
+        .with_metrics(Arc::clone(&metrics))
+        .with_capture_schemas(schemas);
     #[cfg(feature = "postgres")]
     let listener =
         if settings.relay.listen_notify && DB::DIALECT == outbox_core::table::Dialect::Postgres {

@@ -39,6 +39,7 @@ pub struct RelayBuilder<S> {
     instance: Option<String>,
     metrics: Option<Arc<Metrics>>,
     wakeup: Option<Arc<tokio::sync::Notify>>,
+    capture: Option<crate::record::CaptureEncoder>,
 }
 
 impl<S> std::fmt::Debug for RelayBuilder<S> {
@@ -61,6 +62,7 @@ impl<S> RelayBuilder<S> {
             instance: None,
             metrics: None,
             wakeup: None,
+            capture: None,
         }
     }
 
@@ -111,6 +113,16 @@ impl<S> RelayBuilder<S> {
         Ok(self)
     }
 
+    /// Encodes captured rows (`outbox_core::capture`) with the schemas of `source` (the
+    /// registry their triggers registered with) before producing them; a row that does not
+    /// fit is dead-lettered with the field named. Without it a captured row is dead-lettered,
+    /// since its JSON image is not what consumers read.
+    #[must_use]
+    pub fn with_capture_schemas(mut self, source: impl crate::record::SchemaSource) -> Self {
+        self.capture = Some(crate::record::CaptureEncoder::new(source));
+        self
+    }
+
     /// Shares these metrics (for the HTTP endpoint).
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
@@ -133,6 +145,7 @@ impl<S> RelayBuilder<S> {
             instance,
             metrics: self.metrics.unwrap_or_else(|| Arc::new(Metrics::new())),
             wakeup: self.wakeup,
+            capture: self.capture,
             once: tokio::sync::Mutex::new(State::default()),
         }
     }

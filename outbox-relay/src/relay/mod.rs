@@ -101,6 +101,7 @@ pub struct Relay<S> {
     instance: String,
     metrics: Arc<Metrics>,
     wakeup: Option<Arc<tokio::sync::Notify>>,
+    capture: Option<crate::record::CaptureEncoder>,
     once: tokio::sync::Mutex<State>,
 }
 

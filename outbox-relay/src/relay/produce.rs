@@ -28,7 +28,7 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
             state.cursor = Some(last.id());
         }
         for row in rows {
-            let record = match row {
+            let mut record = match row {
                 ReadRow::Record(record) => record,
                 ReadRow::Malformed(bad) => {
                     if let Some(key) = &bad.key
@@ -61,6 +61,11 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
                 // Stays in the outbox, behind its key's failed event.
                 done.left_behind = true;
                 done.held_back += 1;
+                continue;
+            }
+            if let Some(reason) = self.encode_capture(&mut record).await? {
+                self.dead_letter_now(record.id, Some(key.clone()), &reason, state, done)
+                    .await?;
                 continue;
             }
             if let Some(reason) =
@@ -112,6 +117,19 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
                 }
                 Err((e, _)) => return Err(e),
             }
+        }
+    }
+
+    /// Turns a captured row's JSON image into Avro; `Some(reason)` dead-letters it.
+    async fn encode_capture(&self, record: &mut OutboxRecord) -> Result<Option<String>> {
+        match &self.capture {
+            Some(encoder) => encoder.encode(record).await,
+            None if record.content_type == outbox_core::capture::CAPTURE_CONTENT_TYPE => Ok(Some(
+                "a captured row, and the relay has no schema registry to encode it \
+                 (Relay::with_capture_schemas)"
+                    .to_owned(),
+            )),
+            None => Ok(None),
         }
     }
 }
