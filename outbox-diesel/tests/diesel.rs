@@ -230,7 +230,7 @@ fn migration_files_match_the_table_contract() {
                         .iter()
                         .rev()
                         // Version 1's file as released; later tables go with their version.
-                        .filter(|t| **t != Table::WalSlot)
+                        .filter(|t| !matches!(t, Table::Captures | Table::WalSlot))
                         .map(|t| {
                             format!("DROP TABLE IF EXISTS {};\n", names.qualified(dialect, *t))
                         })
@@ -241,6 +241,13 @@ fn migration_files_match_the_table_contract() {
                     format!(
                         "ALTER TABLE {} DROP COLUMN deleted;\n",
                         names.qualified(dialect, Table::Schemas)
+                    ),
+                ),
+                3 => (
+                    "2026-12-01-000000_captures",
+                    format!(
+                        "DROP TABLE IF EXISTS {};\n",
+                        names.qualified(dialect, Table::Captures)
                     ),
                 ),
                 4 => (
