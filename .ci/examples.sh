@@ -44,6 +44,20 @@ drain_with_relay() { # URL PREFIX: run the outbox-relay binary until the outbox 
     || { echo "the relay left events behind" >&2; exit 1; }
 }
 
+expected_liberate="summary: captured 5, consumed 5, rolled back 1, refused DDL 1"
+check_liberate() {
+  local out
+  out=$("$@")
+  echo "$out" | tail -n 1
+  [ "$(echo "$out" | tail -n 1)" = "$expected_liberate" ] || { echo "$out"; echo "liberate-legacy summary is wrong" >&2; exit 1; }
+}
+echo "-- liberate-legacy (SQLite + in-process Kafka)"
+check_liberate env -u DATABASE_URL -u KAFKA_BOOTSTRAP_SERVERS cargo run -q -p liberate-legacy
+echo "-- liberate-legacy on PostgreSQL + the test broker"
+check_liberate env DATABASE_URL="$pg" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" cargo run -q -p liberate-legacy
+echo "-- liberate-legacy on MariaDB + the test broker"
+check_liberate env DATABASE_URL="$maria" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" cargo run -q -p liberate-legacy
+
 echo "-- orders-postgres, drained by the outbox-relay binary"
 DATABASE_URL="$pg" cargo run -q -p orders-postgres
 drain_with_relay "$pg" orders_svc

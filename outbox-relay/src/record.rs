@@ -229,9 +229,25 @@ impl CaptureEncoder {
                 Err(e) => return Err(e),
             },
         };
+        // The key as compact JSON with sorted names, so a key's bytes (and partition) are
+        // the same whichever database's JSON functions wrote it.
+        let key = match record
+            .event_key
+            .as_deref()
+            .map(serde_json::from_slice::<serde_json::Value>)
+        {
+            Some(Ok(key)) => Some(key.to_string().into_bytes()),
+            Some(Err(e)) => {
+                return Ok(Some(format!(
+                    "event_key: a captured row's key is not JSON: {e}"
+                )));
+            }
+            None => None,
+        };
         let subject = format!("{}-value", record.topic);
         match encode_image(&schema, id, &subject, &record.payload) {
             Ok(avro) => {
+                record.event_key = key;
                 record.payload = avro;
                 record.content_type = PayloadFormat::Avro.content_type().to_owned();
                 Ok(None)

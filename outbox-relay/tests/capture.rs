@@ -246,7 +246,13 @@ async fn capture_end_to_end<DB: OutboxDatabase>(pool: Pool<DB>, url: String, boo
         };
         let key: serde_json::Value =
             serde_json::from_slice(r.key.as_deref().expect("key")).expect("key");
-        seen.push((op.clone(), key["id"].as_i64().expect("id")));
+        let id = key["id"].as_i64().expect("id");
+        assert_eq!(
+            r.key.as_deref(),
+            Some(format!("{{\"id\":{id}}}").as_bytes()),
+            "compact JSON key on every database"
+        );
+        seen.push((op.clone(), id));
         if op == "c" && key["id"] == 3 {
             assert_eq!(
                 field(field(&value, "after"), "coupon"),
