@@ -258,3 +258,49 @@ async fn horizon_reads_assign_no_transaction_id() {
     tx.rollback().await.expect("rollback");
     common::drop_tables(&pool, &names).await;
 }
+
+/// DDL that bypasses `capture migrate` is refused by the event trigger; the same DDL through
+/// `capture migrate` goes through; the guard goes with the last capture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ddl_bypassing_capture_migrate_is_refused() {
+    let Some(pool) = pool().await else { return };
+    let mut fx = common::capture::Fixture::new(&pool).await;
+    let t = fx.table("guarded");
+    fx.exec(&format!("CREATE TABLE \"{t}\" (id BIGINT PRIMARY KEY)"))
+        .await;
+    fx.capture
+        .add(&fx.registry, &outbox_core::capture::CaptureSpec::new(&t))
+        .await
+        .expect("capture");
+    let mut conn = pool.acquire().await.expect("connection");
+    let ddl = format!("ALTER TABLE \"{t}\" ADD COLUMN note TEXT");
+    let err = <Postgres as outbox_sqlx::OutboxDatabase>::run(&mut conn, &ddl, vec![])
+        .await
+        .expect_err("bypassing DDL is refused");
+    assert!(err.to_string().contains("capture migrate"), "{err}");
+    drop(conn);
+    fx.capture
+        .migrate(&fx.registry, &t, &ddl)
+        .await
+        .expect("through capture migrate");
+    let guard = fx
+        .names
+        .name(outbox_core::table::Table::Events)
+        .to_string()
+        .replace("_events", "_capture_guard");
+    let count = |pool: sqlx::PgPool, guard: String| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM pg_event_trigger WHERE evtname = $1")
+            .bind(guard)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    assert_eq!(count(pool.clone(), guard.clone()).await, 1);
+    fx.capture.remove(&t).await.expect("remove");
+    assert_eq!(
+        count(pool.clone(), guard).await,
+        0,
+        "no capture left, no guard"
+    );
+    fx.cleanup().await;
+}

@@ -21,7 +21,9 @@ mod trigger;
 pub use column::{ColumnKind, MAX_DECIMAL_PRECISION, SourceColumn, column_kind};
 pub use image::encode_image;
 pub use plan::{CapturePlan, CaptureSpec, CapturedField};
-pub use trigger::{install_statements, remove_statements};
+pub use trigger::{
+    MIGRATE_SETTING, guard_statements, install_statements, remove_statements, unguard_statements,
+};
 
 use crate::table::{Dialect, Identifier, Table, TableNames};
 

@@ -19,7 +19,7 @@ use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::table::{Dialect, Identifier};
 use outbox_core::{Error, Result};
 
-use super::{Capture, CaptureInfo, columns, load, not_captured, record, run_all};
+use super::{Capture, CaptureInfo, columns, load, not_captured, pass_guard, record, run_all};
 use crate::database::{Column, Decoded, OutboxDatabase, begin_write};
 use crate::error::store;
 
@@ -76,6 +76,8 @@ impl<DB: OutboxDatabase> Capture<DB> {
                     .map_err(store("capture: begin"))?;
                 // Without the triggers, as when it is applied: SQLite refuses to drop a
                 // column a trigger reads.
+                pass_guard::<DB>(&mut tx).await?;
+                pass_guard::<DB>(&mut tx).await?;
                 run_all::<DB>(&mut tx, &uninstall).await?;
                 DB::run(&mut tx, ddl, vec![])
                     .await
@@ -113,6 +115,7 @@ impl<DB: OutboxDatabase> Capture<DB> {
             let mut tx = begin_write(&self.pool)
                 .await
                 .map_err(store("capture: begin"))?;
+            pass_guard::<DB>(&mut tx).await?;
             run_all::<DB>(&mut tx, &uninstall).await?;
             DB::run(&mut tx, ddl, vec![])
                 .await

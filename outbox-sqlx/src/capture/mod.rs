@@ -5,8 +5,8 @@
 mod migrate;
 
 use outbox_core::capture::{
-    CapturePlan, CaptureSpec, CaptureStatements, SourceColumn, install_statements,
-    remove_statements,
+    CapturePlan, CaptureSpec, CaptureStatements, MIGRATE_SETTING, SourceColumn, guard_statements,
+    install_statements, remove_statements, unguard_statements,
 };
 use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::table::{Dialect, Identifier, TableNames};
@@ -135,6 +135,9 @@ impl<DB: OutboxDatabase> Capture<DB> {
                 .await
                 .map_err(store("capture: begin"))?;
             run_all::<DB>(&mut tx, &install).await?;
+            if DB::DIALECT == Dialect::Postgres {
+                guard::<DB>(&mut tx, &self.names).await?;
+            }
             record::<DB>(&mut tx, &self.stmts, &info).await?;
             tx.commit().await.map_err(store("capture: commit"))?;
         }
@@ -209,6 +212,17 @@ impl<DB: OutboxDatabase> Capture<DB> {
                 .map_err(store("capture: begin"))?;
             run_all::<DB>(&mut tx, &drop).await?;
             let removed = forget(&mut *tx).await?;
+            let left = DB::rows(
+                &mut tx,
+                &self.stmts.select_captures,
+                vec![],
+                &CAPTURE_COLUMNS,
+            )
+            .await
+            .map_err(store("capture: list"))?;
+            if DB::DIALECT == Dialect::Postgres && left.is_empty() {
+                run_all::<DB>(&mut tx, &unguard_statements(&self.names)?).await?;
+            }
             tx.commit().await.map_err(store("capture: commit"))?;
             removed
         };
@@ -302,6 +316,44 @@ async fn columns<DB: OutboxDatabase>(
             }
         })
         .collect())
+}
+
+/// PostgreSQL: installs the event trigger that refuses DDL bypassing `capture migrate`,
+/// when the user may (event triggers need a superuser); otherwise says so in the log.
+async fn guard<DB: OutboxDatabase>(conn: &mut DB::Connection, names: &TableNames) -> Result<()> {
+    let superuser = DB::rows(
+        conn,
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_roles WHERE rolname = current_user AND rolsuper",
+        vec![],
+        &[Column::I64],
+    )
+    .await
+    .map_err(store("capture: check privileges"))?
+    .into_iter()
+    .flatten()
+    .next()
+    .map(Decoded::i64)
+        == Some(1);
+    if superuser {
+        run_all::<DB>(conn, &guard_statements(names)?).await
+    } else {
+        tracing::warn!(
+            "not a superuser: no event trigger guards captured tables against DDL that \
+             bypasses `capture migrate`"
+        );
+        Ok(())
+    }
+}
+
+/// PostgreSQL: lets this transaction's DDL past the guard.
+pub(crate) async fn pass_guard<DB: OutboxDatabase>(conn: &mut DB::Connection) -> Result<()> {
+    if DB::DIALECT == Dialect::Postgres {
+        let sql = format!("SELECT set_config('{MIGRATE_SETTING}', 'on', true)");
+        DB::rows(conn, &sql, vec![], &[Column::Text])
+            .await
+            .map_err(store("capture migrate: pass the DDL guard"))?;
+    }
+    Ok(())
 }
 
 async fn run_all<DB: OutboxDatabase>(
