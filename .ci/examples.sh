@@ -8,12 +8,14 @@ pg="${OUTBOX_TEST_PG_URL:-postgres://postgres@localhost:5432/test}"
 maria="${OUTBOX_TEST_MYSQL_URL:-mysql://root@localhost:3306/test}"
 expected="summary: published 3, rolled back 1, refused 1, consumed 3"
 
-check_quickstart() {
-  local out
+check_summary() { # EXPECTED COMMAND...: the command's last line must be EXPECTED
+  local want=$1 out
+  shift
   out=$("$@")
   echo "$out" | tail -n 1
-  [ "$(echo "$out" | tail -n 1)" = "$expected" ] || { echo "$out"; echo "quickstart summary is wrong" >&2; exit 1; }
+  [ "$(echo "$out" | tail -n 1)" = "$want" ] || { echo "$out"; echo "the summary is wrong" >&2; exit 1; }
 }
+check_quickstart() { check_summary "$expected" "$@"; }
 
 echo "-- quickstart, as the README says (SQLite + in-process Kafka)"
 check_quickstart env -u DATABASE_URL -u KAFKA_BOOTSTRAP_SERVERS cargo run -q -p quickstart
@@ -45,12 +47,7 @@ drain_with_relay() { # URL PREFIX: run the outbox-relay binary until the outbox 
 }
 
 expected_liberate="summary: captured 5, consumed 5, rolled back 1, refused DDL 1"
-check_liberate() {
-  local out
-  out=$("$@")
-  echo "$out" | tail -n 1
-  [ "$(echo "$out" | tail -n 1)" = "$expected_liberate" ] || { echo "$out"; echo "liberate-legacy summary is wrong" >&2; exit 1; }
-}
+check_liberate() { check_summary "$expected_liberate" "$@"; }
 echo "-- liberate-legacy (SQLite + in-process Kafka)"
 check_liberate env -u DATABASE_URL -u KAFKA_BOOTSTRAP_SERVERS cargo run -q -p liberate-legacy
 echo "-- liberate-legacy on PostgreSQL + the test broker"

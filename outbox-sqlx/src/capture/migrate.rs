@@ -19,7 +19,9 @@ use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::table::{Dialect, Identifier};
 use outbox_core::{Error, Result};
 
-use super::{Capture, CaptureInfo, columns, load, not_captured, pass_guard, record, run_all};
+use super::{
+    Capture, CaptureInfo, columns, install_and_record, load, not_captured, pass_guard, run_all,
+};
 use crate::database::{Column, Decoded, OutboxDatabase, begin_write};
 use crate::error::store;
 
@@ -109,8 +111,7 @@ impl<DB: OutboxDatabase> Capture<DB> {
             DB::run(&mut conn, ddl, vec![])
                 .await
                 .map_err(store("capture migrate: apply the DDL"))?;
-            run_all::<DB>(&mut conn, &install).await?;
-            record::<DB>(&mut conn, &self.stmts, &info).await?;
+            install_and_record::<DB>(&mut conn, &self.stmts, &install, &info).await?;
         } else {
             let mut tx = begin_write(&self.pool)
                 .await
@@ -129,8 +130,7 @@ impl<DB: OutboxDatabase> Capture<DB> {
                     "the table changed while the DDL was checked; retry",
                 ));
             }
-            run_all::<DB>(&mut tx, &install).await?;
-            record::<DB>(&mut tx, &self.stmts, &info).await?;
+            install_and_record::<DB>(&mut tx, &self.stmts, &install, &info).await?;
             tx.commit().await.map_err(store("capture: commit"))?;
         }
         Ok(info)

@@ -2,11 +2,14 @@
 //! the triggers, keep the record in `<prefix>_captures`; and DDL under capture
 //! ([`Capture::migrate`]).
 
+mod guard;
 mod migrate;
 
+use guard::{guard, pass_guard};
+
 use outbox_core::capture::{
-    CapturePlan, CaptureSpec, CaptureStatements, MIGRATE_SETTING, SourceColumn, guard_statements,
-    install_statements, remove_statements, unguard_statements,
+    CapturePlan, CaptureSpec, CaptureStatements, SourceColumn, install_statements,
+    remove_statements, unguard_statements,
 };
 use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::table::{Dialect, Identifier, TableNames};
@@ -128,17 +131,15 @@ impl<DB: OutboxDatabase> Capture<DB> {
                 .acquire()
                 .await
                 .map_err(store("capture: connect"))?;
-            run_all::<DB>(&mut conn, &install).await?;
-            record::<DB>(&mut conn, &self.stmts, &info).await?;
+            install_and_record::<DB>(&mut conn, &self.stmts, &install, &info).await?;
         } else {
             let mut tx = begin_write(&self.pool)
                 .await
                 .map_err(store("capture: begin"))?;
-            run_all::<DB>(&mut tx, &install).await?;
+            install_and_record::<DB>(&mut tx, &self.stmts, &install, &info).await?;
             if DB::DIALECT == Dialect::Postgres {
                 guard::<DB>(&mut tx, &self.names).await?;
             }
-            record::<DB>(&mut tx, &self.stmts, &info).await?;
             tx.commit().await.map_err(store("capture: commit"))?;
         }
         Ok(info)
@@ -318,44 +319,6 @@ async fn columns<DB: OutboxDatabase>(
         .collect())
 }
 
-/// PostgreSQL: installs the event trigger that refuses DDL bypassing `capture migrate`,
-/// when the user may (event triggers need a superuser); otherwise says so in the log.
-async fn guard<DB: OutboxDatabase>(conn: &mut DB::Connection, names: &TableNames) -> Result<()> {
-    let superuser = DB::rows(
-        conn,
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_roles WHERE rolname = current_user AND rolsuper",
-        vec![],
-        &[Column::I64],
-    )
-    .await
-    .map_err(store("capture: check privileges"))?
-    .into_iter()
-    .flatten()
-    .next()
-    .map(Decoded::i64)
-        == Some(1);
-    if superuser {
-        run_all::<DB>(conn, &guard_statements(names)?).await
-    } else {
-        tracing::warn!(
-            "not a superuser: no event trigger guards captured tables against DDL that \
-             bypasses `capture migrate`"
-        );
-        Ok(())
-    }
-}
-
-/// PostgreSQL: lets this transaction's DDL past the guard.
-pub(crate) async fn pass_guard<DB: OutboxDatabase>(conn: &mut DB::Connection) -> Result<()> {
-    if DB::DIALECT == Dialect::Postgres {
-        let sql = format!("SELECT set_config('{MIGRATE_SETTING}', 'on', true)");
-        DB::rows(conn, &sql, vec![], &[Column::Text])
-            .await
-            .map_err(store("capture migrate: pass the DDL guard"))?;
-    }
-    Ok(())
-}
-
 async fn run_all<DB: OutboxDatabase>(
     conn: &mut DB::Connection,
     statements: &[String],
@@ -366,6 +329,17 @@ async fn run_all<DB: OutboxDatabase>(
             .map_err(store("capture: install triggers"))?;
     }
     Ok(())
+}
+
+/// Installs (or replaces) the triggers and records the capture with the schema id they write.
+async fn install_and_record<DB: OutboxDatabase>(
+    conn: &mut DB::Connection,
+    stmts: &CaptureStatements,
+    install: &[String],
+    info: &CaptureInfo,
+) -> Result<()> {
+    run_all::<DB>(conn, install).await?;
+    record::<DB>(conn, stmts, info).await
 }
 
 async fn record<DB: OutboxDatabase>(
