@@ -610,7 +610,7 @@ pub async fn upgrade_from_version_2_adds_captures<DB: OutboxDatabase>(pool: &Poo
             }
             DB::run(
                 &mut *conn,
-                &stmts.insert_migration,
+                stmts.migrations.insert.sql(),
                 vec![Value::I64(m.version), Value::Text(m.description.to_owned())],
             )
             .await
