@@ -78,7 +78,7 @@ fn derives_the_narrowest_types() {
 fn a_fitting_image_encodes_and_decodes() {
     let bytes = encode(GOOD).expect("fits");
     let (id, datum) = wire::split_frame(&bytes).expect("framed");
-    assert_eq!(id, 9);
+    assert_eq!(id, outbox_core::SchemaId::new(9));
     let schema = plan().schema().expect("schema");
     let value = wire::decode_datum(datum, &schema, None).expect("decodes");
     let text = format!("{value:?}");

@@ -12,7 +12,7 @@ use outbox_core::capture::{CAPTURE_CONTENT_TYPE, encode_image};
 use outbox_core::encode::PayloadFormat;
 use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::relay::OutboxRecord;
-use outbox_core::{Error, Result, Schema};
+use outbox_core::{Error, Result, Schema, SchemaId};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -155,12 +155,12 @@ pub trait SchemaSource: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`outbox_core::Error::SchemaNotFound`] for an unknown id; store errors.
-    fn schema(&self, id: u32) -> Pin<Box<dyn Future<Output = Result<Schema>> + Send + '_>>;
+    fn schema(&self, id: SchemaId) -> Pin<Box<dyn Future<Output = Result<Schema>> + Send + '_>>;
 }
 
 impl<S: SchemaStore + 'static> SchemaSource for Registry<S> {
-    fn schema(&self, id: u32) -> Pin<Box<dyn Future<Output = Result<Schema>> + Send + '_>> {
-        Box::pin(self.schema_by_id(id))
+    fn schema(&self, id: SchemaId) -> Pin<Box<dyn Future<Output = Result<Schema>> + Send + '_>> {
+        Box::pin(self.schema_by_id(id.get()))
     }
 }
 
@@ -171,7 +171,7 @@ const MAX_CACHED_SCHEMAS: usize = 1024;
 /// Confluent-framed Avro of their registered schema, as `publish` writes it.
 pub struct CaptureEncoder {
     source: Arc<dyn SchemaSource>,
-    cache: Mutex<HashMap<u32, Schema>>,
+    cache: Mutex<HashMap<SchemaId, Schema>>,
 }
 
 impl std::fmt::Debug for CaptureEncoder {
@@ -201,7 +201,7 @@ impl CaptureEncoder {
         if record.content_type != CAPTURE_CONTENT_TYPE {
             return Ok(None);
         }
-        let Some(id) = record.schema_id.and_then(|id| u32::try_from(id).ok()) else {
+        let Some(id) = record.schema_id else {
             return Ok(Some(
                 "schema_id: a captured row needs its schema id".to_owned(),
             ));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use outbox_core::avro::types::Value as Avro;
 use outbox_core::registry::{Decoder, Registry};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_core::table::{Dialect, Statements, TableNames};
 use outbox_sqlx::OutboxDatabase;
 use sqlx::Pool;

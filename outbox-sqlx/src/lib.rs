@@ -38,8 +38,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod cells;
 pub mod capture;
+mod cells;
 mod database;
 mod error;
 #[cfg(feature = "inbox")]

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use apache_avro::types::Value;
 use outbox_core::capture::CaptureSpec;
 use outbox_core::registry::{Decoder, Registry};
-use outbox_core::relay::RelayStore;
+use outbox_core::relay::AdminStore;
 use outbox_core::table::{Identifier, Statements, TableNames};
 use outbox_relay::config::RelayConfig;
 use outbox_relay::{Relay, Step, producer, with_database};
@@ -185,17 +185,18 @@ async fn liberate<DB: OutboxDatabase>(
     let mut config = RelayConfig::default();
     config.kafka.bootstrap_servers = Some(bootstrap.to_owned());
     config.relay.source = "urn:outbox-liberate-legacy".to_owned();
-    let relay = Relay::new(
+    let relay = Relay::builder(
         SqlxRelayStore::new(pool.clone(), stmts),
         producer::producer(&config.kafka)?,
-        config.relay,
-        "liberate".to_owned(),
     )
+    .with_settings(config.relay)
+    .with_instance("liberate")
     .with_producer_config(config.kafka)?
     .with_capture_schemas(Registry::new(SqlxSchemaStore::new(
         pool.clone(),
         Arc::new(Statements::new(DB::DIALECT, &names)),
-    )));
+    )))
+    .build();
     let deadline = Instant::now() + Duration::from_secs(30);
     while relay.store().status("outbox-relay").await?.backlog > 0 {
         if Instant::now() > deadline {

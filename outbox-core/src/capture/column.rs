@@ -2,7 +2,9 @@
 
 use serde_json::{Value as Json, json};
 
-use crate::table::Dialect;
+use crate::sql::{ColumnType, FromRow};
+use crate::table::{Dialect, SqlValue};
+use crate::{Error, Result};
 
 /// The largest decimal precision captured: a wider `NUMERIC` is refused rather than rounded.
 pub const MAX_DECIMAL_PRECISION: u32 = 76;
@@ -22,6 +24,34 @@ pub struct SourceColumn {
     pub comment: Option<String>,
     /// Position in the primary key (from 1), if the column is part of it.
     pub primary_key: Option<u32>,
+}
+
+impl FromRow for SourceColumn {
+    /// As [`CaptureStatements::select_columns`](super::CaptureStatements::select_columns)
+    /// selects them: name, type, nullable (0 or 1), comment ('' for none), primary-key
+    /// position (0 when not in the key).
+    const COLUMNS: &'static [ColumnType] = <(String, String, i64, String, i64)>::COLUMNS;
+
+    fn from_row(columns: Vec<SqlValue>) -> Result<Self> {
+        let (name, data_type, nullable, comment, key) =
+            <(String, String, i64, String, i64)>::from_row(columns)?;
+        let primary_key = match u32::try_from(key) {
+            Ok(0) => None,
+            Ok(position) => Some(position),
+            Err(_) => {
+                return Err(Error::Decode {
+                    reason: format!("column {name}: primary-key position {key} out of range"),
+                });
+            }
+        };
+        Ok(Self {
+            name,
+            data_type,
+            nullable: nullable != 0,
+            comment: Some(comment).filter(|c| !c.is_empty()),
+            primary_key,
+        })
+    }
 }
 
 /// The Avro shape of a captured column.

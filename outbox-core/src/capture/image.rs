@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::encode::EventCodec;
 use crate::schema::Schema;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// Encodes a captured row's JSON `image` with the schema registered as `schema_id` under
 /// `subject`: Confluent framing (`0x00`, the id, the Avro binary datum), as `publish` writes.
@@ -35,7 +35,7 @@ use crate::{Error, Result};
 /// ```
 pub fn encode_image(
     schema: &Schema,
-    schema_id: u32,
+    schema_id: impl Into<SchemaId>,
     subject: &str,
     image: &[u8],
 ) -> Result<Vec<u8>> {

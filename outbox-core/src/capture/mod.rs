@@ -25,6 +25,7 @@ pub use trigger::{
     MIGRATE_SETTING, guard_statements, install_statements, remove_statements, unguard_statements,
 };
 
+use crate::sql::{Query, Statement};
 use crate::table::{Dialect, Identifier, Table, TableNames};
 
 /// The content type of a captured row's payload: the change event as JSON, to be encoded
@@ -39,19 +40,23 @@ pub const MAX_DDL_BYTES: usize = 64 * 1024;
 pub struct CaptureStatements {
     /// The dialect.
     pub dialect: Dialect,
-    /// A table's columns in table order: (table) -> (name text, data_type text, nullable
-    /// i64, comment text, primary-key position i64, 0 when not in the key). On PostgreSQL
-    /// the parameter is the quoted, qualified name.
-    pub select_columns: String,
-    /// Every capture: () -> (table_name, topic, subject, schema_id i64, spec text).
-    pub select_captures: String,
-    /// One capture: (table_name) -> as `select_captures`.
-    pub select_capture: String,
+    /// A table's columns in table order: (table) -> [`SourceColumn`] rows (name text,
+    /// data_type text, nullable i64, comment text, primary-key position i64, 0 when not in
+    /// the key). On PostgreSQL the parameter is the quoted, qualified name
+    /// ([`columns_param`](Self::columns_param)).
+    pub select_columns: Query<SourceColumn>,
+    /// Every capture, by table name: () -> [`CaptureRow`].
+    pub select_captures: Query<CaptureRow>,
+    /// One capture: (table_name) -> [`CaptureRow`].
+    pub select_capture: Query<CaptureRow>,
     /// Records a capture: (table_name, topic, subject, schema_id i64, spec text).
-    pub insert_capture: String,
+    pub insert_capture: Statement,
     /// Forgets a capture: (table_name).
-    pub delete_capture: String,
+    pub delete_capture: Statement,
 }
+
+/// A row of `<prefix>_captures`: (table_name, topic, subject, schema_id, spec as JSON).
+pub type CaptureRow = (String, String, String, i64, String);
 
 impl CaptureStatements {
     /// The statements for `dialect` and the outbox's table names.
@@ -93,21 +98,26 @@ impl CaptureStatements {
         let columns = "table_name, topic, subject, schema_id, spec";
         Self {
             dialect,
-            select_columns,
-            select_captures: format!("SELECT {columns} FROM {captures} ORDER BY table_name"),
-            select_capture: format!(
+            select_columns: Query::new(select_columns),
+            select_captures: Query::new(format!(
+                "SELECT {columns} FROM {captures} ORDER BY table_name"
+            )),
+            select_capture: Query::new(format!(
                 "SELECT {columns} FROM {captures} WHERE table_name = {}",
                 p(1)
-            ),
-            insert_capture: format!(
+            )),
+            insert_capture: Statement::new(format!(
                 "INSERT INTO {captures} ({columns}) VALUES ({}, {}, {}, {}, {})",
                 p(1),
                 p(2),
                 p(3),
                 p(4),
                 p(5)
-            ),
-            delete_capture: format!("DELETE FROM {captures} WHERE table_name = {}", p(1)),
+            )),
+            delete_capture: Statement::new(format!(
+                "DELETE FROM {captures} WHERE table_name = {}",
+                p(1)
+            )),
         }
     }
 

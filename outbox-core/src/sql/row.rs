@@ -110,6 +110,8 @@ macro_rules! from_row_tuple {
 }
 from_row_tuple!(A, B);
 from_row_tuple!(A, B, C);
+from_row_tuple!(A, B, C, D);
+from_row_tuple!(A, B, C, D, E);
 
 #[cfg(test)]
 mod tests {

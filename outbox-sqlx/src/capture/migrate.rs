@@ -16,14 +16,14 @@ use outbox_core::capture::{
     remove_statements,
 };
 use outbox_core::registry::{Registry, SchemaStore};
+use outbox_core::sql::{Query, SqlConnection, SqlPool, SqlTransaction, Statement};
 use outbox_core::table::{Dialect, Identifier};
 use outbox_core::{Error, Result};
 
 use super::{
     Capture, CaptureInfo, columns, install_and_record, load, not_captured, pass_guard, run_all,
 };
-use crate::database::{Column, Decoded, OutboxDatabase, begin_write};
-use crate::error::store;
+use crate::database::OutboxDatabase;
 
 fn refused(table: &str, reason: impl Into<String>) -> Error {
     Error::CaptureRefused {
@@ -60,32 +60,26 @@ impl<DB: OutboxDatabase> Capture<DB> {
                 format!("the DDL is {} bytes, more than {MAX_DDL_BYTES}", ddl.len()),
             ));
         }
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(store("capture: connect"))?;
-        let mut info = load::<DB>(&mut conn, &self.stmts, table)
+        let mut conn = self.pool.acquire().await?;
+        let mut info = load(&mut conn, &self.stmts, table)
             .await?
             .ok_or_else(|| not_captured(table))?;
         drop(conn);
         let uninstall = remove_statements(DB::DIALECT, &self.names, &ident)?;
+        let apply = Statement::new(ddl);
         let future = match DB::DIALECT {
             Dialect::MySql => self.columns_on_scratch(&ident, ddl).await?,
             Dialect::Postgres | Dialect::Sqlite => {
-                let mut tx = begin_write(&self.pool)
-                    .await
-                    .map_err(store("capture: begin"))?;
+                let mut tx = self.pool.begin_write().await?;
                 // Without the triggers, as when it is applied: SQLite refuses to drop a
                 // column a trigger reads.
-                pass_guard::<DB>(&mut tx).await?;
-                pass_guard::<DB>(&mut tx).await?;
-                run_all::<DB>(&mut tx, &uninstall).await?;
-                DB::run(&mut tx, ddl, vec![])
-                    .await
-                    .map_err(store("capture migrate: apply the DDL"))?;
-                let cols = columns::<DB>(&mut tx, &self.stmts, &self.names, &ident).await?;
-                tx.rollback().await.map_err(store("capture: rollback"))?;
+                pass_guard(&mut tx).await?;
+                run_all(&mut tx, &uninstall).await?;
+                tx.execute("capture migrate: apply the DDL", &apply, vec![])
+                    .await?;
+                let cols = columns(&mut tx, &self.stmts, &self.names, &ident).await?;
+                // Dropped uncommitted: rolled back.
+                drop(tx);
                 cols
             }
         };
@@ -103,25 +97,17 @@ impl<DB: OutboxDatabase> Capture<DB> {
         let install = install_statements(DB::DIALECT, &self.names, &plan, registered.id)?;
         info.schema_id = registered.id;
         if DB::DIALECT == Dialect::MySql {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(store("capture: connect"))?;
-            DB::run(&mut conn, ddl, vec![])
-                .await
-                .map_err(store("capture migrate: apply the DDL"))?;
-            install_and_record::<DB>(&mut conn, &self.stmts, &install, &info).await?;
+            let mut conn = self.pool.acquire().await?;
+            conn.execute("capture migrate: apply the DDL", &apply, vec![])
+                .await?;
+            install_and_record(&mut conn, &self.stmts, &install, &info).await?;
         } else {
-            let mut tx = begin_write(&self.pool)
-                .await
-                .map_err(store("capture: begin"))?;
-            pass_guard::<DB>(&mut tx).await?;
-            run_all::<DB>(&mut tx, &uninstall).await?;
-            DB::run(&mut tx, ddl, vec![])
-                .await
-                .map_err(store("capture migrate: apply the DDL"))?;
-            let now = columns::<DB>(&mut tx, &self.stmts, &self.names, &ident).await?;
+            let mut tx = self.pool.begin_write().await?;
+            pass_guard(&mut tx).await?;
+            run_all(&mut tx, &uninstall).await?;
+            tx.execute("capture migrate: apply the DDL", &apply, vec![])
+                .await?;
+            let now = columns(&mut tx, &self.stmts, &self.names, &ident).await?;
             let again =
                 CapturePlan::derive_after_change(DB::DIALECT, &info.spec, &now)?.schema()?;
             if again.fingerprint() != schema.fingerprint() {
@@ -130,27 +116,25 @@ impl<DB: OutboxDatabase> Capture<DB> {
                     "the table changed while the DDL was checked; retry",
                 ));
             }
-            install_and_record::<DB>(&mut tx, &self.stmts, &install, &info).await?;
-            tx.commit().await.map_err(store("capture: commit"))?;
+            install_and_record(&mut tx, &self.stmts, &install, &info).await?;
+            tx.commit().await?;
         }
         Ok(info)
     }
 
     /// MySQL: the columns `table` has after `ddl`, found on a copy in a scratch database.
     async fn columns_on_scratch(&self, table: &Identifier, ddl: &str) -> Result<Vec<SourceColumn>> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(store("capture: connect"))?;
-        let current = DB::rows(&mut conn, "SELECT DATABASE()", vec![], &[Column::Text])
-            .await
-            .map_err(store("capture migrate: current database"))?
+        let mut conn = self.pool.acquire().await?;
+        let current: Query<String> = Query::new("SELECT COALESCE(DATABASE(), '')");
+        let current = conn
+            .fetch("capture migrate: current database", &current, vec![])
+            .await?
             .into_iter()
-            .flatten()
             .next()
-            .map(Decoded::text)
+            .filter(|db| !db.is_empty())
             .ok_or_else(|| refused(table.as_str(), "no default database"))?;
+        // Checked before the scratch database exists, so going back cannot fail on it.
+        let home = Identifier::new(&current)?;
         let database = match self.names.schema() {
             Some(schema) => schema.to_string(),
             None => current.clone(),
@@ -175,46 +159,47 @@ impl<DB: OutboxDatabase> Capture<DB> {
             format!("CREATE TABLE {copy} LIKE {}.{}", q(&source), q(table)),
             format!("USE {}", q(&scratch)),
         ] {
-            setup = DB::run(&mut conn, &sql, vec![]).await;
+            setup = conn
+                .execute(
+                    "capture migrate: scratch copy",
+                    &Statement::new(sql),
+                    vec![],
+                )
+                .await;
             if setup.is_err() {
                 break;
             }
         }
         let scratch_names = self.names.clone().in_schema(scratch.as_str())?;
         let stmts = CaptureStatements::new(Dialect::MySql, &scratch_names);
+        // A text of its own: MySQL binds a prepared statement's tables when it is prepared,
+        // and sqlx caches it per connection.
+        let on_copy = Statement::new(format!("{ddl}\n/* outbox: scratch copy */"));
         let cols = match setup {
-            Err(e) => Err(store("capture migrate: scratch copy")(e)),
-            // A text of its own: MySQL binds a prepared statement's tables when it is
-            // prepared, and sqlx caches it per connection.
-            Ok(_) => match DB::run(
-                &mut conn,
-                &format!("{ddl}\n/* outbox: scratch copy */"),
-                vec![],
-            )
-            .await
-            {
-                Ok(_) => columns::<DB>(&mut conn, &stmts, &scratch_names, table).await,
-                Err(e) => Err(store(
+            Err(e) => Err(e),
+            Ok(_) => match conn
+                .execute(
                     "capture migrate: the DDL fails on a copy of the table",
-                )(e)),
+                    &on_copy,
+                    vec![],
+                )
+                .await
+            {
+                Ok(_) => columns(&mut conn, &stmts, &scratch_names, table).await,
+                Err(e) => Err(e),
             },
         };
-        let back = DB::run(
-            &mut conn,
-            &format!("USE {}", q(&Identifier::new(&current)?)),
-            vec![],
-        )
-        .await;
-        let dropped = DB::run(
-            &mut conn,
-            &format!("DROP DATABASE IF EXISTS {}", q(&scratch)),
-            vec![],
-        )
-        .await;
+        let back = Statement::new(format!("USE {}", q(&home)));
+        let back = conn
+            .execute("capture migrate: drop the scratch copy", &back, vec![])
+            .await;
+        let scrap = Statement::new(format!("DROP DATABASE IF EXISTS {}", q(&scratch)));
+        let dropped = conn
+            .execute("capture migrate: drop the scratch copy", &scrap, vec![])
+            .await;
         // Its statement cache points into the scratch database: it never goes back to the pool.
-        drop(conn.detach());
-        back.and(dropped)
-            .map_err(store("capture migrate: drop the scratch copy"))?;
+        conn.discard();
+        back.and(dropped)?;
         cols
     }
 }

@@ -8,16 +8,17 @@ mod migrate;
 use guard::{guard, pass_guard};
 
 use outbox_core::capture::{
-    CapturePlan, CaptureSpec, CaptureStatements, SourceColumn, install_statements,
+    CapturePlan, CaptureRow, CaptureSpec, CaptureStatements, SourceColumn, install_statements,
     remove_statements, unguard_statements,
 };
 use outbox_core::registry::{Registry, SchemaStore};
-use outbox_core::table::{Dialect, Identifier, TableNames};
+use outbox_core::sql::{SqlConnection, SqlPool, SqlTransaction, Statement};
+use outbox_core::table::{Dialect, Identifier, SqlValue, TableNames};
 use outbox_core::{Error, Result};
 use sqlx::Pool;
 
-use crate::database::{Column, Decoded, OutboxDatabase, Value, begin_write};
-use crate::error::store;
+use crate::database::OutboxDatabase;
+use crate::pool::SqlxPool;
 
 /// A captured table, as recorded in `<prefix>_captures`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub struct CaptureInfo {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Capture<DB: OutboxDatabase> {
-    pool: Pool<DB>,
+    pool: SqlxPool<DB>,
     names: TableNames,
     stmts: CaptureStatements,
 }
@@ -73,7 +74,11 @@ impl<DB: OutboxDatabase> Capture<DB> {
     /// Captures through `pool`, with the outbox tables named by `names` (migrated).
     pub fn new(pool: Pool<DB>, names: TableNames) -> Self {
         let stmts = CaptureStatements::new(DB::DIALECT, &names);
-        Self { pool, names, stmts }
+        Self {
+            pool: SqlxPool::from(pool),
+            names,
+            stmts,
+        }
     }
 
     /// The columns of `table`, in table order (none when it does not exist).
@@ -82,12 +87,8 @@ impl<DB: OutboxDatabase> Capture<DB> {
     ///
     /// [`Error::Store`] on a database error.
     pub async fn columns(&self, table: &Identifier) -> Result<Vec<SourceColumn>> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(store("capture: connect"))?;
-        columns::<DB>(&mut conn, &self.stmts, &self.names, table).await
+        let mut conn = self.pool.acquire().await?;
+        columns(&mut conn, &self.stmts, &self.names, table).await
     }
 
     /// The plan `spec` derives from the table as it is now.
@@ -126,21 +127,15 @@ impl<DB: OutboxDatabase> Capture<DB> {
         let install = install_statements(DB::DIALECT, &self.names, &plan, registered.id)?;
         if DB::DIALECT == Dialect::MySql {
             // DDL commits on its own: each CREATE OR REPLACE TRIGGER swaps one trigger.
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(store("capture: connect"))?;
-            install_and_record::<DB>(&mut conn, &self.stmts, &install, &info).await?;
+            let mut conn = self.pool.acquire().await?;
+            install_and_record(&mut conn, &self.stmts, &install, &info).await?;
         } else {
-            let mut tx = begin_write(&self.pool)
-                .await
-                .map_err(store("capture: begin"))?;
-            install_and_record::<DB>(&mut tx, &self.stmts, &install, &info).await?;
+            let mut tx = self.pool.begin_write().await?;
+            install_and_record(&mut tx, &self.stmts, &install, &info).await?;
             if DB::DIALECT == Dialect::Postgres {
-                guard::<DB>(&mut tx, &self.names).await?;
+                guard(&mut tx, &self.names).await?;
             }
-            tx.commit().await.map_err(store("capture: commit"))?;
+            tx.commit().await?;
         }
         Ok(info)
     }
@@ -151,19 +146,10 @@ impl<DB: OutboxDatabase> Capture<DB> {
     ///
     /// Database errors, or a stored spec that no longer reads.
     pub async fn list(&self) -> Result<Vec<CaptureInfo>> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(store("capture: connect"))?;
-        let rows = DB::rows(
-            &mut conn,
-            &self.stmts.select_captures,
-            vec![],
-            &CAPTURE_COLUMNS,
-        )
-        .await
-        .map_err(store("capture: list"))?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = conn
+            .fetch("capture: list", &self.stmts.select_captures, vec![])
+            .await?;
         rows.into_iter().map(info_from_row).collect()
     }
 
@@ -173,12 +159,8 @@ impl<DB: OutboxDatabase> Capture<DB> {
     ///
     /// Database errors.
     pub async fn get(&self, table: &str) -> Result<Option<CaptureInfo>> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(store("capture: connect"))?;
-        load::<DB>(&mut conn, &self.stmts, table).await
+        let mut conn = self.pool.acquire().await?;
+        load(&mut conn, &self.stmts, table).await
     }
 
     /// Stops capturing `table`: drops its triggers and forgets it. Returns whether it was
@@ -190,67 +172,38 @@ impl<DB: OutboxDatabase> Capture<DB> {
     pub async fn remove(&self, table: &str) -> Result<bool> {
         let ident = Identifier::new(table)?;
         let drop = remove_statements(DB::DIALECT, &self.names, &ident)?;
-        let forget = |conn| async move {
-            DB::run(
-                conn,
-                &self.stmts.delete_capture,
-                vec![Value::Text(table.to_owned())],
-            )
-            .await
-            .map_err(store("capture: forget"))
-        };
+        let forget = vec![SqlValue::Text(table.to_owned())];
         let removed = if DB::DIALECT == Dialect::MySql {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(store("capture: connect"))?;
-            run_all::<DB>(&mut conn, &drop).await?;
-            forget(&mut *conn).await?
+            let mut conn = self.pool.acquire().await?;
+            run_all(&mut conn, &drop).await?;
+            conn.execute("capture: forget", &self.stmts.delete_capture, forget)
+                .await?
         } else {
-            let mut tx = begin_write(&self.pool)
-                .await
-                .map_err(store("capture: begin"))?;
-            run_all::<DB>(&mut tx, &drop).await?;
-            let removed = forget(&mut *tx).await?;
-            let left = DB::rows(
-                &mut tx,
-                &self.stmts.select_captures,
-                vec![],
-                &CAPTURE_COLUMNS,
-            )
-            .await
-            .map_err(store("capture: list"))?;
+            let mut tx = self.pool.begin_write().await?;
+            run_all(&mut tx, &drop).await?;
+            let removed = tx
+                .execute("capture: forget", &self.stmts.delete_capture, forget)
+                .await?;
+            let left = tx
+                .fetch("capture: list", &self.stmts.select_captures, vec![])
+                .await?;
             if DB::DIALECT == Dialect::Postgres && left.is_empty() {
-                run_all::<DB>(&mut tx, &unguard_statements(&self.names)?).await?;
+                run_all(&mut tx, &unguard_statements(&self.names)?).await?;
             }
-            tx.commit().await.map_err(store("capture: commit"))?;
+            tx.commit().await?;
             removed
         };
         Ok(removed > 0)
     }
 }
 
-const CAPTURE_COLUMNS: [Column; 5] = [
-    Column::Text,
-    Column::Text,
-    Column::Text,
-    Column::I64,
-    Column::Text,
-];
-
-fn info_from_row(row: Vec<Value>) -> Result<CaptureInfo> {
-    let mut cells = row.into_iter();
-    let mut next = || {
-        cells.next().ok_or_else(|| Error::Decode {
-            reason: "capture row: missing column".to_owned(),
-        })
-    };
-    let (table, topic, subject) = (next()?.text(), next()?.text(), next()?.text());
-    let schema_id = u32::try_from(next()?.i64()).map_err(|_| Error::Decode {
-        reason: format!("capture of {table}: schema id out of range"),
+/// A stored capture: its schema id must fit a registry id and its spec must read.
+fn info_from_row(row: CaptureRow) -> Result<CaptureInfo> {
+    let (table, topic, subject, schema_id, spec) = row;
+    let schema_id = u32::try_from(schema_id).map_err(|_| Error::Decode {
+        reason: format!("capture of {table}: schema id {schema_id} out of range"),
     })?;
-    let spec = serde_json::from_str(&next()?.text()).map_err(|e| Error::Decode {
+    let spec = serde_json::from_str(&spec).map_err(|e| Error::Decode {
         reason: format!("capture of {table}: stored spec: {e}"),
     })?;
     Ok(CaptureInfo {
@@ -262,113 +215,86 @@ fn info_from_row(row: Vec<Value>) -> Result<CaptureInfo> {
     })
 }
 
-async fn load<DB: OutboxDatabase>(
-    conn: &mut DB::Connection,
+async fn load<C: SqlConnection>(
+    conn: &mut C,
     stmts: &CaptureStatements,
     table: &str,
 ) -> Result<Option<CaptureInfo>> {
-    let rows = DB::rows(
-        conn,
-        &stmts.select_capture,
-        vec![Value::Text(table.to_owned())],
-        &CAPTURE_COLUMNS,
-    )
-    .await
-    .map_err(store("capture: read"))?;
+    let rows = conn
+        .fetch(
+            "capture: read",
+            &stmts.select_capture,
+            vec![SqlValue::Text(table.to_owned())],
+        )
+        .await?;
     rows.into_iter().next().map(info_from_row).transpose()
 }
 
-async fn columns<DB: OutboxDatabase>(
-    conn: &mut DB::Connection,
+async fn columns<C: SqlConnection>(
+    conn: &mut C,
     stmts: &CaptureStatements,
     names: &TableNames,
     table: &Identifier,
 ) -> Result<Vec<SourceColumn>> {
-    let param = Value::Text(stmts.columns_param(names, table));
-    let rows = DB::rows(
-        conn,
+    let param = SqlValue::Text(stmts.columns_param(names, table));
+    conn.fetch(
+        "capture: introspect table",
         &stmts.select_columns,
         vec![param],
-        &[
-            Column::Text,
-            Column::Text,
-            Column::I64,
-            Column::Text,
-            Column::I64,
-        ],
     )
     .await
-    .map_err(store("capture: introspect table"))?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let mut cells = row.into_iter();
-            let mut next = || cells.next().unwrap_or(Value::I64(0));
-            let (name, data_type) = (next().text(), next().text());
-            let nullable = next().i64() != 0;
-            let comment = Some(next().text()).filter(|c| !c.is_empty());
-            let pk = u32::try_from(next().i64()).ok().filter(|p| *p > 0);
-            SourceColumn {
-                name,
-                data_type,
-                nullable,
-                comment,
-                primary_key: pk,
-            }
-        })
-        .collect())
 }
 
-async fn run_all<DB: OutboxDatabase>(
-    conn: &mut DB::Connection,
-    statements: &[String],
-) -> Result<()> {
+/// Runs `statements` in order (DDL of the outbox's own: triggers, functions, the guard).
+async fn run_all<C: SqlConnection>(conn: &mut C, statements: &[String]) -> Result<()> {
     for sql in statements {
-        DB::run(conn, sql, vec![])
-            .await
-            .map_err(store("capture: install triggers"))?;
+        conn.execute(
+            "capture: install triggers",
+            &Statement::new(sql.as_str()),
+            vec![],
+        )
+        .await?;
     }
     Ok(())
 }
 
 /// Installs (or replaces) the triggers and records the capture with the schema id they write.
-async fn install_and_record<DB: OutboxDatabase>(
-    conn: &mut DB::Connection,
+async fn install_and_record<C: SqlConnection>(
+    conn: &mut C,
     stmts: &CaptureStatements,
     install: &[String],
     info: &CaptureInfo,
 ) -> Result<()> {
-    run_all::<DB>(conn, install).await?;
-    record::<DB>(conn, stmts, info).await
+    run_all(conn, install).await?;
+    record(conn, stmts, info).await
 }
 
-async fn record<DB: OutboxDatabase>(
-    conn: &mut DB::Connection,
+async fn record<C: SqlConnection>(
+    conn: &mut C,
     stmts: &CaptureStatements,
     info: &CaptureInfo,
 ) -> Result<()> {
     let spec = serde_json::to_string(&info.spec).map_err(|e| Error::Serialize {
         reason: e.to_string(),
     })?;
-    DB::run(
-        conn,
+    let table = SqlValue::Text(info.table.clone());
+    conn.execute(
+        "capture: record",
         &stmts.delete_capture,
-        vec![Value::Text(info.table.clone())],
+        vec![table.clone()],
     )
-    .await
-    .map_err(store("capture: record"))?;
-    DB::run(
-        conn,
+    .await?;
+    conn.execute(
+        "capture: record",
         &stmts.insert_capture,
         vec![
-            Value::Text(info.table.clone()),
-            Value::Text(info.topic.clone()),
-            Value::Text(info.subject.clone()),
-            Value::I64(i64::from(info.schema_id)),
-            Value::Text(spec),
+            table,
+            SqlValue::Text(info.topic.clone()),
+            SqlValue::Text(info.subject.clone()),
+            SqlValue::I64(i64::from(info.schema_id)),
+            SqlValue::Text(spec),
         ],
     )
-    .await
-    .map_err(store("capture: record"))?;
+    .await?;
     Ok(())
 }

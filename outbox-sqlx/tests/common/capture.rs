@@ -163,7 +163,7 @@ impl Captured {
         let bytes =
             encode_image(&schema, self.schema_id, subject, &self.payload).expect("fits its schema");
         let (id, datum) = wire::split_frame(&bytes).expect("framed");
-        assert_eq!(id, self.schema_id);
+        assert_eq!(id, self.schema_id.into());
         wire::decode_datum(datum, &schema, None).expect("decodes")
     }
 }
