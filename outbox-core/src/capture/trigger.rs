@@ -165,27 +165,54 @@ pub(crate) fn qualified(dialect: Dialect, names: &TableNames, name: &Identifier)
 
 /// A JSON object of `fields` read from the row variable `row` (`NEW`, `OLD`, `r`).
 fn row_json(dialect: Dialect, fields: &[CapturedField], row: &str) -> String {
-    let pairs: Vec<String> = fields
+    // Field names are Avro names (letters, digits, '_'): safe in a literal and a JSON path.
+    let values: Vec<(&str, String)> = fields
         .iter()
         .map(|f| {
-            format!(
-                "'{}', {}",
-                f.field,
-                value(
-                    dialect,
-                    f.kind,
-                    &format!("{row}.{}", dialect.quote(&f.column))
-                )
-            )
+            let column = format!("{row}.{}", dialect.quote(&f.column));
+            (f.field.as_str(), value(dialect, f.kind, &column))
         })
         .collect();
-    let function = match dialect {
-        Dialect::Postgres => "json_build_object",
-        Dialect::MySql => "JSON_OBJECT",
-        Dialect::Sqlite => "json_object",
+    let pairs = |chunk: &[(&str, String)], path: &str| {
+        chunk
+            .iter()
+            .map(|(field, value)| format!("'{path}{field}', {value}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    format!("{function}({})", pairs.join(", "))
+    match dialect {
+        Dialect::MySql => format!("JSON_OBJECT({})", pairs(&values, "")),
+        // A function takes at most 100 arguments (FUNC_MAX_ARGS), and a PL/pgSQL body is
+        // only checked when it first runs: a wide table would break the application's
+        // writes. Wide rows are built as jsonb pieces merged with `||`.
+        Dialect::Postgres if values.len() <= PAIRS_PER_CALL => {
+            format!("json_build_object({})", pairs(&values, ""))
+        }
+        Dialect::Postgres => {
+            let pieces: Vec<String> = values
+                .chunks(PAIRS_PER_CALL)
+                .map(|chunk| format!("jsonb_build_object({})", pairs(chunk, "")))
+                .collect();
+            format!("({})::json", pieces.join(" || "))
+        }
+        // SQLite's limit on function arguments (SQLITE_MAX_FUNCTION_ARG) is 127 in many
+        // builds: the first pairs make the object, `json_insert` adds the rest (a NULL value
+        // stays a JSON null, unlike with `json_patch`).
+        Dialect::Sqlite => {
+            let mut chunks = values.chunks(PAIRS_PER_CALL);
+            let first = chunks.next().map(|c| pairs(c, "")).unwrap_or_default();
+            let mut json = format!("json_object({first})");
+            for chunk in chunks {
+                json = format!("json_insert({json}, {})", pairs(chunk, "$."));
+            }
+            json
+        }
+    }
 }
+
+/// The most field pairs one JSON-building call takes: two arguments each, within
+/// PostgreSQL's 100 and SQLite's default 127.
+const PAIRS_PER_CALL: usize = 50;
 
 /// The JSON form of a column value `x` the relay reads back exactly.
 fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {

@@ -648,3 +648,65 @@ pub async fn upgrade_from_version_2_adds_captures<DB: OutboxDatabase>(pool: &Poo
         .expect("idempotent");
     drop_tables(pool, &names).await;
 }
+
+/// A table of 1,000 columns is captured whole: PostgreSQL functions take at most 100
+/// arguments and SQLite's often 127, so the row image is built in pieces; every column,
+/// NULLs included, reaches the image and the registered schema encodes it.
+pub async fn capture_wide_table<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    const WIDTH: usize = 1000;
+    let mut fx = Fixture::new(pool).await;
+    let t = fx.table("wide");
+    let quoted = DB::DIALECT.quote(&outbox_core::table::Identifier::new(&t).expect("name"));
+    let columns: Vec<String> = (1..WIDTH).map(|i| format!("c{i} INTEGER")).collect();
+    fx.exec(&format!(
+        "CREATE TABLE {quoted} (id INTEGER PRIMARY KEY, {})",
+        columns.join(", ")
+    ))
+    .await;
+    let info = fx
+        .capture
+        .add(&fx.registry, &CaptureSpec::new(&t))
+        .await
+        .expect("a wide table is captured");
+    let last = WIDTH - 1;
+    fx.exec(&format!(
+        "INSERT INTO {quoted} (id, c1, c500, c{last}) VALUES (1, 1, 500, {last})"
+    ))
+    .await;
+    fx.exec(&format!("UPDATE {quoted} SET c{last} = -1 WHERE id = 1"))
+        .await;
+    fx.exec(&format!("DELETE FROM {quoted} WHERE id = 1")).await;
+    let events = fx.events().await;
+    assert_eq!(events.len(), 3, "insert, update, delete");
+    let subject = info.subject.clone();
+    let created = events[0].json();
+    let after = created["after"].as_object().expect("after is an object");
+    assert_eq!(after.len(), WIDTH, "every column is in the image");
+    assert_eq!(after["id"], 1);
+    assert_eq!(after["c1"], 1);
+    assert_eq!(after["c500"], 500);
+    assert_eq!(after[&format!("c{last}")], last);
+    assert_eq!(
+        after["c2"],
+        serde_json::Value::Null,
+        "a NULL stays a JSON null"
+    );
+    assert_eq!(after["c998"], serde_json::Value::Null);
+    let updated = events[1].json();
+    assert_eq!(updated["before"][&format!("c{last}")], last);
+    assert_eq!(updated["after"][&format!("c{last}")], -1);
+    assert_eq!(events[2].json()["before"]["c500"], 500);
+    for e in &events {
+        assert_eq!(e.key, serde_json::json!({"id": 1}));
+        e.decode(&fx.registry, &subject).await;
+    }
+    let decoded = events[1].decode(&fx.registry, &subject).await;
+    assert!(
+        matches!(
+            field(field(&decoded, "after"), &format!("c{last}")),
+            Avro::Int(-1) | Avro::Long(-1)
+        ),
+        "the relay's encoding carries the last column"
+    );
+    fx.cleanup().await;
+}

@@ -42,6 +42,7 @@ macro_rules! capture_suite {
             capture_migrate_add_and_refuse_drop,
             capture_refuses_hostile_input,
             capture_rejected_value_names_the_field,
+            capture_wide_table,
             upgrade_from_version_2_adds_captures,
         );
     };
@@ -50,7 +51,8 @@ macro_rules! capture_suite {
 pub use capture::{
     capture_composite_and_missing_keys, capture_insert_update_delete,
     capture_migrate_add_and_refuse_drop, capture_refuses_hostile_input,
-    capture_rejected_value_names_the_field, upgrade_from_version_2_adds_captures,
+    capture_rejected_value_names_the_field, capture_wide_table,
+    upgrade_from_version_2_adds_captures,
 };
 
 use std::sync::Arc;
