@@ -297,7 +297,10 @@ pub const MIGRATE_SETTING: &str = "outbox.capture_migrate";
 /// PostgreSQL: an event trigger that refuses `ALTER TABLE` of a captured table unless it
 /// comes through `capture migrate`, so DDL cannot bypass the compatibility check. Event
 /// triggers are database-wide and need a superuser; the function does nothing once the
-/// captures table is gone.
+/// captures table is gone. It runs as its owner (`SECURITY DEFINER`, with the installer's
+/// `search_path`, which resolved the captured tables' names): every role's `ALTER TABLE`
+/// fires it, and a role without rights on the captures table must not have its own DDL
+/// refused for that.
 pub fn guard_statements(names: &TableNames) -> Result<Vec<String>> {
     let dialect = Dialect::Postgres;
     let prefix = names.name(Table::Events);
@@ -312,7 +315,7 @@ pub fn guard_statements(names: &TableNames) -> Result<Vec<String>> {
     };
     Ok(vec![
         format!(
-            "CREATE OR REPLACE FUNCTION {function}() RETURNS event_trigger LANGUAGE plpgsql AS $outbox$\n\
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $outbox$\n\
              DECLARE c record; hit text;\n\
              BEGIN\n\
              IF current_setting('{MIGRATE_SETTING}', true) = 'on' OR to_regclass('{captures_literal}') IS NULL THEN RETURN; END IF;\n\
