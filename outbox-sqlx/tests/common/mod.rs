@@ -48,6 +48,8 @@ macro_rules! capture_suite {
     };
 }
 
+// Not every test binary that includes `common` runs the capture suite.
+#[allow(unused_imports)]
 pub use capture::{
     capture_composite_and_missing_keys, capture_insert_update_delete,
     capture_migrate_add_and_refuse_drop, capture_refuses_hostile_input,
