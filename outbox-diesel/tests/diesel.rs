@@ -244,7 +244,7 @@ fn migration_files_match_the_table_contract() {
                     ),
                 ),
                 3 => (
-                    "2026-12-01-000000_captures",
+                    "2026-11-30-000003_captures",
                     format!(
                         "DROP TABLE IF EXISTS {};\n",
                         names.qualified(dialect, Table::Captures)

@@ -7,4 +7,4 @@ CREATE TABLE IF NOT EXISTS "outbox_wal_slot" (
   database_oid BIGINT NOT NULL,
   created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-INSERT INTO "outbox_migrations" (version, description) VALUES (1, 'create the outbox, schema registry and relay tables'), (2, 'soft delete of schema versions'), (4, 'identity of the WAL mode replication slot') ON CONFLICT (version) DO NOTHING;
+INSERT INTO "outbox_migrations" (version, description) VALUES (1, 'create the outbox, schema registry and relay tables'), (2, 'soft delete of schema versions'), (3, 'record of the tables captured with triggers'), (4, 'identity of the WAL mode replication slot') ON CONFLICT (version) DO NOTHING;

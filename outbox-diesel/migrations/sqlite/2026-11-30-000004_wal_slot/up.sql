@@ -1,1 +1,1 @@
-INSERT INTO "outbox_migrations" (version, description) VALUES (1, 'create the outbox, schema registry and relay tables'), (2, 'soft delete of schema versions'), (4, 'identity of the WAL mode replication slot') ON CONFLICT (version) DO NOTHING;
+INSERT INTO "outbox_migrations" (version, description) VALUES (1, 'create the outbox, schema registry and relay tables'), (2, 'soft delete of schema versions'), (3, 'record of the tables captured with triggers'), (4, 'identity of the WAL mode replication slot') ON CONFLICT (version) DO NOTHING;
