@@ -636,7 +636,11 @@ pub async fn upgrade_from_version_2_adds_captures<DB: OutboxDatabase>(pool: &Poo
         .expect("old row");
     }
     outbox_sqlx::migrate(pool, &stmts).await.expect("upgrade");
-    assert_eq!(count(pool, &names, Table::Migrations).await, 3);
+    assert_eq!(
+        count(pool, &names, Table::Migrations).await,
+        outbox_core::table::migrations(DB::DIALECT, &names).len() as i64,
+        "every version recorded, 3 (captures) among them"
+    );
     assert_eq!(
         count(pool, &names, Table::Events).await,
         1,
@@ -691,7 +695,7 @@ pub async fn capture_wide_table<DB: OutboxDatabase>(pool: &Pool<DB>) {
         serde_json::Value::Null,
         "a NULL stays a JSON null"
     );
-    assert_eq!(after["c998"], serde_json::Value::Null);
+    assert_eq!(after["c150"], serde_json::Value::Null);
     let updated = events[1].json();
     assert_eq!(updated["before"][&format!("c{last}")], last);
     assert_eq!(updated["after"][&format!("c{last}")], -1);
