@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Received, order};
@@ -18,21 +17,6 @@ use sqlx::Pool;
 use uuid::Uuid;
 
 const EVENTS: usize = 6000;
-
-fn terminate(child: &mut Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
-    let status = child.wait().expect("relay exits");
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "graceful shutdown exits 0 (exited {status:?}, signal {:?})",
-        std::os::unix::process::ExitStatusExt::signal(&status)
-    );
-}
 
 async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     let kafka = common::cluster(1, "orders", 4);
@@ -85,7 +69,7 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
             assert!(Instant::now() < deadline, "the relay does not drain");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        terminate(&mut child);
+        common::stop_gracefully(&mut child);
         assert!(
             backlog().await > 0,
             "stopped under load, not after the drain"
@@ -96,7 +80,7 @@ async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Poo
         assert!(Instant::now() < deadline, "the relay does not drain");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    terminate(&mut child);
+    common::stop_gracefully(&mut child);
 
     let bootstrap = kafka.bootstrap_servers();
     let records: Vec<Received> = tokio::task::spawn_blocking(move || {

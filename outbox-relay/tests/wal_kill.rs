@@ -131,18 +131,7 @@ async fn sigkill_and_broker_outage_lose_nothing_in_wal_mode() {
     }
     // The last relay has streamed and confirmed the marker, so it is past start-up: SIGTERM
     // stops it gracefully.
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &last.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
-    let status = last.wait().expect("relay exits");
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "graceful shutdown exits 0 (exited {status:?}, signal {:?})",
-        std::os::unix::process::ExitStatusExt::signal(&status)
-    );
+    common::stop_gracefully(&mut last);
 
     let ids: Vec<Uuid> = ids_by_writer.iter().flatten().copied().collect();
     assert_eq!(ids.len(), EVENTS + 1);

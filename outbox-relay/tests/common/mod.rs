@@ -10,7 +10,7 @@ mod process;
 
 // Each test crate uses some of them.
 #[allow(unused_imports)]
-pub use process::{relay_command, relay_output, spawn_relay, stop};
+pub use process::{relay_command, relay_output, spawn_relay, stop, stop_gracefully};
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -47,3 +47,21 @@ pub fn stop(child: &mut Child) -> Option<i32> {
     assert!(term.success(), "kill -TERM {}", child.id());
     child.wait().expect("exit").code()
 }
+
+/// Sends SIGTERM to `child` and asserts it stopped gracefully (exit code 0), naming the signal
+/// when it died of one instead (a SIGTERM before its handler was set up, say).
+#[allow(dead_code)] // not every test binary stops a relay gracefully
+pub fn stop_gracefully(child: &mut Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success(), "kill -TERM {}", child.id());
+    let status = child.wait().expect("relay exits");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "graceful shutdown exits 0 (exited {status:?}, signal {:?})",
+        std::os::unix::process::ExitStatusExt::signal(&status)
+    );
+}
