@@ -158,13 +158,21 @@ async fn demo() -> anyhow::Result<()> {
         .register::<OrderPlaced>()
         .build()
         .await?;
+    // Order ids carry this run's tag, so the copies are this run's records even on a broker
+    // topic that earlier runs wrote to.
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
     for i in 1..=5 {
         let mut tx = orders.begin().await?;
         outbox
             .publish(
                 &mut *tx,
                 &OrderPlaced {
-                    order_id: format!("o-{i}"),
+                    order_id: format!("o-{i}-{run}"),
                     total_cents: 100 * i,
                     currency: "EUR".into(),
                 },
@@ -233,7 +241,7 @@ async fn demo() -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(inbox.run(async move { drop(stopped.await) }));
     // The same 5 records once more, as a relay that crashed before deleting them would send.
-    republish(&bootstrap, 5).await?;
+    republish(&bootstrap, &run, 5).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while metrics.duplicates.get() < 5 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -298,33 +306,40 @@ async fn create_topic(bootstrap: &str) -> anyhow::Result<()> {
     anyhow::bail!("the orders topic did not appear")
 }
 
-/// Reads the last `n` records of the orders topic and produces them again, unchanged.
-async fn republish(bootstrap: &str, n: usize) -> anyhow::Result<()> {
+/// Produces again, unchanged, the `n` records of this run (their key ends with `run`), read
+/// from the start of the orders topic. Matching by key rather than counting back from the high
+/// watermark keeps the copy right on a topic that earlier runs wrote to and on a broker whose
+/// offsets answer lags behind what it has acknowledged.
+async fn republish(bootstrap: &str, run: &str, n: usize) -> anyhow::Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("copier-{}", std::process::id()))
+        .set("group.id", format!("copier-{run}"))
         .set("enable.auto.commit", "false")
         .create()?;
-    let (_, high) = consumer.fetch_watermarks(OrderPlaced::TOPIC, 0, Duration::from_secs(10))?;
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(
-        OrderPlaced::TOPIC,
-        0,
-        rdkafka::Offset::Offset(high - n as i64),
-    )?;
+    tpl.add_partition_offset(OrderPlaced::TOPIC, 0, rdkafka::Offset::Beginning)?;
     consumer.assign(&tpl)?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut copied = 0;
     while copied < n {
-        let Some(message) = consumer.poll(Duration::from_secs(10)) else {
-            anyhow::bail!("the records did not come back")
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "only {copied} of this run's {n} records came back from {}",
+            OrderPlaced::TOPIC
+        );
+        let Some(message) = consumer.poll(Duration::from_secs(1)) else {
+            continue;
         };
         let m = message?.detach();
+        if !m.key().is_some_and(|k| k.ends_with(run.as_bytes())) {
+            continue;
+        }
         let mut record = FutureRecord::<[u8], [u8]>::to(OrderPlaced::TOPIC).partition(0);
         if let Some(k) = m.key() {
             record = record.key(k);
