@@ -90,15 +90,11 @@ impl Writer {
             .get::<E>()
             .ok_or_else(Codecs::unregistered::<E>)?;
         let rows = Codecs::rows(&codec, events, headers)?;
-        let mut statements = self
+        let statements = self
             .stmts
-            .insert_events(&rows)
-            .map(|s| s.map(|(sql, params)| ("publish", sql.into_owned(), params)))
+            .publish(&rows, self.codecs.options().notify_relay)
+            .map(|s| s.map(|s| (s.operation, s.sql.into_owned(), s.params)))
             .collect::<Result<Vec<_>>>()?;
-        if self.codecs.options().notify_relay && self.stmts.dialect == Dialect::Postgres {
-            let channel = vec![SqlValue::Text(self.stmts.notify_channel())];
-            statements.push(("notify relays", self.stmts.notify.clone(), channel));
-        }
         Ok(Inserts {
             statements,
             ids: rows.iter().map(|r| r.event_id).collect(),

@@ -7,16 +7,16 @@ use outbox_core::encode::EventCodec;
 use outbox_core::lint::LintReport;
 use outbox_core::publish::{Codecs, EventType, OutboxOptions};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
-use outbox_core::table::{Dialect, Statements};
+use outbox_core::table::Statements;
 use outbox_core::{Event, Result};
 use sqlx::Pool;
 use uuid::Uuid;
 
 use crate::SqlxSchemaStore;
-use crate::database::{OutboxDatabase, Value};
+use crate::database::OutboxDatabase;
 use crate::error::store;
 use crate::migrate::migrate;
-use crate::relay_store::{SqlxRelayStore, insert};
+use crate::relay_store::SqlxRelayStore;
 
 /// Publishes events in the caller's sqlx transaction.
 ///
@@ -260,16 +260,12 @@ impl<DB: OutboxDatabase> Outbox<DB> {
             crate::wal::emit::<DB>(conn, wal, &rows).await?;
             return Ok(rows.iter().map(|r| r.event_id).collect());
         }
-        let stmts = &self.inner.stmts;
-        insert::<DB>(conn, stmts, &rows).await?;
-        if self.inner.codecs.options().notify_relay && DB::DIALECT == Dialect::Postgres {
-            DB::run(
-                conn,
-                &stmts.notify,
-                vec![Value::Text(stmts.notify_channel())],
-            )
-            .await
-            .map_err(store("notify relays"))?;
+        let notify = self.inner.codecs.options().notify_relay;
+        for statement in self.inner.stmts.publish(&rows, notify) {
+            let statement = statement?;
+            DB::run(conn, &statement.sql, statement.params)
+                .await
+                .map_err(store(statement.operation))?;
         }
         Ok(rows.iter().map(|r| r.event_id).collect())
     }

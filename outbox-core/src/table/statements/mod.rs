@@ -28,12 +28,24 @@ pub struct Statements {
 
     /// The relay's statements: read, acknowledge, failures, lease, status.
     pub relay: RelayStatements,
-    /// PostgreSQL only: wakes listening relays when the transaction commits: (channel).
-    pub notify: String,
+    /// Wakes listening relays when the transaction commits: (channel). PostgreSQL only
+    /// (LISTEN/NOTIFY); `None` for the other dialects.
+    pub notify: Option<String>,
     /// The one-row insert, built once: most publishes insert one event.
     insert_one: String,
 
     names: TableNames,
+}
+
+/// One statement of a publish (see [`Statements::publish`]).
+#[derive(Debug, Clone)]
+pub struct PublishStatement<'a> {
+    /// What it does, as its error names it (`"publish"`, `"notify relays"`).
+    pub operation: &'static str,
+    /// The SQL text.
+    pub sql: std::borrow::Cow<'a, str>,
+    /// Its parameters, in placeholder order.
+    pub params: Vec<SqlValue>,
 }
 
 impl Statements {
@@ -48,8 +60,8 @@ impl Statements {
 
             relay: RelayStatements::new(dialect, names),
             notify: match d {
-                Dialect::Postgres => format!("SELECT CAST(pg_notify({}, '') AS TEXT)", p(1)),
-                _ => String::new(),
+                Dialect::Postgres => Some(format!("SELECT CAST(pg_notify({}, '') AS TEXT)", p(1))),
+                Dialect::MySql | Dialect::Sqlite => None,
             },
             insert_one: super::insert_events_sql(d, names, 1),
             names: names.clone(),
@@ -80,6 +92,36 @@ impl Statements {
             }
             Ok((sql, params))
         })
+    }
+
+    /// Every statement that publishes `rows` in the caller's transaction, in the order to run
+    /// them: the inserts (as [`insert_events`](Self::insert_events)), then, when `notify` is
+    /// asked for and the dialect has it, the NOTIFY that wakes listening relays. Both writers
+    /// run exactly this list, so what a publish writes is decided in one place.
+    ///
+    /// # Errors
+    ///
+    /// Each item: as [`insert_events`](Self::insert_events).
+    pub fn publish<'a>(
+        &'a self,
+        rows: &'a [crate::NewOutboxRow],
+        notify: bool,
+    ) -> impl Iterator<Item = crate::Result<PublishStatement<'a>>> + 'a {
+        let inserts = self.insert_events(rows).map(|s| {
+            s.map(|(sql, params)| PublishStatement {
+                operation: "publish",
+                sql,
+                params,
+            })
+        });
+        let wake = self.notify.as_deref().filter(|_| notify).map(|sql| {
+            Ok(PublishStatement {
+                operation: "notify relays",
+                sql: std::borrow::Cow::Borrowed(sql),
+                params: vec![SqlValue::Text(self.notify_channel())],
+            })
+        });
+        inserts.chain(wake)
     }
 
     /// The LISTEN/NOTIFY channel relays of these tables listen on (PostgreSQL).
