@@ -50,21 +50,24 @@ fn database_failure(db: &dyn sqlx::error::DatabaseError) -> bool {
             message,
         });
     }
-    let code = db.code();
-    let failure = DbFailure {
-        code: code.as_deref(),
-        message,
-    };
-    #[cfg(feature = "postgres")]
-    if db
-        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-        .is_some()
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
     {
-        return outbox_core::table::Dialect::Postgres.is_retryable(&failure);
-    }
-    #[cfg(feature = "sqlite")]
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        return outbox_core::table::Dialect::Sqlite.is_retryable(&failure);
+        let code = db.code();
+        let failure = DbFailure {
+            code: code.as_deref(),
+            message,
+        };
+        #[cfg(feature = "postgres")]
+        if db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+        {
+            return outbox_core::table::Dialect::Postgres.is_retryable(&failure);
+        }
+        #[cfg(feature = "sqlite")]
+        if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            return outbox_core::table::Dialect::Sqlite.is_retryable(&failure);
+        }
     }
     false
 }
