@@ -29,18 +29,21 @@ pub trait DieselBackend: Backend + sealed::Sealed {
 #[cfg(feature = "postgres")]
 impl sealed::Sealed for diesel::pg::Pg {}
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 impl DieselBackend for diesel::pg::Pg {
     const DIALECT: Dialect = Dialect::Postgres;
 }
 #[cfg(feature = "mysql")]
 impl sealed::Sealed for diesel::mysql::Mysql {}
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 impl DieselBackend for diesel::mysql::Mysql {
     const DIALECT: Dialect = Dialect::MySql;
 }
 #[cfg(feature = "sqlite")]
 impl sealed::Sealed for diesel::sqlite::Sqlite {}
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 impl DieselBackend for diesel::sqlite::Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
 }
@@ -55,6 +58,13 @@ pub trait OutboxConnection: Connection<Backend: DieselBackend> + LoadConnection 
     /// Runs a query and decodes every row as `R`'s columns, by position.
     #[doc(hidden)]
     fn load_rows<R: FromRow>(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<R>>;
+
+    /// Begins a transaction that will write: on SQLite, outside a transaction, `BEGIN
+    /// IMMEDIATE`, so two writers queue on the busy timeout instead of one failing with
+    /// "database is locked" when both upgrade a read lock; elsewhere (and nested, as a
+    /// savepoint) the connection's own `BEGIN`.
+    #[doc(hidden)]
+    fn begin_write(&mut self) -> QueryResult<()>;
 }
 
 /// A row decoded by position as `R`'s column types: the shared statements' rows, whatever
@@ -103,7 +113,7 @@ where
 
 impl<C, B> OutboxConnection for C
 where
-    C: Connection<Backend = B> + LoadConnection + Send,
+    C: Connection<Backend = B> + LoadConnection + Send + 'static,
     B: DieselBackend + BindParams + 'static,
     i32: FromSql<Integer, B>,
     i64: FromSql<BigInt, B>,
@@ -117,6 +127,22 @@ where
 
     fn load_rows<R: FromRow>(&mut self, sql: &str, params: Vec<SqlValue>) -> QueryResult<Vec<R>> {
         decode_rows(B::bind(sql, params).load(self)?)
+    }
+
+    fn begin_write(&mut self) -> QueryResult<()> {
+        #[cfg(feature = "sqlite")]
+        if let Some(sqlite) =
+            (self as &mut dyn std::any::Any).downcast_mut::<diesel::sqlite::SqliteConnection>()
+        {
+            use diesel::connection::AnsiTransactionManager;
+            match AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
+                Err(diesel::result::Error::AlreadyInTransaction) => {}
+                done => return done,
+            }
+        }
+        <C::TransactionManager as diesel::connection::TransactionManager<C>>::begin_transaction(
+            self,
+        )
     }
 }
 

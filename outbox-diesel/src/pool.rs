@@ -149,8 +149,7 @@ impl<'c, C: OutboxConnection> SqlPool for DieselPool<'c, C> {
     }
 
     async fn begin_write(&self) -> Result<impl SqlTransaction + '_> {
-        self.with(|c| C::TransactionManager::begin_transaction(c))
-            .map_err(store("begin"))?;
+        self.with(|c| c.begin_write()).map_err(store("begin"))?;
         Ok(DieselTransaction {
             pool: self,
             open: true,

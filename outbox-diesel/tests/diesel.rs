@@ -404,3 +404,55 @@ fn diesel_never_registers_schema_id_zero() {
         .expect("count");
     assert_eq!(registered, [0]);
 }
+
+/// Services starting together on one SQLite file: each start-up migrates and registers in
+/// write transactions begun `BEGIN IMMEDIATE`, so they queue on the busy timeout. With a
+/// plain deferred `BEGIN`, two of them upgrading read locks at once fail at once with
+/// "database is locked", whatever the timeout.
+#[test]
+fn diesel_sqlite_start_ups_queue_instead_of_failing_locked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("d.db").display().to_string();
+    let names = names();
+    let threads = 8;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (path, names, barrier) = (path.clone(), names.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut conn = SqliteConnection::establish(&path).expect("sqlite");
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut conn,
+                    "PRAGMA busy_timeout = 30000",
+                )
+                .expect("busy timeout");
+                barrier.wait();
+                let outbox = outbox(&mut conn, &names);
+                conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                    Ok(outbox.publish(conn, &order(1)).expect("publish"))
+                })
+                .expect("commit")
+            })
+        })
+        .collect();
+    let ids: Vec<Uuid> = handles
+        .into_iter()
+        .map(|h| h.join().expect("no start-up failed"))
+        .collect();
+    assert_eq!(ids.len(), threads);
+    let mut conn = SqliteConnection::establish(&path).expect("sqlite");
+    assert_eq!(
+        count(&mut conn, &names),
+        threads as i64,
+        "every publish landed"
+    );
+    let versions = names.qualified(Dialect::Sqlite, Table::Schemas);
+    let registered = conn
+        .load_rows::<i64>(&format!("SELECT COUNT(*) AS value FROM {versions}"), vec![])
+        .expect("count");
+    assert_eq!(
+        registered,
+        [2],
+        "each event type registered once, not once a service"
+    );
+}
