@@ -339,3 +339,58 @@ macro_rules! __with_sqlite {
 macro_rules! __with_sqlite {
     ($url:ident, |$pool:ident: $db:ident| $body:expr) => {{ match $crate::database::not_built($crate::database::Backend::Sqlite)? {} }};
 }
+
+/// Runs only in a build that leaves a backend out (`.ci/run` checks one per backend):
+/// `with_database!` refuses that backend's URL with an error naming the feature to turn on.
+#[cfg(all(
+    test,
+    not(all(feature = "postgres", feature = "mysql", feature = "sqlite"))
+))]
+mod left_out {
+    async fn open(url: &str) -> Result<&'static str> {
+        crate::with_database!(url, |_pool: DB| Ok(std::any::type_name::<DB>()))
+    }
+
+    #[tokio::test]
+    async fn a_url_of_a_left_out_backend_is_refused_naming_its_feature() {
+        let cases = [
+            (
+                "postgres://postgres@localhost:5432/test",
+                cfg!(feature = "postgres"),
+                "PostgreSQL",
+                "postgres",
+            ),
+            (
+                "mysql://root@localhost:3306/test",
+                cfg!(feature = "mysql"),
+                "MySQL/MariaDB",
+                "mysql",
+            ),
+            (
+                "sqlite::memory:",
+                cfg!(feature = "sqlite"),
+                "SQLite",
+                "sqlite",
+            ),
+        ];
+        let mut refused = 0;
+        for (url, built, name, feature) in cases {
+            if built {
+                continue;
+            }
+            let err = open(url).await.expect_err("a left-out backend is refused");
+            let text = err.to_string();
+            assert!(
+                matches!(err, outbox_core::Error::InvalidConfig { ref key, .. } if key == "database_url"),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("no {name} support"))
+                    && text.contains(&format!("`{feature}` feature is off")),
+                "{text}"
+            );
+            refused += 1;
+        }
+        assert!(refused > 0, "this build leaves a backend out");
+    }
+}
