@@ -110,7 +110,7 @@ pub enum Error {
     #[error("schema id {id} not found")]
     SchemaNotFound {
         /// The id.
-        id: u32,
+        id: crate::SchemaId,
     },
 
     /// An event type was published that the outbox was not built to publish.
@@ -261,7 +261,7 @@ pub enum DeleteRefusal {
     /// outbox rows or dead letters still carry: the relay (and their consumers) need it.
     InUse {
         /// The schema id.
-        id: u32,
+        id: crate::SchemaId,
     },
 }
 

@@ -21,7 +21,12 @@ use crate::{Error, Result};
 /// assert_eq!(SchemaId::from_column(42), Some(id));
 /// assert!(SchemaId::new(u32::MAX).to_column().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// It serializes as the plain number (`42`), as the registry's REST API writes ids.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct SchemaId(u32);
 
 impl SchemaId {
@@ -71,5 +76,14 @@ impl From<SchemaId> for u32 {
 impl fmt::Display for SchemaId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::str::FromStr for SchemaId {
+    type Err = std::num::ParseIntError;
+
+    /// Reads a decimal id (`"42"`), as a URL path or a command line gives it.
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        text.parse().map(Self)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use outbox_core::compat::CompatibilityMode;
 use outbox_core::registry::{MemorySchemaStore, Registry, SubjectNameStrategy, conformance};
-use outbox_core::{Error, Schema};
+use outbox_core::{Error, Schema, SchemaId};
 
 #[tokio::test]
 async fn memory_store_passes_the_conformance_suite() {
@@ -44,7 +44,7 @@ async fn concurrent_registrations_get_distinct_versions_and_ids() {
         (1..=16).collect::<Vec<_>>(),
         "no duplicate or lost versions"
     );
-    let mut ids: Vec<u32> = results.iter().map(|r| r.id).collect();
+    let mut ids: Vec<u32> = results.iter().map(|r| r.id.get()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 16, "no duplicate ids");
@@ -117,8 +117,8 @@ async fn lookups_report_missing_subjects_versions_and_ids() {
         1
     );
     assert!(matches!(
-        registry.schema_by_id(999).await,
-        Err(Error::SchemaNotFound { id: 999 })
+        registry.schema_by_id(SchemaId::new(999)).await,
+        Err(Error::SchemaNotFound { id }) if id == SchemaId::new(999)
     ));
 }
 

@@ -110,7 +110,7 @@ fn remote_id(runtime: &tokio::runtime::Runtime, url: &str, subject: &str) -> i32
     let found = runtime
         .block_on(registry.version(subject, None))
         .expect("registered remotely");
-    i32::try_from(found.id).expect("small id")
+    found.id.to_column().expect("small id")
 }
 
 #[test]

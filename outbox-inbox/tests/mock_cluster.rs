@@ -120,7 +120,7 @@ async fn fixture(topic: &str, partitions: i32) -> Fixture {
 
 /// A registry holding the test schema (the same id every time: the first registered), and
 /// that id.
-async fn registry() -> (Registry<MemorySchemaStore>, u32) {
+async fn registry() -> (Registry<MemorySchemaStore>, outbox_core::SchemaId) {
     let registry = Registry::new(MemorySchemaStore::default());
     let schema = Schema::parse_str(SCHEMA).expect("schema");
     let registered = registry

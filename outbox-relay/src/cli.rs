@@ -160,7 +160,7 @@ pub enum SchemaCommand {
         version: Option<u32>,
         /// A global schema id instead of a subject.
         #[arg(long)]
-        id: Option<u32>,
+        id: Option<outbox_core::SchemaId>,
     },
 }
 

@@ -160,7 +160,7 @@ pub trait SchemaSource: Send + Sync + 'static {
 
 impl<S: SchemaStore + 'static> SchemaSource for Registry<S> {
     fn schema(&self, id: SchemaId) -> Pin<Box<dyn Future<Output = Result<Schema>> + Send + '_>> {
-        Box::pin(self.schema_by_id(id.get()))
+        Box::pin(self.schema_by_id(id))
     }
 }
 

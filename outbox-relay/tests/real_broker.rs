@@ -130,7 +130,7 @@ async fn relay_binary_to_a_real_broker_read_by_confluent_kafka() {
         .collect();
     for line in &lines {
         let event = by_id[line["ce_id"].as_str().expect("ce_id")];
-        assert_eq!(line["schema_id"], registered.id);
+        assert_eq!(line["schema_id"], registered.id.get());
         assert_eq!(line["ce_type"], "com.acme.orders.OrderPlaced");
         assert_eq!(line["key"], event.order_id.as_str());
         assert_eq!(line["value"]["order_id"], event.order_id.as_str());

@@ -253,7 +253,7 @@ async fn run<DB: Orders>(pool: sqlx::Pool<DB>, bootstrap: &str) -> anyhow::Resul
     .await??;
     for (key, ce_id, value) in &records {
         let (schema_id, _) = wire::split_frame(value)?;
-        let writer = outbox.registry().schema_by_id(schema_id.get()).await?;
+        let writer = outbox.registry().schema_by_id(schema_id).await?;
         let event: OrderPlaced = wire::decode(value, |_| Ok(writer.clone()), None)?;
         println!(
             "   key={key} ce_id={ce_id} schema_id={schema_id} {}",

@@ -34,13 +34,15 @@ fn trigger_name(names: &TableNames, table: &Identifier, suffix: &str) -> Result<
 ///
 /// # Errors
 ///
-/// [`crate::Error::InvalidIdentifier`] when a trigger name would be too long.
+/// [`crate::Error::InvalidIdentifier`] when a trigger name would be too long;
+/// [`crate::Error::SchemaIdOutOfRange`] for an id the `schema_id` column cannot hold.
 pub fn install_statements(
     dialect: Dialect,
     names: &TableNames,
     plan: &CapturePlan,
-    schema_id: u32,
+    schema_id: crate::SchemaId,
 ) -> Result<Vec<String>> {
+    let schema_id = schema_id.to_column()?;
     let q = |i: &Identifier| qualified(dialect, names, i);
     let table = q(&plan.table);
     let events = names.qualified(dialect, Table::Events);

@@ -64,7 +64,7 @@ impl Codecs {
     pub fn add(
         &self,
         ty: &EventType,
-        schema_id: u32,
+        schema_id: crate::SchemaId,
         subject: String,
         schema: Schema,
     ) -> Arc<EventCodec> {

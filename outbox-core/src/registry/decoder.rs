@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::{Registry, SchemaStore};
 use crate::encode::wire;
 use crate::schema::Schema;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// Decodes Confluent-framed record values: looks up the writer schema by the id in the frame
 /// (once per id), and resolves it against the consumer's own schema when one is given, so a
@@ -41,7 +41,7 @@ use crate::{Error, Result};
 pub struct Decoder<S> {
     registry: Registry<S>,
     reader: Option<Schema>,
-    writers: Mutex<HashMap<u32, Schema>>,
+    writers: Mutex<HashMap<SchemaId, Schema>>,
 }
 
 impl<S: SchemaStore> Decoder<S> {
@@ -61,7 +61,7 @@ impl<S: SchemaStore> Decoder<S> {
         self
     }
 
-    async fn writer(&self, id: u32) -> Result<Schema> {
+    async fn writer(&self, id: SchemaId) -> Result<Schema> {
         if let Some(schema) = self
             .writers
             .lock()
@@ -85,7 +85,7 @@ impl<S: SchemaStore> Decoder<S> {
     /// [`Error::Decode`] for a malformed value; [`Error::SchemaNotFound`] for an unknown id.
     pub async fn decode_value(&self, record_value: &[u8]) -> Result<Value> {
         let (id, datum) = wire::split_frame(record_value)?;
-        let writer = self.writer(id.get()).await?;
+        let writer = self.writer(id).await?;
         wire::decode_datum(datum, &writer, self.reader.as_ref())
     }
 

@@ -1,9 +1,9 @@
 //! A store chosen at run time between two kinds.
 
 use super::store::{RegisteredSchema, SchemaStore, VersionState};
-use crate::Result;
 use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
+use crate::{Result, SchemaId};
 
 /// One of two stores, chosen at run time (the embedded tables or a remote registry).
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ impl<A: SchemaStore, B: SchemaStore> SchemaStore for EitherStore<A, B> {
             Self::Right(b) => b.version_numbers(subject).await,
         }
     }
-    async fn holders(&self, id: u32) -> Result<Vec<(String, u32)>> {
+    async fn holders(&self, id: SchemaId) -> Result<Vec<(String, u32)>> {
         match self {
             Self::Left(a) => a.holders(id).await,
             Self::Right(b) => b.holders(id).await,
@@ -73,7 +73,7 @@ impl<A: SchemaStore, B: SchemaStore> SchemaStore for EitherStore<A, B> {
             Self::Right(b) => b.hard_delete(subject, version).await,
         }
     }
-    async fn schema_usage(&self, id: u32) -> Result<(u64, u64)> {
+    async fn schema_usage(&self, id: SchemaId) -> Result<(u64, u64)> {
         match self {
             Self::Left(a) => a.schema_usage(id).await,
             Self::Right(b) => b.schema_usage(id).await,
@@ -90,7 +90,7 @@ impl<A: SchemaStore, B: SchemaStore> SchemaStore for EitherStore<A, B> {
             Self::Right(b) => b.insert_version(subject, version, schema).await,
         }
     }
-    async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
+    async fn schema_by_id(&self, id: SchemaId) -> Result<Option<Schema>> {
         match self {
             Self::Left(a) => a.schema_by_id(id).await,
             Self::Right(b) => b.schema_by_id(id).await,

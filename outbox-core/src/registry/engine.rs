@@ -7,7 +7,7 @@ use super::{RegisteredSchema, RegistrationPlan, SchemaStore, plan_registration};
 use crate::compat::{CompatibilityMode, CompatibilityReport};
 use crate::lint::{LintConfig, LintContext, LintLevel, LintReport, Severity, lint};
 use crate::schema::Schema;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// How many times a registration that lost a race re-reads the subject and tries again. Each
 /// lost race means another registration succeeded, so this bounds the writers racing at once.
@@ -249,7 +249,7 @@ impl<S: SchemaStore> Registry<S> {
     /// # Errors
     ///
     /// [`Error::SchemaNotFound`], store errors.
-    pub async fn schema_by_id(&self, id: u32) -> Result<Schema> {
+    pub async fn schema_by_id(&self, id: SchemaId) -> Result<Schema> {
         self.store
             .schema_by_id(id)
             .await?

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::store::{RegisteredSchema, SchemaStore, VersionState};
 use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// A [`SchemaStore`] in process memory, following the store contract exactly (the
 /// conformance suite runs on it).
@@ -19,7 +19,7 @@ pub struct MemorySchemaStore {
 struct State {
     subjects: BTreeMap<String, Vec<RegisteredSchema>>,
     /// id -> schema, for ids and for reusing an id across subjects.
-    schemas: BTreeMap<u32, Schema>,
+    schemas: BTreeMap<SchemaId, Schema>,
     compatibility: BTreeMap<Option<String>, CompatibilityMode>,
     /// Soft-deleted (subject, version) pairs.
     deleted: std::collections::BTreeSet<(String, u32)>,
@@ -102,7 +102,7 @@ impl SchemaStore for MemorySchemaStore {
         Ok(())
     }
 
-    async fn schema_usage(&self, id: u32) -> Result<(u64, u64)> {
+    async fn schema_usage(&self, id: SchemaId) -> Result<(u64, u64)> {
         let state = self.state();
         let holders = state
             .subjects
@@ -147,7 +147,13 @@ impl SchemaStore for MemorySchemaStore {
         }
         let id = match state.schemas.iter().find(|(_, s)| *s == schema) {
             Some((id, _)) => *id,
-            None => state.schemas.keys().next_back().map_or(1, |max| max + 1),
+            None => SchemaId::new(
+                state
+                    .schemas
+                    .keys()
+                    .next_back()
+                    .map_or(1, |max| max.get() + 1),
+            ),
         };
         state.schemas.insert(id, schema.clone());
         let registered = RegisteredSchema {
@@ -164,7 +170,7 @@ impl SchemaStore for MemorySchemaStore {
         Ok(registered)
     }
 
-    async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
+    async fn schema_by_id(&self, id: SchemaId) -> Result<Option<Schema>> {
         Ok(self.state().schemas.get(&id).cloned())
     }
 

@@ -10,7 +10,7 @@ use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
 use crate::sql::{FromRow, Query, SqlConnection, SqlPool, SqlTransaction, Statement};
 use crate::table::{SchemaStatements, SqlValue, Statements};
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 
 /// The subject under which the global compatibility setting is stored.
 const GLOBAL: &str = "";
@@ -149,8 +149,8 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
         Ok(found.into_iter().find(|r| r.schema == *schema))
     }
 
-    async fn holders(&self, id: u32) -> Result<Vec<(String, u32)>> {
-        let Ok(id) = i32::try_from(id) else {
+    async fn holders(&self, id: SchemaId) -> Result<Vec<(String, u32)>> {
+        let Ok(id) = id.to_column() else {
             return Ok(Vec::new());
         };
         let rows = self
@@ -191,7 +191,7 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
             .map(|(version, id, deleted)| {
                 Ok(VersionState {
                     version: stored_number(version, "version")?,
-                    id: stored_number(id, "schema id")?,
+                    id: SchemaId::new(stored_number(id, "schema id")?),
                     deleted: deleted != 0,
                 })
             })
@@ -210,8 +210,8 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
             .await
     }
 
-    async fn schema_usage(&self, id: u32) -> Result<(u64, u64)> {
-        let id = SqlValue::I32(stored_version(id)?);
+    async fn schema_usage(&self, id: SchemaId) -> Result<(u64, u64)> {
+        let id = SqlValue::I32(id.to_column()?);
         let sql = self.sql();
         let holders = self
             .count(
@@ -294,8 +294,8 @@ impl<P: SqlPool> SchemaStore for SqlSchemaStore<P> {
         RegisteredSchema::from_row(id, subject, version_i32, schema.canonical_json())
     }
 
-    async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
-        let Ok(id) = i32::try_from(id) else {
+    async fn schema_by_id(&self, id: SchemaId) -> Result<Option<Schema>> {
+        let Ok(id) = id.to_column() else {
             return Ok(None);
         };
         let rows = self

@@ -2,9 +2,9 @@
 
 use std::future::Future;
 
-use crate::Result;
 use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
+use crate::{Result, SchemaId};
 
 use super::stored::{stored_number, stored_schema};
 
@@ -12,7 +12,7 @@ use super::stored::{stored_number, stored_schema};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredSchema {
     /// Global id: the same schema has the same id in every subject (Confluent's rule).
-    pub id: u32,
+    pub id: SchemaId,
     /// The subject.
     pub subject: String,
     /// Version within the subject, from 1.
@@ -30,7 +30,7 @@ impl RegisteredSchema {
     /// [`Error::Decode`](crate::Error::Decode) for negative numbers or an invalid schema.
     pub fn from_row(id: i32, subject: &str, version: i32, schema_json: &str) -> Result<Self> {
         Ok(Self {
-            id: stored_number(id, "schema id")?,
+            id: SchemaId::new(stored_number(id, "schema id")?),
             subject: subject.to_owned(),
             version: stored_number(version, "version")?,
             schema: stored_schema(schema_json)?,
@@ -44,7 +44,7 @@ pub struct VersionState {
     /// The version number.
     pub version: u32,
     /// Its schema's global id.
-    pub id: u32,
+    pub id: SchemaId,
     /// Whether it is soft-deleted.
     pub deleted: bool,
 }
@@ -103,7 +103,7 @@ pub trait SchemaStore: Send + Sync {
 
     /// The live (subject, version) pairs holding schema `id`, sorted. The default reads every
     /// version of every subject.
-    fn holders(&self, id: u32) -> impl Future<Output = Result<Vec<(String, u32)>>> + Send {
+    fn holders(&self, id: SchemaId) -> impl Future<Output = Result<Vec<(String, u32)>>> + Send {
         async move {
             let mut found = Vec::new();
             for subject in self.subjects().await? {
@@ -172,7 +172,7 @@ pub trait SchemaStore: Send + Sync {
 
     /// How many versions (in any subject, soft-deleted included) hold schema `id`, and how
     /// many unpublished outbox rows and dead letters carry it.
-    fn schema_usage(&self, _id: u32) -> impl Future<Output = Result<(u64, u64)>> + Send {
+    fn schema_usage(&self, _id: SchemaId) -> impl Future<Output = Result<(u64, u64)>> + Send {
         async move {
             Err(crate::Error::Unsupported {
                 operation: "schema usage",
@@ -198,7 +198,7 @@ pub trait SchemaStore: Send + Sync {
     ) -> impl Future<Output = Result<RegisteredSchema>> + Send;
 
     /// The schema with a global id.
-    fn schema_by_id(&self, id: u32) -> impl Future<Output = Result<Option<Schema>>> + Send;
+    fn schema_by_id(&self, id: SchemaId) -> impl Future<Output = Result<Option<Schema>>> + Send;
 
     /// Every subject with at least one version, sorted.
     fn subjects(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
@@ -235,7 +235,7 @@ macro_rules! forward_store {
             fn next_version(&self, subject: &str) -> impl Future<Output = Result<u32>> + Send {
                 (**self).next_version(subject)
             }
-            fn holders(&self, id: u32) -> impl Future<Output = Result<Vec<(String, u32)>>> + Send {
+            fn holders(&self, id: SchemaId) -> impl Future<Output = Result<Vec<(String, u32)>>> + Send {
                 (**self).holders(id)
             }
             fn version_states(&self, subject: &str) -> impl Future<Output = Result<Vec<VersionState>>> + Send {
@@ -247,13 +247,13 @@ macro_rules! forward_store {
             fn hard_delete(&self, subject: &str, version: u32) -> impl Future<Output = Result<()>> + Send {
                 (**self).hard_delete(subject, version)
             }
-            fn schema_usage(&self, id: u32) -> impl Future<Output = Result<(u64, u64)>> + Send {
+            fn schema_usage(&self, id: SchemaId) -> impl Future<Output = Result<(u64, u64)>> + Send {
                 (**self).schema_usage(id)
             }
             fn insert_version(&self, subject: &str, version: u32, schema: &Schema) -> impl Future<Output = Result<RegisteredSchema>> + Send {
                 (**self).insert_version(subject, version, schema)
             }
-            fn schema_by_id(&self, id: u32) -> impl Future<Output = Result<Option<Schema>>> + Send {
+            fn schema_by_id(&self, id: SchemaId) -> impl Future<Output = Result<Option<Schema>>> + Send {
                 (**self).schema_by_id(id)
             }
             fn subjects(&self) -> impl Future<Output = Result<Vec<String>>> + Send {

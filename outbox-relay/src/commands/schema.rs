@@ -112,7 +112,7 @@ async fn get<DB: OutboxDatabase>(
     settings: &Settings,
     subject: Option<&str>,
     version: Option<u32>,
-    id: Option<u32>,
+    id: Option<outbox_core::SchemaId>,
 ) -> outbox_core::Result<String> {
     let registry = super::registry::registry(pool, settings)?;
     let schema = match (subject, id) {

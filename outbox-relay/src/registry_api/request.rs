@@ -131,7 +131,7 @@ pub(super) fn parse_version(text: &str) -> Result<Option<u32>, ApiError> {
     }
 }
 
-pub(super) fn parse_id(text: &str) -> Result<u32, ApiError> {
+pub(super) fn parse_id(text: &str) -> Result<outbox_core::SchemaId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, 40403, "Schema not found"))
 }

@@ -168,7 +168,7 @@ pub(super) async fn raw_schema_by_id<S: SchemaStore + 'static>(
 /// Every live (subject, version) holding schema `id` (one query, not a scan).
 async fn holders<S: SchemaStore + 'static>(
     api: &Api<S>,
-    id: u32,
+    id: outbox_core::SchemaId,
 ) -> Result<Vec<(String, u32)>, ApiError> {
     api.registry.schema_by_id(id).await?;
     Ok(api.registry.store().holders(id).await?)

@@ -14,7 +14,7 @@ use outbox_core::capture::{
 use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::sql::{SqlConnection, SqlPool, SqlTransaction, Statement};
 use outbox_core::table::{Dialect, Identifier, SqlValue, TableNames};
-use outbox_core::{Error, Result};
+use outbox_core::{Error, Result, SchemaId};
 use sqlx::Pool;
 
 use crate::database::OutboxDatabase;
@@ -30,7 +30,7 @@ pub struct CaptureInfo {
     /// The subject of the change-event schema.
     pub subject: String,
     /// The schema id the triggers write.
-    pub schema_id: u32,
+    pub schema_id: outbox_core::SchemaId,
     /// What was asked for.
     pub spec: CaptureSpec,
 }
@@ -200,9 +200,11 @@ impl<DB: OutboxDatabase> Capture<DB> {
 /// A stored capture: its schema id must fit a registry id and its spec must read.
 fn info_from_row(row: CaptureRow) -> Result<CaptureInfo> {
     let (table, topic, subject, schema_id, spec) = row;
-    let schema_id = u32::try_from(schema_id).map_err(|_| Error::Decode {
-        reason: format!("capture of {table}: schema id {schema_id} out of range"),
-    })?;
+    let schema_id = u32::try_from(schema_id)
+        .map(SchemaId::new)
+        .map_err(|_| Error::Decode {
+            reason: format!("capture of {table}: schema id {schema_id} out of range"),
+        })?;
     let spec = serde_json::from_str(&spec).map_err(|e| Error::Decode {
         reason: format!("capture of {table}: stored spec: {e}"),
     })?;
@@ -291,7 +293,7 @@ async fn record<C: SqlConnection>(
             table,
             SqlValue::Text(info.topic.clone()),
             SqlValue::Text(info.subject.clone()),
-            SqlValue::I64(i64::from(info.schema_id)),
+            SqlValue::I64(i64::from(info.schema_id.get())),
             SqlValue::Text(spec),
         ],
     )

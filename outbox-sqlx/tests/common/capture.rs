@@ -112,7 +112,8 @@ impl<DB: OutboxDatabase> Fixture<DB> {
                     topic,
                     key: serde_json::from_slice(&key.expect("a key")).expect("key is JSON"),
                     event_type,
-                    schema_id: u32::try_from(schema_id.expect("schema id")).expect("id"),
+                    schema_id: outbox_core::SchemaId::from_column(schema_id.expect("schema id"))
+                        .expect("id"),
                     content_type,
                     payload,
                 }
@@ -140,7 +141,7 @@ pub struct Captured {
     pub topic: String,
     pub key: serde_json::Value,
     pub event_type: String,
-    pub schema_id: u32,
+    pub schema_id: outbox_core::SchemaId,
     pub content_type: String,
     pub payload: Vec<u8>,
 }
@@ -163,7 +164,7 @@ impl Captured {
         let bytes =
             encode_image(&schema, self.schema_id, subject, &self.payload).expect("fits its schema");
         let (id, datum) = wire::split_frame(&bytes).expect("framed");
-        assert_eq!(id, self.schema_id.into());
+        assert_eq!(id, self.schema_id);
         wire::decode_datum(datum, &schema, None).expect("decodes")
     }
 }

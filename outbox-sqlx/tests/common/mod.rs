@@ -66,7 +66,7 @@ use outbox_core::relay::{
     AdminStore, FailureStore, InsertRows, MalformedRow, ReadRow, RelayStore, RelayStoreExt,
 };
 use outbox_core::table::{Statements, Table, TableNames};
-use outbox_core::{Error, Event};
+use outbox_core::{Error, Event, SchemaId};
 use outbox_sqlx::{Column, Outbox, OutboxDatabase, SqlxRelayStore, SqlxSchemaStore, Value};
 use serde::{Deserialize, Serialize};
 use sqlx::Pool;
@@ -600,7 +600,7 @@ pub async fn concurrent_registration<DB: OutboxDatabase>(pool: &Pool<DB>) {
         (1..=12).collect::<Vec<_>>(),
         "no duplicate or lost versions"
     );
-    let mut ids: Vec<u32> = results.iter().map(|r| r.1).collect();
+    let mut ids: Vec<u32> = results.iter().map(|r| r.1.get()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 12, "no duplicate ids");
@@ -734,7 +734,7 @@ pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDat
     assert_eq!(
         versions
             .iter()
-            .map(|v| (v.id, v.version))
+            .map(|v| (v.id.get(), v.version))
             .collect::<Vec<_>>(),
         vec![(1, 1), (2, 2)],
         "the old rows survive the upgrade"
@@ -752,7 +752,13 @@ pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDat
         store.version_numbers("up-value").await.expect("numbers"),
         vec![1]
     );
-    assert!(store.schema_by_id(2).await.expect("by id").is_some());
+    assert!(
+        store
+            .schema_by_id(SchemaId::new(2))
+            .await
+            .expect("by id")
+            .is_some()
+    );
     let again = registry.delete_version("up-value", Some(2), false).await;
     assert!(
         matches!(
@@ -774,7 +780,7 @@ pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDat
         .await
         .expect("re-register");
     assert_eq!(
-        (restored.id, restored.version),
+        (restored.id.get(), restored.version),
         (2, 2),
         "restored as it was"
     );
@@ -820,7 +826,11 @@ pub async fn upgrade_from_version_1_then_soft_and_permanent_delete<DB: OutboxDat
             .is_empty()
     );
     assert!(
-        store.schema_by_id(1).await.expect("by id").is_none(),
+        store
+            .schema_by_id(SchemaId::new(1))
+            .await
+            .expect("by id")
+            .is_none(),
         "gone for good"
     );
 

@@ -17,7 +17,7 @@ use serde_json::{Value as Json, json};
 use super::store::{RegisteredSchema, SchemaStore};
 use crate::compat::CompatibilityMode;
 use crate::schema::Schema;
-use crate::{Error, Result};
+use crate::{Error, Result, SchemaId};
 use client::{Client, Method, Reply, segment};
 pub use config::RemoteRegistryConfig;
 
@@ -139,7 +139,7 @@ impl SchemaStore for RemoteSchemaStore {
         }
     }
 
-    async fn schema_by_id(&self, id: u32) -> Result<Option<Schema>> {
+    async fn schema_by_id(&self, id: SchemaId) -> Result<Option<Schema>> {
         let path = format!("/schemas/ids/{id}");
         match self
             .call("read schema by id", Method::Get, path, None)
