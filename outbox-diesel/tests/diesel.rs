@@ -405,10 +405,7 @@ fn diesel_never_registers_schema_id_zero() {
     assert_eq!(registered, [0]);
 }
 
-/// Services starting together on one SQLite file: each start-up migrates and registers in
-/// write transactions begun `BEGIN IMMEDIATE`, so they queue on the busy timeout. With a
-/// plain deferred `BEGIN`, two of them upgrading read locks at once fail at once with
-/// "database is locked", whatever the timeout.
+/// Services starting together on one SQLite file all start, migrate and register once.
 #[test]
 fn diesel_sqlite_start_ups_queue_instead_of_failing_locked() {
     let dir = tempfile::tempdir().expect("dir");
@@ -455,4 +452,58 @@ fn diesel_sqlite_start_ups_queue_instead_of_failing_locked() {
         [2],
         "each event type registered once, not once a service"
     );
+}
+
+/// `DieselPool::begin_write` on SQLite takes the write lock up front (`BEGIN IMMEDIATE`), as
+/// the core's contract asks: two write transactions that read before they write queue on the
+/// busy timeout. With a deferred `BEGIN` both hold read locks, and the second to write fails
+/// at once with "database is locked" whatever the timeout (SQLite's deadlock rule).
+#[test]
+fn diesel_sqlite_write_transactions_that_read_first_queue() {
+    use outbox_core::sql::{Query, SqlConnection, SqlPool, SqlTransaction, Statement};
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("d.db").display().to_string();
+    let mut setup = SqliteConnection::establish(&path).expect("sqlite");
+    setup
+        .run("CREATE TABLE counter (n INTEGER NOT NULL)", vec![])
+        .expect("table");
+    setup
+        .run("INSERT INTO counter (n) VALUES (0)", vec![])
+        .expect("row");
+    let threads = 4;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (path, barrier) = (path.clone(), barrier.clone());
+            std::thread::spawn(move || -> outbox_core::Result<()> {
+                let mut conn = SqliteConnection::establish(&path).expect("sqlite");
+                conn.run("PRAGMA busy_timeout = 30000", vec![])
+                    .expect("busy timeout");
+                let pool = outbox_diesel::DieselPool::new(&mut conn);
+                let read = Query::<i64>::new("SELECT n AS value FROM counter");
+                let write = Statement::new("UPDATE counter SET n = n + 1");
+                barrier.wait();
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime")
+                    .block_on(async {
+                        let mut tx = pool.begin_write().await?;
+                        tx.fetch("read", &read, vec![]).await?;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        tx.execute("write", &write, vec![]).await?;
+                        tx.commit().await
+                    })
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle
+            .join()
+            .expect("no panic")
+            .expect("every writer commits");
+    }
+    let n = setup
+        .load_rows::<i64>("SELECT n AS value FROM counter", vec![])
+        .expect("read");
+    assert_eq!(n, [threads as i64], "every increment landed");
 }

@@ -116,7 +116,8 @@ pub trait SqlTransaction: SqlConnection {
 /// # Contract
 ///
 /// - [`begin_write`](Self::begin_write) starts a transaction that will write; on SQLite it
-///   should take the write lock up front (`BEGIN IMMEDIATE`) where the driver allows.
+///   takes the write lock up front (`BEGIN IMMEDIATE`; a nested one is a savepoint), so two
+///   writers that read first queue on the busy timeout instead of one failing at once.
 /// - Errors follow [`SqlConnection`]'s contract.
 ///
 /// The connections are `impl Trait`, not associated types: rustc cannot prove `Send` for a
