@@ -347,7 +347,7 @@ macro_rules! __with_sqlite {
     not(all(feature = "postgres", feature = "mysql", feature = "sqlite"))
 ))]
 mod left_out {
-    async fn open(url: &str) -> Result<&'static str> {
+    async fn open(url: &str) -> outbox_core::Result<&'static str> {
         crate::with_database!(url, |_pool: DB| Ok(std::any::type_name::<DB>()))
     }
 
