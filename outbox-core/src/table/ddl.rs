@@ -49,6 +49,11 @@ pub fn migrations(dialect: Dialect, names: &TableNames) -> Vec<Migration> {
             description: "identity of the WAL mode replication slot",
             statements: wal_slot(dialect, names),
         },
+        Migration {
+            version: 5,
+            description: "checkpoints of query liberation",
+            statements: liberations(dialect, names),
+        },
     ]
 }
 
@@ -92,6 +97,24 @@ fn wal_slot(dialect: Dialect, names: &TableNames) -> Vec<String> {
         )],
         Dialect::MySql | Dialect::Sqlite => Vec::new(),
     }
+}
+
+/// Version 5: where each query liberation (`liberate bulk` or `incremental`) of a table got
+/// to, written in the transaction of the rows it inserted, so a run resumes after a crash
+/// without writing a row twice.
+fn liberations(dialect: Dialect, names: &TableNames) -> Vec<String> {
+    let (short, text, engine) = match dialect {
+        Dialect::MySql => ("VARCHAR(255)", "LONGTEXT", " ENGINE=InnoDB"),
+        Dialect::Postgres | Dialect::Sqlite => ("TEXT", "TEXT", ""),
+    };
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n  table_name {short} NOT NULL,\n  \
+         mode VARCHAR(255) NOT NULL,\n  last_key {text} NOT NULL,\n  rows_done BIGINT NOT NULL,\n  \
+         updated_at {ts} NOT NULL DEFAULT {now},\n  PRIMARY KEY (table_name, mode)\n){engine}",
+        names.qualified(dialect, Table::Liberations),
+        ts = timestamp_type(dialect),
+        now = now_default(dialect),
+    )]
 }
 
 pub(super) fn timestamp_type(dialect: Dialect) -> &'static str {

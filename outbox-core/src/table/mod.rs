@@ -79,6 +79,9 @@ pub enum Table {
     /// PostgreSQL WAL mode: the identity of the relay's logical replication slot
     /// (`outbox_wal_slot`).
     WalSlot,
+    /// Query liberation: the checkpoint (last key done, rows done) of each bulk or
+    /// incremental load (`outbox_liberations`).
+    Liberations,
     /// Events an inbox consumer group has processed (`outbox_inbox`).
     Inbox,
     /// Records an inbox consumer set aside, with their reason (`outbox_inbox_dead_letters`).
@@ -87,7 +90,7 @@ pub enum Table {
 
 impl Table {
     /// Every table of the outbox side (the inbox's are in [`Table::INBOX`]).
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Events,
         Self::Schemas,
         Self::SchemaIds,
@@ -98,6 +101,7 @@ impl Table {
         Self::Migrations,
         Self::Captures,
         Self::WalSlot,
+        Self::Liberations,
     ];
 
     /// The tables of the inbox consumer; they share [`Table::Migrations`] with the outbox.
@@ -115,6 +119,7 @@ impl Table {
             Self::Migrations => "migrations",
             Self::Captures => "captures",
             Self::WalSlot => "wal_slot",
+            Self::Liberations => "liberations",
             Self::Inbox => "inbox",
             Self::InboxDeadLetters => "inbox_dead_letters",
         }
