@@ -174,6 +174,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A query liberation (`liberate bulk|incremental`) cannot run as asked; nothing was
+    /// written.
+    #[error("liberation of table {table} refused: {reason}")]
+    LiberationRefused {
+        /// The table.
+        table: String,
+        /// Why, naming the column or the option.
+        reason: String,
+    },
+
     /// A delete the registry's rules refuse (Confluent's: soft delete first, then
     /// `permanent`; and ours: never lose the schema of an event still in the outbox).
     #[error("cannot delete {}: {refusal}", target(subject, *version))]

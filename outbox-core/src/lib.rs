@@ -79,6 +79,7 @@ pub mod compat;
 pub mod encode;
 mod error;
 mod event;
+pub mod liberate;
 pub mod lint;
 mod poison;
 pub mod publish;

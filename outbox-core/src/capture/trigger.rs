@@ -64,15 +64,14 @@ pub fn install_statements(
                      IF TG_OP <> 'INSERT' THEN b := {before}; END IF;\n\
                      IF TG_OP <> 'DELETE' THEN a := {after}; END IF;\n\
                      INSERT INTO {events} ({columns}) VALUES ({uuid}, {topic}, \
-                     convert_to(({key})::text, 'UTF8'), {event_type}, {schema_id}, {ct}, \
-                     convert_to(json_build_object('op', o, 'before', b, 'after', a, 'ts', {ts})::text, 'UTF8'));\n\
+                     {key}, {event_type}, {schema_id}, {ct}, {payload});\n\
                      RETURN NULL;\n\
                      END $outbox$",
                     before = row("OLD"),
                     after = row("NEW"),
-                    uuid = uuid_v7(dialect),
-                    key = row_json(dialect, &plan.key, "r"),
-                    ts = now_micros(dialect),
+                    uuid = uuid_v7(dialect, "h"),
+                    key = key_sql(dialect, plan, "r"),
+                    payload = payload_sql(dialect, "o", "b", "a"),
                 ),
                 format!("DROP TRIGGER IF EXISTS {name} ON {table}"),
                 format!(
@@ -91,21 +90,9 @@ pub fn install_statements(
                     "u" => (row("OLD"), row("NEW"), "NEW"),
                     _ => (row("OLD"), "NULL".to_owned(), "OLD"),
                 };
-                let key = row_json(dialect, &plan.key, r);
-                let ts = now_micros(dialect);
-                let (uuid, from) = (uuid_v7(dialect), uuid_source(dialect));
-                let payload = match dialect {
-                    Dialect::Sqlite => format!(
-                        "CAST(json_object('op', '{op}', 'before', {b}, 'after', {a}, 'ts', {ts}) AS BLOB)"
-                    ),
-                    _ => format!(
-                        "JSON_OBJECT('op', '{op}', 'before', {b}, 'after', {a}, 'ts', {ts})"
-                    ),
-                };
-                let key = match dialect {
-                    Dialect::Sqlite => format!("CAST({key} AS BLOB)"),
-                    _ => key,
-                };
+                let key = key_sql(dialect, plan, r);
+                let (uuid, from) = (uuid_v7(dialect, "h"), uuid_source(dialect));
+                let payload = payload_sql(dialect, &format!("'{op}'"), &b, &a);
                 let insert = format!(
                     "INSERT INTO {events} ({columns}) SELECT {uuid}, {topic}, {key}, {event_type}, \
                      {schema_id}, {ct}, {payload} FROM {from}"
@@ -166,7 +153,7 @@ pub(crate) fn qualified(dialect: Dialect, names: &TableNames, name: &Identifier)
 }
 
 /// A JSON object of `fields` read from the row variable `row` (`NEW`, `OLD`, `r`).
-fn row_json(dialect: Dialect, fields: &[CapturedField], row: &str) -> String {
+pub(crate) fn row_json(dialect: Dialect, fields: &[CapturedField], row: &str) -> String {
     // Field names are Avro names (letters, digits, '_'): safe in a literal and a JSON path.
     let values: Vec<(&str, String)> = fields
         .iter()
@@ -255,40 +242,75 @@ fn now_micros(dialect: Dialect) -> &'static str {
     }
 }
 
-/// A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, version 7, variant 10, random bits.
-/// PostgreSQL overlays the time on a `gen_random_uuid()` and flips its version bits;
-/// MySQL/MariaDB (`RANDOM_BYTES`, MariaDB 10.10+ and MySQL 8) and SQLite (`randomblob`)
-/// assemble the text from a hex string `h` that [`uuid_source`] provides.
-fn uuid_v7(dialect: Dialect) -> &'static str {
+/// The event key of a change: the JSON object of the key fields of the row variable `row`,
+/// as the bytes the `event_key` column holds.
+pub(crate) fn key_sql(dialect: Dialect, plan: &CapturePlan, row: &str) -> String {
+    let key = row_json(dialect, &plan.key, row);
     match dialect {
-        Dialect::Postgres => {
-            "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING \
-             substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) \
-             FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
-        }
+        Dialect::Postgres => format!("convert_to(({key})::text, 'UTF8')"),
+        Dialect::Sqlite => format!("CAST({key} AS BLOB)"),
+        Dialect::MySql => key,
+    }
+}
+
+/// The payload of a change event `{op, before, after, ts}` (the SQL expressions `op`,
+/// `before`, `after`), as the bytes the `payload` column holds.
+pub(crate) fn payload_sql(dialect: Dialect, op: &str, before: &str, after: &str) -> String {
+    let ts = now_micros(dialect);
+    match dialect {
+        Dialect::Postgres => format!(
+            "convert_to(json_build_object('op', {op}, 'before', {before}, 'after', {after}, 'ts', {ts})::text, 'UTF8')"
+        ),
+        Dialect::Sqlite => format!(
+            "CAST(json_object('op', {op}, 'before', {before}, 'after', {after}, 'ts', {ts}) AS BLOB)"
+        ),
         Dialect::MySql => {
-            "LOWER(CONCAT(SUBSTR(h, 1, 8), '-', SUBSTR(h, 9, 4), '-7', SUBSTR(h, 14, 3), '-', \
-             CONV((CONV(SUBSTR(h, 17, 1), 16, 10) & 3) | 8, 10, 16), SUBSTR(h, 18, 3), '-', SUBSTR(h, 21, 12)))"
-        }
-        Dialect::Sqlite => {
-            "lower(substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(h, 14, 3) || '-' || \
-             substr('89ab', 1 + (unicode(substr(h, 17, 1)) % 4), 1) || substr(h, 18, 3) || '-' || substr(h, 21, 12))"
+            format!("JSON_OBJECT('op', {op}, 'before', {before}, 'after', {after}, 'ts', {ts})")
         }
     }
 }
 
-/// The one-row source of `h` (12 hex digits of Unix milliseconds, then 20 random ones).
-fn uuid_source(dialect: Dialect) -> &'static str {
+/// A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, version 7, variant 10, random bits.
+/// PostgreSQL overlays the time on a `gen_random_uuid()` and flips its version bits;
+/// MySQL/MariaDB (`RANDOM_BYTES`, MariaDB 10.10+ and MySQL 8) and SQLite (`randomblob`)
+/// assemble the text from a hex string `h` (a column [`uuid_source`] provides, or
+/// [`hex_source`] itself, evaluated afresh in each place: the clock is the statement's, and
+/// each place's random digits are as random as one draw's).
+pub(crate) fn uuid_v7(dialect: Dialect, h: &str) -> String {
     match dialect {
-        Dialect::Postgres => "(SELECT 1) AS u",
+        Dialect::Postgres => "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING \
+             substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) \
+             FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
+            .to_owned(),
+        Dialect::MySql => format!(
+            "LOWER(CONCAT(SUBSTR({h}, 1, 8), '-', SUBSTR({h}, 9, 4), '-7', SUBSTR({h}, 14, 3), '-', \
+             CONV((CONV(SUBSTR({h}, 17, 1), 16, 10) & 3) | 8, 10, 16), SUBSTR({h}, 18, 3), '-', SUBSTR({h}, 21, 12)))"
+        ),
+        Dialect::Sqlite => format!(
+            "lower(substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-7' || substr({h}, 14, 3) || '-' || \
+             substr('89ab', 1 + (unicode(substr({h}, 17, 1)) % 4), 1) || substr({h}, 18, 3) || '-' || substr({h}, 21, 12))"
+        ),
+    }
+}
+
+/// 12 hex digits of Unix milliseconds, then 20 random ones (MySQL/MariaDB and SQLite).
+pub(crate) fn hex_source(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "1",
         Dialect::MySql => {
-            "(SELECT CONCAT(LPAD(HEX(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)), 12, '0'), \
-             HEX(RANDOM_BYTES(10))) AS h) AS u"
+            "CONCAT(LPAD(HEX(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)), 12, '0'), HEX(RANDOM_BYTES(10)))"
         }
         Dialect::Sqlite => {
-            "(SELECT printf('%012X', CAST(unixepoch('now', 'subsec') * 1000 AS INTEGER)) || \
-             hex(randomblob(10)) AS h) AS u"
+            "printf('%012X', CAST(unixepoch('now', 'subsec') * 1000 AS INTEGER)) || hex(randomblob(10))"
         }
+    }
+}
+
+/// The one-row source of `h` for a trigger's insert.
+fn uuid_source(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => "(SELECT 1) AS u".to_owned(),
+        Dialect::MySql | Dialect::Sqlite => format!("(SELECT {} AS h) AS u", hex_source(dialect)),
     }
 }
 

@@ -62,7 +62,8 @@ impl CommandError {
                 Error::InvalidConfig { .. }
                 | Error::InvalidSchema { .. }
                 | Error::InvalidIdentifier { .. }
-                | Error::CaptureRefused { .. },
+                | Error::CaptureRefused { .. }
+                | Error::LiberationRefused { .. },
             )
             | Self::Input(_)
             | Self::Codegen(CodegenError::Input { .. } | CodegenError::Output { .. }) => {

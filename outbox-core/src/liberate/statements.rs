@@ -1,0 +1,163 @@
+//! The SQL of one liberation: read a chunk's boundary, insert its events, keep the
+//! checkpoint.
+
+use super::{LiberationPlan, OrderColumn};
+use crate::Result;
+use crate::capture::{CAPTURE_CONTENT_TYPE, ColumnKind};
+use crate::capture::{hex_source, key_sql, payload_sql, qualified, row_json, uuid_v7};
+use crate::sql::{Query, Statement};
+use crate::table::{Dialect, Table, TableNames};
+
+/// The statements of a liberation of one table in one mode, chunk size included.
+///
+/// A chunk runs in one write transaction: [`first_keys`](Self::first_keys) or
+/// [`next_keys`](Self::next_keys) reads the ordering values of the next `chunk` rows (as a
+/// JSON array of texts per row, see [`super::parse_position`]); the last one bounds the
+/// chunk; [`insert_first`](Self::insert_first) or [`insert_next`](Self::insert_next)
+/// writes one outbox row per source row in the bounds; the checkpoint is replaced
+/// ([`delete_checkpoint`](Self::delete_checkpoint), [`insert_checkpoint`](Self::insert_checkpoint)).
+#[derive(Debug, Clone)]
+pub struct LiberateStatements {
+    /// The dialect.
+    pub dialect: Dialect,
+    /// The rows of the table: () -> count (the progress estimate).
+    pub count: Query<i64>,
+    /// The first chunk's positions: () -> position text per row, in order.
+    pub first_keys: Query<String>,
+    /// The next chunk's positions: (position values...) -> position text per row.
+    pub next_keys: Query<String>,
+    /// The events of the rows up to a position: (up-to values...).
+    pub insert_first: Statement,
+    /// The events of the rows after a position up to another: (after values..., up-to
+    /// values...).
+    pub insert_next: Statement,
+    /// The checkpoint: (table_name, mode) -> (last_key, rows_done).
+    pub select_checkpoint: Query<(String, i64)>,
+    /// Forgets the checkpoint: (table_name, mode).
+    pub delete_checkpoint: Statement,
+    /// Records the checkpoint: (table_name, mode, last_key, rows_done).
+    pub insert_checkpoint: Statement,
+}
+
+impl LiberateStatements {
+    /// The statements of `plan`, writing events with `schema_id`, `chunk` rows at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::SchemaIdOutOfRange`] for an id the `schema_id` column cannot hold.
+    pub fn new(
+        dialect: Dialect,
+        names: &TableNames,
+        plan: &LiberationPlan,
+        schema_id: crate::SchemaId,
+        chunk: usize,
+    ) -> Result<Self> {
+        let schema_id = schema_id.to_column()?;
+        let capture = &plan.capture;
+        let table = qualified(dialect, names, &capture.table);
+        let events = names.qualified(dialect, Table::Events);
+        let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let width = plan.order.len();
+        let cols = plan
+            .order
+            .iter()
+            .map(|c| format!("r.{}", dialect.quote(&c.column)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = |from: usize| {
+            plan.order
+                .iter()
+                .enumerate()
+                .map(|(i, c)| param(dialect, c, from + i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let after = format!("({cols}) > ({})", params(1));
+        let order_by = format!("ORDER BY {cols}");
+        let position = position_sql(dialect, &plan.order);
+        let keys = |filter: &str| {
+            Query::new(format!(
+                "SELECT {position} FROM {table} AS r{filter} {order_by} LIMIT {chunk}"
+            ))
+        };
+        let uuid = match dialect {
+            Dialect::Postgres => uuid_v7(dialect, "h"),
+            Dialect::MySql | Dialect::Sqlite => {
+                uuid_v7(dialect, &format!("({})", hex_source(dialect)))
+            }
+        };
+        let after_image = row_json(dialect, &capture.fields, "r");
+        let insert = |filter: String| {
+            Statement::new(format!(
+                "INSERT INTO {events} (event_id, topic, event_key, event_type, schema_id, \
+                 content_type, payload) SELECT {uuid}, {topic}, {key}, {event_type}, {schema_id}, \
+                 {ct}, {payload} FROM {table} AS r WHERE {filter} {order_by}",
+                topic = literal(&capture.topic),
+                key = key_sql(dialect, capture, "r"),
+                event_type = literal(&capture.event_type()),
+                ct = literal(CAPTURE_CONTENT_TYPE),
+                payload = payload_sql(dialect, &literal(plan.mode.op()), "NULL", &after_image),
+            ))
+        };
+        let liberations = names.qualified(dialect, Table::Liberations);
+        let p = |n| dialect.placeholder(n);
+        let this = format!("table_name = {} AND mode = {}", p(1), p(2));
+        Ok(Self {
+            dialect,
+            count: Query::new(format!("SELECT COUNT(*) FROM {table}")),
+            first_keys: keys(""),
+            next_keys: keys(&format!(" WHERE {after}")),
+            insert_first: insert(format!("({cols}) <= ({})", params(1))),
+            insert_next: insert(format!("{after} AND ({cols}) <= ({})", params(width + 1))),
+            select_checkpoint: Query::new(format!(
+                "SELECT last_key, rows_done FROM {liberations} WHERE {this}"
+            )),
+            delete_checkpoint: Statement::new(format!("DELETE FROM {liberations} WHERE {this}")),
+            insert_checkpoint: Statement::new(format!(
+                "INSERT INTO {liberations} (table_name, mode, last_key, rows_done) \
+                 VALUES ({}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            )),
+        })
+    }
+}
+
+/// The ordering values of row `r` as a JSON array of texts.
+fn position_sql(dialect: Dialect, order: &[OrderColumn]) -> String {
+    let texts: Vec<String> = order
+        .iter()
+        .map(|c| {
+            let x = format!("r.{}", dialect.quote(&c.column));
+            match dialect {
+                Dialect::Postgres => format!("{x}::text"),
+                Dialect::MySql => format!("CAST({x} AS CHAR)"),
+                Dialect::Sqlite => format!("CAST({x} AS TEXT)"),
+            }
+        })
+        .collect();
+    let texts = texts.join(", ");
+    match dialect {
+        Dialect::Postgres => format!("json_build_array({texts})::text"),
+        Dialect::MySql => format!("CAST(JSON_ARRAY({texts}) AS CHAR)"),
+        Dialect::Sqlite => format!("json_array({texts})"),
+    }
+}
+
+/// Placeholder `n` for a position value (bound as text) of column `c`, cast so that it
+/// compares as the column's type: PostgreSQL casts to the declared type; MySQL compares a
+/// number with a string as floating point, so integers and decimals are cast; SQLite applies
+/// the column's affinity to the text itself.
+fn param(dialect: Dialect, c: &OrderColumn, n: usize) -> String {
+    let p = dialect.placeholder(n);
+    match (dialect, c.kind) {
+        (Dialect::Postgres, _) => format!("CAST({p} AS {})", c.data_type),
+        (Dialect::MySql, ColumnKind::Int | ColumnKind::Long) => format!("CAST({p} AS SIGNED)"),
+        (Dialect::MySql, ColumnKind::Decimal { precision, scale }) => {
+            format!("CAST({p} AS DECIMAL({precision}, {scale}))")
+        }
+        _ => p,
+    }
+}
