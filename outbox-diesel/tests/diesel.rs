@@ -230,7 +230,9 @@ fn migration_files_match_the_table_contract() {
                         .iter()
                         .rev()
                         // Version 1's file as released; later tables go with their version.
-                        .filter(|t| !matches!(t, Table::Captures | Table::WalSlot | Table::Liberations))
+                        .filter(|t| {
+                            !matches!(t, Table::Captures | Table::WalSlot | Table::Liberations)
+                        })
                         .map(|t| {
                             format!("DROP TABLE IF EXISTS {};\n", names.qualified(dialect, *t))
                         })

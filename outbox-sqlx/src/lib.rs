@@ -6,6 +6,8 @@
 //! - [`migrate`]: the table contract's migrations, safe to run from several processes.
 //! - [`SqlxSchemaStore`]: the embedded schema registry's tables.
 //! - [`SqlxRelayStore`]: what the relay claims, acknowledges and dead-letters through.
+//! - [`capture`] and [`liberate`]: trigger capture of existing tables, and liberation of
+//!   their rows by query (bulk snapshots, incremental loading).
 //!
 //! # Feature flags
 //!
@@ -44,6 +46,7 @@ mod database;
 mod error;
 #[cfg(feature = "inbox")]
 mod inbox;
+pub mod liberate;
 mod migrate;
 mod outbox;
 mod pool;

@@ -13,3 +13,4 @@ async fn pool() -> Option<((), sqlx::Pool<MySql>)> {
 
 shared_suite!(pool);
 capture_suite!(pool);
+liberate_suite!(pool);

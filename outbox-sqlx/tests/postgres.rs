@@ -21,6 +21,7 @@ async fn pool() -> Option<sqlx::Pool<Postgres>> {
 
 shared_suite!(pg);
 capture_suite!(pg);
+liberate_suite!(pg);
 
 async fn pg() -> Option<((), sqlx::Pool<Postgres>)> {
     pool().await.map(|p| ((), p))

@@ -19,6 +19,7 @@ async fn pool() -> Option<(tempfile::TempDir, sqlx::Pool<Sqlite>)> {
 // No `late_commit_is_not_lost`: SQLite has one writer at a time, so a transaction cannot
 // commit after a later one (the second writer waits for the first).
 capture_suite!(pool);
+liberate_suite!(pool);
 
 shared_suite!(pool:
     schema_store_conformance,

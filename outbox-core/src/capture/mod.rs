@@ -21,10 +21,10 @@ mod trigger;
 pub use column::{ColumnKind, MAX_DECIMAL_PRECISION, SourceColumn, column_kind};
 pub use image::encode_image;
 pub use plan::{CapturePlan, CaptureSpec, CapturedField};
-pub(crate) use trigger::{hex_source, key_sql, payload_sql, qualified, row_json, uuid_v7};
 pub use trigger::{
     MIGRATE_SETTING, guard_statements, install_statements, remove_statements, unguard_statements,
 };
+pub(crate) use trigger::{hex_source, key_sql, payload_sql, qualified, row_json, uuid_v7};
 
 use crate::sql::{Query, Statement};
 use crate::table::{Dialect, Identifier, Table, TableNames};

@@ -72,6 +72,11 @@ pub struct LiberationPlan {
     pub mode: Mode,
     /// The ordering columns, most significant first.
     pub order: Vec<OrderColumn>,
+    /// Read each chunk's rows with a shared row lock (PostgreSQL `FOR SHARE`, MySQL
+    /// `LOCK IN SHARE MODE`; SQLite's one writer needs none): set when trigger capture is
+    /// live on the table, so no snapshot event for a key lands in the outbox after a newer
+    /// change of that key (see the README's "Liberating existing rows").
+    pub lock_rows: bool,
 }
 
 fn refused(table: &str, reason: impl Into<String>) -> Error {
@@ -113,7 +118,9 @@ impl LiberationPlan {
             if source.nullable {
                 return Err(refused(
                     &table,
-                    format!("column {name:?} is nullable: rows where it is NULL would never be read"),
+                    format!(
+                        "column {name:?} is nullable: rows where it is NULL would never be read"
+                    ),
                 ));
             }
             let kind = column_kind(dialect, &source.data_type)
@@ -124,7 +131,10 @@ impl LiberationPlan {
             ) {
                 return Err(refused(
                     &table,
-                    format!("column {name:?} ({}) cannot order a liberation", source.data_type),
+                    format!(
+                        "column {name:?} ({}) cannot order a liberation",
+                        source.data_type
+                    ),
                 ));
             }
             let type_ok = source
@@ -157,6 +167,7 @@ impl LiberationPlan {
             capture,
             mode,
             order,
+            lock_rows: false,
         })
     }
 }

@@ -87,11 +87,19 @@ impl LiberateStatements {
             }
         };
         let after_image = row_json(dialect, &capture.fields, "r");
+        // A change in flight on a row of the chunk commits (and writes its trigger's event)
+        // before the row is read, or waits until the chunk's events are in: per key, the
+        // snapshot's event never follows a newer change.
+        let lock = match (plan.lock_rows, dialect) {
+            (true, Dialect::Postgres) => " FOR SHARE OF r",
+            (true, Dialect::MySql) => " LOCK IN SHARE MODE",
+            _ => "",
+        };
         let insert = |filter: String| {
             Statement::new(format!(
                 "INSERT INTO {events} (event_id, topic, event_key, event_type, schema_id, \
                  content_type, payload) SELECT {uuid}, {topic}, {key}, {event_type}, {schema_id}, \
-                 {ct}, {payload} FROM {table} AS r WHERE {filter} {order_by}",
+                 {ct}, {payload} FROM {table} AS r WHERE {filter} {order_by}{lock}",
                 topic = literal(&capture.topic),
                 key = key_sql(dialect, capture, "r"),
                 event_type = literal(&capture.event_type()),

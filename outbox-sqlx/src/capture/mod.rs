@@ -56,11 +56,22 @@ pub struct CaptureInfo {
 /// capture.migrate(&registry, "orders", "ALTER TABLE orders ADD COLUMN note TEXT").await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Capture<DB: OutboxDatabase> {
     pool: SqlxPool<DB>,
     names: TableNames,
     stmts: CaptureStatements,
+}
+
+// Not derived: a derive would ask `DB: Clone`, which sqlx's database markers are not.
+impl<DB: OutboxDatabase> Clone for Capture<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            names: self.names.clone(),
+            stmts: self.stmts.clone(),
+        }
+    }
 }
 
 fn not_captured(table: &str) -> Error {

@@ -48,6 +48,28 @@ macro_rules! capture_suite {
     };
 }
 
+pub mod liberate;
+
+/// Declares the query liberation checks ([`liberate`]) on `$pool().await`.
+macro_rules! liberate_suite {
+    ($pool:ident) => {
+        shared_suite!($pool:
+            liberate_bulk_resumes_exactly_once,
+            liberate_incremental_equal_timestamps,
+            liberate_incremental_with_concurrent_updates,
+            liberate_refuses_hostile_input,
+            upgrade_from_version_4_adds_liberations,
+        );
+    };
+}
+
+#[allow(unused_imports)]
+pub use liberate::{
+    liberate_bulk_resumes_exactly_once, liberate_incremental_equal_timestamps,
+    liberate_incremental_with_concurrent_updates, liberate_refuses_hostile_input,
+    upgrade_from_version_4_adds_liberations,
+};
+
 // Not every test binary that includes `common` runs the capture suite.
 #[allow(unused_imports)]
 pub use capture::{
