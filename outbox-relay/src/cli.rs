@@ -74,6 +74,10 @@ pub enum Command {
     /// Capture the changes of existing tables with triggers.
     #[command(subcommand)]
     Capture(CaptureCommand),
+    /// Publish the rows a table already holds, by query: a bulk snapshot or incremental
+    /// loading, into the outbox (same events as trigger capture).
+    #[command(subcommand)]
+    Liberate(LiberateCommand),
     /// Inspect and resolve events that failed permanently.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLetterCommand),
@@ -257,6 +261,55 @@ pub enum CaptureCommand {
         /// The DDL, one statement (`ALTER TABLE orders ADD COLUMN note TEXT`).
         #[arg(long)]
         ddl: String,
+    },
+}
+
+/// What every `outbox-relay liberate` mode takes.
+#[derive(Debug, Args)]
+pub struct LiberateArgs {
+    /// The table.
+    #[arg(long)]
+    pub table: String,
+    /// The topic (default: the capture's, else the table's name).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Rows per chunk: one transaction, one checkpoint.
+    #[arg(long, default_value_t = 1000)]
+    pub chunk: usize,
+    /// At most this many rows per second (default: as fast as the database goes).
+    #[arg(long, value_name = "ROWS")]
+    pub rows_per_second: Option<u32>,
+    /// Forget the stored checkpoint and start from the first row.
+    #[arg(long)]
+    pub restart: bool,
+}
+
+/// `outbox-relay liberate ...`.
+#[derive(Debug, Subcommand)]
+pub enum LiberateCommand {
+    /// Every row, in primary-key order, as snapshot events (`op = r`); resumes from its
+    /// checkpoint after a crash.
+    Bulk {
+        /// Table, topic, chunk, throttle.
+        #[command(flatten)]
+        args: LiberateArgs,
+    },
+    /// The rows past the stored position by `--by` columns (`op = u`), polling until SIGINT
+    /// or SIGTERM (or once, with `--once`).
+    Incremental {
+        /// Table, topic, chunk, throttle.
+        #[command(flatten)]
+        args: LiberateArgs,
+        /// The ordering columns, comma-separated: `updated_at`, `id` or `updated_at,id`
+        /// (timestamp then id: rows sharing a timestamp are not skipped).
+        #[arg(long, required = true)]
+        by: String,
+        /// Time between polls.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Poll once and exit.
+        #[arg(long)]
+        once: bool,
     },
 }
 

@@ -7,6 +7,7 @@
 mod capture;
 mod dead_letters;
 mod error;
+mod liberate;
 mod migrate;
 mod registry;
 mod run;
@@ -67,8 +68,11 @@ pub fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             runtime.block_on(async {
                 // Only the long-running commands handle signals; others stop on Ctrl-C as
                 // usual. Installed before the configuration is read, so no signal is lost.
-                let shutdown =
-                    matches!(command, Command::Run | Command::Registry(_)).then(shutdown_signal);
+                let shutdown = matches!(
+                    command,
+                    Command::Run | Command::Registry(_) | Command::Liberate(_)
+                )
+                .then(shutdown_signal);
                 let settings =
                     Settings::load(cli.global.config.as_deref(), cli.global.overrides()?)?;
                 database_command(command, settings, shutdown).await
@@ -131,6 +135,12 @@ async fn database_command(
         Command::Capture(command) => {
             with_database!(&url, |pool: DB| capture::execute::<DB>(
                 pool, &settings, command
+            )
+            .await)
+        }
+        Command::Liberate(command) => {
+            with_database!(&url, |pool: DB| liberate::execute::<DB>(
+                pool, &settings, command, shutdown
             )
             .await)
         }

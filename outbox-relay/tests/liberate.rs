@@ -1,0 +1,214 @@
+//! `outbox-relay liberate bulk` of 100,000 rows killed with SIGKILL mid-way and run again:
+//! every row is in the outbox exactly once, and what the checkpoint counted at the kill is
+//! exactly what had committed. On PostgreSQL, MariaDB and SQLite. And hostile input on the
+//! command line refused with exit code 2 and the reason.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use outbox_core::table::{Identifier, Table, TableNames};
+use outbox_sqlx::{Column, OutboxDatabase, Value};
+use sqlx::Pool;
+
+const ROWS: usize = 100_000;
+
+fn liberate(url: &str, names: &TableNames, args: &[&str]) -> Command {
+    let mut command = common::relay_command();
+    command
+        .args([
+            "--database-url",
+            url,
+            "--table-prefix",
+            &common::prefix(names),
+        ])
+        .arg("liberate")
+        .args(args);
+    command
+}
+
+fn output(mut command: Command) -> Output {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("outbox-relay runs")
+}
+
+async fn exec<DB: OutboxDatabase>(pool: &Pool<DB>, sql: &str) {
+    let mut conn = pool.acquire().await.expect("connection");
+    DB::run(&mut *conn, sql, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The first column of the first row, as a number (`None` when the query fails, e.g.
+/// before the command has created the table).
+async fn number<DB: OutboxDatabase>(pool: &Pool<DB>, sql: &str) -> Option<i64> {
+    let mut conn = pool.acquire().await.expect("connection");
+    let rows = DB::rows(&mut *conn, sql, vec![], &[Column::I64])
+        .await
+        .ok()?;
+    match rows.first().and_then(|r| r.first()) {
+        Some(Value::I64(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+async fn bulk_killed_and_resumed<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
+    let names = common::fresh_names();
+    let table = format!("{}_orders", common::prefix(&names));
+    let quoted = DB::DIALECT.quote(&Identifier::new(&table).expect("name"));
+    exec(
+        &pool,
+        &format!(
+            "CREATE TABLE {quoted} (id BIGINT NOT NULL PRIMARY KEY, customer VARCHAR(40) NOT NULL, \
+             total DECIMAL(10,2) NOT NULL)"
+        ),
+    )
+    .await;
+    let values: Vec<String> = (1..=ROWS)
+        .map(|i| format!("({i}, 'customer {}', {i}.25)", i % 977))
+        .collect();
+    for chunk in values.chunks(1000) {
+        exec(
+            &pool,
+            &format!(
+                "INSERT INTO {quoted} (id, customer, total) VALUES {}",
+                chunk.join(", ")
+            ),
+        )
+        .await;
+    }
+    let events = names.qualified(DB::DIALECT, Table::Events);
+    let checkpoint = format!(
+        "SELECT rows_done FROM {} WHERE table_name = '{table}'",
+        names.qualified(DB::DIALECT, Table::Liberations)
+    );
+
+    // Throttled so that the kill lands mid-way.
+    let mut child: Child = liberate(
+        url,
+        &names,
+        &[
+            "bulk",
+            "--table",
+            &table,
+            "--chunk",
+            "500",
+            "--rows-per-second",
+            "20000",
+        ],
+    )
+    .spawn()
+    .expect("liberate starts");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while number(&pool, &checkpoint).await.unwrap_or(0) < 10_000 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(child.try_wait().expect("wait").is_none(), "exited early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("killed");
+    let committed = number(&pool, &checkpoint).await.expect("checkpoint");
+    let written = number(&pool, &format!("SELECT COUNT(*) FROM {events}"))
+        .await
+        .expect("count");
+    assert_eq!(
+        written, committed,
+        "the checkpoint counts exactly what committed"
+    );
+    assert!(
+        written < ROWS as i64,
+        "killed mid-way: {written} rows written"
+    );
+
+    let out = output(liberate(url, &names, &["bulk", "--table", &table]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{ROWS} rows in all")),
+        "the summary: {stdout}"
+    );
+    eprintln!("after a SIGKILL at {written} rows: {stdout}");
+    let total = number(&pool, &format!("SELECT COUNT(*) FROM {events}")).await;
+    let distinct = number(
+        &pool,
+        &format!("SELECT COUNT(DISTINCT event_key) FROM {events}"),
+    )
+    .await;
+    assert_eq!(total, Some(ROWS as i64), "every row");
+    assert_eq!(distinct, Some(ROWS as i64), "each once");
+
+    exec(&pool, &format!("DROP TABLE {quoted}")).await;
+    for t in Table::ALL {
+        exec(
+            &pool,
+            &format!("DROP TABLE IF EXISTS {}", names.qualified(DB::DIALECT, t)),
+        )
+        .await;
+    }
+}
+
+crate::on_each_database! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    bulk_killed_and_resumed:
+        postgres => bulk_of_100k_killed_and_resumed_on_postgres,
+        mariadb => bulk_of_100k_killed_and_resumed_on_mariadb,
+        sqlite => bulk_of_100k_killed_and_resumed_on_sqlite,
+}
+
+/// A table that does not exist, a `--by` column that does not exist and an unsafe table
+/// name: exit code 2, the reason on standard error, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_is_refused_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pool, url) = common::sqlite(&dir).await;
+    let names = common::fresh_names();
+    exec(
+        &pool,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, note TEXT)",
+    )
+    .await;
+    for (args, needle) in [
+        (
+            vec!["bulk", "--table", "nope"],
+            "liberation of table nope refused: the table does not exist",
+        ),
+        (
+            vec![
+                "incremental",
+                "--table",
+                "items",
+                "--by",
+                "updated_at",
+                "--once",
+            ],
+            "column \"updated_at\" does not exist",
+        ),
+        (
+            vec!["bulk", "--table", "items\"; DROP TABLE items; --"],
+            "identifier",
+        ),
+    ] {
+        let out = output(liberate(&url, &names, &args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let events = names.qualified(outbox_core::table::Dialect::Sqlite, Table::Events);
+    assert_eq!(
+        number(&pool, &format!("SELECT COUNT(*) FROM {events}")).await,
+        Some(0)
+    );
+    assert_eq!(
+        number(&pool, "SELECT COUNT(*) FROM items").await,
+        Some(0),
+        "the table is still there"
+    );
+}
