@@ -14,3 +14,4 @@ async fn pool() -> Option<((), sqlx::Pool<MySql>)> {
 shared_suite!(pool);
 capture_suite!(pool);
 liberate_suite!(pool);
+shared_suite!(pool: liberate_bulk_under_live_capture);

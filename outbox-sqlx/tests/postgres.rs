@@ -22,6 +22,7 @@ async fn pool() -> Option<sqlx::Pool<Postgres>> {
 shared_suite!(pg);
 capture_suite!(pg);
 liberate_suite!(pg);
+shared_suite!(pg: liberate_bulk_under_live_capture);
 
 async fn pg() -> Option<((), sqlx::Pool<Postgres>)> {
     pool().await.map(|p| ((), p))

@@ -443,3 +443,85 @@ pub async fn upgrade_from_version_4_adds_liberations<DB: OutboxDatabase>(pool: &
         .expect("idempotent");
     drop_tables(pool, &names).await;
 }
+
+/// Bulk with trigger capture live on the table: a change in flight on a row of the chunk
+/// makes the chunk wait (shared row lock) until it commits, so the snapshot event of that
+/// key comes after the change's event and holds the changed row, never an older one.
+/// PostgreSQL and MySQL/MariaDB (SQLite's one writer serializes them anyway).
+pub async fn liberate_bulk_under_live_capture<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let mut fx = Fixture::new(pool).await;
+    let t = fx.table("live_capture");
+    let table = quoted::<DB>(&t);
+    fx.exec(&format!(
+        "CREATE TABLE {table} (id INTEGER NOT NULL PRIMARY KEY, v INTEGER NOT NULL)"
+    ))
+    .await;
+    insert_rows(pool, &t, "id, v", (1..=10).map(|i| format!("{i}, 0"))).await;
+    fx.capture
+        .add(&fx.registry, &outbox_core::capture::CaptureSpec::new(&t))
+        .await
+        .expect("capture");
+    let mut change = pool.begin().await.expect("begin");
+    DB::run(
+        &mut *change,
+        &format!("UPDATE {table} SET v = 1 WHERE id = 5"),
+        vec![],
+    )
+    .await
+    .expect("update in flight");
+    let liberate = Liberate::new(pool.clone(), fx.names.clone());
+    let options = LiberateOptions::default();
+    let job = liberate
+        .prepare(&fx.registry, &t, None, Mode::Bulk, &options)
+        .await
+        .expect("prepare");
+    let bulk = {
+        let (liberate, job, options) = (liberate.clone(), job.clone(), options.clone());
+        tokio::spawn(async move { liberate.run(&job, &options, |_| {}).await })
+    };
+    let events = fx.names.name(Table::Events);
+    let waiting = match DB::DIALECT {
+        Dialect::Postgres => format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE '%{events}%'"
+        ),
+        // MariaDB's innodb_trx did not list this wait (seen: only the change's
+        // transaction); the statement still running is the sign (alone it takes
+        // milliseconds).
+        _ => format!(
+            "SELECT COUNT(*) FROM information_schema.processlist \
+             WHERE info LIKE 'INSERT INTO `{events}`%'"
+        ),
+    };
+    loop {
+        let mut conn = pool.acquire().await.expect("connection");
+        let rows = DB::rows(&mut *conn, &waiting, vec![], &[outbox_sqlx::Column::I64])
+            .await
+            .expect("lock waits");
+        if matches!(rows.first().and_then(|r| r.first()), Some(Value::I64(n)) if *n > 0) {
+            break;
+        }
+        assert!(
+            !bulk.is_finished(),
+            "the chunk did not wait for the change in flight"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    change.commit().await.expect("commit the change");
+    let done = bulk.await.expect("task").expect("bulk");
+    assert_eq!(done.rows_done, 10);
+    let five: Vec<serde_json::Value> = fx
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.key["id"] == 5)
+        .map(Captured::json)
+        .collect();
+    let ops: Vec<&str> = five.iter().map(|e| e["op"].as_str().expect("op")).collect();
+    assert_eq!(ops, ["u", "r"], "the change, then the snapshot");
+    assert_eq!(
+        five[1]["after"]["v"], 1,
+        "the snapshot holds the changed row"
+    );
+    fx.cleanup().await;
+}
