@@ -31,7 +31,11 @@ pub struct LiberateStatements {
     /// The events of the rows after a position up to another: (after values..., up-to
     /// values...).
     pub insert_next: Statement,
-    /// The checkpoint: (table_name, mode) -> (last_key, rows_done).
+    /// The checkpoint, locked for the chunk's transaction (PostgreSQL and MySQL `FOR
+    /// UPDATE`; SQLite's write transaction holds the database): (table_name, mode) ->
+    /// (last_key, rows_done). Two runs of one liberation at a time thus take turns, each
+    /// chunk starting where the other's committed; two first chunks race on the
+    /// checkpoint's primary key and one rolls back.
     pub select_checkpoint: Query<(String, i64)>,
     /// Forgets the checkpoint: (table_name, mode).
     pub delete_checkpoint: Statement,
@@ -118,7 +122,11 @@ impl LiberateStatements {
             insert_first: insert(format!("({cols}) <= ({})", params(1))),
             insert_next: insert(format!("{after} AND ({cols}) <= ({})", params(width + 1))),
             select_checkpoint: Query::new(format!(
-                "SELECT last_key, rows_done FROM {liberations} WHERE {this}"
+                "SELECT last_key, rows_done FROM {liberations} WHERE {this}{}",
+                match dialect {
+                    Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+                    Dialect::Sqlite => "",
+                }
             )),
             delete_checkpoint: Statement::new(format!("DELETE FROM {liberations} WHERE {this}")),
             insert_checkpoint: Statement::new(format!(

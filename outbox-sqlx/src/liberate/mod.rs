@@ -181,7 +181,9 @@ impl<DB: OutboxDatabase> Liberate<DB> {
 
     /// Runs `job` from its checkpoint until no row is left past it, calling `on_progress`
     /// after each chunk; returns the final progress. Run it again to pick up what came
-    /// since (incremental loading polls this way). One run per table and mode at a time.
+    /// since (incremental loading polls this way). Two runs of one liberation at once take
+    /// turns chunk by chunk (the checkpoint is locked), or one fails on the first chunk with
+    /// [`Error::Conflict`] or a deadlock, rolled back: no row is written twice.
     ///
     /// # Errors
     ///
@@ -217,7 +219,7 @@ impl<DB: OutboxDatabase> Liberate<DB> {
         let count = conn.fetch("liberate: count rows", &stmts.count, vec![]);
         progress.total_estimate =
             u64::try_from(count.await?.first().copied().unwrap_or(0)).unwrap_or(0);
-        let checkpoint = conn
+        let checkpoint_rows = conn
             .fetch(
                 "liberate: read checkpoint",
                 &stmts.select_checkpoint,
@@ -227,19 +229,35 @@ impl<DB: OutboxDatabase> Liberate<DB> {
         progress.queries += 2;
         drop(conn);
         let width = job.plan.order.len();
-        let (mut position, done) = match checkpoint.into_iter().next() {
-            Some((text, done)) => (Some(parse_position(&text, width)?), done),
-            None => (None, 0),
+        let checkpoint = |rows: Vec<(String, i64)>| -> Result<(Option<Vec<String>>, u64)> {
+            Ok(match rows.into_iter().next() {
+                Some((text, done)) => (
+                    Some(parse_position(&text, width)?),
+                    u64::try_from(done).unwrap_or(0),
+                ),
+                None => (None, 0),
+            })
         };
-        progress.rows_done = u64::try_from(done).unwrap_or(0);
+        progress.rows_done = checkpoint(checkpoint_rows)?.1;
         loop {
             let mut tx = self.pool.begin_write().await?;
+            // Read again, under lock, in the chunk's transaction: another run of the same
+            // liberation may have moved it.
+            let rows = tx
+                .fetch(
+                    "liberate: read checkpoint",
+                    &stmts.select_checkpoint,
+                    name.clone(),
+                )
+                .await?;
+            let (position, done) = checkpoint(rows)?;
+            progress.rows_done = done;
             let keys = match &position {
                 None => tx.fetch("liberate: read chunk", &stmts.first_keys, vec![]),
                 Some(p) => tx.fetch("liberate: read chunk", &stmts.next_keys, texts(p).collect()),
             };
             let keys = keys.await?;
-            progress.queries += 1;
+            progress.queries += 2;
             let Some(last) = keys.last() else { break };
             let last = parse_position(last, width)?;
             let inserted = match &position {
@@ -269,7 +287,6 @@ impl<DB: OutboxDatabase> Liberate<DB> {
             progress.queries += 3;
             progress.chunks += 1;
             progress.rows_this_run += inserted;
-            position = Some(last);
             progress.elapsed = started.elapsed();
             on_progress(&progress);
             if let Some(rate) = options.rows_per_second.filter(|r| *r > 0) {
