@@ -282,6 +282,10 @@ pub struct LiberateArgs {
     /// Forget the stored checkpoint and start from the first row.
     #[arg(long)]
     pub restart: bool,
+    /// Read the rows from this SELECT instead of the whole table (custom query loading):
+    /// its rows must have the table's columns (`SELECT * FROM orders WHERE region = 'eu'`).
+    #[arg(long)]
+    pub query: Option<String>,
 }
 
 /// `outbox-relay liberate ...`.

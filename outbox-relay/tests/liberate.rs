@@ -163,8 +163,8 @@ crate::on_each_database! {
         sqlite => bulk_of_100k_killed_and_resumed_on_sqlite,
 }
 
-/// A table that does not exist, a `--by` column that does not exist and an unsafe table
-/// name: exit code 2, the reason on standard error, nothing written.
+/// A table that does not exist, a `--by` column that does not exist, an unsafe table name
+/// and a `--query` that is not a SELECT: exit code 2, the reason on standard error, nothing written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_refused_with_exit_code_2() {
     let dir = tempfile::tempdir().expect("dir");
@@ -194,6 +194,10 @@ async fn hostile_input_is_refused_with_exit_code_2() {
         (
             vec!["bulk", "--table", "items\"; DROP TABLE items; --"],
             "identifier",
+        ),
+        (
+            vec!["bulk", "--table", "items", "--query", "DROP TABLE items"],
+            "the query must be one SELECT",
         ),
     ] {
         let out = output(liberate(&url, &names, &args));

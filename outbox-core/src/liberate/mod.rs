@@ -77,6 +77,9 @@ pub struct LiberationPlan {
     /// live on the table, so no snapshot event for a key lands in the outbox after a newer
     /// change of that key (see the README's "Liberating existing rows").
     pub lock_rows: bool,
+    /// A custom query the rows come from instead of the whole table (`--query`), checked
+    /// by [`with_query`](Self::with_query).
+    pub query: Option<String>,
 }
 
 fn refused(table: &str, reason: impl Into<String>) -> Error {
@@ -168,9 +171,68 @@ impl LiberationPlan {
             mode,
             order,
             lock_rows: false,
+            query: None,
         })
     }
+
+    /// The name its checkpoint is stored under: the mode's, and for a custom query the
+    /// first 8 bytes of its SHA-256 (`bulk query 1a2b...`), so another query starts afresh.
+    pub fn checkpoint_name(&self) -> String {
+        use sha2::Digest as _;
+        match &self.query {
+            None => self.mode.name(),
+            Some(q) => {
+                let digest = sha2::Sha256::digest(q.as_bytes());
+                format!("{} query {}", self.mode.name(), hex::encode(&digest[..8]))
+            }
+        }
+    }
+
+    /// Reads the rows from `query` (custom query loading) instead of the whole table: one
+    /// `SELECT` whose rows have the table's captured, key and ordering columns (a filter,
+    /// a join that keeps them). It runs as a subquery, `FROM (<query>) AS r`; the back end
+    /// probes it before the first chunk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LiberationRefused`] for an empty query, one longer than
+    /// [`MAX_QUERY_BYTES`], one that does not start with `SELECT`, or one holding a `;`
+    /// (one statement only; a trailing `;` is dropped).
+    pub fn with_query(mut self, query: &str) -> Result<Self> {
+        let table = self.capture.table.to_string();
+        let q = query.trim().trim_end_matches(';').trim_end();
+        if q.is_empty() {
+            return Err(refused(&table, "the query is empty"));
+        }
+        if q.len() > MAX_QUERY_BYTES {
+            return Err(refused(
+                &table,
+                format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
+            ));
+        }
+        let first = q
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or_default();
+        if !first.eq_ignore_ascii_case("select") {
+            return Err(refused(
+                &table,
+                format!("the query must be one SELECT, not {first:?}"),
+            ));
+        }
+        if q.contains(';') {
+            return Err(refused(
+                &table,
+                "the query holds a ';': one SELECT statement only",
+            ));
+        }
+        self.query = Some(q.to_owned());
+        Ok(self)
+    }
 }
+
+/// The longest `--query` accepted, in bytes.
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 
 /// A checkpoint's position (the last ordering values done, as text) as stored.
 pub fn position_text(position: &[String]) -> String {
@@ -248,6 +310,33 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn only_one_select_is_a_query() {
+        let ok = plan(Mode::Bulk)
+            .and_then(|p| p.with_query(" SELECT * FROM t WHERE id > 5; "))
+            .expect("a select");
+        assert_eq!(ok.query.as_deref(), Some("SELECT * FROM t WHERE id > 5"));
+        for (q, needle) in [
+            ("DELETE FROM t", "one SELECT"),
+            (
+                "with d as (delete from t returning *) select * from d",
+                "one SELECT",
+            ),
+            ("SELECT 1; DROP TABLE t", "';'"),
+            ("  ;", "empty"),
+        ] {
+            let err = plan(Mode::Bulk)
+                .and_then(|p| p.with_query(q))
+                .expect_err("refused");
+            assert!(
+                matches!(&err, Error::LiberationRefused { reason, .. } if reason.contains(needle)),
+                "{q}: {err}"
+            );
+        }
+        let long = format!("SELECT {}", "1".repeat(MAX_QUERY_BYTES));
+        assert!(plan(Mode::Bulk).and_then(|p| p.with_query(&long)).is_err());
     }
 
     #[test]

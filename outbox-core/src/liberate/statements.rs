@@ -14,14 +14,21 @@ use crate::table::{Dialect, Table, TableNames};
 /// [`next_keys`](Self::next_keys) reads the ordering values of the next `chunk` rows (as a
 /// JSON array of texts per row, see [`super::parse_position`]); the last one bounds the
 /// chunk; [`insert_first`](Self::insert_first) or [`insert_next`](Self::insert_next)
-/// writes one outbox row per source row in the bounds; the checkpoint is replaced
-/// ([`delete_checkpoint`](Self::delete_checkpoint), [`insert_checkpoint`](Self::insert_checkpoint)).
+/// writes one outbox row per source row in the bounds; the checkpoint is moved
+/// ([`update_checkpoint`](Self::update_checkpoint), or
+/// [`insert_checkpoint`](Self::insert_checkpoint) after the first chunk). It is updated in
+/// place, never deleted and inserted again: a run waiting on its lock must find the moved row
+/// (PostgreSQL's `FOR UPDATE` skips a row deleted meanwhile, and the waiting run would start
+/// from the first row again).
 #[derive(Debug, Clone)]
 pub struct LiberateStatements {
     /// The dialect.
     pub dialect: Dialect,
-    /// The rows of the table: () -> count (the progress estimate).
+    /// The rows of the table (or the query): () -> count (the progress estimate).
     pub count: Query<i64>,
+    /// Reads nothing, but fails if the rows lack a column the events need: () (run on a
+    /// custom query before its first chunk).
+    pub probe: Statement,
     /// The first chunk's positions: () -> position text per row, in order.
     pub first_keys: Query<String>,
     /// The next chunk's positions: (position values...) -> position text per row.
@@ -39,6 +46,8 @@ pub struct LiberateStatements {
     pub select_checkpoint: Query<(String, i64)>,
     /// Forgets the checkpoint: (table_name, mode).
     pub delete_checkpoint: Statement,
+    /// Moves the checkpoint: (last_key, rows_done, table_name, mode).
+    pub update_checkpoint: Statement,
     /// Records the checkpoint: (table_name, mode, last_key, rows_done).
     pub insert_checkpoint: Statement,
 }
@@ -58,7 +67,10 @@ impl LiberateStatements {
     ) -> Result<Self> {
         let schema_id = schema_id.to_column()?;
         let capture = &plan.capture;
-        let table = qualified(dialect, names, &capture.table);
+        let table = match &plan.query {
+            Some(query) => format!("({query})"),
+            None => qualified(dialect, names, &capture.table),
+        };
         let events = names.qualified(dialect, Table::Events);
         let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
         let width = plan.order.len();
@@ -116,7 +128,11 @@ impl LiberateStatements {
         let this = format!("table_name = {} AND mode = {}", p(1), p(2));
         Ok(Self {
             dialect,
-            count: Query::new(format!("SELECT COUNT(*) FROM {table}")),
+            count: Query::new(format!("SELECT COUNT(*) FROM {table} AS r")),
+            probe: Statement::new(format!(
+                "SELECT {position}, {key}, {after_image} FROM {table} AS r WHERE 1 = 0",
+                key = key_sql(dialect, capture, "r"),
+            )),
             first_keys: keys(""),
             next_keys: keys(&format!(" WHERE {after}")),
             insert_first: insert(format!("({cols}) <= ({})", params(1))),
@@ -129,6 +145,15 @@ impl LiberateStatements {
                 }
             )),
             delete_checkpoint: Statement::new(format!("DELETE FROM {liberations} WHERE {this}")),
+            update_checkpoint: Statement::new(format!(
+                "UPDATE {liberations} SET last_key = {}, rows_done = {}, updated_at = {} \
+                 WHERE table_name = {} AND mode = {}",
+                p(1),
+                p(2),
+                crate::table::now_default(dialect),
+                p(3),
+                p(4)
+            )),
             insert_checkpoint: Statement::new(format!(
                 "INSERT INTO {liberations} (table_name, mode, last_key, rows_done) \
                  VALUES ({}, {}, {}, {})",

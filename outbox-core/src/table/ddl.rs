@@ -125,7 +125,7 @@ pub(super) fn timestamp_type(dialect: Dialect) -> &'static str {
     }
 }
 
-pub(super) fn now_default(dialect: Dialect) -> &'static str {
+pub(crate) fn now_default(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Postgres => "now()",
         Dialect::MySql => "CURRENT_TIMESTAMP(6)",

@@ -13,6 +13,7 @@ mod sink;
 mod statements;
 mod value;
 
+pub(crate) use ddl::now_default;
 pub use ddl::{Migration, migrations};
 pub use ident::Identifier;
 pub use inbox::{INBOX_MIGRATIONS_FROM, InboxStatements, MAX_INBOX_ID_BYTES, inbox_migrations};

@@ -80,6 +80,7 @@ fn options(args: &LiberateArgs) -> LiberateOptions {
         chunk: args.chunk,
         rows_per_second: args.rows_per_second,
         restart: args.restart,
+        query: args.query.clone(),
     }
 }
 
@@ -129,7 +130,7 @@ fn summary(job: &PreparedLiberation, p: &Progress) -> String {
          {:.0} rows/s, {} queries in {} chunks, {:.1}s",
         p.rows_this_run,
         job.plan.capture.table,
-        job.plan.mode.name(),
+        job.plan.checkpoint_name(),
         job.plan.capture.topic,
         job.schema_id,
         p.rows_done,

@@ -38,6 +38,9 @@ pub struct LiberateOptions {
     pub rows_per_second: Option<u32>,
     /// Forget the stored checkpoint and start from the first row.
     pub restart: bool,
+    /// Read the rows from this `SELECT` instead of the whole table (custom query loading,
+    /// see [`LiberationPlan::with_query`]); used by [`Liberate::prepare`].
+    pub query: Option<String>,
 }
 
 impl Default for LiberateOptions {
@@ -46,6 +49,7 @@ impl Default for LiberateOptions {
             chunk: 1000,
             rows_per_second: None,
             restart: false,
+            query: None,
         }
     }
 }
@@ -122,7 +126,8 @@ impl<DB: OutboxDatabase> Liberate<DB> {
     /// # Errors
     ///
     /// [`Error::LiberationRefused`] for a table that does not exist, a `topic` other than
-    /// the capture's, a bad ordering column (see [`LiberationPlan::new`]), a chunk of 0;
+    /// the capture's, a bad ordering column (see [`LiberationPlan::new`]), a chunk of 0, a
+    /// `query` that is not one `SELECT` or lacks a column the events need;
     /// [`Error::CaptureRefused`] for a table that cannot be described by a schema;
     /// [`Error::IncompatibleSchema`], [`Error::InvalidIdentifier`], database errors.
     pub async fn prepare<S: SchemaStore>(
@@ -162,6 +167,9 @@ impl<DB: OutboxDatabase> Liberate<DB> {
         let capture = CapturePlan::derive(DB::DIALECT, &spec, &columns)?;
         let mut plan = LiberationPlan::new(DB::DIALECT, capture, &columns, mode)?;
         plan.lock_rows = lock_rows;
+        if let Some(query) = &options.query {
+            plan = plan.with_query(query)?;
+        }
         let subject = spec.subject();
         let registered = registry.register(&subject, &plan.capture.schema()?).await?;
         let stmts = LiberateStatements::new(
@@ -171,6 +179,17 @@ impl<DB: OutboxDatabase> Liberate<DB> {
             registered.id,
             options.chunk,
         )?;
+        if plan.query.is_some() {
+            let mut conn = self.pool.acquire().await?;
+            conn.execute("liberate: probe query", &stmts.probe, vec![])
+                .await
+                .map_err(|e| {
+                    refused(
+                        table,
+                        format!("the query does not give the rows the events need: {e}"),
+                    )
+                })?;
+        }
         Ok(PreparedLiberation {
             plan,
             subject,
@@ -203,7 +222,7 @@ impl<DB: OutboxDatabase> Liberate<DB> {
         let stmts = &job.stmts;
         let name = vec![
             SqlValue::Text(job.plan.capture.table.to_string()),
-            SqlValue::Text(job.plan.mode.name()),
+            SqlValue::Text(job.plan.checkpoint_name()),
         ];
         let mut progress = Progress::default();
         let mut conn = self.pool.acquire().await?;
@@ -273,18 +292,25 @@ impl<DB: OutboxDatabase> Liberate<DB> {
             let inserted = inserted.await?;
             progress.rows_done += inserted;
             let done = i64::try_from(progress.rows_done).unwrap_or(i64::MAX);
-            tx.execute(
-                "liberate: checkpoint",
-                &stmts.delete_checkpoint,
-                name.clone(),
-            )
-            .await?;
-            let mut record = name.clone();
-            record.extend([SqlValue::Text(position_text(&last)), SqlValue::I64(done)]);
-            tx.execute("liberate: checkpoint", &stmts.insert_checkpoint, record)
-                .await?;
+            let moved = vec![
+                SqlValue::Text(position_text(&last)),
+                SqlValue::I64(done),
+                name[0].clone(),
+                name[1].clone(),
+            ];
+            if position.is_some() {
+                tx.execute("liberate: checkpoint", &stmts.update_checkpoint, moved)
+                    .await?;
+            } else {
+                // Two first chunks at once: the second fails here on the primary key and
+                // rolls back.
+                let mut record = name.clone();
+                record.extend([SqlValue::Text(position_text(&last)), SqlValue::I64(done)]);
+                tx.execute("liberate: checkpoint", &stmts.insert_checkpoint, record)
+                    .await?;
+            }
             tx.commit().await?;
-            progress.queries += 3;
+            progress.queries += 2;
             progress.chunks += 1;
             progress.rows_this_run += inserted;
             progress.elapsed = started.elapsed();

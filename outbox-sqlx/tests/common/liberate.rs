@@ -429,6 +429,64 @@ pub async fn liberate_refuses_hostile_input<DB: OutboxDatabase>(pool: &Pool<DB>)
     fx.cleanup().await;
 }
 
+/// Custom query loading: only the rows the `SELECT` gives are published; a query that is
+/// not one `SELECT`, or whose rows lack a column the events need, is refused naming why,
+/// and nothing is written or dropped.
+pub async fn liberate_custom_query<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let mut fx = Fixture::new(pool).await;
+    let t = fx.table("q");
+    let table = quoted::<DB>(&t);
+    fx.exec(&format!(
+        "CREATE TABLE {table} (id INTEGER NOT NULL PRIMARY KEY, v INTEGER NOT NULL)"
+    ))
+    .await;
+    insert_rows(pool, &t, "id, v", (1..=20).map(|i| format!("{i}, {i}"))).await;
+    let liberate = Liberate::new(pool.clone(), fx.names.clone());
+    let with_query = |q: &str| LiberateOptions {
+        chunk: 2,
+        query: Some(q.to_owned()),
+        ..LiberateOptions::default()
+    };
+    for (query, needle) in [
+        (format!("DELETE FROM {table}"), "one SELECT"),
+        (format!("SELECT 1; DROP TABLE {table}"), "';'"),
+        (format!("SELECT id FROM {table}"), "does not give the rows"),
+        (format!("SELECT * FROM {t}_nope"), "does not give the rows"),
+    ] {
+        let err = liberate
+            .prepare(&fx.registry, &t, None, Mode::Bulk, &with_query(&query))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, Error::LiberationRefused { reason, .. } if reason.contains(needle)),
+            "{query}: {err}"
+        );
+    }
+    let options = with_query(&format!("SELECT * FROM {table} WHERE v > 15"));
+    let job = liberate
+        .prepare(&fx.registry, &t, None, Mode::Bulk, &options)
+        .await
+        .expect("a filtering query");
+    let done = liberate.run(&job, &options, |_| {}).await.expect("run");
+    assert_eq!((done.rows_done, done.total_estimate), (5, 5));
+    let ids: Vec<i64> = by_key(&fx.events().await)
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(ids, [16, 17, 18, 19, 20]);
+    let whole = LiberateOptions::default();
+    let job = liberate
+        .prepare(&fx.registry, &t, None, Mode::Bulk, &whole)
+        .await
+        .expect("the whole table");
+    let done = liberate.run(&job, &whole, |_| {}).await.expect("run");
+    assert_eq!(
+        done.rows_this_run, 20,
+        "another checkpoint than the query's"
+    );
+    fx.cleanup().await;
+}
+
 /// Migration 5 upgrades a database made by migrations 1 to 4 that holds rows: they stay,
 /// and the liberations table is there.
 pub async fn upgrade_from_version_4_adds_liberations<DB: OutboxDatabase>(pool: &Pool<DB>) {

@@ -56,6 +56,7 @@ macro_rules! liberate_suite {
         shared_suite!($pool:
             liberate_bulk_resumes_exactly_once,
             liberate_concurrent_runs_write_each_row_once,
+            liberate_custom_query,
             liberate_incremental_equal_timestamps,
             liberate_incremental_with_concurrent_updates,
             liberate_refuses_hostile_input,
@@ -67,9 +68,9 @@ macro_rules! liberate_suite {
 #[allow(unused_imports)]
 pub use liberate::{
     liberate_bulk_resumes_exactly_once, liberate_bulk_under_live_capture,
-    liberate_concurrent_runs_write_each_row_once, liberate_incremental_equal_timestamps,
-    liberate_incremental_with_concurrent_updates, liberate_refuses_hostile_input,
-    upgrade_from_version_4_adds_liberations,
+    liberate_concurrent_runs_write_each_row_once, liberate_custom_query,
+    liberate_incremental_equal_timestamps, liberate_incremental_with_concurrent_updates,
+    liberate_refuses_hostile_input, upgrade_from_version_4_adds_liberations,
 };
 
 // Not every test binary that includes `common` runs the capture suite.
