@@ -311,6 +311,10 @@ pub enum LiberateCommand {
         /// Time between polls.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         interval: std::time::Duration,
+        /// Read only rows whose first `--by` column (a timestamp) is at least this old, so a
+        /// transaction that commits within it after stamping its row is not missed.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        lag: Option<std::time::Duration>,
         /// Poll once and exit.
         #[arg(long)]
         once: bool,

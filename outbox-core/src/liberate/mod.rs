@@ -80,6 +80,9 @@ pub struct LiberationPlan {
     /// A custom query the rows come from instead of the whole table (`--query`), checked
     /// by [`with_query`](Self::with_query).
     pub query: Option<String>,
+    /// Incremental by a timestamp: only rows stamped at least this long ago are read (see
+    /// [`with_lag`](Self::with_lag)).
+    pub lag: Option<std::time::Duration>,
 }
 
 fn refused(table: &str, reason: impl Into<String>) -> Error {
@@ -172,7 +175,36 @@ impl LiberationPlan {
             order,
             lock_rows: false,
             query: None,
+            lag: None,
         })
+    }
+
+    /// Reads only rows whose first `--by` column (a timestamp) is at least `lag` older than
+    /// the database's clock: a transaction that stamps a row and commits within `lag` is
+    /// still read; one that takes longer is missed, as without it. Events come `lag` later.
+    /// On SQLite the column must hold UTC text as `datetime()` writes it
+    /// (`YYYY-MM-DD HH:MM:SS`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LiberationRefused`] for a bulk plan, or a first ordering column that is not
+    /// a timestamp.
+    pub fn with_lag(mut self, lag: std::time::Duration) -> Result<Self> {
+        let table = self.capture.table.to_string();
+        let first = self.order.first().map(|c| c.kind);
+        if !matches!(self.mode, Mode::Incremental { .. })
+            || !matches!(
+                first,
+                Some(ColumnKind::Timestamp | ColumnKind::LocalTimestamp)
+            )
+        {
+            return Err(refused(
+                &table,
+                "--lag needs incremental loading whose first --by column is a timestamp",
+            ));
+        }
+        self.lag = Some(lag);
+        Ok(self)
     }
 
     /// The name its checkpoint is stored under: the mode's, and for a custom query the

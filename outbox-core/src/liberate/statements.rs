@@ -91,7 +91,18 @@ impl LiberateStatements {
         let after = format!("({cols}) > ({})", params(1));
         let order_by = format!("ORDER BY {cols}");
         let position = position_sql(dialect, &plan.order);
-        let keys = |filter: &str| {
+        // The lag bounds the chunk's last position, and so the insert's range too.
+        let lag = plan.lag.zip(plan.order.first()).map(|(lag, first)| {
+            let column = format!("r.{}", dialect.quote(&first.column));
+            format!("{column} <= {}", lag_cutoff(dialect, first.kind, lag))
+        });
+        let keys = |filter: Option<&str>| {
+            let filter = match (filter, &lag) {
+                (Some(f), Some(l)) => format!(" WHERE {f} AND {l}"),
+                (Some(f), None) => format!(" WHERE {f}"),
+                (None, Some(l)) => format!(" WHERE {l}"),
+                (None, None) => String::new(),
+            };
             Query::new(format!(
                 "SELECT {position} FROM {table} AS r{filter} {order_by} LIMIT {chunk}"
             ))
@@ -133,8 +144,8 @@ impl LiberateStatements {
                 "SELECT {position}, {key}, {after_image} FROM {table} AS r WHERE 1 = 0",
                 key = key_sql(dialect, capture, "r"),
             )),
-            first_keys: keys(""),
-            next_keys: keys(&format!(" WHERE {after}")),
+            first_keys: keys(None),
+            next_keys: keys(Some(&after)),
             insert_first: insert(format!("({cols}) <= ({})", params(1))),
             insert_next: insert(format!("{after} AND ({cols}) <= ({})", params(width + 1))),
             select_checkpoint: Query::new(format!(
@@ -163,6 +174,25 @@ impl LiberateStatements {
                 p(4)
             )),
         })
+    }
+}
+
+/// The database's clock minus `lag`, as a value of a timestamp column of `kind`.
+fn lag_cutoff(dialect: Dialect, kind: ColumnKind, lag: std::time::Duration) -> String {
+    let micros = lag.as_micros();
+    match (dialect, kind) {
+        (Dialect::Postgres, ColumnKind::Timestamp) => {
+            format!("now() - make_interval(secs => {micros} / 1000000.0)")
+        }
+        (Dialect::Postgres, _) => {
+            format!("LOCALTIMESTAMP - make_interval(secs => {micros} / 1000000.0)")
+        }
+        (Dialect::MySql, _) => format!("NOW(6) - INTERVAL {micros} MICROSECOND"),
+        (Dialect::Sqlite, _) => format!(
+            "strftime('%Y-%m-%d %H:%M:%f', 'now', '-{}.{:06} seconds')",
+            lag.as_secs(),
+            lag.subsec_micros()
+        ),
     }
 }
 

@@ -32,19 +32,28 @@ pub(super) async fn execute<DB: OutboxDatabase>(
     super::migrate(&pool, settings).await?;
     let liberate = Liberate::new(pool.clone(), settings.tables.clone());
     let registry = registry(pool, settings)?;
-    let (args, mode, poll) = match command {
-        LiberateCommand::Bulk { args } => (args, Mode::Bulk, None),
+    let (args, mode, poll, lag) = match command {
+        LiberateCommand::Bulk { args } => (args, Mode::Bulk, None, None),
         LiberateCommand::Incremental {
             args,
             by,
             interval,
+            lag,
             once,
         } => {
             let by = by.split(',').map(|c| c.trim().to_owned()).collect();
-            (args, Mode::Incremental { by }, (!once).then_some(interval))
+            (
+                args,
+                Mode::Incremental { by },
+                (!once).then_some(interval),
+                lag,
+            )
         }
     };
-    let options = options(&args);
+    let options = LiberateOptions {
+        lag,
+        ..options(&args)
+    };
     let job = liberate
         .prepare(
             &registry,
@@ -81,6 +90,7 @@ fn options(args: &LiberateArgs) -> LiberateOptions {
         rows_per_second: args.rows_per_second,
         restart: args.restart,
         query: args.query.clone(),
+        lag: None,
     }
 }
 

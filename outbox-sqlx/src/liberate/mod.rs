@@ -41,6 +41,9 @@ pub struct LiberateOptions {
     /// Read the rows from this `SELECT` instead of the whole table (custom query loading,
     /// see [`LiberationPlan::with_query`]); used by [`Liberate::prepare`].
     pub query: Option<String>,
+    /// Incremental by a timestamp: read only rows stamped at least this long ago (see
+    /// [`LiberationPlan::with_lag`]); used by [`Liberate::prepare`].
+    pub lag: Option<Duration>,
 }
 
 impl Default for LiberateOptions {
@@ -50,6 +53,7 @@ impl Default for LiberateOptions {
             rows_per_second: None,
             restart: false,
             query: None,
+            lag: None,
         }
     }
 }
@@ -169,6 +173,9 @@ impl<DB: OutboxDatabase> Liberate<DB> {
         plan.lock_rows = lock_rows;
         if let Some(query) = &options.query {
             plan = plan.with_query(query)?;
+        }
+        if let Some(lag) = options.lag {
+            plan = plan.with_lag(lag)?;
         }
         let subject = spec.subject();
         let registered = registry.register(&subject, &plan.capture.schema()?).await?;

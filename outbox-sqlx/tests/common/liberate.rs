@@ -289,6 +289,61 @@ pub async fn liberate_incremental_equal_timestamps<DB: OutboxDatabase>(pool: &Po
     fx.cleanup().await;
 }
 
+/// A lag window: rows stamped within it (here a row stamped in the future) wait for a later
+/// poll; older rows are read. `--lag` is refused for bulk and for a non-timestamp `--by`.
+pub async fn liberate_incremental_lag_window<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let mut fx = Fixture::new(pool).await;
+    let t = fx.table("lag");
+    fx.exec(&format!(
+        "CREATE TABLE {} (id INTEGER NOT NULL PRIMARY KEY, updated_at {} NOT NULL, v INTEGER NOT NULL)",
+        quoted::<DB>(&t),
+        timestamp_type(DB::DIALECT)
+    ))
+    .await;
+    let rows = [
+        "1, '2020-01-01 00:00:00', 1".to_owned(),
+        "2, '2999-01-01 00:00:00', 2".to_owned(),
+    ];
+    insert_rows(pool, &t, "id, updated_at, v", rows).await;
+    let liberate = Liberate::new(pool.clone(), fx.names.clone());
+    let lagged = LiberateOptions {
+        lag: Some(std::time::Duration::from_secs(60)),
+        ..LiberateOptions::default()
+    };
+    let by = incremental(&["updated_at", "id"]);
+    for (mode, needle) in [(Mode::Bulk, "--lag"), (incremental(&["id"]), "timestamp")] {
+        let err = liberate
+            .prepare(&fx.registry, &t, None, mode, &lagged)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, Error::LiberationRefused { reason, .. } if reason.contains(needle)),
+            "{err}"
+        );
+    }
+    let job = liberate
+        .prepare(&fx.registry, &t, None, by.clone(), &lagged)
+        .await
+        .expect("lagged");
+    assert_eq!(poll(&liberate, &job, &lagged).await.rows_this_run, 1);
+    let ids: Vec<i64> = by_key(&fx.events().await)
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(ids, [1], "the row stamped within the lag waits");
+    let plain = LiberateOptions::default();
+    let job = liberate
+        .prepare(&fx.registry, &t, None, by, &plain)
+        .await
+        .expect("no lag");
+    assert_eq!(
+        poll(&liberate, &job, &plain).await.rows_this_run,
+        1,
+        "the same checkpoint, and no lag: the other row"
+    );
+    fx.cleanup().await;
+}
+
 /// Polls while a writer updates rows (timestamps rising, one commit each): after a last
 /// poll, each row's latest event holds the row as it is.
 pub async fn liberate_incremental_with_concurrent_updates<DB: OutboxDatabase>(pool: &Pool<DB>) {
