@@ -7,7 +7,8 @@ use outbox_core::encode::EventCodec;
 use outbox_core::lint::LintReport;
 use outbox_core::publish::{Codecs, EventType, OutboxOptions};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore};
-use outbox_core::table::Statements;
+use outbox_core::table::{PublishTarget, Statements};
+use outbox_core::wal::WalStatements;
 use outbox_core::{Event, Result};
 use sqlx::Pool;
 use uuid::Uuid;
@@ -59,8 +60,8 @@ struct Inner<DB: OutboxDatabase> {
     stmts: Arc<Statements>,
     registry: Registry<WriterStore<DB>>,
     codecs: Codecs,
-    /// WAL mode: events are emitted as logical messages with this prefix, not inserted.
-    wal: Option<outbox_core::wal::WalNames>,
+    /// Rows in the events table, or (WAL mode) logical messages.
+    target: PublishTarget,
 }
 
 impl<DB: OutboxDatabase> Clone for Outbox<DB> {
@@ -128,6 +129,11 @@ impl<DB: OutboxDatabase> OutboxBuilder<DB> {
     /// [`outbox_core::Error::Store`] when the database fails.
     pub async fn build(self) -> Result<Outbox<DB>> {
         let stmts = Arc::new(Statements::new(DB::DIALECT, &self.options.table_names));
+        // Refused on MySQL and SQLite before anything is written.
+        let wal = self
+            .wal
+            .then(|| WalStatements::new(DB::DIALECT, &self.options.table_names))
+            .transpose()?;
         if self.options.run_migrations {
             migrate(&self.pool, &stmts).await?;
         }
@@ -140,10 +146,14 @@ impl<DB: OutboxDatabase> OutboxBuilder<DB> {
             .with_lint(self.options.lint_level, self.options.lint_config.clone())
             .on_lint(log_lint);
         let event_types = self.options.event_types.clone();
-        let wal = if self.wal {
-            Some(crate::wal::check_for_writer(&self.pool, &self.options.table_names).await?)
-        } else {
-            None
+        let target = match wal {
+            Some(wal) => {
+                crate::wal::check_wal_slot_on(&self.pool, &wal).await?;
+                PublishTarget::Wal(wal)
+            }
+            None => PublishTarget::Table {
+                notify: self.options.notify_relay,
+            },
         };
         let outbox = Outbox {
             inner: Arc::new(Inner {
@@ -151,7 +161,7 @@ impl<DB: OutboxDatabase> OutboxBuilder<DB> {
                 stmts,
                 registry,
                 codecs: Codecs::new(self.options),
-                wal,
+                target,
             }),
         };
         for ty in &event_types {
@@ -256,13 +266,7 @@ impl<DB: OutboxDatabase> Outbox<DB> {
     ) -> Result<Vec<Uuid>> {
         let codec = self.codec::<E>().await?;
         let rows = Codecs::rows(&codec, events, headers)?;
-        if let Some(wal) = &self.inner.wal {
-            crate::wal::emit::<DB>(conn, wal, &rows).await?;
-            return Ok(rows.iter().map(|r| r.event_id).collect());
-        }
-        let notify = self.inner.codecs.options().notify_relay;
-        for statement in self.inner.stmts.publish(&rows, notify) {
-            let statement = statement?;
+        for statement in self.inner.stmts.publish_to(&self.inner.target, &rows)? {
             DB::run(conn, &statement.sql, statement.params)
                 .await
                 .map_err(store(statement.operation))?;

@@ -7,6 +7,7 @@ use sqlx::{PgPool, Row};
 
 use super::{WalSlotIdentity, check_wal_slot_on};
 use crate::error::store;
+use outbox_core::wal::WalStatements;
 
 /// The slot as PostgreSQL reports it now, for `outbox-relay status` and the lag metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,8 +153,7 @@ async fn preflight(pool: &PgPool, slot: &str) -> Result<()> {
 /// [`Error::WalSlot`] when no slot was recorded (run `outbox-relay migrate` with
 /// `source = "wal"`), the slot is gone or lost, or the cluster is another one (a failover).
 pub async fn check_wal_slot(pool: &PgPool, names: &TableNames) -> Result<WalSlotIdentity> {
-    let mut conn = pool.acquire().await.map_err(store("wal slot: connect"))?;
-    check_wal_slot_on::<sqlx::Postgres>(&mut conn, names).await
+    check_wal_slot_on(pool, &WalStatements::new(Dialect::Postgres, names)?).await
 }
 
 /// The slot's state and lag, or `None` when this outbox records no slot.

@@ -12,6 +12,7 @@ pub use relay::{RelayStatements, StrictOrderStatements};
 pub use schema::SchemaStatements;
 
 use super::{Dialect, SqlValue, Table, TableNames};
+use crate::wal::WalStatements;
 
 /// Rows per insert statement.
 const ROWS_PER_INSERT: usize = 1000;
@@ -46,6 +47,18 @@ pub struct PublishStatement<'a> {
     pub sql: std::borrow::Cow<'a, str>,
     /// Its parameters, in placeholder order.
     pub params: Vec<SqlValue>,
+}
+
+/// Where a writer's publish goes (see [`Statements::publish_to`]).
+#[derive(Debug, Clone)]
+pub enum PublishTarget {
+    /// Insert rows into the events table; with `notify`, wake listening relays (PostgreSQL).
+    Table {
+        /// Whether to NOTIFY listening relays at commit.
+        notify: bool,
+    },
+    /// WAL mode (PostgreSQL): emit each event as a transactional logical message.
+    Wal(WalStatements),
 }
 
 impl Statements {
@@ -122,6 +135,30 @@ impl Statements {
             })
         });
         inserts.chain(wake)
+    }
+
+    /// Every statement that publishes `rows` to `target`, in the order to run them: the
+    /// inserts and NOTIFY of [`publish`](Self::publish), or WAL mode's logical messages
+    /// stamped with the current time. Every writer runs exactly this list, so the choice is
+    /// made in one place; all events are encoded before the first statement runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish) and [`WalStatements::emit`].
+    pub fn publish_to<'a>(
+        &'a self,
+        target: &'a PublishTarget,
+        rows: &'a [crate::NewOutboxRow],
+    ) -> crate::Result<Vec<PublishStatement<'a>>> {
+        match target {
+            PublishTarget::Table { notify } => self.publish(rows, *notify).collect(),
+            PublishTarget::Wal(wal) => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                wal.emit(rows, now_ms).collect()
+            }
+        }
     }
 
     /// The LISTEN/NOTIFY channel relays of these tables listen on (PostgreSQL).

@@ -16,6 +16,10 @@
 //! Decoding never trusts a length: a malformed envelope is an error naming the field, which
 //! the relay dead-letters while the rest flows.
 
+mod statements;
+
+pub use statements::{SlotCheckRow, WalSlotIdentity, WalStatements, check_wal_slot};
+
 use uuid::Uuid;
 
 use crate::relay::OutboxRecord;
