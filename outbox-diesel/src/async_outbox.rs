@@ -69,13 +69,33 @@ impl<B: DieselBackend> fmt::Debug for AsyncDieselOutbox<B> {
 #[derive(Debug)]
 pub struct AsyncDieselOutboxBuilder<B> {
     options: OutboxOptions,
+    wal: bool,
     backend: PhantomData<fn() -> B>,
 }
 
 impl<B: DieselBackend> AsyncDieselOutboxBuilder<B> {
     outbox_core::outbox_builder_setters!(options);
 
-    /// Migrates (unless turned off) and registers every event type on `conn`.
+    /// WAL mode (PostgreSQL): `publish` emits each event as a transactional logical message
+    /// (`pg_logical_emit_message(true, prefix, envelope)`) in the caller's transaction instead
+    /// of inserting a row; the relay reads it from its replication slot (`source = "wal"`).
+    /// A rolled-back transaction emits nothing. The same statements as `outbox-sqlx`'s.
+    ///
+    /// # Errors
+    ///
+    /// [`build`](Self::build) fails with [`Error::WalSlot`] unless the slot recorded at
+    /// `outbox-relay migrate` (with `source = "wal"`) still exists on this cluster: a message
+    /// emitted while no slot exists would be lost for good, and a slot that is gone is never
+    /// re-created. On MySQL and SQLite it fails with [`Error::InvalidConfig`] before anything
+    /// is written.
+    #[must_use]
+    pub fn wal(mut self, enabled: bool) -> Self {
+        self.wal = enabled;
+        self
+    }
+
+    /// Migrates (unless turned off), checks WAL mode's slot (with [`wal`](Self::wal)) and
+    /// registers every event type on `conn`.
     ///
     /// # Errors
     ///
@@ -89,7 +109,7 @@ impl<B: DieselBackend> AsyncDieselOutboxBuilder<B> {
         self,
         conn: &mut C,
     ) -> Result<AsyncDieselOutbox<B>, Error> {
-        let writer = Writer::new(B::DIALECT, self.options)?;
+        let writer = Writer::new(B::DIALECT, self.options, self.wal)?;
         let pool = AsyncDieselPool::new(conn);
         let started = writer.start(pool.clone()).await;
         // Roll back what a failure left open before the caller has its connection back.
@@ -107,12 +127,13 @@ impl<B: DieselBackend> AsyncDieselOutbox<B> {
     pub fn builder() -> AsyncDieselOutboxBuilder<B> {
         AsyncDieselOutboxBuilder {
             options: OutboxOptions::default(),
+            wal: false,
             backend: PhantomData,
         }
     }
 
-    /// Validates, encodes and inserts `event` on `conn` (inside your `conn.transaction`).
-    /// Returns the event's id (`ce_id`).
+    /// Validates, encodes and inserts `event` on `conn` (inside your `conn.transaction`), or
+    /// in WAL mode emits it as a logical message there. Returns the event's id (`ce_id`).
     ///
     /// # Errors
     ///

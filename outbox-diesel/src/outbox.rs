@@ -63,24 +63,45 @@ impl<B: DieselBackend> fmt::Debug for DieselOutbox<B> {
 #[derive(Debug)]
 pub struct DieselOutboxBuilder<B> {
     options: OutboxOptions,
+    wal: bool,
     backend: PhantomData<fn() -> B>,
 }
 
 impl<B: DieselBackend> DieselOutboxBuilder<B> {
     outbox_core::outbox_builder_setters!(options);
 
-    /// Migrates (unless turned off) and registers every event type on `conn`.
+    /// WAL mode (PostgreSQL): `publish` emits each event as a transactional logical message
+    /// (`pg_logical_emit_message(true, prefix, envelope)`) in the caller's transaction instead
+    /// of inserting a row; the relay reads it from its replication slot (`source = "wal"`).
+    /// A rolled-back transaction emits nothing. The same statements as `outbox-sqlx`'s.
+    ///
+    /// # Errors
+    ///
+    /// [`build`](Self::build) fails with [`Error::WalSlot`] unless the slot recorded at
+    /// `outbox-relay migrate` (with `source = "wal"`) still exists on this cluster: a message
+    /// emitted while no slot exists would be lost for good, and a slot that is gone is never
+    /// re-created. On MySQL and SQLite it fails with [`Error::InvalidConfig`] before anything
+    /// is written.
+    #[must_use]
+    pub fn wal(mut self, enabled: bool) -> Self {
+        self.wal = enabled;
+        self
+    }
+
+    /// Migrates (unless turned off), checks WAL mode's slot (with [`wal`](Self::wal)) and
+    /// registers every event type on `conn`.
     ///
     /// # Errors
     ///
     /// [`Error::IncompatibleSchema`] listing every incompatibility; [`Error::InvalidSchema`];
     /// [`Error::InvalidConfig`] for `auto_register` (a diesel outbox has no connection of its
-    /// own to register on later: register every type here); [`Error::Store`].
+    /// own to register on later: register every type here) and for WAL mode off PostgreSQL;
+    /// [`Error::WalSlot`] in WAL mode without the relay's slot; [`Error::Store`].
     pub fn build<C: OutboxConnection<Backend = B>>(
         self,
         conn: &mut C,
     ) -> Result<DieselOutbox<B>, Error> {
-        let writer = Writer::new(B::DIALECT, self.options)?;
+        let writer = Writer::new(B::DIALECT, self.options, self.wal)?;
         // Diesel's store answers at once; a remote registry's HTTP call runs off any async
         // runtime (see `RemoteSchemaStore`), so parking this thread until it answers is safe
         // on a plain thread and inside `tokio::task::spawn_blocking` alike.
@@ -97,12 +118,13 @@ impl<B: DieselBackend> DieselOutbox<B> {
     pub fn builder() -> DieselOutboxBuilder<B> {
         DieselOutboxBuilder {
             options: OutboxOptions::default(),
+            wal: false,
             backend: PhantomData,
         }
     }
 
-    /// Validates, encodes and inserts `event` on `conn` (inside your `conn.transaction`).
-    /// Returns the event's id (`ce_id`).
+    /// Validates, encodes and inserts `event` on `conn` (inside your `conn.transaction`), or
+    /// in WAL mode emits it as a logical message there. Returns the event's id (`ce_id`).
     ///
     /// # Errors
     ///

@@ -1,13 +1,14 @@
-//! What the blocking and the async diesel outbox share: the start-up (migrations, then every
-//! event type registered through `outbox-core`'s one registry and schema store) and the
-//! statements a publish runs. Only running them differs between the two.
+//! What the blocking and the async diesel outbox share: the start-up (migrations, WAL mode's
+//! slot check, then every event type registered through `outbox-core`'s one registry and
+//! schema store) and the statements a publish runs. Only running them differs between the two.
 
 use std::sync::Arc;
 
 use outbox_core::publish::{Codecs, OutboxOptions};
 use outbox_core::registry::{EitherStore, Registry, RemoteSchemaStore, SqlSchemaStore};
 use outbox_core::sql::SqlPool;
-use outbox_core::table::{Dialect, SqlValue, Statements};
+use outbox_core::table::{Dialect, PublishTarget, SqlValue, Statements};
+use outbox_core::wal::WalStatements;
 use outbox_core::{Error, Event, Result};
 use uuid::Uuid;
 
@@ -16,6 +17,8 @@ use uuid::Uuid;
 pub(crate) struct Writer {
     pub(crate) stmts: Arc<Statements>,
     pub(crate) codecs: Codecs,
+    /// Rows in the events table, or (WAL mode) logical messages.
+    target: PublishTarget,
 }
 
 /// The statements one publish runs, in order, each with the operation its error names.
@@ -25,13 +28,13 @@ pub(crate) struct Inserts {
 }
 
 impl Writer {
-    /// A writer for `dialect` with `options`.
+    /// A writer for `dialect` with `options`, publishing as logical messages when `wal`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for `auto_register`: a diesel outbox has no connection of its
-    /// own to register on later.
-    pub(crate) fn new(dialect: Dialect, options: OutboxOptions) -> Result<Self> {
+    /// [`Error::InvalidConfig`] for `auto_register` (a diesel outbox has no connection of its
+    /// own to register on later) and for `wal` on MySQL or SQLite.
+    pub(crate) fn new(dialect: Dialect, options: OutboxOptions, wal: bool) -> Result<Self> {
         if options.auto_register {
             return Err(Error::InvalidConfig {
                 key: "auto_register".to_owned(),
@@ -39,17 +42,31 @@ impl Writer {
                     .to_owned(),
             });
         }
+        let target = if wal {
+            PublishTarget::Wal(WalStatements::new(dialect, &options.table_names)?)
+        } else {
+            PublishTarget::Table {
+                notify: options.notify_relay,
+            }
+        };
         Ok(Self {
             stmts: Arc::new(Statements::new(dialect, &options.table_names)),
             codecs: Codecs::new(options),
+            target,
         })
     }
 
-    /// Migrates (unless turned off), then registers every event type, on `pool`.
+    /// Migrates (unless turned off), checks WAL mode's slot, then registers every event
+    /// type, on `pool`.
     pub(crate) async fn start<P: SqlPool>(&self, pool: P) -> Result<()> {
         let options = self.codecs.options();
         if options.run_migrations {
             outbox_core::sql::migrate(&pool, &self.stmts.migrations).await?;
+        }
+        if let PublishTarget::Wal(wal) = &self.target {
+            // A message emitted while no slot exists is lost for good: refuse to start.
+            let mut conn = pool.acquire().await?;
+            outbox_core::wal::check_wal_slot(&mut conn, wal).await?;
         }
         if options.event_types.is_empty() {
             return Ok(());
@@ -75,11 +92,13 @@ impl Writer {
     }
 
     /// Validates and encodes `events` (all or nothing, before any SQL runs) into the
-    /// statements that insert them, plus the relays' NOTIFY when asked for.
+    /// statements that publish them: `outbox-core`'s [`Statements::publish_to`] list (the
+    /// inserts plus the relays' NOTIFY when asked for, or WAL mode's logical messages).
     ///
     /// # Errors
     ///
-    /// [`Error::UnregisteredEvent`], [`Error::SchemaViolation`], [`Error::PayloadTooLarge`].
+    /// [`Error::UnregisteredEvent`], [`Error::SchemaViolation`], [`Error::PayloadTooLarge`],
+    /// [`Error::SchemaIdOutOfRange`].
     pub(crate) fn inserts<E: Event + 'static>(
         &self,
         events: &[E],
@@ -92,9 +111,10 @@ impl Writer {
         let rows = Codecs::rows(&codec, events, headers)?;
         let statements = self
             .stmts
-            .publish(&rows, self.codecs.options().notify_relay)
-            .map(|s| s.map(|s| (s.operation, s.sql.into_owned(), s.params)))
-            .collect::<Result<Vec<_>>>()?;
+            .publish_to(&self.target, &rows)?
+            .into_iter()
+            .map(|s| (s.operation, s.sql.into_owned(), s.params))
+            .collect();
         Ok(Inserts {
             statements,
             ids: rows.iter().map(|r| r.event_id).collect(),
