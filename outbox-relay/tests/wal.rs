@@ -1,7 +1,8 @@
 //! WAL mode end to end on PostgreSQL and the test broker: committed events reach Kafka in
 //! commit order (a late commit after an earlier one), rolled-back ones never, a malformed
 //! envelope is dead-lettered while the rest flows, the confirmed LSN passes what was
-//! acknowledged, a restart resumes after it, and a standby takes the slot over.
+//! acknowledged, a restart resumes after it, a standby takes the slot over, and an envelope
+//! with a negative or out-of-range schema id is dead-lettered while the rest flows.
 
 mod common;
 
@@ -314,5 +315,116 @@ async fn wal_relay_end_to_end() {
         status.contains(&wal.slot) && status.contains("wal lag:"),
         "{status}"
     );
+    clean_up(&pool, &names).await;
+}
+
+/// An envelope of `row` (stored without a schema id) whose schema id field holds `field`
+/// instead: what a writer that bypassed the library, or a corrupted message, could carry.
+fn with_schema_id_field(row: &outbox_core::NewOutboxRow, field: &[u8]) -> Vec<u8> {
+    let plain = outbox_core::wal::encode_envelope(row, 0).expect("envelope");
+    let key = row.event_key.as_deref().unwrap_or_default();
+    // version, event_id, created_at, topic, key flag, key, event_type (see the layout).
+    let at = 1 + 16 + 8 + (4 + row.topic.len()) + 5 + (4 + key.len()) + (4 + row.event_type.len());
+    assert_eq!(plain[at..at + 4], [0, 0, 0, 0], "an absent schema id");
+    let len = u32::try_from(field.len()).expect("short").to_be_bytes();
+    [&plain[..at], &len, field, &plain[at + 4..]].concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_schema_id_is_dead_lettered_while_the_rest_flows() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let Some(bootstrap) = broker() else { return };
+    let Some((pool, url)) = common::postgres().await else {
+        return;
+    };
+    create_topic(&bootstrap).await;
+    let names = common::fresh_names();
+    let mut config = common::config(&url, &bootstrap, &names, "");
+    config.source = EventSource::Wal;
+    outbox_relay::commands::migrate(&pool, &config)
+        .await
+        .expect("migrate creates the slot");
+    let wal = WalNames::new(&names);
+    let outbox = outbox_sqlx::Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<WalOrder>()
+        .wal(true)
+        .build()
+        .await
+        .expect("wal outbox");
+    let publish = async |events: &[WalOrder]| {
+        let mut tx = pool.begin().await.expect("begin");
+        let ids = outbox.publish_all(&mut *tx, events).await.expect("publish");
+        tx.commit().await.expect("commit");
+        ids
+    };
+
+    let before = publish(&[order(1, 1), order(2, 1)]).await;
+    let row = |key: &str| outbox_core::NewOutboxRow {
+        event_id: Uuid::now_v7(),
+        topic: TOPIC.to_owned(),
+        event_key: Some(key.as_bytes().to_vec()),
+        event_type: "com.acme.wal.WalOrder".to_owned(),
+        schema_id: None,
+        content_type: "application/avro".to_owned(),
+        payload: vec![0, 0, 0, 0, 1, 2],
+        headers: Vec::new(),
+    };
+    // A negative id (the column form, i32), and an id past 32 bits (an 8-byte field).
+    let negative = with_schema_id_field(&row("1"), &(-5_i32).to_be_bytes());
+    let too_wide = with_schema_id_field(&row("2"), &(1_i64 << 40).to_be_bytes());
+    for envelope in [&negative, &too_wide] {
+        sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
+            .bind(&wal.message_prefix)
+            .bind(envelope)
+            .execute(&pool)
+            .await
+            .expect("hand-made message");
+    }
+    let after = publish(&[order(1, 2), order(2, 2), order(3, 1)]).await;
+    let end = current_lsn(&pool).await;
+
+    let relay = start(&config);
+    let good: Vec<Uuid> = before.iter().chain(&after).copied().collect();
+    let got = received_ids(&bootstrap, &good.iter().copied().collect());
+    let mut first = Vec::new();
+    for (_, id) in &got {
+        if !first.contains(id) {
+            first.push(*id);
+        }
+    }
+    assert_eq!(first, good, "every good event, in commit order");
+    wait_until(
+        "the confirmed LSN to pass the bad messages (the slot is not stuck)",
+        Duration::from_secs(15),
+        async || confirmed_past(&pool, &wal.slot, &end).await,
+    )
+    .await;
+    let dead: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT error, payload FROM {} ORDER BY id",
+        names.qualified(
+            outbox_core::table::Dialect::Postgres,
+            outbox_core::table::Table::DeadLetters
+        )
+    )))
+    .fetch_all(&pool)
+    .await
+    .expect("dead letters");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(
+        dead[0].0.contains("malformed wal envelope") && dead[0].0.contains("schema_id: negative"),
+        "{}",
+        dead[0].0
+    );
+    assert_eq!(dead[0].1, negative, "the envelope kept as the payload");
+    assert!(
+        dead[1].0.contains("malformed wal envelope") && dead[1].0.contains("schema_id"),
+        "{}",
+        dead[1].0
+    );
+    assert_eq!(dead[1].1, too_wide);
+    let summary = relay.stop().await;
+    assert_eq!(summary.published, 5, "{summary:?}");
+    assert_eq!(summary.dead_lettered, 2, "{summary:?}");
     clean_up(&pool, &names).await;
 }
