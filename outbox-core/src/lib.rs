@@ -23,6 +23,8 @@
 //!   conformance suite.
 //! - [`publish`]: what the writers share: options ([`publish::OutboxOptions`]) and their
 //!   builder setters, event types, codecs.
+//! - [`wal`]: WAL mode (PostgreSQL): the envelope of a logical message, the slot's names, and
+//!   [`wal::WalStatements`], the slot check and emit statement every writer runs.
 //! - [`NewOutboxRow`]: the row a writer inserts.
 //! - [`Error`]: one error type; [`Error::kind`] tells retryable from permanent.
 //!

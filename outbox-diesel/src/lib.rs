@@ -8,6 +8,10 @@
 //!   (`AsyncPgConnection`, `AsyncMysqlConnection`, pooled by bb8 or deadpool):
 //!   `build(&mut conn).await`, then `outbox.publish(conn, &event).await` inside
 //!   `conn.transaction(async |conn| { ... })`.
+//! - WAL mode (PostgreSQL): `.wal(true)` on either builder emits each event as a transactional
+//!   logical message for the relay's replication slot (`source = "wal"`) instead of inserting
+//!   a row, with `outbox-sqlx`'s statements and rules: `build` refuses without the slot
+//!   `outbox-relay migrate` recorded, and on MySQL or SQLite.
 //! - [`migrate`]: the table contract's migrations; the same DDL ships as SQL files for the
 //!   diesel CLI under `migrations/<dialect>/`.
 //!

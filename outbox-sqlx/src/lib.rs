@@ -3,6 +3,8 @@
 //!
 //! - [`Outbox`]: built once at start-up (migrates the tables, registers the event types and
 //!   checks their compatibility), then `publish(&mut *tx, &event)` inside your transaction.
+//!   With [`OutboxBuilder::wal`] (PostgreSQL), events are emitted as transactional logical
+//!   messages for the relay's replication slot instead of inserted.
 //! - [`migrate`]: the table contract's migrations, safe to run from several processes.
 //! - [`SqlxSchemaStore`]: the embedded schema registry's tables.
 //! - [`SqlxRelayStore`]: what the relay claims, acknowledges and dead-letters through.
