@@ -67,7 +67,10 @@ fn assert_envelopes(records: &[OutboxRecord], published: &[(Uuid, usize)]) {
     let schema = <OrderPlaced as outbox_core::Event>::schema().expect("schema");
     for (record, (_, n)) in records.iter().zip(published) {
         assert_eq!(record.topic, "orders");
-        assert_eq!(record.event_key.as_deref(), Some(format!("order-{n}").as_bytes()));
+        assert_eq!(
+            record.event_key.as_deref(),
+            Some(format!("order-{n}").as_bytes())
+        );
         assert_eq!(record.event_type, "com.acme.orders.OrderPlaced");
         assert_eq!(record.content_type, "application/avro");
         let id = record.schema_id.expect("a registered schema id");
@@ -166,7 +169,10 @@ async fn blocking_diesel_publishes_to_the_slot_only_with_the_slot() {
             .wal(true)
             .build(conn)
     };
-    assert_refused(&build(&mut conn).expect_err("no slot yet"), "no slot recorded");
+    assert_refused(
+        &build(&mut conn).expect_err("no slot yet"),
+        "no slot recorded",
+    );
     outbox_sqlx::postgres::create_wal_slot(&pool, &names)
         .await
         .expect("create slot");
