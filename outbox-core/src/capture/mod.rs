@@ -27,7 +27,7 @@ pub use trigger::{
 pub(crate) use trigger::{hex_source, key_sql, payload_sql, qualified, row_json, uuid_v7};
 
 use crate::sql::{Query, Statement};
-use crate::table::{Dialect, Identifier, Table, TableNames};
+use crate::table::{Dialect, Identifier, SqlValue, Table, TableNames};
 
 /// The content type of a captured row's payload: the change event as JSON, to be encoded
 /// by the relay with the row's schema id.
@@ -43,8 +43,8 @@ pub struct CaptureStatements {
     pub dialect: Dialect,
     /// A table's columns in table order: (table) -> [`SourceColumn`] rows (name text,
     /// data_type text, nullable i64, comment text, primary-key position i64, 0 when not in
-    /// the key). On PostgreSQL the parameter is the quoted, qualified name
-    /// ([`columns_param`](Self::columns_param)).
+    /// the key), in one query whatever the width; its parameters are
+    /// [`columns_params`](Self::columns_params).
     pub select_columns: Query<SourceColumn>,
     /// Every capture, by table name: () -> [`CaptureRow`].
     pub select_captures: Query<CaptureRow>,
@@ -65,29 +65,38 @@ impl CaptureStatements {
         let captures = names.qualified(dialect, Table::Captures);
         let p = |n| dialect.placeholder(n);
         let select_columns = match dialect {
+            // One query whatever the width: the key positions are joined, not looked up
+            // per column.
             Dialect::Postgres => format!(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
                  CASE WHEN a.attnotnull THEN 0 ELSE 1 END::bigint, \
                  COALESCE(col_description(a.attrelid, a.attnum), ''), \
-                 COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(att, n) \
-                   WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.att = a.attnum), 0)::bigint \
-                 FROM pg_attribute a WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 \
+                 COALESCE(k.n, 0)::bigint \
+                 FROM pg_attribute a LEFT JOIN (SELECT u.att, u.n FROM pg_index i, \
+                 unnest(i.indkey) WITH ORDINALITY AS u(att, n) \
+                 WHERE i.indrelid = to_regclass({p1}) AND i.indisprimary) k ON k.att = a.attnum \
+                 WHERE a.attrelid = to_regclass({p1}) AND a.attnum > 0 \
                  AND NOT a.attisdropped ORDER BY a.attnum",
-                p(1)
+                p1 = p(1)
             ),
             Dialect::MySql => {
                 let schema = names
                     .schema()
                     .map_or_else(|| "DATABASE()".to_owned(), |s| format!("'{s}'"));
+                // One query whatever the width (a lookup per column took minutes at 1,000
+                // columns on MariaDB). The key positions are a derived table of their own,
+                // materialized (GROUP BY) so its constant schema and table name restrict
+                // information_schema to the one table instead of every database's.
                 format!(
                     "SELECT CAST(c.column_name AS CHAR), CAST(c.column_type AS CHAR), \
                      CAST(CASE WHEN c.is_nullable = 'YES' THEN 1 ELSE 0 END AS SIGNED), \
                      CAST(COALESCE(c.column_comment, '') AS CHAR), \
-                     CAST(COALESCE((SELECT k.ordinal_position FROM information_schema.key_column_usage k \
-                       WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name \
-                       AND k.column_name = c.column_name AND k.constraint_name = 'PRIMARY'), 0) AS SIGNED) \
-                     FROM information_schema.columns c WHERE c.table_schema = {schema} \
-                     AND c.table_name = ? ORDER BY c.ordinal_position"
+                     CAST(COALESCE(k.ordinal_position, 0) AS SIGNED) \
+                     FROM information_schema.columns c LEFT JOIN \
+                     (SELECT column_name, ordinal_position FROM information_schema.key_column_usage \
+                     WHERE table_schema = {schema} AND table_name = ? AND constraint_name = 'PRIMARY' \
+                     GROUP BY column_name, ordinal_position) k ON k.column_name = c.column_name \
+                     WHERE c.table_schema = {schema} AND c.table_name = ? ORDER BY c.ordinal_position"
                 )
             }
             Dialect::Sqlite => {
@@ -122,11 +131,18 @@ impl CaptureStatements {
         }
     }
 
-    /// The parameter of [`select_columns`](Self::select_columns) for `table`.
-    pub fn columns_param(&self, names: &TableNames, table: &Identifier) -> String {
+    /// The parameters of [`select_columns`](Self::select_columns) for `table`: on PostgreSQL
+    /// the quoted, qualified name; on MySQL the name twice (the key positions and the
+    /// columns); on SQLite the name.
+    pub fn columns_params(&self, names: &TableNames, table: &Identifier) -> Vec<SqlValue> {
         match self.dialect {
-            Dialect::Postgres => trigger::qualified(self.dialect, names, table),
-            Dialect::MySql | Dialect::Sqlite => table.to_string(),
+            Dialect::Postgres => vec![SqlValue::Text(trigger::qualified(
+                self.dialect,
+                names,
+                table,
+            ))],
+            Dialect::MySql => vec![SqlValue::Text(table.to_string()); 2],
+            Dialect::Sqlite => vec![SqlValue::Text(table.to_string())],
         }
     }
 }

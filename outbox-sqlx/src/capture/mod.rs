@@ -249,13 +249,9 @@ async fn columns<C: SqlConnection>(
     names: &TableNames,
     table: &Identifier,
 ) -> Result<Vec<SourceColumn>> {
-    let param = SqlValue::Text(stmts.columns_param(names, table));
-    conn.fetch(
-        "capture: introspect table",
-        &stmts.select_columns,
-        vec![param],
-    )
-    .await
+    let params = stmts.columns_params(names, table);
+    conn.fetch("capture: introspect table", &stmts.select_columns, params)
+        .await
 }
 
 /// Runs `statements` in order (DDL of the outbox's own: triggers, functions, the guard).
