@@ -238,7 +238,7 @@ impl<'a> Converter<'a> {
         path: &mut Vec<String>,
     ) -> Result<Value, String> {
         let Json::Object(values) = v else {
-            return Err(format!("expected an object, found {}", kind_of(v)));
+            return Err(format!("expected an object, found {}", found(v)));
         };
         let fields = obj
             .get("fields")
@@ -271,6 +271,18 @@ fn kind_of(v: &Json) -> &'static str {
     }
 }
 
+/// What `v` is, for an error: a string is quoted (its start), as a trigger writes what Avro
+/// cannot hold (`infinity`, a row too large) as text saying so.
+fn found(v: &Json) -> String {
+    match v {
+        Json::String(s) if s.chars().count() > 80 => {
+            format!("the string {:?}...", s.chars().take(80).collect::<String>())
+        }
+        Json::String(s) => format!("the string {s:?}"),
+        other => kind_of(other).to_owned(),
+    }
+}
+
 /// A primitive (with its logical type, from `attrs`) read from JSON; `None` if `name` is not
 /// a primitive type.
 fn primitive(
@@ -281,7 +293,7 @@ fn primitive(
     let logical = attrs
         .and_then(|a| a.get("logicalType"))
         .and_then(Json::as_str);
-    let wrong = |expected: &str| format!("expected {expected}, found {}", kind_of(v));
+    let wrong = |expected: &str| format!("expected {expected}, found {}", found(v));
     let integer = || v.as_i64().ok_or_else(|| wrong("an integer"));
     Ok(Some(match name {
         "null" if v.is_null() => Value::Null,

@@ -14,17 +14,21 @@
 //! `op = r` or `u`.
 
 mod column;
+mod ddl;
+mod guard;
 mod image;
 mod plan;
+mod server;
 mod trigger;
 
 pub use column::{ColumnKind, MAX_DECIMAL_PRECISION, SourceColumn, column_kind};
+pub use ddl::check_migrate_ddl;
+pub use guard::{MIGRATE_SETTING, guard_statements, unguard_statements};
 pub use image::encode_image;
 pub use plan::{CapturePlan, CaptureSpec, CapturedField};
-pub use trigger::{
-    MIGRATE_SETTING, guard_statements, install_statements, remove_statements, unguard_statements,
-};
+pub use server::{MIN_MARIADB, check_mysql_server};
 pub(crate) use trigger::{hex_source, key_sql, payload_sql, qualified, row_json, uuid_v7};
+pub use trigger::{install_statements, remove_statements};
 
 use crate::sql::{Query, Statement};
 use crate::table::{Dialect, Identifier, SqlValue, Table, TableNames};

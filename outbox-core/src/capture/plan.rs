@@ -95,7 +95,8 @@ impl CapturePlan {
     /// [`Error::CaptureRefused`] for a table with no columns (it does not exist), a column
     /// named in the spec that the table lacks, an empty column list, a column type with no
     /// Avro mapping (naming the column), no primary key and no `key`, an invalid topic or
-    /// field name; [`Error::InvalidIdentifier`] for an unsafe table or column name.
+    /// field name, a column name that is not a safe identifier; [`Error::InvalidIdentifier`]
+    /// for an unsafe table name.
     pub fn derive(dialect: Dialect, spec: &CaptureSpec, columns: &[SourceColumn]) -> Result<Self> {
         Self::derive_checked(dialect, spec, columns, true)
     }
@@ -153,7 +154,18 @@ impl CapturePlan {
                 && !spec.exclude.contains(&c.name)
         };
         let field = |c: &SourceColumn| -> Result<CapturedField> {
-            let column = Identifier::new(&c.name)?;
+            // Quoting would carry any name into SQL, but a trigger built from one the
+            // identifier check refuses is not worth the risk: refused, naming the column.
+            let column = Identifier::new(&c.name).map_err(|e| match e {
+                Error::InvalidIdentifier { reason, .. } => refused(
+                    name,
+                    format!(
+                        "column {:?} {reason}; leave it out (--exclude) to capture the rest",
+                        c.name
+                    ),
+                ),
+                other => other,
+            })?;
             let kind = column_kind(dialect, &c.data_type)
                 .map_err(|reason| refused(name, format!("column {}: {reason}", c.name)))?;
             let renamed = spec.renames.iter().find(|(old, _)| *old == c.name);

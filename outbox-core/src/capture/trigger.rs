@@ -21,11 +21,28 @@ const OPS: [(&str, &str, &str); 3] = [
 
 /// The name of a capture's trigger (PostgreSQL: also its function) for `table`; on MySQL and
 /// SQLite `suffix` tells the three apart.
+/// A name too long for an identifier keeps its start and ends with a hash of the whole, so a
+/// table whose name has the greatest length the database allows is captured too, and two
+/// long names never share a trigger.
 fn trigger_name(names: &TableNames, table: &Identifier, suffix: &str) -> Result<Identifier> {
     let prefix = names.name(Table::Events);
     let prefix = prefix.as_str().trim_end_matches("_events");
-    Identifier::new(&format!("{prefix}_capture_{table}{suffix}"))
+    let full = format!("{prefix}_capture_{table}");
+    if full.len() + suffix.len() <= MAX_NAME {
+        return Identifier::new(&format!("{full}{suffix}"));
+    }
+    // FNV-1a: stable across builds and versions, as `capture remove` must find the name again.
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let hash = format!("{:08x}", hash & 0xffff_ffff);
+    let keep = MAX_NAME.saturating_sub(suffix.len() + 1 + hash.len());
+    // ASCII (an identifier), so any byte index is a character boundary.
+    Identifier::new(&format!("{}_{hash}{suffix}", &full[..keep.min(full.len())]))
 }
+
+/// The longest trigger or function name: PostgreSQL's identifier limit (MySQL's is 64).
+const MAX_NAME: usize = 63;
 
 /// The statements that install (or replace) the triggers of `plan`, writing rows with
 /// `schema_id`; run in order, in one transaction where the dialect allows (PostgreSQL,
@@ -92,7 +109,12 @@ pub fn install_statements(
                 };
                 let key = key_sql(dialect, plan, r);
                 let (uuid, from) = (uuid_v7(dialect, "h"), uuid_source(dialect));
-                let payload = payload_sql(dialect, &format!("'{op}'"), &b, &a);
+                let op_sql = format!("'{op}'");
+                let payload = payload_sql(dialect, &op_sql, &b, &a);
+                let payload = match dialect {
+                    Dialect::MySql => mysql_payload(&plan.fields, op, &payload),
+                    _ => payload,
+                };
                 let insert = format!(
                     "INSERT INTO {events} ({columns}) SELECT {uuid}, {topic}, {key}, {event_type}, \
                      {schema_id}, {ct}, {payload} FROM {from}"
@@ -209,11 +231,15 @@ fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
     match (dialect, kind) {
         (Dialect::Postgres, K::Decimal { .. } | K::Json) => format!("{x}::text"),
         (Dialect::Postgres, K::Bytes) => format!("encode({x}, 'hex')"),
-        (Dialect::Postgres, K::Date) => {
-            format!("CASE WHEN isfinite({x}) THEN {x} - DATE '1970-01-01' END")
-        }
+        // A value Avro cannot hold (infinity; a timestamp past 294247, whose microseconds
+        // overflow a bigint and would fail the application's write) is written as its text,
+        // which the relay refuses with the field named: dead-lettered, never made NULL.
+        (Dialect::Postgres, K::Date) => format!(
+            "CASE WHEN isfinite({x}) THEN to_json({x} - DATE '1970-01-01') ELSE to_json({x}::text) END"
+        ),
         (Dialect::Postgres, K::Timestamp | K::LocalTimestamp) => format!(
-            "CASE WHEN isfinite({x}) THEN floor(extract(epoch FROM {x}) * 1000000)::bigint END"
+            "CASE WHEN isfinite({x}) AND extract(epoch FROM {x}) < 9223372036854 \
+             THEN to_json(floor(extract(epoch FROM {x}) * 1000000)::bigint) ELSE to_json({x}::text) END"
         ),
         (Dialect::Postgres, K::Time) => format!("floor(extract(epoch FROM {x}) * 1000000)::bigint"),
         (Dialect::MySql, K::Decimal { .. } | K::Json) => format!("CAST({x} AS CHAR)"),
@@ -224,6 +250,11 @@ fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
         }
         (Dialect::MySql, K::Timestamp) => format!("CAST(UNIX_TIMESTAMP({x}) * 1000000 AS SIGNED)"),
         (Dialect::Sqlite, K::Decimal { .. }) => format!("CAST({x} AS TEXT)"),
+        // SQLite writes an infinite REAL into JSON as `Inf` (not JSON at all): spelled as the
+        // relay reads infinities instead, so one value never spoils the whole image.
+        (Dialect::Sqlite, K::Double | K::Float) => format!(
+            "CASE WHEN {x} = 9e999 THEN 'Infinity' WHEN {x} = -9e999 THEN '-Infinity' ELSE {x} END"
+        ),
         (Dialect::Sqlite, K::Bytes) => format!("CASE WHEN {x} IS NULL THEN NULL ELSE hex({x}) END"),
         (Dialect::Sqlite, K::Date) => format!("CAST(julianday({x}) - 2440587.5 AS INTEGER)"),
         (Dialect::Sqlite, K::Timestamp | K::LocalTimestamp) => {
@@ -231,6 +262,45 @@ fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
         }
         _ => x.to_owned(),
     }
+}
+
+/// MySQL/MariaDB: the change event, unless its values are so large that `JSON_OBJECT` would
+/// pass `max_allowed_packet` (its result is capped there, and the error would fail the
+/// application's write): then a row the relay dead-letters, saying why in `before` and
+/// `after`. An eighth of the packet leaves room for JSON escapes and is past Kafka's 1 MiB.
+fn mysql_payload(fields: &[CapturedField], op: &str, payload: &str) -> String {
+    let rows: &[&str] = match op {
+        "c" => &["NEW"],
+        "u" => &["OLD", "NEW"],
+        _ => &["OLD"],
+    };
+    let size: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            fields.iter().map(move |f| {
+                format!(
+                    "COALESCE(LENGTH({r}.{}), 0)",
+                    Dialect::MySql.quote(&f.column)
+                )
+            })
+        })
+        .collect();
+    let too_large = "'the row is too large to capture: its values pass max_allowed_packet / 8'";
+    let refused = payload_sql(Dialect::MySql, &format!("'{op}'"), too_large, too_large);
+    format!(
+        "IF({} < @@max_allowed_packet DIV 8, {payload}, {refused})",
+        balanced_sum(&size)
+    )
+}
+
+/// `terms` added in a balanced tree: a chain of a thousand `+` overruns MariaDB's thread
+/// stack when the trigger runs.
+fn balanced_sum(terms: &[String]) -> String {
+    if terms.len() <= 16 {
+        return format!("({})", terms.join(" + "));
+    }
+    let (left, right) = terms.split_at(terms.len() / 2);
+    format!("({} + {})", balanced_sum(left), balanced_sum(right))
 }
 
 /// Microseconds since the epoch, now.
@@ -312,68 +382,4 @@ fn uuid_source(dialect: Dialect) -> String {
         Dialect::Postgres => "(SELECT 1) AS u".to_owned(),
         Dialect::MySql | Dialect::Sqlite => format!("(SELECT {} AS h) AS u", hex_source(dialect)),
     }
-}
-
-/// The setting `capture migrate` turns on (for its transaction) so the DDL guard lets its
-/// own DDL through.
-pub const MIGRATE_SETTING: &str = "outbox.capture_migrate";
-
-/// PostgreSQL: an event trigger that refuses `ALTER TABLE` of a captured table unless it
-/// comes through `capture migrate`, so DDL cannot bypass the compatibility check. Event
-/// triggers are database-wide and need a superuser; the function does nothing once the
-/// captures table is gone. It runs as its owner (`SECURITY DEFINER`, with the installer's
-/// `search_path`, which resolved the captured tables' names): every role's `ALTER TABLE`
-/// fires it, and a role without rights on the captures table must not have its own DDL
-/// refused for that.
-pub fn guard_statements(names: &TableNames) -> Result<Vec<String>> {
-    let dialect = Dialect::Postgres;
-    let prefix = names.name(Table::Events);
-    let prefix = prefix.as_str().trim_end_matches("_events");
-    let name = Identifier::new(&format!("{prefix}_capture_guard"))?;
-    let function = qualified(dialect, names, &name);
-    let captures = names.qualified(dialect, Table::Captures);
-    let captures_literal = captures.replace('\'', "''");
-    let regclass = match names.schema() {
-        Some(schema) => format!("to_regclass(format('%I.%I', '{schema}', k.table_name))"),
-        None => "to_regclass(quote_ident(k.table_name))".to_owned(),
-    };
-    Ok(vec![
-        format!(
-            "CREATE OR REPLACE FUNCTION {function}() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $outbox$\n\
-             DECLARE c record; hit text;\n\
-             BEGIN\n\
-             IF current_setting('{MIGRATE_SETTING}', true) = 'on' OR to_regclass('{captures_literal}') IS NULL THEN RETURN; END IF;\n\
-             FOR c IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP\n\
-             BEGIN\n\
-             EXECUTE 'SELECT k.table_name FROM {captures_literal} k WHERE {regclass_sql} = $1' INTO hit USING c.objid;\n\
-             EXCEPTION WHEN undefined_table THEN RETURN; -- dropped meanwhile: nothing is captured\n\
-             END;\n\
-             IF hit IS NOT NULL THEN\n\
-             RAISE EXCEPTION 'table % is captured by the outbox: change it with outbox-relay capture migrate', hit;\n\
-             END IF;\n\
-             END LOOP;\n\
-             END $outbox$",
-            regclass_sql = regclass.replace('\'', "''"),
-        ),
-        format!("DROP EVENT TRIGGER IF EXISTS {}", dialect.quote(&name)),
-        format!(
-            "CREATE EVENT TRIGGER {} ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION {function}()",
-            dialect.quote(&name)
-        ),
-    ])
-}
-
-/// PostgreSQL: removes the DDL guard (once no table is captured).
-pub fn unguard_statements(names: &TableNames) -> Result<Vec<String>> {
-    let dialect = Dialect::Postgres;
-    let prefix = names.name(Table::Events);
-    let prefix = prefix.as_str().trim_end_matches("_events");
-    let name = Identifier::new(&format!("{prefix}_capture_guard"))?;
-    Ok(vec![
-        format!("DROP EVENT TRIGGER IF EXISTS {}", dialect.quote(&name)),
-        format!(
-            "DROP FUNCTION IF EXISTS {}()",
-            qualified(dialect, names, &name)
-        ),
-    ])
 }

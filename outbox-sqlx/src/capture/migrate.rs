@@ -12,8 +12,8 @@
 //!   write still fires the old trigger, which writes the old schema's rows.
 
 use outbox_core::capture::{
-    CapturePlan, CaptureStatements, MAX_DDL_BYTES, SourceColumn, install_statements,
-    remove_statements,
+    CapturePlan, CaptureStatements, MAX_DDL_BYTES, SourceColumn, check_migrate_ddl,
+    install_statements, remove_statements,
 };
 use outbox_core::registry::{Registry, SchemaStore};
 use outbox_core::sql::{Query, SqlConnection, SqlPool, SqlTransaction, Statement};
@@ -41,7 +41,8 @@ impl<DB: OutboxDatabase> Capture<DB> {
     ///
     /// - [`Error::IncompatibleSchema`] listing the incompatibilities (nothing changed);
     /// - [`Error::CaptureRefused`] for a table that is not captured, an empty DDL or one over
-    ///   [`MAX_DDL_BYTES`], a DDL after which the table cannot be captured (a column of an
+    ///   [`MAX_DDL_BYTES`], a DDL that is not one `ALTER TABLE` of `table`
+    ///   ([`check_migrate_ddl`]), a DDL after which the table cannot be captured (a column of an
     ///   unmapped type, the key dropped), or (MySQL) one naming the database;
     /// - [`Error::Store`] when the DDL itself fails (nothing changed).
     pub async fn migrate<S: SchemaStore>(
@@ -60,6 +61,8 @@ impl<DB: OutboxDatabase> Capture<DB> {
                 format!("the DDL is {} bytes, more than {MAX_DDL_BYTES}", ddl.len()),
             ));
         }
+        check_migrate_ddl(DB::DIALECT, &self.names, &ident, ddl).map_err(|r| refused(table, r))?;
+        self.check_server(table).await?;
         let mut conn = self.pool.acquire().await?;
         let mut info = load(&mut conn, &self.stmts, table)
             .await?

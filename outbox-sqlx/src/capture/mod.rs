@@ -8,11 +8,11 @@ mod migrate;
 use guard::{guard, pass_guard};
 
 use outbox_core::capture::{
-    CapturePlan, CaptureRow, CaptureSpec, CaptureStatements, SourceColumn, install_statements,
-    remove_statements, unguard_statements,
+    CapturePlan, CaptureRow, CaptureSpec, CaptureStatements, SourceColumn, check_mysql_server,
+    install_statements, remove_statements, unguard_statements,
 };
 use outbox_core::registry::{Registry, SchemaStore};
-use outbox_core::sql::{SqlConnection, SqlPool, SqlTransaction, Statement};
+use outbox_core::sql::{Query, SqlConnection, SqlPool, SqlTransaction, Statement};
 use outbox_core::table::{Dialect, Identifier, SqlValue, TableNames};
 use outbox_core::{Error, Result, SchemaId};
 use sqlx::Pool;
@@ -118,13 +118,14 @@ impl<DB: OutboxDatabase> Capture<DB> {
     ///
     /// # Errors
     ///
-    /// [`Error::CaptureRefused`] (see [`CapturePlan::derive`]),
-    /// [`Error::IncompatibleSchema`], [`Error::InvalidIdentifier`], database errors.
+    /// [`Error::CaptureRefused`] (see [`CapturePlan::derive`]; on MySQL, a server without
+    /// `CREATE OR REPLACE TRIGGER`), [`Error::IncompatibleSchema`], [`Error::InvalidIdentifier`], database errors.
     pub async fn add<S: SchemaStore>(
         &self,
         registry: &Registry<S>,
         spec: &CaptureSpec,
     ) -> Result<CaptureInfo> {
+        self.check_server(&spec.table).await?;
         let plan = self.plan(spec).await?;
         let subject = spec.subject();
         let registered = registry.register(&subject, &plan.schema()?).await?;
@@ -149,6 +150,26 @@ impl<DB: OutboxDatabase> Capture<DB> {
             tx.commit().await?;
         }
         Ok(info)
+    }
+
+    /// MySQL family: refuses a server that cannot run captures (MySQL, MariaDB before
+    /// 10.10), naming its version; see [`check_mysql_server`].
+    async fn check_server(&self, table: &str) -> Result<()> {
+        if DB::DIALECT != Dialect::MySql {
+            return Ok(());
+        }
+        let version: Query<String> = Query::new("SELECT CAST(VERSION() AS CHAR)");
+        let mut conn = self.pool.acquire().await?;
+        let version = conn
+            .fetch("capture: server version", &version, vec![])
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        check_mysql_server(&version).map_err(|reason| Error::CaptureRefused {
+            table: table.to_owned(),
+            reason,
+        })
     }
 
     /// Every capture, by table name.

@@ -217,7 +217,7 @@ fn orders_spec(t: &str) -> CaptureSpec {
     }
 }
 
-async fn captured_orders<DB: OutboxDatabase>(pool: &Pool<DB>) -> (Fixture<DB>, String) {
+pub async fn captured_orders<DB: OutboxDatabase>(pool: &Pool<DB>) -> (Fixture<DB>, String) {
     let mut fx = Fixture::new(pool).await;
     let t = fx.table("orders");
     for sql in orders_ddl(DB::DIALECT, &t) {

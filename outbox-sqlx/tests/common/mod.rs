@@ -32,6 +32,7 @@ macro_rules! shared_suite {
 }
 
 pub mod capture;
+pub mod capture_hostile;
 
 /// Declares the capture checks ([`capture`]) on `$pool().await`.
 macro_rules! capture_suite {
@@ -44,6 +45,9 @@ macro_rules! capture_suite {
             capture_rejected_value_names_the_field,
             capture_wide_table,
             upgrade_from_version_2_adds_captures,
+            capture_misused_commands,
+            capture_odd_names,
+            capture_hostile_values,
         );
     };
 }
@@ -83,6 +87,8 @@ pub use capture::{
     capture_rejected_value_names_the_field, capture_wide_table,
     upgrade_from_version_2_adds_captures,
 };
+#[allow(unused_imports)]
+pub use capture_hostile::{capture_hostile_values, capture_misused_commands, capture_odd_names};
 
 use std::sync::Arc;
 
