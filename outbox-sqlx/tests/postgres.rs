@@ -306,3 +306,86 @@ async fn ddl_bypassing_capture_migrate_is_refused() {
     );
     fx.cleanup().await;
 }
+
+/// The guard runs as its installer (SECURITY DEFINER, the installer's search_path): while a
+/// capture is installed, a role that is not a superuser and has no right on the captures
+/// table still creates and alters its own tables in its own schema, and its ALTER of a
+/// captured table it owns is refused as bypassing `capture migrate`, not for lack of rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ddl_guard_lets_another_role_alter_its_own_tables() {
+    use std::str::FromStr;
+
+    let Some(pool) = pool().await else { return };
+    let mut fx = common::capture::Fixture::new(&pool).await;
+    let t = fx.table("owned");
+    let role = format!("{t}_role");
+    let schema = format!("{t}_own");
+    for sql in [
+        format!("CREATE ROLE \"{role}\" LOGIN PASSWORD 'pw' NOSUPERUSER"),
+        format!("CREATE SCHEMA \"{schema}\" AUTHORIZATION \"{role}\""),
+        format!("CREATE TABLE \"{t}\" (id BIGINT PRIMARY KEY)"),
+        format!("ALTER TABLE \"{t}\" OWNER TO \"{role}\""),
+    ] {
+        fx.exec(&sql).await;
+    }
+    fx.capture
+        .add(&fx.registry, &outbox_core::capture::CaptureSpec::new(&t))
+        .await
+        .expect("capture");
+    let url = common::url(
+        "OUTBOX_TEST_PG_URL",
+        "postgres://postgres@localhost:5432/test",
+    );
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .expect("url")
+        .username(&role)
+        .password("pw");
+    let theirs = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connect as the role");
+    let superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&theirs)
+            .await
+            .expect("rolsuper");
+    assert!(!superuser, "the role is not a superuser");
+    for sql in [
+        format!("CREATE TABLE \"{schema}\".mine (id INT PRIMARY KEY)"),
+        format!("ALTER TABLE \"{schema}\".mine ADD COLUMN note TEXT"),
+        format!("ALTER TABLE \"{schema}\".mine RENAME COLUMN note TO memo"),
+        format!("ALTER TABLE \"{schema}\".mine ALTER COLUMN memo SET NOT NULL"),
+    ] {
+        let mut conn = theirs.acquire().await.expect("connection");
+        <Postgres as outbox_sqlx::OutboxDatabase>::run(&mut conn, &sql, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let memo: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = $1 AND column_name = 'memo'",
+    )
+    .bind(&schema)
+    .fetch_one(&theirs)
+    .await
+    .expect("columns");
+    assert_eq!(memo, 1, "the role's DDL applied");
+    let bypass = format!("ALTER TABLE public.\"{t}\" ADD COLUMN x TEXT");
+    let mut conn = theirs.acquire().await.expect("connection");
+    let err = <Postgres as outbox_sqlx::OutboxDatabase>::run(&mut conn, &bypass, vec![])
+        .await
+        .expect_err("the role's ALTER of a captured table is refused");
+    drop(conn);
+    assert!(
+        err.to_string().contains("capture migrate") && !err.to_string().contains("permission"),
+        "{err}"
+    );
+    theirs.close().await;
+    fx.exec(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
+    fx.cleanup().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    let drop_role = format!("DROP ROLE IF EXISTS \"{role}\"");
+    <Postgres as outbox_sqlx::OutboxDatabase>::run(&mut conn, &drop_role, vec![])
+        .await
+        .expect("drop role");
+}
