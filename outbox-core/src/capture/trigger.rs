@@ -242,7 +242,9 @@ fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
              THEN to_json(floor(extract(epoch FROM {x}) * 1000000)::bigint) ELSE to_json({x}::text) END"
         ),
         (Dialect::Postgres, K::Time) => format!("floor(extract(epoch FROM {x}) * 1000000)::bigint"),
-        (Dialect::MySql, K::Decimal { .. } | K::Json) => format!("CAST({x} AS CHAR)"),
+        // MariaDB's JSON is a LONGTEXT (so it is mapped as a string) that JSON_OBJECT would
+        // embed as an object: CAST makes it the string the schema says.
+        (Dialect::MySql, K::Decimal { .. } | K::Json | K::String) => format!("CAST({x} AS CHAR)"),
         (Dialect::MySql, K::Bytes) => format!("HEX({x})"),
         (Dialect::MySql, K::Date) => format!("DATEDIFF({x}, '1970-01-01')"),
         (Dialect::MySql, K::LocalTimestamp) => {

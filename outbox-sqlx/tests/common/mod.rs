@@ -48,6 +48,7 @@ macro_rules! capture_suite {
             capture_misused_commands,
             capture_odd_names,
             capture_hostile_values,
+            capture_every_column_type,
         );
     };
 }
@@ -88,7 +89,9 @@ pub use capture::{
     upgrade_from_version_2_adds_captures,
 };
 #[allow(unused_imports)]
-pub use capture_hostile::{capture_hostile_values, capture_misused_commands, capture_odd_names};
+pub use capture_hostile::{
+    capture_every_column_type, capture_hostile_values, capture_misused_commands, capture_odd_names,
+};
 
 use std::sync::Arc;
 
