@@ -311,7 +311,8 @@ async fn capture_end_to_end_on_sqlite() {
     capture_end_to_end(pool, url, bootstrap).await;
 }
 
-/// Hostile input to the commands: a quoted name, a missing table, an empty column list.
+/// Hostile input to the commands: a quoted name, a missing table, an empty column list, a
+/// migrate DDL that is not one ALTER of the table, a remove of a table not captured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_cli_refuses_hostile_input() {
     let dir = tempfile::tempdir().expect("dir");
@@ -345,10 +346,51 @@ async fn capture_cli_refuses_hostile_input() {
             ],
             "not captured",
         ),
+        (
+            vec![
+                "capture",
+                "migrate",
+                "--table",
+                "t",
+                "--ddl",
+                "DROP TABLE t",
+            ],
+            "only ALTER TABLE t",
+        ),
+        (
+            vec![
+                "capture",
+                "migrate",
+                "--table",
+                "t",
+                "--ddl",
+                "ALTER TABLE t ADD x INT; DROP TABLE u",
+            ],
+            "several statements",
+        ),
+        (
+            vec![
+                "capture",
+                "migrate",
+                "--table",
+                "t",
+                "--ddl",
+                "ALTER TABLE u ADD x INT",
+            ],
+            "not the captured table t",
+        ),
     ] {
         let out = cli(&url, &names, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+    let out = cli(&url, &names, &["capture", "remove", "--table", "unknown"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "remove of an unknown table fails"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("table unknown is not captured"), "{stderr}");
 }
