@@ -250,7 +250,13 @@ fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
         (Dialect::MySql, K::LocalTimestamp) => {
             format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {x})")
         }
-        (Dialect::MySql, K::Timestamp) => format!("CAST(UNIX_TIMESTAMP({x}) * 1000000 AS SIGNED)"),
+        // A zero TIMESTAMP ('0000-00-00 00:00:00'): MariaDB's UNIX_TIMESTAMP gives NULL for
+        // NEW.ts in a trigger but 0 for the column in a SELECT; NULLIF makes both NULL (as
+        // for a zero DATETIME), dead-lettered, never published as 1970-01-01 (which a
+        // TIMESTAMP cannot hold: its least value is one second later).
+        (Dialect::MySql, K::Timestamp) => {
+            format!("CAST(NULLIF(UNIX_TIMESTAMP({x}), 0) * 1000000 AS SIGNED)")
+        }
         (Dialect::Sqlite, K::Decimal { .. }) => format!("CAST({x} AS TEXT)"),
         // SQLite writes an infinite REAL into JSON as `Inf` (not JSON at all): spelled as the
         // relay reads infinities instead, so one value never spoils the whole image.

@@ -363,7 +363,40 @@ pub async fn capture_hostile_values<DB: OutboxDatabase>(pool: &Pool<DB>) {
         };
         assert_eq!(body.len(), 10 * 1024 * 1024, "the 10 MiB text is whole");
     }
-    if DB::DIALECT != Dialect::MySql {
+    if DB::DIALECT == Dialect::MySql {
+        // A zero TIMESTAMP is no point in time: refused, not published as 1970-01-01.
+        let z = fx.table("zero");
+        let qz = quote::<DB>(&z);
+        fx.exec(&format!(
+            "CREATE TABLE {qz} (id INTEGER PRIMARY KEY, ts TIMESTAMP NOT NULL DEFAULT '2000-01-01 00:00:00')"
+        ))
+        .await;
+        let zero = fx
+            .capture
+            .add(&fx.registry, &CaptureSpec::new(&z))
+            .await
+            .expect("capture");
+        fx.exec(&format!(
+            "INSERT INTO {qz} (id, ts) VALUES (1, '0000-00-00 00:00:00'), (2, '2001-01-01 00:00:00')"
+        ))
+        .await;
+        let schema = fx
+            .registry
+            .schema_by_id(zero.schema_id)
+            .await
+            .expect("schema");
+        let events = fx.events().await;
+        let mine: Vec<_> = events.iter().filter(|e| e.topic == z).collect();
+        assert_eq!(mine.len(), 2);
+        let err = encode_image(&schema, mine[0].schema_id, &zero.subject, &mine[0].payload)
+            .expect_err("a zero timestamp");
+        assert!(
+            matches!(&err, Error::SchemaViolation { path, .. } if path == "after.ts"),
+            "{err}"
+        );
+        encode_image(&schema, mine[1].schema_id, &zero.subject, &mine[1].payload)
+            .expect("a real TIMESTAMP encodes");
+    } else {
         let third = events[2].decode(&fx.registry, &info.subject).await;
         let Avro::Double(x) = field(field(&third, "after"), "x") else {
             panic!("x")
