@@ -227,6 +227,21 @@ const PAIRS_PER_CALL: usize = 50;
 
 /// The JSON form of a column value `x` the relay reads back exactly.
 fn value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
+    let typed = typed_value(dialect, kind, x);
+    if dialect == Dialect::Sqlite && kind != ColumnKind::Bytes {
+        // SQLite stores a BLOB in a column of any declared type, and json_object raises on a
+        // BLOB, which would fail the application's write: the relay refuses this object
+        // instead, with the field named.
+        format!(
+            "CASE WHEN typeof({x}) = 'blob' THEN json_object('blob', hex({x})) ELSE {typed} END"
+        )
+    } else {
+        typed
+    }
+}
+
+/// [`value`] of a value of the column's own type.
+fn typed_value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
     use ColumnKind as K;
     match (dialect, kind) {
         (Dialect::Postgres, K::Decimal { .. } | K::Json) => format!("{x}::text"),

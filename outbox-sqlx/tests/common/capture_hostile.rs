@@ -239,8 +239,9 @@ pub async fn capture_odd_names<DB: OutboxDatabase>(pool: &Pool<DB>) {
 
 /// Values an attacker controls: a 10 MiB text, NULLs, NaN and infinite floats (where the
 /// database stores them), a timestamp past what Avro's microseconds hold, a decimal wider
-/// than its declared precision (SQLite stores it). The application's writes all succeed;
-/// each row either encodes or is refused with its field named; the rows around it encode.
+/// than its declared precision and a BLOB in a TEXT column (SQLite stores both). The
+/// application's writes all succeed; each row either encodes or is refused with its field
+/// named; the rows around it encode.
 pub async fn capture_hostile_values<DB: OutboxDatabase>(pool: &Pool<DB>) {
     let mut fx = Fixture::new(pool).await;
     let t = fx.table("vals");
@@ -300,6 +301,8 @@ pub async fn capture_hostile_values<DB: OutboxDatabase>(pool: &Pool<DB>) {
                 "123456.789",
                 Some("after.amount"),
             ),
+            // SQLite keeps a BLOB in a TEXT column as it is.
+            ("5", "x'00ff'", "NULL", "NULL", "0", Some("after.body")),
         ]),
         Dialect::MySql => rows.push((
             "3",
