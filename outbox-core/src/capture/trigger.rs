@@ -261,17 +261,21 @@ fn typed_value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
         // embed as an object: CAST makes it the string the schema says.
         (Dialect::MySql, K::Decimal { .. } | K::Json | K::String) => format!("CAST({x} AS CHAR)"),
         (Dialect::MySql, K::Bytes) => format!("HEX({x})"),
-        (Dialect::MySql, K::Date) => format!("DATEDIFF({x}, '1970-01-01')"),
-        (Dialect::MySql, K::LocalTimestamp) => {
-            format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {x})")
-        }
+        (Dialect::MySql, K::Date) => or_text(dialect, x, &format!("DATEDIFF({x}, '1970-01-01')")),
+        (Dialect::MySql, K::LocalTimestamp) => or_text(
+            dialect,
+            x,
+            &format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {x})"),
+        ),
         // A zero TIMESTAMP ('0000-00-00 00:00:00'): MariaDB's UNIX_TIMESTAMP gives NULL for
         // NEW.ts in a trigger but 0 for the column in a SELECT; NULLIF makes both NULL (as
         // for a zero DATETIME), dead-lettered, never published as 1970-01-01 (which a
         // TIMESTAMP cannot hold: its least value is one second later).
-        (Dialect::MySql, K::Timestamp) => {
-            format!("CAST(NULLIF(UNIX_TIMESTAMP({x}), 0) * 1000000 AS SIGNED)")
-        }
+        (Dialect::MySql, K::Timestamp) => or_text(
+            dialect,
+            x,
+            &format!("CAST(NULLIF(UNIX_TIMESTAMP({x}), 0) * 1000000 AS SIGNED)"),
+        ),
         (Dialect::Sqlite, K::Decimal { .. }) => format!("CAST({x} AS TEXT)"),
         // SQLite writes an infinite REAL into JSON as `Inf` (not JSON at all): spelled as the
         // relay reads infinities instead, so one value never spoils the whole image.
@@ -279,11 +283,36 @@ fn typed_value(dialect: Dialect, kind: ColumnKind, x: &str) -> String {
             "CASE WHEN {x} = 9e999 THEN 'Infinity' WHEN {x} = -9e999 THEN '-Infinity' ELSE {x} END"
         ),
         (Dialect::Sqlite, K::Bytes) => format!("CASE WHEN {x} IS NULL THEN NULL ELSE hex({x}) END"),
-        (Dialect::Sqlite, K::Date) => format!("CAST(julianday({x}) - 2440587.5 AS INTEGER)"),
-        (Dialect::Sqlite, K::Timestamp | K::LocalTimestamp) => {
-            format!("CAST(round(unixepoch({x}, 'subsec') * 1000000) AS INTEGER)")
-        }
+        (Dialect::Sqlite, K::Date) => or_text(
+            dialect,
+            x,
+            &format!("CAST(julianday({x}) - 2440587.5 AS INTEGER)"),
+        ),
+        (Dialect::Sqlite, K::Timestamp | K::LocalTimestamp) => or_text(
+            dialect,
+            x,
+            &format!("CAST(round(unixepoch({x}, 'subsec') * 1000000) AS INTEGER)"),
+        ),
         _ => x.to_owned(),
+    }
+}
+
+/// `expr` (a date or time as a number), or the text of `x` when `x` is set but `expr` could
+/// not read it (MariaDB's zero dates, SQLite's text that is no date): the relay refuses the
+/// text with the field named, where a NULL would have passed for a nullable column and
+/// published a value the row does not hold. MySQL types an `IF` by both branches, so the
+/// number and the text are made JSON first.
+fn or_text(dialect: Dialect, x: &str, expr: &str) -> String {
+    match dialect {
+        Dialect::MySql => format!(
+            "JSON_EXTRACT(IF({x} IS NOT NULL AND ({expr}) IS NULL, JSON_QUOTE(CAST({x} AS CHAR)), \
+             CAST(({expr}) AS CHAR)), '$')"
+        ),
+        Dialect::Postgres | Dialect::Sqlite => {
+            format!(
+                "CASE WHEN {x} IS NOT NULL AND ({expr}) IS NULL THEN CAST({x} AS TEXT) ELSE {expr} END"
+            )
+        }
     }
 }
 

@@ -303,6 +303,8 @@ pub async fn capture_hostile_values<DB: OutboxDatabase>(pool: &Pool<DB>) {
             ),
             // SQLite keeps a BLOB in a TEXT column as it is.
             ("5", "x'00ff'", "NULL", "NULL", "0", Some("after.body")),
+            // Text that is no time, in a nullable column: refused, not made NULL.
+            ("6", "''", "NULL", "'not a time'", "0", Some("after.at")),
         ]),
         Dialect::MySql => rows.push((
             "3",
@@ -312,6 +314,17 @@ pub async fn capture_hostile_values<DB: OutboxDatabase>(pool: &Pool<DB>) {
             "-999.99",
             None,
         )),
+    }
+    if DB::DIALECT == Dialect::MySql {
+        // A zero date in a nullable column: refused, not made NULL.
+        rows.push((
+            "4",
+            "''",
+            "0",
+            "'0000-00-00 00:00:00'",
+            "0",
+            Some("after.at"),
+        ));
     }
     for (id, body, x, at, amount, _) in &rows {
         fx.exec(&format!(
