@@ -18,6 +18,7 @@ mod ddl;
 mod guard;
 mod image;
 mod plan;
+mod row_image;
 mod server;
 mod trigger;
 
@@ -26,8 +27,9 @@ pub use ddl::check_migrate_ddl;
 pub use guard::{MIGRATE_SETTING, guard_statements, unguard_statements};
 pub use image::encode_image;
 pub use plan::{CapturePlan, CaptureSpec, CapturedField};
+pub(crate) use row_image::row_json;
 pub use server::{MIN_MARIADB, check_mysql_server};
-pub(crate) use trigger::{hex_source, key_sql, payload_sql, qualified, row_json, uuid_v7};
+pub(crate) use trigger::{hex_source, key_sql, payload_sql, qualified, uuid_v7};
 pub use trigger::{install_statements, remove_statements};
 
 use crate::sql::{Query, Statement};
