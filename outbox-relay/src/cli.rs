@@ -286,6 +286,11 @@ pub struct LiberateArgs {
     /// its rows must have the table's columns (`SELECT * FROM orders WHERE region = 'eu'`).
     #[arg(long)]
     pub query: Option<String>,
+    /// Keep the progress figures (`outbox_liberate_*`: rows done, estimate, rate, time left,
+    /// chunks, queries) in this file, in Prometheus's text format, rewritten every second
+    /// (for node_exporter's textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// `outbox-relay liberate ...`.

@@ -88,7 +88,15 @@ async fn bulk_killed_and_resumed<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) 
         names.qualified(DB::DIALECT, Table::Liberations)
     );
 
-    // Throttled so that the kill lands mid-way.
+    // Throttled so that the kill lands mid-way. Its progress figures go to a metrics file.
+    let dir = tempfile::tempdir().expect("dir");
+    let metrics = dir.path().join("liberate.prom");
+    let metrics_arg = metrics.display().to_string();
+    let figure = |name: &str| -> Option<f64> {
+        let text = std::fs::read_to_string(&metrics).ok()?;
+        let line = text.lines().find(|l| l.starts_with(&format!("{name}{{")))?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
     let mut child: Child = liberate(
         url,
         &names,
@@ -100,6 +108,8 @@ async fn bulk_killed_and_resumed<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) 
             "500",
             "--rows-per-second",
             "20000",
+            "--metrics-file",
+            &metrics_arg,
         ],
     )
     .spawn()
@@ -124,8 +134,22 @@ async fn bulk_killed_and_resumed<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) 
         written < ROWS as i64,
         "killed mid-way: {written} rows written"
     );
+    assert_eq!(
+        figure("outbox_liberate_rows_estimated"),
+        Some(ROWS as f64),
+        "the metrics file holds the estimate"
+    );
+    let reported = figure("outbox_liberate_rows_done").expect("rows done in the metrics file");
+    assert!(
+        reported > 0.0 && reported <= written as f64,
+        "the metrics file reports progress that committed: {reported} of {written}"
+    );
 
-    let out = output(liberate(url, &names, &["bulk", "--table", &table]));
+    let out = output(liberate(
+        url,
+        &names,
+        &["bulk", "--table", &table, "--metrics-file", &metrics_arg],
+    ));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -145,6 +169,11 @@ async fn bulk_killed_and_resumed<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) 
     .await;
     assert_eq!(total, Some(ROWS as i64), "every row");
     assert_eq!(distinct, Some(ROWS as i64), "each once");
+    assert_eq!(
+        figure("outbox_liberate_rows_done"),
+        Some(ROWS as f64),
+        "the metrics file ends with every row"
+    );
 
     exec(&pool, &format!("DROP TABLE {quoted}")).await;
     for t in Table::ALL {

@@ -13,6 +13,7 @@ use outbox_sqlx::OutboxDatabase;
 use outbox_sqlx::liberate::{Liberate, LiberateOptions, PreparedLiberation, Progress};
 use sqlx::Pool;
 
+use super::liberate_metrics::MetricsFile;
 use super::registry::registry;
 use super::{CommandError, Outcome};
 use crate::cli::{LiberateArgs, LiberateCommand};
@@ -63,9 +64,17 @@ pub(super) async fn execute<DB: OutboxDatabase>(
             &options,
         )
         .await?;
+    let mut metrics = match &args.metrics_file {
+        Some(path) => Some(MetricsFile::create(
+            path,
+            &job.plan.capture.table.to_string(),
+            &job.plan.checkpoint_name(),
+        )?),
+        None => None,
+    };
     tokio::pin!(shutdown);
     loop {
-        let run = run(&liberate, &job, &options);
+        let run = run(&liberate, &job, &options, metrics.as_mut());
         let done = tokio::select! {
             done = run => done?,
             () = &mut shutdown => {
@@ -99,11 +108,15 @@ async fn run<DB: OutboxDatabase>(
     liberate: &Liberate<DB>,
     job: &PreparedLiberation,
     options: &LiberateOptions,
+    mut metrics: Option<&mut MetricsFile>,
 ) -> Result<Progress> {
     let terminal = std::io::stderr().is_terminal();
     let mut last_line = Instant::now();
     let done = liberate
         .run(job, options, |p| {
+            if let Some(metrics) = metrics.as_deref_mut() {
+                metrics.update(p, false);
+            }
             if terminal {
                 eprint!("\r{} {p}   ", bar(p));
                 let _ = std::io::stderr().flush();
@@ -115,6 +128,9 @@ async fn run<DB: OutboxDatabase>(
         .await?;
     if terminal && done.chunks > 0 {
         eprintln!();
+    }
+    if let Some(metrics) = metrics {
+        metrics.update(&done, true);
     }
     Ok(done)
 }

@@ -8,6 +8,7 @@ mod capture;
 mod dead_letters;
 mod error;
 mod liberate;
+mod liberate_metrics;
 mod migrate;
 mod registry;
 mod run;
