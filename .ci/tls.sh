@@ -6,7 +6,8 @@
 #     $OUTBOX_CI_CACHE/tls (default ~/.cache/outbox-ci/tls);
 #   - PostgreSQL: the certificate as ssl_cert_file/ssl_key_file/ssl_ca_file (ALTER SYSTEM +
 #     reload, no restart) and pg_hba lines for two test roles only: outbox_tls (password, TLS
-#     only) and outbox_tls_cert (client certificate, TLS only). Every other connection is
+#     only) and outbox_tls_cert (client certificate, TLS only), both with REPLICATION (WAL mode
+#     streams a slot as them). Every other connection is
 #     unchanged: plaintext local connections keep working;
 #   - MariaDB: the certificate in /etc/mysql/conf.d/90-outbox-tls.cnf (restart only when the
 #     server has no TLS yet or its certificate changed) and the same two test users with
@@ -93,6 +94,9 @@ DO \$\$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'outbox_tls_cert') THEN CREATE ROLE outbox_tls_cert LOGIN; END IF;
 END \$\$;
 ALTER ROLE outbox_tls PASSWORD '$password';
+-- WAL mode over TLS streams a logical slot as these roles.
+ALTER ROLE outbox_tls REPLICATION;
+ALTER ROLE outbox_tls_cert REPLICATION;
 GRANT CREATE, USAGE ON SCHEMA public TO outbox_tls, outbox_tls_cert;
 SQL
   sleep 1 # the reload is asynchronous
