@@ -9,6 +9,7 @@
 mod admit;
 pub mod command;
 mod stream;
+mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

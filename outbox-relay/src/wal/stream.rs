@@ -5,6 +5,8 @@ use std::future::Future;
 
 use outbox_core::wal::WalNames;
 use outbox_core::{Error, Result};
+
+use super::tls::{self, TlsSettings};
 use pgwire_replication::{
     Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent,
 };
@@ -58,6 +60,16 @@ pub trait WalStream: Send {
 pub struct PgWireStream {
     client: ReplicationClient,
     slot: String,
+    /// The TLS tunnel's pipe, stopped with the stream.
+    tunnel: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for PgWireStream {
+    fn drop(&mut self) {
+        if let Some(task) = &self.tunnel {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgWireStream {
@@ -78,13 +90,31 @@ impl PgWireStream {
     /// # Errors
     ///
     /// [`Error::WalSlotInUse`] when another relay streams from the slot; [`Error::WalSlot`]
-    /// when the slot is missing; [`Error::InvalidConfig`] for a URL it cannot use (TLS is not
-    /// supported on the replication connection yet); [`Error::Store`] otherwise.
+    /// when the slot is missing; [`Error::InvalidConfig`] for a URL it cannot use, or
+    /// certificate and key files it cannot read; [`Error::Store`] otherwise, permanent when
+    /// TLS failed (naming the URL's TLS parameters, never the password).
+    ///
+    /// TLS follows the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` as libpq does
+    /// (default `prefer`).
     pub async fn connect(database_url: &str, names: &WalNames) -> Result<Self> {
-        let config = replication_config(database_url, names)?;
-        let mut client = ReplicationClient::connect(config)
-            .await
-            .map_err(|e| stream_error(&names.slot, e))?;
+        let (mut config, tls) = replication_config(database_url, names)?;
+        let tunnel = tls::tunnel(&config.host, config.port, &tls).await?;
+        if let Some(tunnel) = &tunnel {
+            // The client reaches the server through the tunnel's Unix socket.
+            config.host = tunnel.dir.to_string_lossy().into_owned();
+            config.port = tunnel.port;
+        }
+        let tunnel = tunnel.map(|t| t.task);
+        let connected = ReplicationClient::connect(config).await;
+        let mut client = match connected {
+            Ok(client) => client,
+            Err(e) => {
+                if let Some(task) = &tunnel {
+                    task.abort();
+                }
+                return Err(stream_error(&names.slot, e));
+            }
+        };
         client
             .wait_started()
             .await
@@ -92,6 +122,7 @@ impl PgWireStream {
         Ok(Self {
             client,
             slot: names.slot.clone(),
+            tunnel,
         })
     }
 }
@@ -139,7 +170,10 @@ impl WalStream for PgWireStream {
     }
 }
 
-fn replication_config(database_url: &str, names: &WalNames) -> Result<ReplicationConfig> {
+fn replication_config(
+    database_url: &str,
+    names: &WalNames,
+) -> Result<(ReplicationConfig, TlsSettings)> {
     let invalid = |reason: &str| Error::InvalidConfig {
         key: "database_url".to_owned(),
         reason: format!("wal mode: {reason}"),
@@ -148,20 +182,7 @@ fn replication_config(database_url: &str, names: &WalNames) -> Result<Replicatio
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return Err(invalid("WAL mode needs a postgres:// database_url"));
     }
-    let mut ssl = None;
-    for (key, value) in url.query_pairs() {
-        if key == "sslmode" {
-            ssl = Some(value.into_owned());
-        }
-    }
-    if matches!(
-        ssl.as_deref(),
-        Some("require" | "verify-ca" | "verify-full")
-    ) {
-        return Err(invalid(
-            "TLS on the replication connection is not supported yet: use sslmode=disable or prefer",
-        ));
-    }
+    let tls = TlsSettings::from_url(&url)?;
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
             .decode_utf8_lossy()
@@ -175,7 +196,7 @@ fn replication_config(database_url: &str, names: &WalNames) -> Result<Replicatio
     let password = url.password().map(decode).unwrap_or_default();
     let database = decode(url.path().trim_start_matches('/'));
     let host = url.host_str().unwrap_or("localhost").to_owned();
-    Ok(ReplicationConfig::new(
+    let config = ReplicationConfig::new(
         host,
         user,
         password,
@@ -192,11 +213,12 @@ fn replication_config(database_url: &str, names: &WalNames) -> Result<Replicatio
     // The client reports the confirmed LSN on this beat (10 s by default): shorter, so the
     // server releases WAL and shows the lag soon after events are acknowledged.
     .with_status_interval(std::time::Duration::from_secs(1))
-    .with_application_name(names.slot.clone()))
+    .with_application_name(names.slot.clone());
+    Ok((config, tls))
 }
 
 /// The client's errors as ours: 55006 (the slot is active for another process) lets a standby
-/// wait, 42704 (no such slot) fails loudly.
+/// wait, 42704 (no such slot) fails loudly, a pg_hba.conf refusal without TLS names sslmode.
 fn stream_error(slot: &str, e: PgWireError) -> Error {
     if let PgWireError::Server(message) = &e {
         if message.contains("55006") {
@@ -208,6 +230,17 @@ fn stream_error(slot: &str, e: PgWireError) -> Error {
             return Error::WalSlot {
                 slot: slot.to_owned(),
                 reason: format!("the server does not know it: {message}"),
+            };
+        }
+        // pg_hba.conf refuses a plaintext connection (`hostssl` only): a setting to change.
+        if message.contains("no encryption") {
+            return Error::Store {
+                operation: "wal stream",
+                retryable: false,
+                source: format!(
+                    "{message} (TLS: the server wants it for this user; set sslmode in database_url)"
+                )
+                .into(),
             };
         }
     }
