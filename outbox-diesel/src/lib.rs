@@ -29,7 +29,8 @@
 //! - `async`: [`AsyncDieselOutbox`] on `diesel-async` connections, for the `postgres`
 //!   ([`postgres::AsyncPgOutbox`] on `AsyncPgConnection`) and `mysql`
 //!   ([`mysql::AsyncMySqlOutbox`] on `AsyncMysqlConnection`) features turned on beside it.
-//! - `inbox`: [`DieselInbox`], the idempotent consumer's backend for `outbox_inbox::Inbox`
+//! - `inbox`: [`DieselInbox`], the idempotent consumer's backend for `outbox_inbox::Inbox`,
+//!   with a [`DieselInboxHandler`] or in sink mode ([`DieselSink`])
 //!   (it alone compiles rdkafka/librdkafka).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -67,7 +68,7 @@ pub use async_pool::{AsyncDieselConnection, AsyncDieselPool, AsyncDieselTransact
 pub use connection::{DieselBackend, OutboxConnection};
 #[cfg(feature = "inbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
-pub use inbox::{DieselInbox, DieselInboxHandler};
+pub use inbox::{DieselEffect, DieselHandler, DieselInbox, DieselInboxHandler, DieselSink};
 pub use migrate::{migrate, migrate_inbox};
 pub use outbox::{DieselOutbox, DieselOutboxBuilder};
 pub use pool::{DieselConnection, DieselPool, DieselTransaction, InTransaction, Scope, Session};

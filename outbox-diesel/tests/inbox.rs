@@ -1,16 +1,20 @@
-//! The inbox consumer on diesel (PostgreSQL and SQLite), with the relay upstream on the test
-//! broker: the scenario `outbox-sqlx`'s inbox tests run, over `DieselInbox`.
+//! The inbox consumer on diesel (PostgreSQL, MariaDB and SQLite), with the relay upstream on
+//! the test broker: the scenarios `outbox-sqlx`'s inbox tests run, over `DieselInbox`, in
+//! handler and sink modes.
 
 // Shared by three test crates; each uses a part of it.
 #[allow(dead_code)]
 #[path = "../../outbox-sqlx/tests/inbox_support/upstream.rs"]
 mod upstream;
 
+#[path = "../../outbox-sqlx/tests/inbox_support/sink.rs"]
+mod sink;
+
 use std::sync::atomic::AtomicU32;
 
-use diesel::{PgConnection, SqliteConnection};
-use outbox_core::table::{Dialect, Statements, Table};
-use outbox_diesel::{DieselInbox, DieselInboxHandler, OutboxConnection};
+use diesel::{MysqlConnection, PgConnection, SqliteConnection};
+use outbox_core::table::{Dialect, Identifier, Statements, Table};
+use outbox_diesel::{DieselInbox, DieselInboxHandler, DieselSink, OutboxConnection};
 use outbox_inbox::{BoxError, InboxEvent};
 use upstream::{N, OrderPlacedV1, Scenario};
 
@@ -80,9 +84,15 @@ where
         ),
         n
     );
+    // MySQL's CAST has no BIGINT.
+    let int = if dialect == Dialect::MySql {
+        "SIGNED"
+    } else {
+        "BIGINT"
+    };
     let sum = count(
         &mut conn,
-        &format!("SELECT CAST(SUM(total_cents) AS BIGINT) AS value FROM {effects}"),
+        &format!("SELECT CAST(SUM(total_cents) AS {int}) AS value FROM {effects}"),
     );
     assert_eq!(
         sum,
@@ -108,11 +118,74 @@ where
     }
 }
 
+/// The sink on diesel: change events and a tombstone upserted and deleted in a table the sink
+/// creates from the schema; o-1 is left, updated.
+async fn sink_upserts_and_deletes<C>(url: String, dialect: Dialect)
+where
+    C: OutboxConnection + 'static,
+{
+    let Some(scenario) = sink::SinkScenario::prepare().await else {
+        return;
+    };
+    let names = scenario.names.clone();
+    let table = scenario.table.clone();
+    let mut conn = C::establish(&url).expect("connect");
+    let sink = DieselSink::new(sink::schema(), &table, "order_id", &sink::MAPPING).expect("sink");
+    sink.create_table(&mut conn)
+        .expect("create the table from the schema");
+    outbox_diesel::migrate_inbox(&mut conn, &Statements::new(dialect, &names))
+        .expect("migrate inbox");
+    scenario
+        .consume(DieselInbox::<C, _>::with_effect(url, &names, sink))
+        .await;
+
+    let quoted = dialect.quote(&Identifier::new(&table).expect("name"));
+    let rows = conn
+        .load_rows::<(String, i64)>(
+            &format!("SELECT order_id, total_cents FROM {quoted} ORDER BY order_id"),
+            vec![],
+        )
+        .expect("rows");
+    assert_eq!(
+        rows,
+        [("o-1".to_owned(), 150)],
+        "o-1 updated; o-2 deleted by op d; o-3 by its tombstone"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT COUNT(*) AS value FROM {quoted} WHERE note IS NULL")
+        ),
+        1,
+        "the update set note back to null"
+    );
+    for t in [
+        quoted,
+        names.qualified(dialect, Table::Inbox),
+        names.qualified(dialect, Table::InboxDeadLetters),
+    ] {
+        conn.run(&format!("DROP TABLE {t}"), vec![]).expect("drop");
+    }
+}
+
+fn pg_url() -> String {
+    std::env::var("OUTBOX_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/test".into())
+}
+
+fn mysql_url() -> String {
+    std::env::var("OUTBOX_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@localhost:3306/test".into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_applies_each_event_once_and_sets_poison_aside() {
-    let url = std::env::var("OUTBOX_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/test".into());
-    exactly_once::<PgConnection>(url, Dialect::Postgres).await;
+    exactly_once::<PgConnection>(pg_url(), Dialect::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_applies_each_event_once_and_sets_poison_aside() {
+    exactly_once::<MysqlConnection>(mysql_url(), Dialect::MySql).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -120,4 +193,21 @@ async fn sqlite_applies_each_event_once_and_sets_poison_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = dir.path().join("inbox.db").display().to_string();
     exactly_once::<SqliteConnection>(url, Dialect::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_sink_upserts_and_deletes() {
+    sink_upserts_and_deletes::<PgConnection>(pg_url(), Dialect::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_sink_upserts_and_deletes() {
+    sink_upserts_and_deletes::<MysqlConnection>(mysql_url(), Dialect::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_sink_upserts_and_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dir.path().join("sink.db").display().to_string();
+    sink_upserts_and_deletes::<SqliteConnection>(url, Dialect::Sqlite).await;
 }

@@ -11,6 +11,8 @@
 //!
 //! This crate holds the runner, written once; the databases implement [`InboxBackend`]:
 //! `outbox-sqlx` and `outbox-diesel` under their `inbox` feature, with handler and sink modes.
+//! The sink mode's decisions (upsert or delete, and why a record cannot be sunk) are
+//! [`SinkMapping`], written once for both.
 //!
 //! # Retention
 //!
@@ -34,6 +36,7 @@ mod error;
 mod metrics;
 mod runner;
 mod settings;
+mod sink;
 
 pub use backend::{Applied, ApplyError, BoxError, DeadLetter, InboxBackend, InboxEvent};
 pub use error::{Error, Reason, Result};
@@ -41,3 +44,4 @@ pub use metrics::InboxMetrics;
 pub use rdkafka::ClientConfig;
 pub use runner::Inbox;
 pub use settings::InboxSettings;
+pub use sink::SinkMapping;

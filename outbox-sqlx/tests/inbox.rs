@@ -41,7 +41,7 @@ async fn sqlite_applies_each_event_once_and_sets_poison_aside() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_sink_upserts_and_deletes() {
     let pool = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
-    inbox_support::sink::upserts_and_deletes(pool).await;
+    inbox_support::sink_upserts_and_deletes(pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -49,7 +49,7 @@ async fn mariadb_sink_upserts_and_deletes() {
     let pool = sqlx::MySqlPool::connect(&mysql_url())
         .await
         .expect("mariadb");
-    inbox_support::sink::upserts_and_deletes(pool).await;
+    inbox_support::sink_upserts_and_deletes(pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -57,7 +57,7 @@ async fn sqlite_sink_upserts_and_deletes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sink.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
-    inbox_support::sink::upserts_and_deletes(pool).await;
+    inbox_support::sink_upserts_and_deletes(pool).await;
 }
 
 /// A database already holding the outbox (every outbox migration, with a row waiting) gets the

@@ -1,9 +1,9 @@
 //! The sink mode: no handler; each event is upserted into a table by its key, a change event
-//! with `op = d` or a tombstone deletes the row.
+//! with `op = d` or a tombstone deletes the row. What to run is [`SinkMapping`]'s decision;
+//! this file only runs it on sqlx.
 
 use outbox_core::Schema;
-use outbox_core::table::{SinkTable, SqlValue};
-use outbox_inbox::{ApplyError, InboxEvent, Reason};
+use outbox_inbox::{ApplyError, InboxEvent, SinkMapping};
 use sqlx::{Pool, Transaction};
 
 use super::Effect;
@@ -13,10 +13,7 @@ use crate::error::store;
 /// Events into a table: `table.key_column` = the Kafka key (text), each mapped field into
 /// its column. Events are read with `schema` (the consumer's reader schema).
 #[derive(Debug, Clone)]
-pub struct Sink {
-    table: SinkTable,
-    schema: Schema,
-}
+pub struct Sink(SinkMapping);
 
 impl Sink {
     /// A sink of events read with `schema` into `table`, keyed by `key_column`, with
@@ -25,17 +22,14 @@ impl Sink {
     ///
     /// # Errors
     ///
-    /// As [`SinkTable::new`].
+    /// As [`SinkMapping::new`].
     pub fn new(
         schema: Schema,
         table: &str,
         key_column: &str,
         mapping: &[(&str, &str)],
     ) -> outbox_core::Result<Self> {
-        Ok(Self {
-            table: SinkTable::new(&schema, table, key_column, mapping)?,
-            schema,
-        })
+        SinkMapping::new(schema, table, key_column, mapping).map(Self)
     }
 
     /// Creates the table from the schema (key column plus every mapped column), if missing.
@@ -48,7 +42,7 @@ impl Sink {
         pool: &Pool<DB>,
     ) -> outbox_core::Result<()> {
         let mut conn = pool.acquire().await.map_err(store("sink: connect"))?;
-        DB::run(&mut conn, &self.table.create(DB::DIALECT), vec![])
+        DB::run(&mut conn, &self.0.create_table(DB::DIALECT), vec![])
             .await
             .map_err(store("sink: create table"))?;
         Ok(())
@@ -57,7 +51,7 @@ impl Sink {
 
 impl<DB: OutboxDatabase> Effect<DB> for Sink {
     fn reader_schema(&self) -> outbox_core::Result<Option<Schema>> {
-        Ok(Some(self.schema.clone()))
+        Ok(Some(self.0.schema().clone()))
     }
 
     async fn run(
@@ -65,27 +59,7 @@ impl<DB: OutboxDatabase> Effect<DB> for Sink {
         tx: &mut Transaction<'static, DB>,
         event: &InboxEvent,
     ) -> Result<(), ApplyError> {
-        let key = event
-            .key
-            .as_deref()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .ok_or(ApplyError::Rejected(Reason::MissingKey))?;
-        let row = match &event.value {
-            None => None,
-            Some(value) => self.table.row(value).map_err(|e| {
-                ApplyError::Rejected(Reason::Undecodable {
-                    detail: e.to_string(),
-                })
-            })?,
-        };
-        let key = SqlValue::Text(key.to_owned());
-        let (sql, params) = match row {
-            None => (self.table.delete(DB::DIALECT), vec![key]),
-            Some(values) => (
-                self.table.upsert(DB::DIALECT),
-                std::iter::once(key).chain(values).collect(),
-            ),
-        };
+        let (sql, params) = self.0.statement(DB::DIALECT, event)?;
         DB::run(&mut **tx, &sql, params)
             .await
             .map_err(|e| ApplyError::Handler(Box::new(store("sink: write")(e))))?;

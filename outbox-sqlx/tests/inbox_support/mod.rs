@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicU32;
 
 use outbox_core::table::{Dialect, Table};
 use outbox_inbox::{BoxError, InboxEvent};
-use outbox_sqlx::{Column, InboxHandler, OutboxDatabase, SqlxInbox, Value};
+use outbox_sqlx::{Column, InboxHandler, OutboxDatabase, Sink, SqlxInbox, Value};
 use sqlx::{Pool, Transaction};
 use upstream::{N, OrderPlacedV1, Scenario};
 
@@ -137,6 +137,60 @@ where
     upstream::check_reasons(&reasons);
     for table in [effects, inbox, dead] {
         DB::run(&mut conn, &format!("DROP TABLE {table}"), vec![])
+            .await
+            .expect("drop");
+    }
+}
+
+/// The sink on sqlx: the rows left are o-1 only, updated.
+pub(crate) async fn sink_upserts_and_deletes<DB: OutboxDatabase>(pool: Pool<DB>) {
+    let Some(scenario) = sink::SinkScenario::prepare().await else {
+        return;
+    };
+    let names = scenario.names.clone();
+    let table = scenario.table.clone();
+    let sink = Sink::new(sink::schema(), &table, "order_id", &sink::MAPPING).expect("sink");
+    sink.create_table(&pool)
+        .await
+        .expect("create the table from the schema");
+    let backend = SqlxInbox::with_effect(pool.clone(), &names, sink);
+    backend.migrate(&names).await.expect("migrate");
+    scenario.consume(backend).await;
+
+    let quoted = DB::DIALECT.quote(&outbox_core::table::Identifier::new(&table).expect("name"));
+    let mut conn = pool.acquire().await.expect("connection");
+    let rows = DB::rows(
+        &mut conn,
+        &format!("SELECT order_id, total_cents FROM {quoted} ORDER BY order_id"),
+        vec![],
+        &[Column::Text, Column::I64],
+    )
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows,
+        vec![vec![Value::Text("o-1".into()), Value::I64(150)]],
+        "o-1 updated; o-2 deleted by op d; o-3 by its tombstone"
+    );
+    let nulls = DB::rows(
+        &mut conn,
+        &format!("SELECT COUNT(*) FROM {quoted} WHERE note IS NULL"),
+        vec![],
+        &[Column::I64],
+    )
+    .await
+    .expect("note");
+    assert_eq!(
+        nulls,
+        vec![vec![Value::I64(1)]],
+        "the update set note back to null"
+    );
+    for t in [
+        quoted,
+        names.qualified(DB::DIALECT, Table::Inbox),
+        names.qualified(DB::DIALECT, Table::InboxDeadLetters),
+    ] {
+        DB::run(&mut conn, &format!("DROP TABLE {t}"), vec![])
             .await
             .expect("drop");
     }

@@ -6,11 +6,9 @@ use std::time::{Duration, Instant};
 use outbox_core::avro::AvroSchema;
 use outbox_core::table::{Table, TableNames};
 use outbox_core::{Event, Schema};
-use outbox_inbox::{ClientConfig, Inbox, InboxSettings};
-use outbox_sqlx::{Column, OutboxDatabase, Sink, SqlxInbox, Value};
+use outbox_inbox::{ClientConfig, Inbox, InboxBackend, InboxSettings};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
-use sqlx::Pool;
 use uuid::Uuid;
 
 use super::upstream;
@@ -72,122 +70,107 @@ fn change(op: Op, id: &str, total: i64, note: Option<&str>) -> OrderChange {
     }
 }
 
-/// c o-1, c o-2, c o-3, u o-1, d o-2, then a tombstone for o-3: o-1 stays, updated.
-pub(crate) async fn upserts_and_deletes<DB: OutboxDatabase>(pool: Pool<DB>) {
-    let Some(bootstrap) = upstream::broker() else {
-        return;
-    };
-    let id = Uuid::now_v7().simple().to_string();
-    let topic = format!("sink-{id}");
-    upstream::create_topic(&bootstrap, &topic, 1).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let events = [
-        change(Op::C, "o-1", 100, Some("first")),
-        change(Op::C, "o-2", 200, None),
-        change(Op::C, "o-3", 300, None),
-        change(Op::U, "o-1", 150, None),
-        change(Op::D, "o-2", 200, None),
-    ];
-    let registry = upstream::publish_through_relay(&bootstrap, &topic, &events, dir.path()).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .expect("producer");
-    let ce = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-        key: "ce_id",
-        value: Some("tombstone-o-3"),
-    });
-    let tombstone = FutureRecord::<str, [u8]>::to(&topic)
-        .partition(0)
-        .key("o-3")
-        .headers(ce);
-    producer
-        .send(tombstone, Duration::from_secs(10))
-        .await
-        .map_err(|(e, _)| e)
-        .expect("tombstone");
+/// One sink test's topic, names and upstream: c o-1, c o-2, c o-3, u o-1, d o-2 published
+/// through the relay, then a tombstone for o-3. Applied, o-1 stays, updated (note back to null).
+pub(crate) struct SinkScenario {
+    bootstrap: String,
+    topic: String,
+    id: String,
+    /// The test's inbox table names.
+    pub(crate) names: TableNames,
+    /// The sink's table (unquoted).
+    pub(crate) table: String,
+    registry: outbox_core::registry::Registry<outbox_sqlx::SqlxSchemaStore<sqlx::Sqlite>>,
+    _dir: tempfile::TempDir,
+}
 
-    let names = TableNames::with_prefix(&format!("s{}", &id[20..])).expect("names");
-    let table = format!("{}_orders", names.name(Table::Inbox));
-    let schema = Schema::from_avro(&OrderChange::get_schema()).expect("schema");
-    let sink = Sink::new(
-        schema,
-        &table,
-        "order_id",
-        &[("total_cents", "total_cents"), ("note", "note")],
-    )
-    .expect("sink");
-    sink.create_table(&pool)
-        .await
-        .expect("create the table from the schema");
-    let backend = SqlxInbox::with_effect(pool.clone(), &names, sink);
-    backend.migrate(&names).await.expect("migrate");
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &bootstrap);
-    let inbox = Inbox::new(
-        backend,
-        registry,
-        config,
-        InboxSettings::new(format!("g-{id}"), [topic]),
-    )
-    .expect("inbox");
-    let metrics = inbox.metrics();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(inbox.run(async move {
-        let _ = stopped.await;
-    }));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metrics.processed.get() + metrics.dead_lettered.get() < 6 {
-        assert!(
-            Instant::now() < deadline,
-            "the sink handled {} of 6",
-            metrics.processed.get()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(());
-    runner.await.expect("join").expect("run");
-    assert_eq!(
-        metrics.processed.get(),
-        6,
-        "every change applied, none dead-lettered"
-    );
+/// The sink's reader schema: the change event's.
+pub(crate) fn schema() -> Schema {
+    Schema::from_avro(&OrderChange::get_schema()).expect("schema")
+}
 
-    let quoted = DB::DIALECT.quote(&outbox_core::table::Identifier::new(&table).expect("name"));
-    let mut conn = pool.acquire().await.expect("connection");
-    let rows = DB::rows(
-        &mut conn,
-        &format!("SELECT order_id, total_cents FROM {quoted} ORDER BY order_id"),
-        vec![],
-        &[Column::Text, Column::I64],
-    )
-    .await
-    .expect("rows");
-    assert_eq!(
-        rows,
-        vec![vec![Value::Text("o-1".into()), Value::I64(150)]],
-        "o-1 updated; o-2 deleted by op d; o-3 by its tombstone"
-    );
-    let nulls = DB::rows(
-        &mut conn,
-        &format!("SELECT COUNT(*) FROM {quoted} WHERE note IS NULL"),
-        vec![],
-        &[Column::I64],
-    )
-    .await
-    .expect("note");
-    assert_eq!(
-        nulls,
-        vec![vec![Value::I64(1)]],
-        "the update set note back to null"
-    );
-    for t in [
-        quoted,
-        names.qualified(DB::DIALECT, Table::Inbox),
-        names.qualified(DB::DIALECT, Table::InboxDeadLetters),
-    ] {
-        DB::run(&mut conn, &format!("DROP TABLE {t}"), vec![])
+/// The sink's column mapping.
+pub(crate) const MAPPING: [(&str, &str); 2] = [("total_cents", "total_cents"), ("note", "note")];
+
+impl SinkScenario {
+    /// Publishes the changes and the tombstone; `None` when there is no test broker.
+    pub(crate) async fn prepare() -> Option<Self> {
+        let bootstrap = upstream::broker()?;
+        let id = Uuid::now_v7().simple().to_string();
+        let topic = format!("sink-{id}");
+        upstream::create_topic(&bootstrap, &topic, 1).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = [
+            change(Op::C, "o-1", 100, Some("first")),
+            change(Op::C, "o-2", 200, None),
+            change(Op::C, "o-3", 300, None),
+            change(Op::U, "o-1", 150, None),
+            change(Op::D, "o-2", 200, None),
+        ];
+        let registry =
+            upstream::publish_through_relay(&bootstrap, &topic, &events, dir.path()).await;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("producer");
+        let ce = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: "ce_id",
+            value: Some("tombstone-o-3"),
+        });
+        let tombstone = FutureRecord::<str, [u8]>::to(&topic)
+            .partition(0)
+            .key("o-3")
+            .headers(ce);
+        producer
+            .send(tombstone, Duration::from_secs(10))
             .await
-            .expect("drop");
+            .map_err(|(e, _)| e)
+            .expect("tombstone");
+        let names = TableNames::with_prefix(&format!("s{}", &id[20..])).expect("names");
+        let table = format!("{}_orders", names.name(Table::Inbox));
+        Some(Self {
+            bootstrap,
+            topic,
+            id,
+            names,
+            table,
+            registry,
+            _dir: dir,
+        })
+    }
+
+    /// Runs an inbox over `backend` until the 6 records are handled, and checks that each was
+    /// applied, none dead-lettered.
+    pub(crate) async fn consume<B: InboxBackend>(self, backend: B) {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        let inbox = Inbox::new(
+            backend,
+            self.registry,
+            config,
+            InboxSettings::new(format!("g-{}", self.id), [self.topic]),
+        )
+        .expect("inbox");
+        let metrics = inbox.metrics();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runner = tokio::spawn(inbox.run(async move {
+            let _ = stopped.await;
+        }));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while metrics.processed.get() + metrics.dead_lettered.get() < 6 {
+            assert!(
+                Instant::now() < deadline,
+                "the sink handled {} of 6",
+                metrics.processed.get()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop.send(());
+        runner.await.expect("join").expect("run");
+        assert_eq!(
+            metrics.processed.get(),
+            6,
+            "every change applied, none dead-lettered"
+        );
     }
 }

@@ -1,51 +1,56 @@
 //! The inbox consumer on diesel: [`DieselInbox`] applies each event exactly once in one
-//! transaction with its `ce_id`, through the application's [`DieselInboxHandler`]. diesel is
-//! blocking, so each call runs on Tokio's blocking pool, on a connection of a small pool.
+//! transaction with its `ce_id`, through the application's [`DieselInboxHandler`] or a
+//! [`DieselSink`]. diesel is blocking, so each call runs on Tokio's blocking pool, on a
+//! connection of a small pool.
+
+mod handler;
+mod sink;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outbox_core::Schema;
-use outbox_core::avro::AvroSchema;
 use outbox_core::table::{InboxStatements, SqlValue, TableNames};
-use outbox_inbox::{Applied, ApplyError, BoxError, DeadLetter, InboxBackend, InboxEvent, Reason};
-use serde::de::DeserializeOwned;
+use outbox_inbox::{Applied, ApplyError, DeadLetter, InboxBackend, InboxEvent};
 
 use crate::connection::OutboxConnection;
 use crate::error::store;
 
-/// Handles one event type inside the inbox's transaction: whatever it writes through `conn`
-/// commits together with the event's `ce_id`, exactly once.
-///
-/// # Contract
-///
-/// Write only through `conn` (it is inside the transaction); an `Err` rolls it back, and the
-/// runner retries with backoff, then dead-letters the record.
-pub trait DieselInboxHandler<C>: Send + Sync + 'static {
-    /// The event type, read with its own schema, so a handler on v1 reads v2 data.
-    type Event: DeserializeOwned + AvroSchema + Send;
+pub use handler::{DieselHandler, DieselInboxHandler};
+pub use sink::DieselSink;
 
-    /// Applies `event` on `conn`, inside the inbox's transaction.
+/// What an inbox does with an event inside its transaction: an application's handler
+/// ([`DieselHandler`]) or a sink ([`DieselSink`]). Implemented by this crate.
+pub trait DieselEffect<C>: Send + Sync + 'static {
+    /// The schema to read values with, `None` for each record's writer schema.
     ///
     /// # Errors
     ///
-    /// Whatever the application reports; the transaction rolls back.
-    fn handle(&self, conn: &mut C, event: Self::Event, meta: &InboxEvent) -> Result<(), BoxError>;
+    /// When the schema is not valid Avro.
+    fn reader_schema(&self) -> outbox_core::Result<Option<Schema>>;
+
+    /// Runs the effect on `conn`, inside the inbox's transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Rejected`] for an event that can never be applied, [`ApplyError::Handler`]
+    /// for a failure worth retrying; the transaction rolls back either way.
+    fn run(&self, conn: &mut C, event: &InboxEvent) -> Result<(), ApplyError>;
 }
 
-/// The inbox tables on a diesel database, with the handler: the backend an
+/// The inbox tables on a diesel database, with the effect to apply: the backend an
 /// [`outbox_inbox::Inbox`] runs on.
 #[derive(Debug)]
-pub struct DieselInbox<C, H> {
-    inner: Arc<Inner<C, H>>,
+pub struct DieselInbox<C, E> {
+    inner: Arc<Inner<C, E>>,
 }
 
 #[derive(Debug)]
-struct Inner<C, H> {
+struct Inner<C, E> {
     url: String,
     idle: Mutex<Vec<C>>,
     stmts: InboxStatements,
-    handler: H,
+    effect: E,
 }
 
 /// Why a transaction ended early.
@@ -61,16 +66,24 @@ impl From<diesel::result::Error> for Abort {
     }
 }
 
-impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> DieselInbox<C, H> {
+impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> DieselInbox<C, DieselHandler<H>> {
     /// An inbox on the database at `url` (connections made as needed, kept while idle), with
-    /// its tables named by `names`, calling `handler` for each new event.
+    /// its tables named by `names`, calling `handler` for each new event. Create the tables
+    /// first with [`migrate_inbox`](crate::migrate_inbox).
     pub fn new(url: impl Into<String>, names: &TableNames, handler: H) -> Self {
+        Self::with_effect(url, names, DieselHandler(handler))
+    }
+}
+
+impl<C: OutboxConnection + 'static, E: DieselEffect<C>> DieselInbox<C, E> {
+    /// An inbox on the database at `url` applying `effect` (a [`DieselSink`], say).
+    pub fn with_effect(url: impl Into<String>, names: &TableNames, effect: E) -> Self {
         Self {
             inner: Arc::new(Inner {
                 url: url.into(),
                 idle: Mutex::default(),
                 stmts: InboxStatements::new(<C::Backend as crate::DieselBackend>::DIALECT, names),
-                handler,
+                effect,
             }),
         }
     }
@@ -78,7 +91,7 @@ impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> DieselInbox<C, H> 
     /// Runs `f` on a pooled connection on the blocking pool.
     async fn with_conn<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner<C, H>, &mut C) -> Result<T, Abort> + Send + 'static,
+        f: impl FnOnce(&Inner<C, E>, &mut C) -> Result<T, Abort> + Send + 'static,
     ) -> Result<T, Abort> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
@@ -119,9 +132,9 @@ fn store_error(op: &'static str) -> impl FnOnce(Abort) -> outbox_core::Error {
     }
 }
 
-impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> InboxBackend for DieselInbox<C, H> {
+impl<C: OutboxConnection + 'static, E: DieselEffect<C>> InboxBackend for DieselInbox<C, E> {
     fn reader_schema(&self) -> outbox_core::Result<Option<Schema>> {
-        Schema::from_avro(&H::Event::get_schema()).map(Some)
+        self.inner.effect.reader_schema()
     }
 
     async fn apply(&self, group: &str, event: &InboxEvent) -> Result<Applied, ApplyError> {
@@ -134,19 +147,7 @@ impl<C: OutboxConnection + 'static, H: DieselInboxHandler<C>> InboxBackend for D
                     if conn.run(&inner.stmts.insert_processed, params)? == 0 {
                         return Err(Abort::Duplicate);
                     }
-                    let value = event
-                        .value
-                        .as_ref()
-                        .ok_or(Abort::Apply(ApplyError::Rejected(Reason::Tombstone)))?;
-                    let typed: H::Event = outbox_core::avro::from_value(value).map_err(|e| {
-                        Abort::Apply(ApplyError::Rejected(Reason::Undecodable {
-                            detail: e.to_string(),
-                        }))
-                    })?;
-                    inner
-                        .handler
-                        .handle(conn, typed, &event)
-                        .map_err(|e| Abort::Apply(ApplyError::Handler(e)))
+                    inner.effect.run(conn, &event).map_err(Abort::Apply)
                 })
             })
             .await;
