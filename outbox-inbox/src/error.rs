@@ -44,6 +44,17 @@ pub enum Reason {
     /// The `ce_id` header is not UTF-8.
     #[error("ce_id header is not utf-8")]
     CeIdNotUtf8,
+    /// A header's name is not UTF-8 (Kafka's protocol says it is), so the `ce_id` header
+    /// cannot be told apart.
+    #[error("{count} header name(s) not utf-8")]
+    HeaderNameNotUtf8 {
+        /// How many.
+        count: usize,
+    },
+    /// The `ce_id` header holds a control character (a NUL, which PostgreSQL refuses in text,
+    /// among them).
+    #[error("ce_id header contains a control character")]
+    CeIdControlCharacter,
     /// The `ce_id` header is empty or longer than the inbox stores.
     #[error("ce_id header is empty or longer than {MAX_INBOX_ID_BYTES} bytes ({bytes} bytes)")]
     CeIdLength {
@@ -84,6 +95,13 @@ pub enum Reason {
     /// A sink needs the record key (UTF-8 text) to upsert or delete by.
     #[error("missing or non-utf-8 record key, which the sink upserts by")]
     MissingKey,
+    /// Decoding or applying the record panicked (in the handler, or in a library on hostile
+    /// bytes); the transaction rolled back.
+    #[error("panicked while decoding or applying the record: {detail}")]
+    Panicked {
+        /// The panic's message.
+        detail: String,
+    },
     /// An earlier record of the same key is dead-lettered and the policy is block.
     #[error("blocked: an earlier record of this key is dead-lettered (policy block)")]
     Blocked,

@@ -8,86 +8,22 @@
 //! land on it. `examples/inbox/tests/processes.rs` runs two consumers in one group on the
 //! test broker instead.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+#[allow(dead_code)]
+mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use outbox_core::Schema;
 use outbox_core::encode::EventCodec;
-use outbox_core::registry::{MemorySchemaStore, Registry};
-use outbox_core::{PoisonPolicy, Schema};
-use outbox_inbox::{
-    Applied, ApplyError, ClientConfig, DeadLetter, Inbox, InboxBackend, InboxEvent, InboxSettings,
-    Reason,
-};
+use outbox_inbox::{ClientConfig, InboxSettings, Reason};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-
-const SCHEMA: &str = r#"{"type":"record","name":"Tick","fields":[{"name":"n","type":"long"}]}"#;
-
-/// What the backend saw, in order.
-#[derive(Default)]
-struct Seen {
-    applied: Vec<(String, i64)>,
-    calls: Vec<String>,
-    dead: Vec<(i64, Reason)>,
-}
-
-/// An in-memory backend: `fail` store errors for `fail_id` before it applies.
-#[derive(Default)]
-struct Memory {
-    seen: Mutex<Seen>,
-    ids: Mutex<HashSet<String>>,
-    fail_id: String,
-    fail: AtomicU32,
-}
-
-struct Backend(Arc<Memory>);
-
-impl InboxBackend for Backend {
-    fn reader_schema(&self) -> outbox_core::Result<Option<Schema>> {
-        Ok(None)
-    }
-
-    async fn apply(&self, _: &str, event: &InboxEvent) -> Result<Applied, ApplyError> {
-        let m = &self.0;
-        m.seen.lock().expect("lock").calls.push(event.ce_id.clone());
-        let failing = event.ce_id == m.fail_id
-            && m.fail
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        if failing {
-            return Err(ApplyError::Store(outbox_core::Error::Store {
-                operation: "test: apply",
-                retryable: true,
-                source: "the test's database is down".into(),
-            }));
-        }
-        if !m.ids.lock().expect("lock").insert(event.ce_id.clone()) {
-            return Ok(Applied::Duplicate);
-        }
-        let mut seen = m.seen.lock().expect("lock");
-        seen.applied.push((event.ce_id.clone(), event.offset));
-        Ok(Applied::Processed)
-    }
-
-    async fn dead_letter(&self, _: &str, letter: DeadLetter<'_>) -> outbox_core::Result<()> {
-        let mut seen = self.0.seen.lock().expect("lock");
-        seen.dead.push((letter.offset, letter.reason.clone()));
-        Ok(())
-    }
-
-    async fn dead_letter_keys(&self, _: &str) -> outbox_core::Result<Vec<(String, Vec<u8>)>> {
-        Ok(Vec::new())
-    }
-
-    async fn purge(&self, _: &str, _: Duration) -> outbox_core::Result<u64> {
-        Ok(0)
-    }
-}
+use support::{Memory, Running, settings, until};
 
 struct Fixture {
     _cluster: MockCluster<'static, DefaultProducerContext>,
@@ -104,12 +40,7 @@ async fn fixture(topic: &str, partitions: i32) -> Fixture {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .expect("producer");
-    let (_, id) = registry().await;
-    let codec = EventCodec::new(
-        "ticks-value",
-        id,
-        Schema::parse_str(SCHEMA).expect("schema"),
-    );
+    let codec = support::tick_codec().await;
     Fixture {
         _cluster: cluster,
         bootstrap,
@@ -118,25 +49,9 @@ async fn fixture(topic: &str, partitions: i32) -> Fixture {
     }
 }
 
-/// A registry holding the test schema (the same id every time: the first registered), and
-/// that id.
-async fn registry() -> (Registry<MemorySchemaStore>, outbox_core::SchemaId) {
-    let registry = Registry::new(MemorySchemaStore::default());
-    let schema = Schema::parse_str(SCHEMA).expect("schema");
-    let registered = registry
-        .register("ticks-value", &schema)
-        .await
-        .expect("register");
-    (registry, registered.id)
-}
-
 impl Fixture {
     fn tick(&self, n: i64) -> Vec<u8> {
-        #[derive(serde::Serialize)]
-        struct Tick {
-            n: i64,
-        }
-        self.codec.encode(&Tick { n }).expect("encode")
+        support::tick(&self.codec, n)
     }
 
     async fn send(&self, topic: &str, partition: i32, ce_id: Option<&[u8]>, value: &[u8]) {
@@ -148,6 +63,26 @@ impl Fixture {
                 key: "ce_id",
                 value: Some(id),
             }));
+        }
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+
+    /// Produces a record with exactly these headers (`None` values are headers without a
+    /// value), no key, and `value` (`None`: a tombstone).
+    async fn send_raw(&self, topic: &str, headers: &[(&str, Option<&[u8]>)], value: Option<&[u8]>) {
+        let mut owned = OwnedHeaders::new();
+        for (key, value) in headers {
+            owned = owned.insert(Header { key, value: *value });
+        }
+        let mut record = FutureRecord::<(), [u8]>::to(topic)
+            .partition(0)
+            .headers(owned);
+        if let Some(value) = value {
+            record = record.payload(value);
         }
         self.producer
             .send(record, Duration::from_secs(10))
@@ -178,38 +113,8 @@ impl Fixture {
     }
 }
 
-fn settings(group: &str, topic: &str) -> InboxSettings {
-    let mut settings = InboxSettings::new(group, [topic]);
-    settings.commit_interval = Duration::from_millis(50);
-    settings.backoff = Duration::from_millis(50);
-    settings.max_backoff = Duration::from_millis(100);
-    settings.poison_policy = PoisonPolicy::Skip;
-    settings
-}
-
-type Running = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<outbox_inbox::Result<()>>,
-);
-
 async fn start(memory: &Arc<Memory>, f: &Fixture, settings: InboxSettings) -> Running {
-    let mut kafka = ClientConfig::new();
-    kafka.set("bootstrap.servers", &f.bootstrap);
-    let backend = Backend(Arc::clone(memory));
-    let inbox = Inbox::new(backend, registry().await.0, kafka, settings).expect("inbox");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(inbox.run(async move {
-        let _ = stopped.await;
-    }));
-    (stop, runner)
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::start(memory, &f.bootstrap, settings).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +188,7 @@ async fn hostile_records_are_dead_lettered_with_their_reason_and_the_partition_m
 
     let seen = memory.seen.lock().expect("lock");
     assert_eq!(seen.applied, [("fine".to_owned(), 5)]);
-    let offsets: Vec<i64> = seen.dead.iter().map(|(o, _)| *o).collect();
+    let offsets: Vec<i64> = seen.dead.iter().map(|(o, _, _)| *o).collect();
     assert_eq!(offsets, [0, 1, 2, 3, 4]);
     assert_eq!(seen.dead[0].1, Reason::MissingCeId);
     assert_eq!(seen.dead[1].1, Reason::CeIdNotUtf8);
@@ -303,5 +208,184 @@ async fn hostile_records_are_dead_lettered_with_their_reason_and_the_partition_m
             bytes: 2048,
             limit: 1024
         }
+    );
+}
+
+/// A blob value (the second registered schema) of raw datum bytes.
+fn blob_frame(datum: &[u8]) -> Vec<u8> {
+    // Schema id 2, the blob's (see `support::registry`).
+    let mut value = vec![0, 0, 0, 0, 2];
+    value.extend_from_slice(datum);
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_values_and_ce_ids_are_dead_lettered_and_the_good_records_around_them_applied_once()
+ {
+    let (topic, group) = ("ticks-malformed", "g-malformed");
+    let f = fixture(topic, 1).await;
+    let (_, tick_id, blob_id) = support::registry().await;
+    assert_eq!(
+        (tick_id.get(), blob_id.get()),
+        (1, 2),
+        "the ids blob_frame assumes"
+    );
+    let ce = |id: &'static [u8]| [("ce_id", Some(id))];
+    let good = f.tick(0);
+    let mut truncated = f.tick(1);
+    truncated.pop();
+    let mut trailing = f.tick(2);
+    trailing.push(0);
+    let max_id = "m".repeat(255);
+    let long_id = "l".repeat(256);
+    // A string declaring 2^40 bytes; then an empty string and an array declaring 2^40 items;
+    // then a negative length.
+    let huge_string = blob_frame(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+    let huge_array = blob_frame(&[0x00, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+    let negative = blob_frame(&[0x09]);
+    f.send_raw(topic, &ce(b"good-0"), Some(&good)).await; // 0
+    f.send_raw(topic, &ce(b"truncated"), Some(&truncated)).await; // 1
+    f.send_raw(topic, &ce(b"trailing"), Some(&trailing)).await; // 2
+    f.send_raw(topic, &ce(b"huge-string"), Some(&huge_string))
+        .await; // 3
+    f.send_raw(topic, &ce(b"huge-array"), Some(&huge_array))
+        .await; // 4
+    f.send_raw(topic, &ce(b"negative"), Some(&negative)).await; // 5
+    f.send_raw(topic, &ce(b""), Some(&good)).await; // 6: empty ce_id
+    f.send_raw(topic, &[("ce_id", Some(long_id.as_bytes()))], Some(&good))
+        .await; // 7
+    f.send_raw(topic, &[("ce_id", None)], Some(&good)).await; // 8: ce_id without a value
+    f.send_raw(topic, &ce(b"nul\0id"), Some(&good)).await; // 9
+    f.send_raw(topic, &ce(b"tombstone"), None).await; // 10: no key, no value
+    f.send_raw(topic, &[("ce_id", Some(max_id.as_bytes()))], Some(&good))
+        .await; // 11
+    // 12: other headers' values need not be UTF-8.
+    f.send_raw(
+        topic,
+        &[
+            ("traceparent", Some(b"\xff\xfe")),
+            ("ce_id", Some(b"good-12")),
+        ],
+        Some(&f.tick(12)),
+    )
+    .await;
+    f.send_raw(topic, &ce(b"good-0"), Some(&good)).await; // 13: a copy of 0
+    let memory = Arc::new(Memory::default());
+    let (stop, runner) = start(&memory, &f, settings(group, topic)).await;
+    until("every record committed", || {
+        f.committed(group, topic, 0) == Some(14)
+    })
+    .await;
+    let _ = stop.send(());
+    runner.await.expect("join").expect("runner");
+
+    let seen = memory.seen.lock().expect("lock");
+    let applied: Vec<(&str, i64)> = seen
+        .applied
+        .iter()
+        .map(|(id, o)| (id.as_str(), *o))
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            ("good-0", 0),
+            ("tombstone", 10),
+            (max_id.as_str(), 11),
+            ("good-12", 12)
+        ],
+        "the good records, once each; the copy of good-0 skipped"
+    );
+    let offsets: Vec<i64> = seen.dead.iter().map(|(o, _, _)| *o).collect();
+    assert_eq!(offsets, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    let reason = |i: usize| seen.dead[i].1.to_string();
+    for i in 0..5 {
+        assert!(
+            reason(i).starts_with("undecodable value: "),
+            "{}",
+            reason(i)
+        );
+    }
+    assert!(
+        reason(1).contains("bytes left after the datum"),
+        "{}",
+        reason(1)
+    );
+    assert_eq!(seen.dead[5].1, Reason::CeIdLength { bytes: 0 });
+    assert_eq!(seen.dead[6].1, Reason::CeIdLength { bytes: 256 });
+    assert_eq!(seen.dead[7].1, Reason::MissingCeId);
+    assert_eq!(seen.dead[8].1, Reason::CeIdControlCharacter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_reader_schema_cannot_resolve_is_dead_lettered() {
+    let (topic, group) = ("ticks-unresolvable", "g-unresolvable");
+    let f = fixture(topic, 1).await;
+    // A valid blob: s = "x", a = [1].
+    let blob = blob_frame(&[0x02, b'x', 0x02, 0x02, 0x00]);
+    f.send(topic, 0, Some(b"tick-0"), &f.tick(0)).await;
+    f.send(topic, 0, Some(b"blob"), &blob).await;
+    f.send(topic, 0, Some(b"tick-2"), &f.tick(2)).await;
+    let memory = Arc::new(Memory {
+        reader: Some(Schema::parse_str(support::SCHEMA).expect("schema")),
+        ..Memory::default()
+    });
+    let (stop, runner) = start(&memory, &f, settings(group, topic)).await;
+    until("every record committed", || {
+        f.committed(group, topic, 0) == Some(3)
+    })
+    .await;
+    let _ = stop.send(());
+    runner.await.expect("join").expect("runner");
+    let seen = memory.seen.lock().expect("lock");
+    assert_eq!(
+        seen.applied,
+        [("tick-0".to_owned(), 0), ("tick-2".to_owned(), 2)]
+    );
+    assert_eq!(
+        seen.dead.len(),
+        1,
+        "{:?}",
+        seen.dead
+            .iter()
+            .map(|d| d.1.to_string())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(seen.dead[0].0, 1);
+    assert!(
+        matches!(&seen.dead[0].1, Reason::Undecodable { .. }),
+        "{}",
+        seen.dead[0].1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_applying_dead_letters_the_record_and_the_partition_moves_on() {
+    let (topic, group) = ("ticks-panic", "g-panic");
+    let f = fixture(topic, 1).await;
+    f.send(topic, 0, Some(b"id-0"), &f.tick(0)).await;
+    f.send(topic, 0, Some(b"boom"), &f.tick(1)).await;
+    f.send(topic, 0, Some(b"id-2"), &f.tick(2)).await;
+    let memory = Arc::new(Memory {
+        panic_id: "boom".to_owned(),
+        ..Memory::default()
+    });
+    let (stop, runner) = start(&memory, &f, settings(group, topic)).await;
+    until("every record committed", || {
+        f.committed(group, topic, 0) == Some(3)
+    })
+    .await;
+    let _ = stop.send(());
+    runner.await.expect("join").expect("runner");
+    let seen = memory.seen.lock().expect("lock");
+    assert_eq!(
+        seen.applied,
+        [("id-0".to_owned(), 0), ("id-2".to_owned(), 2)]
+    );
+    assert_eq!(seen.dead.len(), 1);
+    assert_eq!(seen.dead[0].0, 1);
+    assert!(
+        matches!(&seen.dead[0].1, Reason::Panicked { detail } if detail.contains("panics on purpose")),
+        "{}",
+        seen.dead[0].1
     );
 }

@@ -28,13 +28,53 @@ pub(super) async fn work<B: InboxBackend, S: SchemaStore + Send + Sync + 'static
         if partition.is_revoked() {
             break;
         }
-        if process(&shared, &partition, &message).await.is_err() {
+        let offset = message.offset();
+        if isolated(&shared, &partition, Arc::new(message))
+            .await
+            .is_err()
+        {
             break;
         }
-        partition
-            .processed
-            .store(message.offset() + 1, Ordering::SeqCst);
+        partition.processed.store(offset + 1, Ordering::SeqCst);
     }
+}
+
+/// Processes one record in a task of its own: a panic while decoding or applying it (a
+/// handler's, or a library's on hostile bytes) sets the record aside instead of ending the
+/// partition's worker, which would leave the partition read but never processed or committed.
+async fn isolated<B: InboxBackend, S: SchemaStore + Send + Sync + 'static>(
+    shared: &Arc<Shared<B, S>>,
+    partition: &Arc<Partition>,
+    message: Arc<OwnedMessage>,
+) -> Result<(), Abandoned> {
+    let task = {
+        let (shared, partition, message) = (
+            Arc::clone(shared),
+            Arc::clone(partition),
+            Arc::clone(&message),
+        );
+        tokio::spawn(async move { process(&shared, &partition, &message).await })
+    };
+    match task.await {
+        Ok(done) => done,
+        Err(e) => {
+            let detail = match e.try_into_panic() {
+                Ok(payload) => panic_message(payload.as_ref()),
+                Err(e) => e.to_string(),
+            };
+            let ce_id = ce_id(&read_headers(&message)).ok();
+            let reason = Reason::Panicked { detail };
+            dead_letter(shared, partition, &message, ce_id.as_deref(), &reason).await
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 async fn process<B: InboxBackend, S: SchemaStore + Send + Sync + 'static>(
@@ -105,7 +145,7 @@ async fn decode<B, S: SchemaStore>(
     partition: &Partition,
     message: &OwnedMessage,
 ) -> Result<Result<InboxEvent, Reason>, Abandoned> {
-    let ce_id = match ce_id(message) {
+    let ce_id = match ce_id(&read_headers(message)) {
         Ok(id) => id,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -151,35 +191,75 @@ async fn decode<B, S: SchemaStore>(
     }))
 }
 
+/// A record's headers as read, values as bytes.
+#[derive(Debug, Default)]
+struct RecordHeaders {
+    /// `(name, value)` in order, `None` for a header without a value.
+    pairs: Vec<(String, Option<Vec<u8>>)>,
+    /// Headers whose name is not UTF-8 (Kafka's protocol says it is; a raw client may send
+    /// anything), left out of `pairs`.
+    bad_names: usize,
+}
+
+/// Reads `message`'s headers. rdkafka's accessor panics on a header name that is not UTF-8
+/// (it unwraps the conversion), so each header is read under `catch_unwind` and such a name
+/// is counted instead: one hostile record must not end the partition's worker. The panic
+/// hook still prints rdkafka's message once per such header.
+fn read_headers(message: &OwnedMessage) -> RecordHeaders {
+    let mut read = RecordHeaders::default();
+    let Some(headers) = message.headers() else {
+        return read;
+    };
+    for idx in 0..headers.count() {
+        let header = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            headers
+                .try_get(idx)
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+        }));
+        match header {
+            Ok(Some(pair)) => read.pairs.push(pair),
+            Ok(None) => {}
+            Err(_) => read.bad_names += 1,
+        }
+    }
+    read
+}
+
 /// The `ce_id` header (the last one, if repeated), checked.
-fn ce_id(message: &OwnedMessage) -> Result<String, Reason> {
-    let value = message
-        .headers()
-        .and_then(|h| h.iter().filter(|h| h.key == "ce_id").last())
-        .and_then(|h| h.value)
+fn ce_id(headers: &RecordHeaders) -> Result<String, Reason> {
+    if headers.bad_names > 0 {
+        return Err(Reason::HeaderNameNotUtf8 {
+            count: headers.bad_names,
+        });
+    }
+    let value = headers
+        .pairs
+        .iter()
+        .rfind(|(name, _)| name == "ce_id")
+        .and_then(|(_, value)| value.as_deref())
         .ok_or(Reason::MissingCeId)?;
     let id = std::str::from_utf8(value).map_err(|_| Reason::CeIdNotUtf8)?;
     if id.is_empty() || id.len() > MAX_INBOX_ID_BYTES {
         return Err(Reason::CeIdLength { bytes: id.len() });
+    }
+    // PostgreSQL refuses a NUL in text: the insert would fail on every retry and hold the
+    // partition. No CloudEvents id needs a control character.
+    if id.chars().any(char::is_control) {
+        return Err(Reason::CeIdControlCharacter);
     }
     Ok(id.to_owned())
 }
 
 /// Headers as a JSON array of `[name, value]`, values lossily UTF-8 (null when absent).
 fn headers_json(message: &OwnedMessage) -> String {
-    let pairs: Vec<(String, Option<String>)> = message
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| {
-                    (
-                        h.key.to_owned(),
-                        h.value.map(|v| String::from_utf8_lossy(v).into_owned()),
-                    )
-                })
-                .collect()
+    let pairs: Vec<(String, Option<String>)> = read_headers(message)
+        .pairs
+        .into_iter()
+        .map(|(name, value)| {
+            let value = value.map(|v| String::from_utf8_lossy(&v).into_owned());
+            (name, value)
         })
-        .unwrap_or_default();
+        .collect();
     serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
 }
 
