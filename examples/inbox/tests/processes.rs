@@ -9,7 +9,7 @@ mod upstream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use upstream::{N, Scenario};
+use upstream::{HOSTILE, N, Scenario};
 
 fn pg_url() -> String {
     std::env::var("OUTBOX_TEST_PG_URL")
@@ -83,12 +83,12 @@ fn terminate(mut child: Child) {
     );
 }
 
-/// Every order shipped once, the 5 hostile records dead-lettered; then the tables go.
+/// Every order shipped once, the hostile records dead-lettered; then the tables go.
 async fn shipped_exactly_once(pool: &sqlx::PgPool, prefix: &str) {
     let (shipped, distinct, dead) = counts(pool, prefix).await;
     assert_eq!(
         (shipped, distinct, dead),
-        (N as i64, N as i64, 5),
+        (N as i64, N as i64, HOSTILE as i64),
         "each order shipped exactly once"
     );
     drop_tables(pool, prefix).await;
@@ -128,7 +128,7 @@ async fn a_consumer_killed_mid_batch_resumes_without_a_double_effect() {
     );
     let second = consumer(&scenario, 0);
     wait_for(&pool, &prefix, "every record handled", |(n, _, dead)| {
-        n >= N as i64 && dead >= 5
+        n >= N as i64 && dead >= HOSTILE as i64
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -147,7 +147,7 @@ async fn a_rebalance_between_two_consumers_processes_nothing_twice() {
     wait_for(&pool, &prefix, "a first shipment", |(n, _, _)| n >= 2).await;
     let second = consumer(&scenario, 100);
     wait_for(&pool, &prefix, "every record handled", |(n, _, dead)| {
-        n >= N as i64 && dead >= 5
+        n >= N as i64 && dead >= HOSTILE as i64
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;

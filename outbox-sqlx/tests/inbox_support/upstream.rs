@@ -26,6 +26,9 @@ pub(crate) use broker::{broker, create_topic};
 /// Events published (each delivered twice).
 pub(crate) const N: usize = 20;
 
+/// Hostile records produced after them, each dead-lettered.
+pub(crate) const HOSTILE: usize = 7;
+
 /// What the producer writes: v2, with a field the consumer's v1 does not know.
 #[derive(Debug, Serialize, AvroSchema)]
 #[avro(namespace = "com.acme.orders")]
@@ -122,7 +125,8 @@ pub(crate) async fn publish_through_relay<E: Event + 'static>(
 
 /// Reads `n` records of `topic` and produces each again, unchanged: the duplicates a relay
 /// crash would cause, on purpose. Adds hostile records: no `ce_id`, garbage bytes, an unknown
-/// schema id, a value over the limit, a `ce_id` that is not UTF-8.
+/// schema id, a value over the limit, a `ce_id` that is not UTF-8, one with a NUL, a tombstone
+/// (a handler needs a value).
 async fn duplicate_and_poison(bootstrap: &str, topic: &str, n: usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -169,18 +173,27 @@ async fn duplicate_and_poison(bootstrap: &str, topic: &str, n: usize) {
         })
     };
     let huge = vec![0u8; 100 * 1024];
-    let hostile: [(Option<OwnedHeaders>, &[u8]); 5] = [
-        (None, b"\0\0\0\0\x01no ce_id"),
-        (Some(ce(b"garbage-1")), b"not avro at all"),
-        (Some(ce(b"unknown-schema-1")), b"\0\x7f\xff\xff\xf0\x02"),
-        (Some(ce(b"huge-1")), &huge),
-        (Some(ce(b"\xff\xfe")), b"\0\0\0\0\x01"),
+    // A copy of a good event under a ce_id with a NUL, which PostgreSQL cannot store.
+    let good = copies[0].payload().expect("a value");
+    let hostile: [(Option<OwnedHeaders>, Option<&[u8]>); HOSTILE] = [
+        (None, Some(b"\0\0\0\0\x01no ce_id")),
+        (Some(ce(b"garbage-1")), Some(b"not avro at all")),
+        (
+            Some(ce(b"unknown-schema-1")),
+            Some(b"\0\x7f\xff\xff\xf0\x02"),
+        ),
+        (Some(ce(b"huge-1")), Some(&huge)),
+        (Some(ce(b"\xff\xfe")), Some(b"\0\0\0\0\x01")),
+        (Some(ce(b"nul\0id")), Some(good)),
+        (Some(ce(b"tombstone-1")), None),
     ];
     for (headers, value) in hostile {
         let mut record = FutureRecord::<[u8], [u8]>::to(topic)
             .partition(0)
-            .key(b"poison")
-            .payload(value);
+            .key(b"poison");
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
@@ -203,7 +216,7 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
-    /// Publishes [`N`] events through the relay, produces them again and adds 5 hostile
+    /// Publishes [`N`] events through the relay, produces them again and adds [`HOSTILE`]
     /// records; `None` when there is no test broker (outside CI).
     pub(crate) async fn prepare() -> Option<Self> {
         let bootstrap = broker()?;
@@ -247,7 +260,7 @@ impl Scenario {
     }
 
     /// Runs an inbox over `backend` until every record is handled, stops it, and checks the
-    /// counts: each event processed once, each copy skipped, the 5 hostile records set aside,
+    /// counts: each event processed once, each copy skipped, the hostile records set aside,
     /// the failing handler retried.
     pub(crate) async fn consume<B: InboxBackend>(self, backend: B) -> Arc<InboxMetrics> {
         let mut settings = InboxSettings::new(format!("g-{}", self.id), [self.topic.clone()]);
@@ -260,7 +273,7 @@ impl Scenario {
         let metrics = inbox.metrics();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runner = tokio::spawn(inbox.run(async move { drop(stopped.await) }));
-        let total = 2 * N as u64 + 5;
+        let total = (2 * N + HOSTILE) as u64;
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let seen =
@@ -284,7 +297,7 @@ impl Scenario {
         assert_eq!(metrics.duplicates.get(), N as u64);
         assert_eq!(
             metrics.dead_lettered.get(),
-            5,
+            HOSTILE as u64,
             "the hostile records were set aside"
         );
         assert!(
@@ -297,7 +310,7 @@ impl Scenario {
 
 /// The dead letters' reasons, in offset order, as the hostile records call for.
 pub(crate) fn check_reasons(reasons: &[String]) {
-    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    assert_eq!(reasons.len(), HOSTILE, "{reasons:?}");
     assert_eq!(reasons[0], "missing ce_id header");
     assert!(
         reasons[1].starts_with("undecodable value"),
@@ -314,4 +327,9 @@ pub(crate) fn check_reasons(reasons: &[String]) {
         "value of 102400 bytes exceeds the limit of 65536 bytes"
     );
     assert_eq!(reasons[4], "ce_id header is not utf-8");
+    assert_eq!(reasons[5], "ce_id header contains a control character");
+    assert_eq!(
+        reasons[6],
+        "tombstone (no value) for a handler that needs an event"
+    );
 }
