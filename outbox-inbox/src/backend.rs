@@ -53,18 +53,23 @@ pub struct DeadLetter<'a> {
 impl DeadLetter<'_> {
     /// The parameters of [`InboxStatements::insert_dead_letter`] for `group`, in order.
     ///
+    /// A NUL in the text columns (a reason quoting a handler's error about an event's string,
+    /// say) becomes U+FFFD: PostgreSQL refuses NUL in text, and the runner retries a dead
+    /// letter until it is stored, so a refusal would hold the partition for good.
+    ///
     /// [`InboxStatements::insert_dead_letter`]: outbox_core::table::InboxStatements::insert_dead_letter
     pub fn params(&self, group: &str) -> Vec<SqlValue> {
+        let text = |s: &str| SqlValue::Text(s.replace('\0', "\u{fffd}"));
         vec![
-            SqlValue::Text(group.to_owned()),
-            SqlValue::Text(self.topic.to_owned()),
+            text(group),
+            text(self.topic),
             SqlValue::I32(self.partition),
             SqlValue::I64(self.offset),
-            SqlValue::Text(self.ce_id.unwrap_or_default().to_owned()),
+            text(self.ce_id.unwrap_or_default()),
             SqlValue::OptBytes(self.key.map(<[u8]>::to_vec)),
             SqlValue::OptBytes(self.value.map(<[u8]>::to_vec)),
-            SqlValue::Text(self.headers.to_owned()),
-            SqlValue::Text(self.reason.to_string()),
+            text(self.headers),
+            text(&self.reason.to_string()),
         ]
     }
 }

@@ -145,3 +145,59 @@ async fn inbox_migrations_upgrade_a_database_holding_the_outbox() {
         .expect("drop");
     }
 }
+
+/// A dead letter whose reason carries a NUL (a handler's error quoting an event's string, say)
+/// is stored on PostgreSQL, which refuses NUL in text: the runner retries a failed dead letter
+/// until it lands, so a refusal would hold the partition for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stores_a_dead_letter_whose_reason_holds_a_nul() {
+    use outbox_core::table::{Dialect, Table, TableNames};
+    use outbox_inbox::{DeadLetter, InboxBackend as _, Reason};
+
+    let pool = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let names = TableNames::with_prefix(&format!("n{}", &id[20..])).expect("names");
+    let schema = outbox_core::Schema::parse_str(
+        r#"{"type":"record","name":"Row","fields":[{"name":"v","type":"string"}]}"#,
+    )
+    .expect("schema");
+    let sink = outbox_sqlx::Sink::new(schema, "unused", "k", &[]).expect("sink");
+    let backend = outbox_sqlx::SqlxInbox::with_effect(pool.clone(), &names, sink);
+    backend.migrate(&names).await.expect("migrate");
+    let reason = Reason::HandlerFailed {
+        attempts: 5,
+        last: "no order named a\0b".to_owned(),
+    };
+    let letter = DeadLetter {
+        topic: "t",
+        partition: 0,
+        offset: 7,
+        ce_id: Some("id-7"),
+        key: None,
+        value: None,
+        headers: "[]",
+        reason: &reason,
+    };
+    backend
+        .dead_letter("g", letter)
+        .await
+        .expect("the dead letter is stored");
+    let dead = names.qualified(Dialect::Postgres, Table::InboxDeadLetters);
+    let stored: Vec<String> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT reason FROM {dead}")))
+            .fetch_all(&pool)
+            .await
+            .expect("reason");
+    assert_eq!(
+        stored,
+        ["handler failed 5 times, last: no order named a\u{fffd}b"],
+        "the NUL replaced, the rest kept"
+    );
+    for table in Table::INBOX {
+        let t = names.qualified(Dialect::Postgres, table);
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
+            .execute(&pool)
+            .await
+            .expect("drop");
+    }
+}
