@@ -137,8 +137,10 @@ pub(crate) async fn inbox_consume(
     );
     let inbox_eps = (n - 1) as f64 / elapsed;
     // Baseline 2: the database alone: the same one-insert transactions, 16 at a time.
-    let insert =
-        outbox_core::table::InboxStatements::new(Dialect::Postgres, &names).insert_processed;
+    let insert = outbox_core::table::InboxStatements::new(Dialect::Postgres, &names)
+        .insert_processed
+        .sql()
+        .to_owned();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..16 {

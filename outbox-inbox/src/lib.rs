@@ -12,7 +12,8 @@
 //! This crate holds the runner, written once; the databases implement [`InboxBackend`]:
 //! `outbox-sqlx` and `outbox-diesel` under their `inbox` feature, with handler and sink modes.
 //! The sink mode's decisions (upsert or delete, and why a record cannot be sunk) are
-//! [`SinkMapping`], written once for both.
+//! [`SinkMapping`], written once for both, as is their bookkeeping ([`store`]: recording an
+//! id, dead letters, retention, over `outbox-core`'s connection contract).
 //!
 //! # Retention
 //!
@@ -37,6 +38,7 @@ mod metrics;
 mod runner;
 mod settings;
 mod sink;
+pub mod store;
 
 pub use backend::{Applied, ApplyError, BoxError, DeadLetter, InboxBackend, InboxEvent};
 pub use error::{Error, Reason, Result};

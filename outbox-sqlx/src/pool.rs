@@ -66,6 +66,26 @@ impl<DB: OutboxDatabase> ConnectionHolder for PoolConnection<DB> {
     }
 }
 
+// Any transaction lifetime, not only 'static: the futures holding one must be Send, which
+// rustc checks for every lifetime.
+impl<DB: OutboxDatabase> sealed::Sealed for &mut Transaction<'_, DB> {}
+impl<DB: OutboxDatabase> ConnectionHolder for &mut Transaction<'_, DB> {
+    type Database = DB;
+    fn connection(&mut self) -> &mut DB::Connection {
+        self
+    }
+    fn discard(self) {
+        // The transaction is the caller's: it decides.
+    }
+}
+
+impl<H: ConnectionHolder> SqlxConnection<H> {
+    /// Statements on `holder` (a transaction the caller keeps, say).
+    pub(crate) fn new(holder: H) -> Self {
+        Self(holder)
+    }
+}
+
 impl<DB: OutboxDatabase> sealed::Sealed for Transaction<'static, DB> {}
 impl<DB: OutboxDatabase> ConnectionHolder for Transaction<'static, DB> {
     type Database = DB;

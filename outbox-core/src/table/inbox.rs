@@ -7,6 +7,7 @@
 
 use super::ddl::{now_default, timestamp_type};
 use super::{Dialect, Identifier, Migration, Table, TableNames};
+use crate::sql::{Query, Statement};
 
 /// The first inbox migration version; versions below it belong to the outbox.
 pub const INBOX_MIGRATIONS_FROM: i64 = 1001;
@@ -91,16 +92,16 @@ pub struct InboxStatements {
     /// Records an event as processed unless it was: (consumer_group, ce_id); 1 row affected
     /// when new, 0 for a duplicate. A concurrent insert of the same id waits for the other
     /// transaction, so two consumers never both see it as new.
-    pub insert_processed: String,
+    pub insert_processed: Statement,
     /// Sets a record aside unless it already was (same group and position): (consumer_group,
     /// topic, partition_no i32, record_offset i64, ce_id text, '' for none, record_key opt
     /// bytes, record_value opt bytes, headers text, reason text).
-    pub insert_dead_letter: String,
+    pub insert_dead_letter: Statement,
     /// Deletes up to a batch of a group's rows older than some seconds: (consumer_group,
     /// seconds i64); repeat while it deletes a full batch ([`Self::purge_batch`]).
-    pub purge: String,
+    pub purge: Statement,
     /// The keys a group dead-lettered: (consumer_group) -> (topic text, record_key bytes).
-    pub select_dead_letter_keys: String,
+    pub select_dead_letter_keys: Query<(String, Vec<u8>)>,
 }
 
 impl InboxStatements {
@@ -135,12 +136,12 @@ impl InboxStatements {
         };
         Self {
             dialect,
-            insert_processed: format!(
+            insert_processed: Statement::new(format!(
                 "{insert} {inbox} (consumer_group, ce_id) VALUES ({}, {}){ignore_suffix}",
                 p(1),
                 p(2)
-            ),
-            insert_dead_letter: format!(
+            )),
+            insert_dead_letter: Statement::new(format!(
                 "{insert} {dead} (consumer_group, topic, partition_no, record_offset, ce_id, record_key, \
                  record_value, headers, reason) VALUES ({}, {}, {}, {}, NULLIF({}, ''), {}, {}, {}, {}){ignore_suffix}",
                 p(1),
@@ -152,12 +153,12 @@ impl InboxStatements {
                 p(7),
                 p(8),
                 p(9)
-            ),
-            purge,
-            select_dead_letter_keys: format!(
+            )),
+            purge: Statement::new(purge),
+            select_dead_letter_keys: Query::new(format!(
                 "SELECT DISTINCT topic, record_key FROM {dead} WHERE consumer_group = {} AND record_key IS NOT NULL",
                 p(1)
-            ),
+            )),
         }
     }
 

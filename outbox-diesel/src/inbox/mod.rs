@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outbox_core::Schema;
-use outbox_core::table::{InboxStatements, SqlValue, TableNames};
-use outbox_inbox::{Applied, ApplyError, DeadLetter, InboxBackend, InboxEvent};
+use outbox_core::sql::SqlPool;
+use outbox_core::table::{InboxStatements, TableNames};
+use outbox_inbox::{Applied, ApplyError, DeadLetter, InboxBackend, InboxEvent, store};
 
+use crate::DieselPool;
 use crate::connection::OutboxConnection;
 use crate::error::store;
 
@@ -57,6 +59,8 @@ struct Inner<C, E> {
 enum Abort {
     Duplicate,
     Db(diesel::result::Error),
+    /// A statement of the shared bookkeeping ([`outbox_inbox::store`]) failed.
+    Store(outbox_core::Error),
     Apply(ApplyError),
 }
 
@@ -107,7 +111,7 @@ impl<C: OutboxConnection + 'static, E: DieselEffect<C>> DieselInbox<C, E> {
                 })?,
             };
             let result = f(&inner, &mut conn);
-            if !matches!(result, Err(Abort::Db(_))) {
+            if !matches!(result, Err(Abort::Db(_) | Abort::Store(_))) {
                 inner
                     .idle
                     .lock()
@@ -124,12 +128,23 @@ impl<C: OutboxConnection + 'static, E: DieselEffect<C>> DieselInbox<C, E> {
 fn store_error(op: &'static str) -> impl FnOnce(Abort) -> outbox_core::Error {
     move |e| match e {
         Abort::Db(e) => store(op)(e),
+        Abort::Store(e) => e,
         Abort::Duplicate | Abort::Apply(_) => outbox_core::Error::Store {
             operation: op,
             retryable: true,
             source: "blocking task failed".into(),
         },
     }
+}
+
+/// Runs a shared bookkeeping step on `conn`. diesel is blocking: the step's futures are ready
+/// when first polled, so `block_on` returns at once.
+fn on<'c, C: OutboxConnection, T>(
+    conn: &'c mut C,
+    step: impl AsyncFnOnce(&DieselPool<'c, C>) -> outbox_core::Result<T>,
+) -> Result<T, Abort> {
+    let pool = DieselPool::new(conn);
+    futures_executor::block_on(step(&pool)).map_err(Abort::Store)
 }
 
 impl<C: OutboxConnection + 'static, E: DieselEffect<C>> InboxBackend for DieselInbox<C, E> {
@@ -143,8 +158,11 @@ impl<C: OutboxConnection + 'static, E: DieselEffect<C>> InboxBackend for DieselI
         let result = self
             .with_conn(move |inner, conn| {
                 conn.transaction::<_, Abort, _>(|conn| {
-                    let params = vec![SqlValue::Text(group), SqlValue::Text(event.ce_id.clone())];
-                    if conn.run(&inner.stmts.insert_processed, params)? == 0 {
+                    let new = on(conn, async |pool| {
+                        let mut conn = pool.acquire().await?;
+                        store::record_processed(&mut conn, &inner.stmts, &group, &event.ce_id).await
+                    })?;
+                    if !new {
                         return Err(Abort::Duplicate);
                     }
                     inner.effect.run(conn, &event).map_err(Abort::Apply)
@@ -155,40 +173,39 @@ impl<C: OutboxConnection + 'static, E: DieselEffect<C>> InboxBackend for DieselI
             Ok(()) => Ok(Applied::Processed),
             Err(Abort::Duplicate) => Ok(Applied::Duplicate),
             Err(Abort::Db(e)) => Err(ApplyError::Store(store("inbox: apply")(e))),
+            Err(Abort::Store(e)) => Err(ApplyError::Store(e)),
             Err(Abort::Apply(e)) => Err(e),
         }
     }
 
     async fn dead_letter(&self, group: &str, letter: DeadLetter<'_>) -> outbox_core::Result<()> {
         let params = letter.params(group);
-        self.with_conn(move |inner, conn| Ok(conn.run(&inner.stmts.insert_dead_letter, params)?))
-            .await
-            .map(drop)
-            .map_err(store_error("inbox: dead letter"))
+        self.with_conn(move |inner, conn| {
+            on(conn, async |pool| {
+                store::dead_letter(pool, &inner.stmts, params).await
+            })
+        })
+        .await
+        .map_err(store_error("inbox: dead letter"))
     }
 
     async fn dead_letter_keys(&self, group: &str) -> outbox_core::Result<Vec<(String, Vec<u8>)>> {
-        let params = vec![SqlValue::Text(group.to_owned())];
+        let group = group.to_owned();
         self.with_conn(move |inner, conn| {
-            Ok(conn.load_rows::<(String, Vec<u8>)>(&inner.stmts.select_dead_letter_keys, params)?)
+            on(conn, async |pool| {
+                store::dead_letter_keys(pool, &inner.stmts, &group).await
+            })
         })
         .await
         .map_err(store_error("inbox: dead-lettered keys"))
     }
 
     async fn purge(&self, group: &str, age: Duration) -> outbox_core::Result<u64> {
-        let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
         let group = group.to_owned();
         self.with_conn(move |inner, conn| {
-            let mut total = 0u64;
-            loop {
-                let params = vec![SqlValue::Text(group.clone()), SqlValue::I64(seconds)];
-                let deleted = conn.run(&inner.stmts.purge, params)?;
-                total += deleted as u64;
-                if deleted < inner.stmts.purge_batch() {
-                    return Ok(total);
-                }
-            }
+            on(conn, async |pool| {
+                store::purge(pool, &inner.stmts, &group, age).await
+            })
         })
         .await
         .map_err(store_error("inbox: retention"))

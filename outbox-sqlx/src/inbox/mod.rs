@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use outbox_core::Schema;
 use outbox_core::table::{InboxStatements, Statements, TableNames};
-use outbox_inbox::{Applied, ApplyError, DeadLetter, InboxBackend, InboxEvent};
+use outbox_inbox::{Applied, ApplyError, DeadLetter, InboxBackend, InboxEvent, store};
 use sqlx::{Pool, Transaction};
 
-use outbox_core::sql::{Query, SqlConnection, SqlPool};
-
-use crate::SqlxPool;
-use crate::database::{OutboxDatabase, Value, begin_write};
+use crate::database::{OutboxDatabase, begin_write};
 use crate::error::store;
+use crate::{SqlxConnection, SqlxPool};
 
 pub use handler::{Handler, InboxHandler};
 pub use sink::Sink;
@@ -61,6 +59,10 @@ impl<DB: OutboxDatabase, E: Effect<DB>> SqlxInbox<DB, E> {
         }
     }
 
+    fn sql_pool(&self) -> SqlxPool<DB> {
+        SqlxPool::from(self.pool.clone())
+    }
+
     /// Creates or upgrades the inbox tables (see [`migrate_inbox`](crate::migrate_inbox)).
     ///
     /// # Errors
@@ -77,65 +79,39 @@ impl<DB: OutboxDatabase, E: Effect<DB>> InboxBackend for SqlxInbox<DB, E> {
     }
 
     async fn apply(&self, group: &str, event: &InboxEvent) -> Result<Applied, ApplyError> {
-        let fail = |op| move |e| ApplyError::Store(store(op)(e));
         let mut tx = begin_write(&self.pool)
             .await
-            .map_err(fail("inbox: begin"))?;
-        let params = vec![
-            Value::Text(group.to_owned()),
-            Value::Text(event.ce_id.clone()),
-        ];
-        let inserted = DB::run(&mut *tx, &self.stmts.insert_processed, params)
-            .await
-            .map_err(fail("inbox: record ce_id"))?;
-        if inserted == 0 {
-            tx.rollback().await.map_err(fail("inbox: rollback"))?;
+            .map_err(|e| ApplyError::Store(store("inbox: begin")(e)))?;
+        let new = store::record_processed(
+            &mut SqlxConnection::new(&mut tx),
+            &self.stmts,
+            group,
+            &event.ce_id,
+        )
+        .await
+        .map_err(ApplyError::Store)?;
+        if !new {
+            // Dropping the transaction rolls it back.
             return Ok(Applied::Duplicate);
         }
-        if let Err(e) = self.effect.run(&mut tx, event).await {
-            // Dropping the transaction rolls it back; an explicit rollback reports nothing
-            // more useful than the effect's own error.
-            drop(tx);
-            return Err(e);
-        }
-        tx.commit().await.map_err(fail("inbox: commit"))?;
+        // On an error, dropping the transaction rolls it back; an explicit rollback reports
+        // nothing more useful than the effect's own error.
+        self.effect.run(&mut tx, event).await?;
+        tx.commit()
+            .await
+            .map_err(|e| ApplyError::Store(store("inbox: commit")(e)))?;
         Ok(Applied::Processed)
     }
 
     async fn dead_letter(&self, group: &str, letter: DeadLetter<'_>) -> outbox_core::Result<()> {
-        let params = letter.params(group);
-        let mut conn = self.pool.acquire().await.map_err(store("inbox: connect"))?;
-        DB::run(&mut *conn, &self.stmts.insert_dead_letter, params)
-            .await
-            .map_err(store("inbox: dead letter"))?;
-        Ok(())
+        store::dead_letter(&self.sql_pool(), &self.stmts, letter.params(group)).await
     }
 
     async fn dead_letter_keys(&self, group: &str) -> outbox_core::Result<Vec<(String, Vec<u8>)>> {
-        let pool = SqlxPool::from(self.pool.clone());
-        let mut conn = pool.acquire().await?;
-        let keys = Query::<(String, Vec<u8>)>::new(self.stmts.select_dead_letter_keys.clone());
-        conn.fetch(
-            "inbox: dead-lettered keys",
-            &keys,
-            vec![Value::Text(group.to_owned())],
-        )
-        .await
+        store::dead_letter_keys(&self.sql_pool(), &self.stmts, group).await
     }
 
     async fn purge(&self, group: &str, age: Duration) -> outbox_core::Result<u64> {
-        let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-        let mut total = 0;
-        loop {
-            let mut conn = self.pool.acquire().await.map_err(store("inbox: connect"))?;
-            let params = vec![Value::Text(group.to_owned()), Value::I64(seconds)];
-            let deleted = DB::run(&mut *conn, &self.stmts.purge, params)
-                .await
-                .map_err(store("inbox: retention"))?;
-            total += deleted;
-            if deleted < self.stmts.purge_batch() as u64 {
-                return Ok(total);
-            }
-        }
+        store::purge(&self.sql_pool(), &self.stmts, group, age).await
     }
 }
