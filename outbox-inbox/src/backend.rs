@@ -145,3 +145,24 @@ pub trait InboxBackend: Send + Sync + 'static {
         age: Duration,
     ) -> impl Future<Output = outbox_core::Result<u64>> + Send;
 }
+
+impl InboxEvent {
+    /// The value as the handler's type `T`, for a handler mode: every writer's handler reads
+    /// events this way.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Rejected`] with [`Reason::Tombstone`] for a record without a value,
+    /// [`Reason::Undecodable`] when the value does not fit `T`.
+    pub fn typed<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApplyError> {
+        let value = self
+            .value
+            .as_ref()
+            .ok_or(ApplyError::Rejected(Reason::Tombstone))?;
+        outbox_core::avro::from_value(value).map_err(|e| {
+            ApplyError::Rejected(Reason::Undecodable {
+                detail: e.to_string(),
+            })
+        })
+    }
+}

@@ -3,7 +3,7 @@
 
 use outbox_core::Schema;
 use outbox_core::avro::AvroSchema;
-use outbox_inbox::{ApplyError, BoxError, InboxEvent, Reason};
+use outbox_inbox::{ApplyError, BoxError, InboxEvent};
 use serde::de::DeserializeOwned;
 
 use super::DieselEffect;
@@ -37,15 +37,7 @@ impl<C, H: DieselInboxHandler<C>> DieselEffect<C> for DieselHandler<H> {
     }
 
     fn run(&self, conn: &mut C, event: &InboxEvent) -> Result<(), ApplyError> {
-        let value = event
-            .value
-            .as_ref()
-            .ok_or(ApplyError::Rejected(Reason::Tombstone))?;
-        let typed: H::Event = outbox_core::avro::from_value(value).map_err(|e| {
-            ApplyError::Rejected(Reason::Undecodable {
-                detail: e.to_string(),
-            })
-        })?;
+        let typed: H::Event = event.typed()?;
         self.0
             .handle(conn, typed, event)
             .map_err(ApplyError::Handler)

@@ -2,7 +2,7 @@
 
 use outbox_core::Schema;
 use outbox_core::avro::AvroSchema;
-use outbox_inbox::{ApplyError, BoxError, InboxEvent, Reason};
+use outbox_inbox::{ApplyError, BoxError, InboxEvent};
 use serde::de::DeserializeOwned;
 use sqlx::Transaction;
 
@@ -44,14 +44,7 @@ impl<DB: sqlx::Database, H: InboxHandler<DB>> Effect<DB> for Handler<H> {
         tx: &mut Transaction<'static, DB>,
         event: &InboxEvent,
     ) -> Result<(), ApplyError> {
-        let Some(value) = &event.value else {
-            return Err(ApplyError::Rejected(Reason::Tombstone));
-        };
-        let typed: H::Event = outbox_core::avro::from_value(value).map_err(|e| {
-            ApplyError::Rejected(Reason::Undecodable {
-                detail: e.to_string(),
-            })
-        })?;
+        let typed: H::Event = event.typed()?;
         self.0
             .handle(tx, typed, event)
             .await
