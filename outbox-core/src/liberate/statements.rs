@@ -68,7 +68,9 @@ impl LiberateStatements {
         let schema_id = schema_id.to_column()?;
         let capture = &plan.capture;
         let table = match &plan.query {
-            Some(query) => format!("({query})"),
+            // The closing parenthesis on its own line: a query that ends in a `--`
+            // comment would otherwise comment it out.
+            Some(query) => format!("({query}\n)"),
             None => qualified(dialect, names, &capture.table),
         };
         let events = names.qualified(dialect, Table::Events);

@@ -542,6 +542,50 @@ pub async fn liberate_custom_query<DB: OutboxDatabase>(pool: &Pool<DB>) {
     fx.cleanup().await;
 }
 
+/// A `--query` as a DBA writes one, with comments (a trailing `--` one included, which
+/// commented out the subquery's closing parenthesis and was refused as a syntax error), a
+/// UNION and a `--` inside a string literal, publishes each of its rows once.
+pub async fn liberate_custom_query_with_comments<DB: OutboxDatabase>(pool: &Pool<DB>) {
+    let mut fx = Fixture::new(pool).await;
+    let t = fx.table("qc");
+    let table = quoted::<DB>(&t);
+    fx.exec(&format!(
+        "CREATE TABLE {table} (id INTEGER NOT NULL PRIMARY KEY, v INTEGER NOT NULL, \
+         note VARCHAR(20) NOT NULL)"
+    ))
+    .await;
+    insert_rows(
+        pool,
+        &t,
+        "id, v, note",
+        (1..=20).map(|i| format!("{i}, {i}, 'n--{i}'")),
+    )
+    .await;
+    let liberate = Liberate::new(pool.clone(), fx.names.clone());
+    let query = format!(
+        "SELECT * /* every column */ FROM {table} WHERE v > 17 -- the late ones\n\
+         UNION ALL\n\
+         SELECT * FROM {table} WHERE note = 'n--2' -- and one by its note"
+    );
+    let options = LiberateOptions {
+        chunk: 1,
+        query: Some(query),
+        ..LiberateOptions::default()
+    };
+    let job = liberate
+        .prepare(&fx.registry, &t, None, Mode::Bulk, &options)
+        .await
+        .expect("a query with comments");
+    let done = liberate.run(&job, &options, |_| {}).await.expect("run");
+    assert_eq!((done.rows_done, done.total_estimate), (4, 4));
+    let ids: Vec<i64> = by_key(&fx.events().await)
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(ids, [2, 18, 19, 20]);
+    fx.cleanup().await;
+}
+
 /// Migration 5 upgrades a database made by migrations 1 to 4 that holds rows: they stay,
 /// and the liberations table is there.
 pub async fn upgrade_from_version_4_adds_liberations<DB: OutboxDatabase>(pool: &Pool<DB>) {
