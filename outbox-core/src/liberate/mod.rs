@@ -187,10 +187,18 @@ impl LiberationPlan {
     ///
     /// # Errors
     ///
-    /// [`Error::LiberationRefused`] for a bulk plan, or a first ordering column that is not
-    /// a timestamp.
+    /// [`Error::LiberationRefused`] for a bulk plan, a first ordering column that is not
+    /// a timestamp, or a lag longer than [`MAX_LAG`].
     pub fn with_lag(mut self, lag: std::time::Duration) -> Result<Self> {
         let table = self.capture.table.to_string();
+        if lag > MAX_LAG {
+            // Past it the cutoff leaves the databases' ranges: PostgreSQL fails every poll
+            // ("timestamp out of range"), MariaDB and SQLite compare with NULL.
+            return Err(refused(
+                &table,
+                format!("--lag of {}s is longer than 100 years", lag.as_secs()),
+            ));
+        }
         let first = self.order.first().map(|c| c.kind);
         if !matches!(self.mode, Mode::Incremental { .. })
             || !matches!(
@@ -262,6 +270,9 @@ impl LiberationPlan {
         Ok(self)
     }
 }
+
+/// The longest `--lag` accepted: 100 years (of 365 days).
+pub const MAX_LAG: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
 
 /// The longest `--query` accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;

@@ -432,8 +432,9 @@ pub async fn liberate_refuses_hostile_input<DB: OutboxDatabase>(pool: &Pool<DB>)
     let mut fx = Fixture::new(pool).await;
     let t = fx.table("h");
     fx.exec(&format!(
-        "CREATE TABLE {} (id INTEGER NOT NULL PRIMARY KEY, note TEXT)",
-        quoted::<DB>(&t)
+        "CREATE TABLE {} (id INTEGER NOT NULL PRIMARY KEY, note TEXT, at {} NOT NULL)",
+        quoted::<DB>(&t),
+        timestamp_type(DB::DIALECT)
     ))
     .await;
     let liberate = Liberate::new(pool.clone(), fx.names.clone());
@@ -470,6 +471,16 @@ pub async fn liberate_refuses_hostile_input<DB: OutboxDatabase>(pool: &Pool<DB>)
         ..LiberateOptions::default()
     };
     refused(prepare(t.clone(), Mode::Bulk, zero).await, "chunk");
+    // Past 100 years the cutoff leaves the databases' ranges: PostgreSQL failed every poll
+    // with "timestamp out of range" (exit 1), MariaDB and SQLite compared with NULL.
+    let ages = LiberateOptions {
+        lag: Some(std::time::Duration::from_secs(1_000_000 * 365 * 86_400)),
+        ..LiberateOptions::default()
+    };
+    refused(
+        prepare(t.clone(), incremental(&["at", "id"]), ages).await,
+        "longer than 100 years",
+    );
     let hostile = prepare(
         format!("{t}\"; DROP TABLE x; --"),
         Mode::Bulk,
