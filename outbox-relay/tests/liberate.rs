@@ -193,8 +193,8 @@ crate::on_each_database! {
         sqlite => bulk_of_100k_killed_and_resumed_on_sqlite,
 }
 
-/// A table that does not exist, a `--by` column that does not exist, an unsafe table name
-/// and a `--query` that is not a SELECT: exit code 2, the reason on standard error, nothing written.
+/// A table that does not exist, a `--by` column that does not exist, an unsafe table name,
+/// a `--query` that is not a SELECT, a chunk too large, a rate or poll interval of 0: exit code 2, the reason on standard error, nothing written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_refused_with_exit_code_2() {
     let dir = tempfile::tempdir().expect("dir");
@@ -228,6 +228,30 @@ async fn hostile_input_is_refused_with_exit_code_2() {
         (
             vec!["bulk", "--table", "items", "--query", "DROP TABLE items"],
             "the query must be one SELECT",
+        ),
+        // PostgreSQL ("bigint out of range") and SQLite ("datatype mismatch") failed
+        // mid-run with exit code 1; 0 rows per second and a 0 s poll interval ran
+        // unthrottled.
+        (
+            vec!["bulk", "--table", "items", "--chunk", "18446744073709551615"],
+            "the chunk size must be from 1 to 1000000",
+        ),
+        (
+            vec!["bulk", "--table", "items", "--rows-per-second", "0"],
+            "--rows-per-second must be at least 1",
+        ),
+        (
+            vec![
+                "incremental",
+                "--table",
+                "items",
+                "--by",
+                "id",
+                "--interval",
+                "0s",
+                "--once",
+            ],
+            "--interval must be longer than 0",
         ),
     ] {
         let out = output(liberate(&url, &names, &args));

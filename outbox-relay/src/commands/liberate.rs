@@ -42,6 +42,14 @@ pub(super) async fn execute<DB: OutboxDatabase>(
             lag,
             once,
         } => {
+            if interval.is_zero() {
+                // Polling without a pause would hammer the source database.
+                return Err(outbox_core::Error::LiberationRefused {
+                    table: args.table,
+                    reason: "--interval must be longer than 0".to_owned(),
+                }
+                .into());
+            }
             let by = by.split(',').map(|c| c.trim().to_owned()).collect();
             (
                 args,

@@ -29,12 +29,16 @@ use crate::capture::Capture;
 use crate::database::OutboxDatabase;
 use crate::pool::SqlxPool;
 
+/// The largest chunk: one transaction, whose ordering values are held in memory (and
+/// past which PostgreSQL's `LIMIT` and SQLite's overflow, failing mid-run).
+pub const MAX_CHUNK: usize = 1_000_000;
+
 /// How a liberation runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiberateOptions {
-    /// Rows per chunk (one transaction each).
+    /// Rows per chunk (one transaction each), 1 to [`MAX_CHUNK`].
     pub chunk: usize,
-    /// At most this many rows per second, when set.
+    /// At most this many rows per second, when set (at least 1).
     pub rows_per_second: Option<u32>,
     /// Forget the stored checkpoint and start from the first row.
     pub restart: bool,
@@ -130,7 +134,8 @@ impl<DB: OutboxDatabase> Liberate<DB> {
     /// # Errors
     ///
     /// [`Error::LiberationRefused`] for a table that does not exist, a `topic` other than
-    /// the capture's, a bad ordering column (see [`LiberationPlan::new`]), a chunk of 0, a
+    /// the capture's, a bad ordering column (see [`LiberationPlan::new`]), a chunk of 0 or
+    /// over [`MAX_CHUNK`], a `rows_per_second` of 0, a
     /// `query` that is not one `SELECT` or lacks a column the events need;
     /// [`Error::CaptureRefused`] for a table that cannot be described by a schema;
     /// [`Error::IncompatibleSchema`], [`Error::InvalidIdentifier`], database errors.
@@ -142,8 +147,17 @@ impl<DB: OutboxDatabase> Liberate<DB> {
         mode: Mode,
         options: &LiberateOptions,
     ) -> Result<PreparedLiberation> {
-        if options.chunk == 0 {
-            return Err(refused(table, "the chunk size must be at least 1"));
+        if options.chunk == 0 || options.chunk > MAX_CHUNK {
+            return Err(refused(
+                table,
+                format!("the chunk size must be from 1 to {MAX_CHUNK}"),
+            ));
+        }
+        if options.rows_per_second == Some(0) {
+            return Err(refused(
+                table,
+                "--rows-per-second must be at least 1 (leave it out for no limit)",
+            ));
         }
         let ident = Identifier::new(table)?;
         let captured = self.capture.get(table).await?;

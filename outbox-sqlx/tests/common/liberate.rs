@@ -471,6 +471,16 @@ pub async fn liberate_refuses_hostile_input<DB: OutboxDatabase>(pool: &Pool<DB>)
         ..LiberateOptions::default()
     };
     refused(prepare(t.clone(), Mode::Bulk, zero).await, "chunk");
+    let huge = LiberateOptions {
+        chunk: usize::MAX,
+        ..LiberateOptions::default()
+    };
+    refused(prepare(t.clone(), Mode::Bulk, huge).await, "chunk");
+    let stopped = LiberateOptions {
+        rows_per_second: Some(0),
+        ..LiberateOptions::default()
+    };
+    refused(prepare(t.clone(), Mode::Bulk, stopped).await, "at least 1");
     // Past 100 years the cutoff leaves the databases' ranges: PostgreSQL failed every poll
     // with "timestamp out of range" (exit 1), MariaDB and SQLite compared with NULL.
     let ages = LiberateOptions {
