@@ -29,9 +29,13 @@ pub struct LiberateStatements {
     /// Reads nothing, but fails if the rows lack a column the events need: () (run on a
     /// custom query before its first chunk).
     pub probe: Statement,
-    /// The first chunk's positions: () -> position text per row, in order.
+    /// Rows per chunk.
+    pub chunk: usize,
+    /// The first chunk's positions, and the next row's: () -> position text per row, in
+    /// order (`chunk + 1` rows at most).
     pub first_keys: Query<String>,
-    /// The next chunk's positions: (position values...) -> position text per row.
+    /// The next chunk's positions, and the next row's: (position values...) -> position
+    /// text per row.
     pub next_keys: Query<String>,
     /// The events of the rows up to a position: (up-to values...).
     pub insert_first: Statement,
@@ -105,8 +109,10 @@ impl LiberateStatements {
                 (None, Some(l)) => format!(" WHERE {l}"),
                 (None, None) => String::new(),
             };
+            // One row past the chunk: a key given twice across the chunk's end shows.
             Query::new(format!(
-                "SELECT {position} FROM {table} AS r{filter} {order_by} LIMIT {chunk}"
+                "SELECT {position} FROM {table} AS r{filter} {order_by} LIMIT {}",
+                chunk.saturating_add(1)
             ))
         };
         let uuid = match dialect {
@@ -141,6 +147,7 @@ impl LiberateStatements {
         let this = format!("table_name = {} AND mode = {}", p(1), p(2));
         Ok(Self {
             dialect,
+            chunk,
             count: Query::new(format!("SELECT COUNT(*) FROM {table} AS r")),
             probe: Statement::new(format!(
                 "SELECT {position}, {key}, {after_image} FROM {table} AS r WHERE 1 = 0",

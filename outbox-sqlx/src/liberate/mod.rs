@@ -228,7 +228,9 @@ impl<DB: OutboxDatabase> Liberate<DB> {
     /// # Errors
     ///
     /// Database errors (the chunk in flight is rolled back; the checkpoint keeps what
-    /// committed), [`Error::Decode`] for a stored checkpoint that does not read.
+    /// committed), [`Error::Decode`] for a stored checkpoint that does not read,
+    /// [`Error::LiberationRefused`] when a bulk load's rows give a key twice (a custom
+    /// query that joins): the chunk holding it is rolled back.
     ///
     /// # Cancel safety
     ///
@@ -298,7 +300,23 @@ impl<DB: OutboxDatabase> Liberate<DB> {
             };
             let keys = keys.await?;
             progress.queries += 2;
-            let Some(last) = keys.last() else { break };
+            if job.plan.mode == Mode::Bulk {
+                // A primary key is unique; a custom query (a join, a UNION) may give one
+                // twice, and every such row would be published.
+                if let Some(twice) = keys.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(refused(
+                        &job.plan.capture.table.to_string(),
+                        format!(
+                            "the rows give key {} more than once: a bulk load publishes each \
+                             key once (does the query join?)",
+                            twice[0]
+                        ),
+                    ));
+                }
+            }
+            let Some(last) = keys[..keys.len().min(stmts.chunk)].last() else {
+                break;
+            };
             let last = parse_position(last, width)?;
             let inserted = match &position {
                 None => {

@@ -607,6 +607,54 @@ pub async fn liberate_custom_query_with_comments<DB: OutboxDatabase>(pool: &Pool
     fx.cleanup().await;
 }
 
+/// A bulk `--query` that gives a key twice (a join, a `UNION ALL`) is refused naming the
+/// key, inside the chunk holding it or across its end, and no key is in the outbox twice
+/// (it was published once per row the query gave).
+pub async fn liberate_query_with_duplicate_keys_is_refused<DB: OutboxDatabase>(
+    pool: &Pool<DB>,
+) {
+    let mut fx = Fixture::new(pool).await;
+    let t = fx.table("qd");
+    let table = quoted::<DB>(&t);
+    fx.exec(&format!(
+        "CREATE TABLE {table} (id INTEGER NOT NULL PRIMARY KEY, v INTEGER NOT NULL)"
+    ))
+    .await;
+    insert_rows(pool, &t, "id, v", (1..=6).map(|i| format!("{i}, {i}"))).await;
+    let liberate = Liberate::new(pool.clone(), fx.names.clone());
+    // Keys 1, 2, 3, 3, 4, 5, 5, 6: a chunk of 3 ends on the first 3 (the second is past
+    // its end); chunks of 2 commit 1 and 2, and the next holds both 3s.
+    let query = format!(
+        "SELECT * FROM {table} UNION ALL SELECT * FROM {table} WHERE id = 3 OR id = 5"
+    );
+    for chunk in [3, 2] {
+        let options = LiberateOptions {
+            chunk,
+            query: Some(query.clone()),
+            restart: true,
+            ..LiberateOptions::default()
+        };
+        let job = liberate
+            .prepare(&fx.registry, &t, None, Mode::Bulk, &options)
+            .await
+            .expect("prepared");
+        let err = liberate
+            .run(&job, &options, |_| {})
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, Error::LiberationRefused { reason, .. }
+                if reason.contains("more than once") && reason.contains("3")),
+            "chunk {chunk}: {err}"
+        );
+    }
+    let events = by_key(&fx.events().await);
+    let mut ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2], "chunk 2 committed 1 and 2 before the 3s; none twice");
+    fx.cleanup().await;
+}
+
 /// Migration 5 upgrades a database made by migrations 1 to 4 that holds rows: they stay,
 /// and the liberations table is there.
 pub async fn upgrade_from_version_4_adds_liberations<DB: OutboxDatabase>(pool: &Pool<DB>) {
