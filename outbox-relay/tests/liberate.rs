@@ -233,7 +233,13 @@ async fn hostile_input_is_refused_with_exit_code_2() {
         // mid-run with exit code 1; 0 rows per second and a 0 s poll interval ran
         // unthrottled.
         (
-            vec!["bulk", "--table", "items", "--chunk", "18446744073709551615"],
+            vec![
+                "bulk",
+                "--table",
+                "items",
+                "--chunk",
+                "18446744073709551615",
+            ],
             "the chunk size must be from 1 to 1000000",
         ),
         (

@@ -610,9 +610,7 @@ pub async fn liberate_custom_query_with_comments<DB: OutboxDatabase>(pool: &Pool
 /// A bulk `--query` that gives a key twice (a join, a `UNION ALL`) is refused naming the
 /// key, inside the chunk holding it or across its end, and no key is in the outbox twice
 /// (it was published once per row the query gave).
-pub async fn liberate_query_with_duplicate_keys_is_refused<DB: OutboxDatabase>(
-    pool: &Pool<DB>,
-) {
+pub async fn liberate_query_with_duplicate_keys_is_refused<DB: OutboxDatabase>(pool: &Pool<DB>) {
     let mut fx = Fixture::new(pool).await;
     let t = fx.table("qd");
     let table = quoted::<DB>(&t);
@@ -624,9 +622,8 @@ pub async fn liberate_query_with_duplicate_keys_is_refused<DB: OutboxDatabase>(
     let liberate = Liberate::new(pool.clone(), fx.names.clone());
     // Keys 1, 2, 3, 3, 4, 5, 5, 6: a chunk of 3 ends on the first 3 (the second is past
     // its end); chunks of 2 commit 1 and 2, and the next holds both 3s.
-    let query = format!(
-        "SELECT * FROM {table} UNION ALL SELECT * FROM {table} WHERE id = 3 OR id = 5"
-    );
+    let query =
+        format!("SELECT * FROM {table} UNION ALL SELECT * FROM {table} WHERE id = 3 OR id = 5");
     for chunk in [3, 2] {
         let options = LiberateOptions {
             chunk,
@@ -651,7 +648,11 @@ pub async fn liberate_query_with_duplicate_keys_is_refused<DB: OutboxDatabase>(
     let events = by_key(&fx.events().await);
     let mut ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
-    assert_eq!(ids, [1, 2], "chunk 2 committed 1 and 2 before the 3s; none twice");
+    assert_eq!(
+        ids,
+        [1, 2],
+        "chunk 2 committed 1 and 2 before the 3s; none twice"
+    );
     fx.cleanup().await;
 }
 

@@ -77,10 +77,9 @@ macro_rules! liberate_suite {
 pub use liberate::{
     liberate_bulk_resumes_exactly_once, liberate_bulk_under_live_capture,
     liberate_concurrent_runs_write_each_row_once, liberate_custom_query,
-    liberate_custom_query_with_comments,
-    liberate_incremental_equal_timestamps, liberate_incremental_lag_window,
-    liberate_incremental_with_concurrent_updates, liberate_query_with_duplicate_keys_is_refused,
-    liberate_refuses_hostile_input,
+    liberate_custom_query_with_comments, liberate_incremental_equal_timestamps,
+    liberate_incremental_lag_window, liberate_incremental_with_concurrent_updates,
+    liberate_query_with_duplicate_keys_is_refused, liberate_refuses_hostile_input,
     upgrade_from_version_4_adds_liberations,
 };
 
