@@ -81,6 +81,7 @@ impl<DB: OutboxDatabase> ConnectionHolder for &mut Transaction<'_, DB> {
 
 impl<H: ConnectionHolder> SqlxConnection<H> {
     /// Statements on `holder` (a transaction the caller keeps, say).
+    #[cfg(feature = "inbox")]
     pub(crate) fn new(holder: H) -> Self {
         Self(holder)
     }
