@@ -20,25 +20,6 @@ fn broker() -> Option<String> {
     common::service_env("KAFKA_BOOTSTRAP_SERVERS")
 }
 
-async fn create_topic(bootstrap: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &options,
-        )
-        .await
-        .expect("create topics");
-    for result in results {
-        result.expect("topic created");
-    }
-}
-
 /// Runs `outbox-relay ARGS` against `url` with the test's table prefix.
 fn cli(url: &str, names: &TableNames, args: &[&str]) -> Output {
     let prefix = names.name(outbox_core::table::Table::Events).to_string();
@@ -96,7 +77,7 @@ async fn capture_end_to_end<DB: OutboxDatabase>(pool: Pool<DB>, url: String, boo
     let prefix = names.name(outbox_core::table::Table::Events).to_string();
     let table = format!("{}_orders", prefix.trim_end_matches("_events"));
     let topic = common::fresh_topic("capture");
-    create_topic(&bootstrap, &topic).await;
+    common::broker::create_topic(&bootstrap, &topic, 1).await;
     let q = DB::DIALECT.quote(&outbox_core::table::Identifier::new(&table).expect("name"));
     let (int, money, date) = match DB::DIALECT {
         Dialect::Sqlite => ("INTEGER", "NUMERIC(10,2)", "DATE"),

@@ -31,22 +31,6 @@ fn broker() -> Option<String> {
 
 const TOPIC: &str = "wal-orders-one-partition";
 
-/// Creates the topic (tansu does not create topics on produce); one that exists is fine.
-async fn create_topic(bootstrap: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let _ = admin
-        .create_topics(
-            &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create topics");
-}
-
 /// A relay running in the background until its sender is dropped or fired.
 struct Running {
     stop: oneshot::Sender<()>,
@@ -166,7 +150,7 @@ async fn wal_relay_end_to_end() {
     let Some((pool, url)) = common::postgres().await else {
         return;
     };
-    create_topic(&bootstrap).await;
+    common::broker::create_topic(&bootstrap, TOPIC, 1).await;
     let names = common::fresh_names();
     let mut config = common::config(&url, &bootstrap, &names, "");
     config.source = EventSource::Wal;
@@ -337,7 +321,7 @@ async fn a_bad_schema_id_is_dead_lettered_while_the_rest_flows() {
     let Some((pool, url)) = common::postgres().await else {
         return;
     };
-    create_topic(&bootstrap).await;
+    common::broker::create_topic(&bootstrap, TOPIC, 1).await;
     let names = common::fresh_names();
     let mut config = common::config(&url, &bootstrap, &names, "");
     config.source = EventSource::Wal;

@@ -32,21 +32,6 @@ fn broker() -> Option<String> {
     }
 }
 
-async fn create_topic(bootstrap: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let _ = admin
-        .create_topics(
-            &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create topics");
-}
-
 #[derive(Debug, Clone, serde::Serialize, outbox_core::avro::AvroSchema)]
 #[avro(namespace = "com.acme.waltls")]
 struct TlsOrder {
@@ -147,7 +132,7 @@ async fn wal_relay_over_verify_full_tls_drains_to_the_broker() {
         return;
     };
     grant_replication(&pool).await;
-    create_topic(&bootstrap).await;
+    common::broker::create_topic(&bootstrap, TOPIC, 1).await;
     let names = common::fresh_names();
     let url = with_password(
         &pg_tls_url(&format!(

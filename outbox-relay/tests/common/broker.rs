@@ -22,7 +22,8 @@ pub(crate) fn broker() -> Option<String> {
     }
 }
 
-/// Creates `topic` with `partitions` on the broker at `bootstrap`.
+/// Creates `topic` with `partitions` on the broker at `bootstrap` (one that exists is fine:
+/// tansu does not create topics on produce, and fixed names outlive a test run).
 pub(crate) async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
@@ -30,7 +31,7 @@ pub(crate) async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) 
 }
 
 /// Creates `topic` with `partitions` through an admin client made from `config` (TLS or SASL
-/// settings included).
+/// settings included); a topic that exists already is fine.
 pub(crate) async fn create_topic_with(config: ClientConfig, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = config.create().expect("admin client");
     let results = admin
@@ -41,6 +42,9 @@ pub(crate) async fn create_topic_with(config: ClientConfig, topic: &str, partiti
         .await
         .expect("create topics");
     for result in results {
-        result.expect("topic created");
+        match result {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => panic!("topic {topic} not created: {code}"),
+        }
     }
 }
