@@ -600,23 +600,7 @@ pub async fn upgrade_from_version_2_adds_captures<DB: OutboxDatabase>(pool: &Poo
     let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
     {
         let mut conn = pool.acquire().await.expect("connection");
-        for m in outbox_core::table::migrations(DB::DIALECT, &names)
-            .into_iter()
-            .take(2)
-        {
-            for sql in &m.statements {
-                DB::run(&mut *conn, sql, vec![])
-                    .await
-                    .expect("old migration");
-            }
-            DB::run(
-                &mut *conn,
-                stmts.migrations.insert.sql(),
-                vec![Value::I64(m.version), Value::Text(m.description.to_owned())],
-            )
-            .await
-            .expect("record");
-        }
+        super::apply_old_migrations::<DB>(&mut conn, &names, &stmts, 2).await;
         let row = outbox_core::NewOutboxRow {
             event_id: uuid::Uuid::now_v7(),
             topic: "old".to_owned(),

@@ -663,23 +663,7 @@ pub async fn upgrade_from_version_4_adds_liberations<DB: OutboxDatabase>(pool: &
     let stmts = Arc::new(Statements::new(DB::DIALECT, &names));
     {
         let mut conn = pool.acquire().await.expect("connection");
-        for m in outbox_core::table::migrations(DB::DIALECT, &names)
-            .into_iter()
-            .take(4)
-        {
-            for sql in &m.statements {
-                DB::run(&mut *conn, sql, vec![])
-                    .await
-                    .expect("old migration");
-            }
-            DB::run(
-                &mut *conn,
-                stmts.migrations.insert.sql(),
-                vec![Value::I64(m.version), Value::Text(m.description.to_owned())],
-            )
-            .await
-            .expect("record");
-        }
+        super::apply_old_migrations::<DB>(&mut conn, &names, &stmts, 4).await;
         let capture = format!(
             "INSERT INTO {} (table_name, topic, subject, schema_id, spec) VALUES ('t', 't', 't-value', 1, '{{}}')",
             names.qualified(DB::DIALECT, Table::Captures)

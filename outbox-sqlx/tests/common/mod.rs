@@ -134,6 +134,33 @@ pub async fn connect<DB: OutboxDatabase>(url: &str) -> Option<Pool<DB>> {
 }
 
 /// Table names no other test uses.
+/// Runs the first `n` migrations of the contract on `conn` and records them, as an older
+/// release of the library left a database (for the upgrade tests).
+pub async fn apply_old_migrations<DB: OutboxDatabase>(
+    conn: &mut DB::Connection,
+    names: &TableNames,
+    stmts: &Statements,
+    n: usize,
+) {
+    for m in outbox_core::table::migrations(DB::DIALECT, names)
+        .into_iter()
+        .take(n)
+    {
+        for sql in &m.statements {
+            DB::run(&mut *conn, sql, vec![])
+                .await
+                .expect("old migration");
+        }
+        DB::run(
+            &mut *conn,
+            stmts.migrations.insert.sql(),
+            vec![Value::I64(m.version), Value::Text(m.description.to_owned())],
+        )
+        .await
+        .expect("record");
+    }
+}
+
 pub fn fresh_names() -> TableNames {
     let id = Uuid::now_v7().simple().to_string();
     TableNames::with_prefix(&format!("t{}", &id[20..])).expect("valid prefix")
