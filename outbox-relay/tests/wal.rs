@@ -143,13 +143,22 @@ async fn clean_up(pool: &PgPool, names: &TableNames) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn wal_relay_end_to_end() {
+/// What each WAL relay test starts from: the broker, a fresh outbox migrated with its slot,
+/// the relay's config in WAL mode and a writer publishing through the slot.
+struct WalSetup {
+    bootstrap: String,
+    pool: PgPool,
+    names: TableNames,
+    config: Settings,
+    wal: WalNames,
+    outbox: outbox_sqlx::Outbox<sqlx::Postgres>,
+}
+
+/// The setup, or `None` (a skip) without a broker or PostgreSQL outside CI.
+async fn wal_setup() -> Option<WalSetup> {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let Some(bootstrap) = broker() else { return };
-    let Some((pool, url)) = common::postgres().await else {
-        return;
-    };
+    let bootstrap = broker()?;
+    let (pool, url) = common::postgres().await?;
     common::broker::create_topic(&bootstrap, TOPIC, 1).await;
     let names = common::fresh_names();
     let mut config = common::config(&url, &bootstrap, &names, "");
@@ -165,6 +174,29 @@ async fn wal_relay_end_to_end() {
         .build()
         .await
         .expect("wal outbox");
+    Some(WalSetup {
+        bootstrap,
+        pool,
+        names,
+        config,
+        wal,
+        outbox,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wal_relay_end_to_end() {
+    let Some(WalSetup {
+        bootstrap,
+        pool,
+        names,
+        config,
+        wal,
+        outbox,
+    }) = wal_setup().await
+    else {
+        return;
+    };
 
     // A: three events; L begins first and commits after B; R rolls back; M is malformed.
     let mut late = pool.begin().await.expect("begin");
@@ -316,26 +348,17 @@ fn with_schema_id_field(row: &outbox_core::NewOutboxRow, field: &[u8]) -> Vec<u8
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_schema_id_is_dead_lettered_while_the_rest_flows() {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let Some(bootstrap) = broker() else { return };
-    let Some((pool, url)) = common::postgres().await else {
+    let Some(WalSetup {
+        bootstrap,
+        pool,
+        names,
+        config,
+        wal,
+        outbox,
+    }) = wal_setup().await
+    else {
         return;
     };
-    common::broker::create_topic(&bootstrap, TOPIC, 1).await;
-    let names = common::fresh_names();
-    let mut config = common::config(&url, &bootstrap, &names, "");
-    config.source = EventSource::Wal;
-    outbox_relay::commands::migrate(&pool, &config)
-        .await
-        .expect("migrate creates the slot");
-    let wal = WalNames::new(&names);
-    let outbox = outbox_sqlx::Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<WalOrder>()
-        .wal(true)
-        .build()
-        .await
-        .expect("wal outbox");
     let publish = async |events: &[WalOrder]| {
         let mut tx = pool.begin().await.expect("begin");
         let ids = outbox.publish_all(&mut *tx, events).await.expect("publish");
