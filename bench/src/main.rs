@@ -112,8 +112,12 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
-    for (name, value) in &report.results {
-        println!("RESULT {name}={value:.3}");
+    for (name, spread) in report.summary() {
+        println!("RESULT {name}={:.3}", spread.median);
+        if spread.runs > 1 {
+            println!("RESULT {name}_min={:.3}", spread.min);
+            println!("RESULT {name}_max={:.3}", spread.max);
+        }
     }
     Ok(())
 }
