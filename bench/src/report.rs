@@ -15,6 +15,8 @@ pub(crate) struct Report {
 }
 
 /// One picture's data.
+// Until the renderer draws every kind (the report work in progress): remove then.
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) enum Plot {
     /// Latency distributions (drawn as percentile curves), one series per mode.
@@ -79,8 +81,8 @@ impl Report {
             (
                 Some(Plot::Distribution { series, .. }),
                 Plot::Distribution { series: more, .. },
-            )
-            | (Some(Plot::Lines { series, .. }), Plot::Lines { series: more, .. }) => {
+            ) => series.extend(more),
+            (Some(Plot::Lines { series, .. }), Plot::Lines { series: more, .. }) => {
                 series.extend(more);
             }
             (Some(Plot::Bars { bars, .. }), Plot::Bars { bars: more, .. }) => bars.extend(more),

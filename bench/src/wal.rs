@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use crate::e2e::{receive, write_at_rate};
 use crate::events::Payload;
 use crate::fixture::{Broker, drop_tables, fresh_names, outbox};
-use crate::report::{Report, ms, percentile};
+use crate::report::{Plot, Report, ms, percentile};
 
 pub(crate) async fn wal_mode(
     pool: &PgPool,
@@ -140,6 +140,11 @@ async fn phases(
     let _ = stop.send(());
     relay.await??;
     let received = latencies.len();
+    report.plot(Plot::Distribution {
+        file: "e2e-latency".to_owned(),
+        title: format!("commit -> consumer at {rate} ev/s"),
+        series: vec![("WAL".to_owned(), latencies.iter().map(|d| ms(*d)).collect())],
+    });
     let (p50, p99) = (
         percentile(&mut latencies, 0.5),
         percentile(&mut latencies, 0.99),
