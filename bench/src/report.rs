@@ -50,9 +50,9 @@ impl Plot {
     /// The SVG's file stem.
     pub(crate) fn file(&self) -> &str {
         match self {
-            Self::Distribution { file, .. } | Self::Lines { file, .. } | Self::Bars { file, .. } => {
-                file
-            }
+            Self::Distribution { file, .. }
+            | Self::Lines { file, .. }
+            | Self::Bars { file, .. } => file,
         }
     }
 }
@@ -78,10 +78,9 @@ impl Report {
     pub(crate) fn plot(&mut self, plot: Plot) {
         let existing = self.plots.iter_mut().find(|p| p.file() == plot.file());
         match (existing, plot) {
-            (
-                Some(Plot::Distribution { series, .. }),
-                Plot::Distribution { series: more, .. },
-            ) => series.extend(more),
+            (Some(Plot::Distribution { series, .. }), Plot::Distribution { series: more, .. }) => {
+                series.extend(more)
+            }
             (Some(Plot::Lines { series, .. }), Plot::Lines { series: more, .. }) => {
                 series.extend(more);
             }

@@ -1,8 +1,12 @@
 //! The WAL envelope: every column survives a round trip, and hostile bytes are refused with
 //! a reason, never a panic.
 
+use outbox_core::relay::OutboxRecord;
 use outbox_core::table::TableNames;
-use outbox_core::wal::{ENVELOPE_VERSION, WalNames, decode_envelope, encode_envelope};
+use outbox_core::wal::{
+    ENVELOPE_VERSION, RETRY_ENVELOPE_VERSION, WalNames, decode_envelope, decode_message,
+    encode_envelope, encode_retry_envelope,
+};
 use outbox_core::{NewOutboxRow, SchemaId};
 use uuid::Uuid;
 
@@ -48,6 +52,23 @@ fn every_column_round_trips() {
 }
 
 #[test]
+fn a_retried_dead_letter_carries_its_id() {
+    let row = row(Some(b"order-9"), Some(3));
+    let record = decode_envelope(&encode_envelope(&row, 77).expect("encode"), 5).expect("decode");
+    let bytes = encode_retry_envelope(&record, 1234).expect("encode retry");
+    assert_eq!(bytes[0], RETRY_ENVELOPE_VERSION);
+    let (again, dead_letter_id) = decode_message(&bytes, 99).expect("decode retry");
+    assert_eq!(dead_letter_id, Some(1234));
+    assert_eq!(again, OutboxRecord { id: 99, ..record });
+    // A version-1 envelope is no retry; truncations of version 2 fail with a reason.
+    let (_, none) = decode_message(&encode_envelope(&row, 77).expect("encode"), 1).expect("v1");
+    assert_eq!(none, None);
+    for len in 0..bytes.len() {
+        assert!(decode_message(&bytes[..len], 1).is_err());
+    }
+}
+
+#[test]
 fn schema_ids_above_i32_are_refused_at_encode() {
     assert!(encode_envelope(&row(None, Some(u32::MAX)), 0).is_err());
 }
@@ -61,11 +82,19 @@ fn hostile_envelopes_are_refused_with_a_reason() {
         assert!(!reason.is_empty());
     }
     let mut other_version = good.clone();
-    other_version[0] = 2;
+    other_version[0] = 3;
     assert!(
         decode_envelope(&other_version, 1)
             .expect_err("version")
-            .contains("version 2")
+            .contains("version 3")
+    );
+    // Version 1's bytes under version 2 lack the dead letter's id.
+    let mut as_retry = good.clone();
+    as_retry[0] = RETRY_ENVELOPE_VERSION;
+    assert!(
+        decode_message(&as_retry, 1)
+            .expect_err("no dead letter id")
+            .starts_with("dead_letter_id: truncated")
     );
     let mut trailing = good.clone();
     trailing.push(0);

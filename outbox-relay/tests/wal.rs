@@ -435,3 +435,195 @@ async fn a_bad_schema_id_is_dead_lettered_while_the_rest_flows() {
     assert_eq!(summary.dead_lettered, 2, "{summary:?}");
     clean_up(&pool, &names).await;
 }
+
+/// The dead letters of the outbox, oldest first: `(id, error)`.
+async fn dead_letters(pool: &PgPool, names: &TableNames) -> Vec<(i64, String)> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, error FROM {} ORDER BY id",
+        names.qualified(
+            outbox_core::table::Dialect::Postgres,
+            outbox_core::table::Table::DeadLetters
+        )
+    )))
+    .fetch_all(pool)
+    .await
+    .expect("dead letters")
+}
+
+/// `outbox-relay dead-letters ARGS` through the binary, in WAL mode (a config file says so).
+fn dead_letters_command(dir: &tempfile::TempDir, config: &Settings, args: &[&str]) -> String {
+    let path = dir.path().join("relay.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "source = \"wal\"\ndatabase_url = \"{}\"\ntable_prefix = \"{}\"\n",
+            config.database_url(),
+            common::prefix(&config.tables)
+        ),
+    )
+    .expect("config file");
+    let output = common::relay_output(
+        &[
+            &["--config", path.to_str().expect("utf-8")],
+            &["dead-letters"][..],
+            args,
+        ]
+        .concat(),
+    );
+    assert!(
+        output.status.success(),
+        "dead-letters {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The block policy in WAL mode and `dead-letters retry`: a key's poison event and the
+/// events after it are parked in order while other keys flow; a retry emits them again,
+/// and they reach Kafka in the key's order, ahead of the key's events committed later; an
+/// event committed before the retry but read after it stays held behind the key's dead
+/// letters, never overtaking them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retrying_dead_letters_in_wal_mode_keeps_the_key_order() {
+    let Some(WalSetup {
+        bootstrap,
+        pool,
+        names,
+        config,
+        wal,
+        outbox,
+    }) = wal_setup().await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let publish = async |event: WalOrder| {
+        let mut tx = pool.begin().await.expect("begin");
+        let id = outbox.publish(&mut *tx, &event).await.expect("publish");
+        tx.commit().await.expect("commit");
+        id
+    };
+    let block = |extra: &str| {
+        let mut c = common::config(
+            config.database_url(),
+            &bootstrap,
+            &names,
+            &format!("poison_policy = \"block\"\n{extra}"),
+        );
+        c.source = EventSource::Wal;
+        c
+    };
+    // The first relay refuses records over 3,000 bytes: the poison is a 5,000-byte event of
+    // key 7, emitted by a writer that bypassed the library.
+    let strict = block("[kafka.properties]\n\"message.max.bytes\" = \"3000\"");
+    let poison = outbox_core::NewOutboxRow {
+        event_id: Uuid::now_v7(),
+        topic: TOPIC.to_owned(),
+        event_key: Some(b"7".to_vec()),
+        event_type: "com.acme.wal.Big".to_owned(),
+        schema_id: None,
+        content_type: "application/json".to_owned(),
+        payload: format!("\"{}\"", "x".repeat(5_000)).into_bytes(),
+        headers: Vec::new(),
+    };
+    sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
+        .bind(&wal.message_prefix)
+        .bind(outbox_core::wal::encode_envelope(&poison, 0).expect("envelope"))
+        .execute(&pool)
+        .await
+        .expect("poison message");
+    let e1 = publish(order(7, 1)).await;
+    let other = publish(order(8, 1)).await;
+    let e2 = publish(order(7, 2)).await;
+
+    let relay = start(&strict);
+    assert_eq!(
+        received_ids(&bootstrap, &[other].into_iter().collect()).len(),
+        1,
+        "another key flows past the poison"
+    );
+    wait_until(
+        "the key's events parked",
+        Duration::from_secs(15),
+        async || dead_letters(&pool, &names).await.len() == 3,
+    )
+    .await;
+    let summary = relay.stop().await;
+    assert_eq!((summary.published, summary.dead_lettered), (1, 3));
+    let parked = dead_letters(&pool, &names).await;
+    assert!(parked[0].1.contains("message.max.bytes"), "{parked:?}");
+    for (_, error) in &parked[1..] {
+        assert!(
+            error.contains(&format!("held behind dead letter {}", parked[0].0)),
+            "{parked:?}"
+        );
+    }
+
+    // Committed while no relay runs, before the retry: read after the retry's messages are
+    // emitted, but before the relay reaches them, so it is held.
+    let e3 = publish(order(7, 3)).await;
+    // The operator lifts the limit and retries the key.
+    let out = dead_letters_command(&dir, &config, &["retry", "--key", "7"]);
+    let ids: Vec<String> = parked.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(out.trim(), format!("retried: {}", ids.join(", ")));
+    assert_eq!(
+        dead_letters(&pool, &names).await.len(),
+        3,
+        "listed until the relay reaches the retried messages"
+    );
+    let relay = start(&block(""));
+    let retried = [poison.event_id, e1, e2];
+    let got = received_ids(&bootstrap, &retried.iter().copied().collect());
+    let mut first: Vec<Uuid> = Vec::new();
+    for (_, id) in &got {
+        if !first.contains(id) {
+            first.push(*id);
+        }
+    }
+    assert_eq!(first, retried, "the key's parked events, in their order");
+    wait_until(
+        "e3 parked behind them",
+        Duration::from_secs(15),
+        async || dead_letters(&pool, &names).await.len() == 1,
+    )
+    .await;
+    let e4 = publish(order(7, 4)).await;
+    wait_until("e4 parked too", Duration::from_secs(15), async || {
+        dead_letters(&pool, &names).await.len() == 2
+    })
+    .await;
+    // A second retry releases the rest; a retry of an id that does not exist fails.
+    dead_letters_command(&dir, &config, &["retry", "--key", "7"]);
+    let got = received_ids(&bootstrap, &[e3, e4].into_iter().collect());
+    assert_eq!(
+        got.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+        [e3, e4],
+        "released in order, once"
+    );
+    let end = current_lsn(&pool).await;
+    wait_until(
+        "the confirmed LSN to pass the retries",
+        Duration::from_secs(15),
+        async || confirmed_past(&pool, &wal.slot, &end).await,
+    )
+    .await;
+    assert!(dead_letters(&pool, &names).await.is_empty());
+    let missing = common::relay_output(&[
+        "--database-url",
+        config.database_url(),
+        "--table-prefix",
+        &common::prefix(&config.tables),
+        "dead-letters",
+        "retry",
+        "999999999",
+    ]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no dead letter with id 999999999"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let summary = relay.stop().await;
+    assert_eq!(summary.published, 5, "{summary:?}");
+    clean_up(&pool, &names).await;
+}

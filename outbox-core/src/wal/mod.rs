@@ -13,6 +13,11 @@
 //! str / bytes = u32 length + bytes; opt-x = u8 0 (absent) | 1 + x
 //! ```
 //!
+//! Version 2 is the same followed by `dead_letter_id i64`: a dead letter that
+//! `outbox-relay dead-letters retry` emits again, carrying the place it held, so the relay
+//! keeps it ahead of its key's later dead letters (the block policy) and, should it fail
+//! again, parks it under the same id. Writers only ever emit version 1.
+//!
 //! Decoding never trusts a length: a malformed envelope is an error naming the field, which
 //! the relay dead-letters while the rest flows.
 
@@ -26,8 +31,11 @@ use crate::relay::OutboxRecord;
 use crate::table::{Table, TableNames};
 use crate::{NewOutboxRow, Result, headers_from_json};
 
-/// The envelope version this crate writes, and the only one it reads.
+/// The envelope version writers emit.
 pub const ENVELOPE_VERSION: u8 = 1;
+
+/// The envelope version of a retried dead letter (version 1 plus the dead letter's id).
+pub const RETRY_ENVELOPE_VERSION: u8 = 2;
 
 /// PostgreSQL's longest identifier (a slot or publication name), in bytes.
 const MAX_NAME_LEN: usize = 63;
@@ -40,10 +48,36 @@ const MAX_NAME_LEN: usize = 63;
 /// [`Error::SchemaIdOutOfRange`](crate::Error::SchemaIdOutOfRange) above `i32::MAX`, and
 /// [`Error::PayloadTooLarge`](crate::Error::PayloadTooLarge) for a field over 4 GiB.
 pub fn encode_envelope(row: &NewOutboxRow, created_at_ms: i64) -> Result<Vec<u8>> {
+    encode(ENVELOPE_VERSION, row, created_at_ms)
+}
+
+/// Encodes the dead letter `dead_letter_id` (its record, as the dead-letter table holds it)
+/// as a version-2 envelope, for `dead-letters retry` in WAL mode.
+///
+/// # Errors
+///
+/// As [`encode_envelope`].
+pub fn encode_retry_envelope(record: &OutboxRecord, dead_letter_id: i64) -> Result<Vec<u8>> {
+    let row = NewOutboxRow {
+        event_id: record.event_id,
+        topic: record.topic.clone(),
+        event_key: record.event_key.clone(),
+        event_type: record.event_type.clone(),
+        schema_id: record.schema_id,
+        content_type: record.content_type.clone(),
+        payload: record.payload.clone(),
+        headers: record.headers.clone(),
+    };
+    let mut out = encode(RETRY_ENVELOPE_VERSION, &row, record.created_at_ms)?;
+    out.extend_from_slice(&dead_letter_id.to_be_bytes());
+    Ok(out)
+}
+
+fn encode(version: u8, row: &NewOutboxRow, created_at_ms: i64) -> Result<Vec<u8>> {
     let schema_id = row.stored_schema_id()?;
     let headers = row.headers_json();
-    let mut out = Vec::with_capacity(64 + row.record_size() + headers.len());
-    out.push(ENVELOPE_VERSION);
+    let mut out = Vec::with_capacity(72 + row.record_size() + headers.len());
+    out.push(version);
     out.extend_from_slice(row.event_id.as_bytes());
     out.extend_from_slice(&created_at_ms.to_be_bytes());
     let mut put = |bytes: &[u8]| -> Result<()> {
@@ -82,11 +116,24 @@ pub fn encode_envelope(row: &NewOutboxRow, created_at_ms: i64) -> Result<Vec<u8>
 /// A reason naming the first field that does not decode (never quoting its content: a header
 /// may be a credential), for the dead-letter table.
 pub fn decode_envelope(bytes: &[u8], id: i64) -> std::result::Result<OutboxRecord, String> {
+    decode_message(bytes, id).map(|(record, _)| record)
+}
+
+/// Decodes an envelope of either version into the record at position `id` and, for a
+/// retried dead letter (version 2), the dead letter's id.
+///
+/// # Errors
+///
+/// As [`decode_envelope`].
+pub fn decode_message(
+    bytes: &[u8],
+    id: i64,
+) -> std::result::Result<(OutboxRecord, Option<i64>), String> {
     let mut r = Reader(bytes);
     let version = r.take(1, "version")?[0];
-    if version != ENVELOPE_VERSION {
+    if version != ENVELOPE_VERSION && version != RETRY_ENVELOPE_VERSION {
         return Err(format!(
-            "envelope version {version} is not supported (this relay reads version {ENVELOPE_VERSION})"
+            "envelope version {version} is not supported (this relay reads versions {ENVELOPE_VERSION} and {RETRY_ENVELOPE_VERSION})"
         ));
     }
     let event_id = Uuid::from_slice(r.take(16, "event_id")?).map_err(|e| e.to_string())?;
@@ -110,10 +157,15 @@ pub fn decode_envelope(bytes: &[u8], id: i64) -> std::result::Result<OutboxRecor
     let content_type = r.text("content_type")?;
     let payload = r.field("payload")?.to_vec();
     let headers = headers_from_json(&r.text("headers")?).map_err(|e| e.to_string())?;
+    let dead_letter_id = if version == RETRY_ENVELOPE_VERSION {
+        Some(i64::from_be_bytes(r.array("dead_letter_id")?))
+    } else {
+        None
+    };
     if !r.0.is_empty() {
         return Err(format!("{} bytes after the last field", r.0.len()));
     }
-    Ok(OutboxRecord {
+    let record = OutboxRecord {
         id,
         event_id,
         topic,
@@ -124,7 +176,8 @@ pub fn decode_envelope(bytes: &[u8], id: i64) -> std::result::Result<OutboxRecor
         payload,
         headers,
         created_at_ms,
-    })
+    };
+    Ok((record, dead_letter_id))
 }
 
 /// A bounds-checked cursor: every read names its field when the bytes run out.

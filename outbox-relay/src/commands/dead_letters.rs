@@ -17,6 +17,7 @@ pub(super) async fn execute<DB: OutboxDatabase>(
     command: DeadLetterCommand,
 ) -> Result<Outcome, CommandError> {
     let store = settings.relay_store(pool)?;
+    let requeue = Requeue::new(settings).await?;
     match command {
         DeadLetterCommand::List { limit, format } => {
             print!("{}", list(&store, limit, format == Format::Json).await?);
@@ -27,7 +28,7 @@ pub(super) async fn execute<DB: OutboxDatabase>(
             topic,
             ..
         } => {
-            let retried = retry_key(&store, &key, topic.as_deref()).await?;
+            let retried = retry_key(&store, &requeue, &key, topic.as_deref()).await?;
             if retried.is_empty() {
                 eprintln!("error: no dead letter with key {key:?}");
                 return Ok(Outcome::Failure);
@@ -35,8 +36,8 @@ pub(super) async fn execute<DB: OutboxDatabase>(
             println!("retried: {}", joined(&retried));
             Ok(Outcome::Success)
         }
-        DeadLetterCommand::Retry { ids, .. } => apply(&store, &ids, true).await,
-        DeadLetterCommand::Discard { ids } => apply(&store, &ids, false).await,
+        DeadLetterCommand::Retry { ids, .. } => apply(&store, Some(&requeue), &ids).await,
+        DeadLetterCommand::Discard { ids } => apply(&store, None, &ids).await,
     }
 }
 
@@ -91,13 +92,45 @@ async fn list<DB: OutboxDatabase>(
     Ok(out)
 }
 
-/// `dead-letters retry IDS` or `discard IDS`: prints the ids done, and fails naming those
-/// not found.
+/// Where a retried dead letter goes: back into `outbox_events` at its place (polling), or
+/// into the WAL as a message carrying its place (`source = "wal"`), since a WAL relay does
+/// not read the table.
+enum Requeue {
+    Table,
+    #[cfg(feature = "postgres")]
+    Wal(sqlx::PgPool, outbox_core::table::TableNames),
+}
+
+impl Requeue {
+    async fn new(settings: &Settings) -> Result<Self> {
+        #[cfg(feature = "postgres")]
+        if settings.source == crate::config::EventSource::Wal {
+            let pool = crate::wal::command::pool(settings).await?;
+            return Ok(Self::Wal(pool, settings.tables.clone()));
+        }
+        let _ = settings;
+        Ok(Self::Table)
+    }
+
+    async fn retry<DB: OutboxDatabase>(&self, store: &SqlxRelayStore<DB>, id: i64) -> Result<bool> {
+        match self {
+            Self::Table => store.retry_dead_letter(id).await,
+            #[cfg(feature = "postgres")]
+            Self::Wal(pool, names) => {
+                outbox_sqlx::postgres::retry_wal_dead_letter(pool, names, id).await
+            }
+        }
+    }
+}
+
+/// `dead-letters retry IDS` (with `requeue`) or `discard IDS`: prints the ids done, and
+/// fails naming those not found.
 async fn apply<DB: OutboxDatabase>(
     store: &SqlxRelayStore<DB>,
+    requeue: Option<&Requeue>,
     ids: &[i64],
-    retry: bool,
 ) -> Result<Outcome, CommandError> {
+    let retry = requeue.is_some();
     let mut missing = Vec::new();
     // In outbox order: a later dead letter of a key retried first would be held back behind
     // an earlier one still dead.
@@ -107,10 +140,9 @@ async fn apply<DB: OutboxDatabase>(
         order.dedup();
     }
     for id in order {
-        let found = if retry {
-            store.retry_dead_letter(id).await?
-        } else {
-            store.discard_dead_letter(id).await?
+        let found = match requeue {
+            Some(requeue) => requeue.retry(store, id).await?,
+            None => store.discard_dead_letter(id).await?,
         };
         if !found {
             missing.push(id);
@@ -136,6 +168,7 @@ async fn apply<DB: OutboxDatabase>(
 /// topic), in outbox order; returns their ids.
 async fn retry_key<DB: OutboxDatabase>(
     store: &SqlxRelayStore<DB>,
+    requeue: &Requeue,
     key: &str,
     topic: Option<&str>,
 ) -> Result<Vec<i64>> {
@@ -152,7 +185,7 @@ async fn retry_key<DB: OutboxDatabase>(
     ids.sort_unstable();
     let mut retried = Vec::with_capacity(ids.len());
     for id in ids {
-        if store.retry_dead_letter(id).await? {
+        if requeue.retry(store, id).await? {
             retried.push(id);
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use outbox_core::Result;
 use outbox_core::relay::OutboxRecord;
-use outbox_core::wal::decode_envelope;
+use outbox_core::wal::decode_message;
 use uuid::Uuid;
 
 use super::{Delivery, Memory, WalRelay, now_ms};
@@ -24,38 +24,42 @@ impl WalRelay {
         memory: &mut Memory,
         summary: &mut RunSummary,
     ) -> Result<Option<(OutboxRecord, Delivery)>> {
-        let record = match decode_envelope(content, id) {
-            Ok(record) => record,
+        let (record, retry_of) = match decode_message(content, id) {
+            Ok(decoded) => decoded,
             Err(reason) => {
                 let record = malformed(id, content, &self.wal.slot);
                 self.dead_letter(
                     &record,
                     1,
                     &format!("malformed wal envelope: {reason}"),
-                    memory,
-                    summary,
+                    (memory, summary),
+                    None,
                 )
                 .await?;
                 return Ok(None);
             }
         };
-        let key = (record.topic.clone(), record.event_key.clone());
-        if let Some(dead) = memory.blocked.get(&key) {
+        if let Some(dead) = self.held_by(&record, retry_of, memory).await? {
             let reason = format!("held behind dead letter {dead} of its key (poison policy block)");
-            self.dead_letter(&record, 0, &reason, memory, summary)
+            self.dead_letter(&record, 0, &reason, (memory, summary), retry_of)
                 .await?;
             return Ok(None);
+        }
+        if let Some(place) = retry_of {
+            // A retried dead letter, reached in the stream: it leaves the table now (it is
+            // in flight; should it fail again it is parked under the same id).
+            outbox_sqlx::postgres::remove_wal_dead_letter(&self.pool, &self.names, place).await?;
         }
         let attempts = memory.attempts.get(&record.event_id).copied().unwrap_or(0);
         let reason = unproducible(&record, &self.settings.source, self.max_message_bytes);
         if let Some(reason) = reason {
-            self.dead_letter(&record, attempts + 1, &reason, memory, summary)
+            self.dead_letter(&record, attempts + 1, &reason, (memory, summary), retry_of)
                 .await?;
             return Ok(None);
         }
         if attempts >= self.settings.max_attempts.max(1) {
             let reason = format!("failed {attempts} attempts (see the relay's log)");
-            self.dead_letter(&record, attempts, &reason, memory, summary)
+            self.dead_letter(&record, attempts, &reason, (memory, summary), retry_of)
                 .await?;
             return Ok(None);
         }
@@ -81,15 +85,49 @@ impl WalRelay {
         Ok(Some((record, delivery)))
     }
 
-    /// Writes `record` to the dead-letter table, counts it and, under the block policy, holds
-    /// its key behind it.
+    /// The dead letter `record` is held behind under the block policy: its key's first dead
+    /// letter (before `retry_of`'s place, for a retried dead letter). Only keys known to be
+    /// blocked, and retries, read the table: it is the truth, since `dead-letters retry` or
+    /// `discard` may have cleared the key while the relay streamed.
+    async fn held_by(
+        &self,
+        record: &OutboxRecord,
+        retry_of: Option<i64>,
+        memory: &mut Memory,
+    ) -> Result<Option<i64>> {
+        if self.settings.poison_policy != PoisonPolicy::Block {
+            return Ok(None);
+        }
+        let Some(event_key) = &record.event_key else {
+            return Ok(None);
+        };
+        let key = (record.topic.clone(), record.event_key.clone());
+        if retry_of.is_none() && !memory.blocked.contains_key(&key) {
+            return Ok(None);
+        }
+        let first = outbox_sqlx::postgres::first_wal_dead_letter(
+            &self.pool,
+            &self.names,
+            &record.topic,
+            event_key,
+        )
+        .await?;
+        match first {
+            Some(dead) => memory.blocked.insert(key, dead),
+            None => memory.blocked.remove(&key),
+        };
+        Ok(first.filter(|&dead| retry_of.is_none_or(|place| dead < place)))
+    }
+
+    /// Writes `record` to the dead-letter table (a retried dead letter under its own id
+    /// again), counts it and, under the block policy, holds its key behind it.
     async fn dead_letter(
         &self,
         record: &OutboxRecord,
         attempts: u32,
         reason: &str,
-        memory: &mut Memory,
-        summary: &mut RunSummary,
+        (memory, summary): (&mut Memory, &mut RunSummary),
+        retry_of: Option<i64>,
     ) -> Result<()> {
         let id = outbox_sqlx::postgres::dead_letter_wal_event(
             &self.pool,
@@ -97,6 +135,7 @@ impl WalRelay {
             record,
             attempts,
             reason,
+            retry_of,
         )
         .await?;
         tracing::warn!(id, event_id = %record.event_id, reason, "event dead-lettered");
@@ -104,10 +143,11 @@ impl WalRelay {
         summary.dead_lettered += 1;
         self.metrics.dead_lettered.inc();
         if self.settings.poison_policy == PoisonPolicy::Block && record.event_key.is_some() {
-            memory
+            let first = memory
                 .blocked
                 .entry((record.topic.clone(), record.event_key.clone()))
                 .or_insert(id);
+            *first = (*first).min(id);
         }
         Ok(())
     }

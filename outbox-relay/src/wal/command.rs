@@ -17,7 +17,7 @@ use crate::settings::Settings;
 const WAL_POOL_SIZE: u32 = 4;
 
 /// `Settings` refuse `source = "wal"` on another database, so the URL is PostgreSQL's.
-async fn pool(settings: &Settings) -> Result<PgPool> {
+pub(crate) async fn pool(settings: &Settings) -> Result<PgPool> {
     crate::database::connect_with::<sqlx::Postgres>(settings.database_url(), WAL_POOL_SIZE).await
 }
 
