@@ -17,22 +17,32 @@
 //! ```sh
 //! cargo run --release -p outbox-bench                 # full run (see BENCHMARKS.md)
 //! cargo run -p outbox-bench -- --quick                # small counts, as CI runs it
+//! cargo run --release -p outbox-bench -- --markdown BENCHMARKS.md   # BENCHMARKS.md + benchmarks/*.svg
 //! ```
 //!
 //! PostgreSQL from `OUTBOX_TEST_PG_URL` (default the local `test` database); Kafka is
 //! librdkafka's in-process mock cluster, and also the broker at `KAFKA_BOOTSTRAP_SERVERS` when
-//! set. Ends with one `RESULT name=value` line per figure.
+//! set. Ends with one `RESULT name=value` line per figure (with `_min` and `_max` when the
+//! phase ran more than once); with `--markdown` it also writes the whole report, with the
+//! machine, the versions and the pictures (SVG).
 
 mod backlog;
 mod drain;
 mod e2e;
 mod encode;
+mod environment;
 mod events;
 mod fixture;
 mod inbox;
+mod markdown;
+mod plot;
 mod publish;
 mod report;
+mod targets;
 mod wal;
+
+use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::Parser;
 
@@ -40,8 +50,10 @@ use crate::backlog::{backlog, relay_child};
 use crate::drain::relay_drain;
 use crate::e2e::e2e_latency;
 use crate::encode::encode;
+use crate::environment::Environment;
 use crate::fixture::Broker;
 use crate::inbox::inbox_consume;
+use crate::markdown::{Outputs, Run};
 use crate::publish::publish_overhead;
 use crate::report::Report;
 
@@ -53,9 +65,28 @@ struct Args {
     /// Run only these scenarios (publish, encode, drain, e2e, backlog, wal, inbox); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Runs of each phase that repeats; its RESULT lines give the median, min and max
+    /// [default: 3, or 1 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
+    runs: Option<u16>,
+    /// Write the whole report here (e.g. BENCHMARKS.md): machine, versions, figures, pictures.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
+    /// Where the report's pictures (SVG) go [default: `benchmarks/` beside the --markdown file].
+    #[arg(long, value_name = "DIR", requires = "markdown")]
+    svg_dir: Option<PathBuf>,
     /// Internal: run the relay for the backlog scenario in this process.
     #[arg(long, hide = true)]
     relay_child: Option<String>,
+}
+
+/// How the phases run, the same for all of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    /// Small counts and short runs: the harness works, the numbers mean little.
+    pub(crate) quick: bool,
+    /// How many times a phase that repeats measures (each run calls `report.result` once).
+    pub(crate) runs: usize,
 }
 
 #[tokio::main]
@@ -66,6 +97,19 @@ async fn main() -> anyhow::Result<()> {
     if let Some(config) = args.relay_child {
         return relay_child(&config).await;
     }
+    let options = Options {
+        quick: args.quick,
+        runs: args
+            .runs
+            .map_or(if args.quick { 1 } else { 3 }, usize::from),
+    };
+    // Before the phases, so a report that cannot be written fails now, not after them.
+    let outputs = args
+        .markdown
+        .as_deref()
+        .map(|markdown| Outputs::prepare(markdown, args.svg_dir.as_deref()))
+        .transpose()?;
+    let started = Instant::now();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .connect(&pg_url)
@@ -76,7 +120,26 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "full"
     };
-    println!("outbox benchmarks, {mode}; PostgreSQL at {pg_url}");
+    println!(
+        "outbox benchmarks, {mode}, {} run(s); PostgreSQL at {}",
+        options.runs,
+        environment::redacted(&pg_url)
+    );
+    let mock = Broker::mock()?;
+    let real = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(Broker::real);
+    let brokers = std::iter::once(&mock)
+        .chain(&real)
+        .map(environment::broker)
+        .collect();
+    let environment = Environment::collect(
+        &pool,
+        brokers,
+        &outputs.as_ref().map(Outputs::paths).unwrap_or_default(),
+    )
+    .await;
     println!("  {:<46} {:>22}   baseline", "figure", "outbox");
 
     let run = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
@@ -86,11 +149,6 @@ async fn main() -> anyhow::Result<()> {
     if run("encode") {
         encode(&mut report, args.quick)?;
     }
-    let mock = Broker::mock()?;
-    let real = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(Broker::real);
     if run("drain") {
         relay_drain(&pool, &pg_url, &mock, &mut report, args.quick).await?;
         if let Some(real) = &real {
@@ -108,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
         crate::wal::wal_mode(&pool, &pg_url, broker, &mut report, args.quick).await?;
     }
     if run("inbox") {
-        inbox_consume(&pool, &pg_url, broker, &mut report, args.quick).await?;
+        inbox_consume(&pool, &pg_url, broker, &mut report, &options).await?;
     }
 
     println!();
@@ -118,6 +176,22 @@ async fn main() -> anyhow::Result<()> {
             println!("RESULT {name}_min={:.3}", spread.min);
             println!("RESULT {name}_max={:.3}", spread.max);
         }
+    }
+    if let Some(outputs) = outputs {
+        let command = environment::command();
+        let run = Run {
+            command: &command,
+            quick: options.quick,
+            runs: options.runs,
+            elapsed: started.elapsed(),
+        };
+        let pictures = outputs.write(&report, &environment, &run)?;
+        println!(
+            "\nwrote {} and {} picture(s) in {}",
+            outputs.markdown.display(),
+            pictures.len(),
+            outputs.svg_dir.display()
+        );
     }
     Ok(())
 }

@@ -55,6 +55,15 @@ impl Plot {
             | Self::Bars { file, .. } => file,
         }
     }
+
+    /// The picture's title.
+    pub(crate) fn title(&self) -> &str {
+        match self {
+            Self::Distribution { title, .. }
+            | Self::Lines { title, .. }
+            | Self::Bars { title, .. } => title,
+        }
+    }
 }
 
 impl Report {
@@ -79,7 +88,7 @@ impl Report {
         let existing = self.plots.iter_mut().find(|p| p.file() == plot.file());
         match (existing, plot) {
             (Some(Plot::Distribution { series, .. }), Plot::Distribution { series: more, .. }) => {
-                series.extend(more)
+                series.extend(more);
             }
             (Some(Plot::Lines { series, .. }), Plot::Lines { series: more, .. }) => {
                 series.extend(more);
@@ -135,4 +144,40 @@ pub(crate) fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_over_runs() {
+        let odd = Spread::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((odd.median, odd.min, odd.max, odd.runs), (2.0, 1.0, 3.0, 3));
+        let even = Spread::of(&[4.0, 1.0, 3.0, 2.0]);
+        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
+        let none = Spread::of(&[]);
+        assert!(none.median.is_nan() && none.runs == 0);
+    }
+
+    #[test]
+    fn repeated_results_and_plots_are_gathered_under_one_name() {
+        let mut report = Report::default();
+        report.result("a", 1.0);
+        report.result("b", 5.0);
+        report.result("a", 3.0);
+        let summary = report.summary();
+        assert_eq!(summary.len(), 2);
+        assert_eq!((summary[0].0.as_str(), summary[0].1.median), ("a", 2.0));
+        let bars = |label: &str| Plot::Bars {
+            file: "f".into(),
+            title: "t".into(),
+            y_label: "y".into(),
+            bars: vec![(label.into(), 1.0)],
+        };
+        report.plot(bars("x"));
+        report.plot(bars("y"));
+        assert_eq!(report.plots.len(), 1);
+        assert!(matches!(&report.plots[0], Plot::Bars { bars, .. } if bars.len() == 2));
+    }
 }
