@@ -130,24 +130,44 @@ fn lines(
     let points = || series.iter().flat_map(|(_, points)| points.iter());
     let x = span(points().map(|p| p.0));
     let y = span(points().map(|p| p.1));
+    // The smallest value above zero: a log axis starts below it (a latency can round to zero).
+    let floor = span(points().map(|p| p.1).filter(|y| *y > 0.0)).map(|(lo, _)| lo);
     match (x, y) {
         (Some(x), Some((y_min, y_max))) => {
-            let chart = Chart {
-                title,
-                x_label,
-                y_label,
-                series: &series,
-                percentile_x,
-            };
             let x = if percentile_x { 0.0..NINES } else { padded(x) };
             // A log axis when the values span more than a factor 20 (latency tails do), so
             // the body of the distribution is not a flat line at the bottom.
-            if y_min > 0.0 && y_max / y_min > 20.0 {
-                chart.draw(&root, x, (y_min / 1.2..y_max * 1.2).log_scale())?;
-            } else {
-                // Room above the lines for the legend.
-                let (lo, hi) = (y_min.min(0.0), y_max);
-                chart.draw(&root, x, padded((lo, hi + (hi - lo) * 0.25)))?;
+            match floor.filter(|floor| y_min >= 0.0 && y_max / floor > 20.0) {
+                Some(floor) => {
+                    let bottom = floor / 1.2;
+                    let lifted: Vec<(&str, Vec<(f64, f64)>)> = series
+                        .iter()
+                        .map(|(label, points)| {
+                            let points = points.iter().map(|&(x, y)| (x, y.max(bottom)));
+                            (*label, points.collect())
+                        })
+                        .collect();
+                    let chart = Chart {
+                        title,
+                        x_label,
+                        y_label,
+                        series: &lifted,
+                        percentile_x,
+                    };
+                    chart.draw(&root, x, (bottom..y_max * 1.5).log_scale())?;
+                }
+                None => {
+                    let chart = Chart {
+                        title,
+                        x_label,
+                        y_label,
+                        series: &series,
+                        percentile_x,
+                    };
+                    // Room above the lines for the legend.
+                    let (lo, hi) = (y_min.min(0.0), y_max);
+                    chart.draw(&root, x, padded((lo, hi + (hi - lo) * 0.25)))?;
+                }
             }
         }
         _ => no_data(&root, title)?,
@@ -343,7 +363,10 @@ mod tests {
                 title: "commit to consumer".into(),
                 series: vec![
                     ("polling".into(), latencies),
-                    ("LISTEN/NOTIFY & more".into(), vec![3.0, f64::NAN, 900.0]),
+                    (
+                        "LISTEN/NOTIFY & more".into(),
+                        vec![0.0, 3.0, f64::NAN, 900.0],
+                    ),
                 ],
             },
             dir.path(),
