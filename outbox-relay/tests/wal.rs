@@ -627,3 +627,183 @@ async fn retrying_dead_letters_in_wal_mode_keeps_the_key_order() {
     assert_eq!(summary.published, 5, "{summary:?}");
     clean_up(&pool, &names).await;
 }
+
+/// Every record of the test topic whose `ce_id` is one of `ids`, in partition order.
+fn all_received(bootstrap: &str, ids: &[Uuid]) -> Vec<Uuid> {
+    common::consume(bootstrap, TOPIC, 1, usize::MAX, Duration::from_secs(3))
+        .iter()
+        .map(common::Received::ce_id)
+        .filter(|id| ids.contains(id))
+        .collect()
+}
+
+/// A hostile operator and writer against `dead-letters retry` in WAL mode: version-2
+/// envelopes made by hand (naming a dead letter that does not exist, a negative one,
+/// `i64::MAX`, another key's) neither take another event's dead letter out, nor skip the
+/// key's block, nor stop the slot; a dead letter retried twice is produced once; one retried
+/// then discarded before the relay reaches it is not produced; with the slot gone, a retry is
+/// refused and the dead letter stays listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hand_made_retries_and_hostile_operators_in_wal_mode() {
+    let Some(WalSetup {
+        bootstrap,
+        pool,
+        names,
+        config,
+        wal,
+        outbox,
+    }) = wal_setup().await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let block = |extra: &str| {
+        let mut c = common::config(
+            config.database_url(),
+            &bootstrap,
+            &names,
+            &format!("poison_policy = \"block\"\n{extra}"),
+        );
+        c.source = EventSource::Wal;
+        c
+    };
+    let emit = async |envelope: Vec<u8>| {
+        sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
+            .bind(&wal.message_prefix)
+            .bind(envelope)
+            .execute(&pool)
+            .await
+            .expect("emit");
+    };
+    let big = |key: &[u8]| outbox_core::NewOutboxRow {
+        event_id: Uuid::now_v7(),
+        topic: TOPIC.to_owned(),
+        event_key: Some(key.to_vec()),
+        event_type: "com.acme.wal.Big".to_owned(),
+        schema_id: None,
+        content_type: "application/json".to_owned(),
+        payload: format!("\"{}\"", "x".repeat(5_000)).into_bytes(),
+        headers: Vec::new(),
+    };
+    let (poison7, poison9) = (big(b"7"), big(b"9"));
+    for poison in [&poison7, &poison9] {
+        emit(outbox_core::wal::encode_envelope(poison, 0).expect("envelope")).await;
+    }
+    let mut tx = pool.begin().await.expect("begin");
+    let e1 = outbox.publish(&mut *tx, &order(7, 1)).await.expect("e1");
+    tx.commit().await.expect("commit");
+    let relay = start(&block(
+        "[kafka.properties]\n\"message.max.bytes\" = \"3000\"",
+    ));
+    wait_until(
+        "both poisons and e1 parked",
+        Duration::from_secs(15),
+        async || dead_letters(&pool, &names).await.len() == 3,
+    )
+    .await;
+    // Confirmed past them before the operator acts: a relay stopped earlier replays them,
+    // and parks them again (see the README on discarding before the slot's confirmation).
+    let parked_at = current_lsn(&pool).await;
+    wait_until(
+        "the parking confirmed",
+        Duration::from_secs(15),
+        async || confirmed_past(&pool, &wal.slot, &parked_at).await,
+    )
+    .await;
+    relay.stop().await;
+    let parked = dead_letters(&pool, &names).await;
+    let (p7, p9, h7) = (parked[0].0, parked[1].0, parked[2].0);
+    assert!(
+        parked[2]
+            .1
+            .contains(&format!("held behind dead letter {p7}"))
+    );
+
+    // Another program emits version-2 envelopes of key 7 (fresh events) by hand.
+    let forged = async |dead_letter_id: i64| {
+        let record = outbox_core::relay::OutboxRecord {
+            id: 0,
+            event_id: Uuid::now_v7(),
+            topic: TOPIC.to_owned(),
+            event_key: Some(b"7".to_vec()),
+            event_type: "com.acme.wal.Forged".to_owned(),
+            schema_id: None,
+            content_type: "application/json".to_owned(),
+            payload: b"{}".to_vec(),
+            headers: Vec::new(),
+            created_at_ms: 0,
+        };
+        emit(outbox_core::wal::encode_retry_envelope(&record, dead_letter_id).expect("v2")).await;
+        record.event_id
+    };
+    let f_negative = forged(-1).await;
+    let f_max = forged(i64::MAX).await;
+    let f_missing = forged(h7 + 1_000).await;
+    let f_other_key = forged(p9).await;
+    // The operator retries p7 twice, and retries h7 but discards it before the relay runs.
+    for args in [["retry", "--key", "7"], ["retry", "--key", "7"]] {
+        dead_letters_command(&dir, &config, &args);
+    }
+    dead_letters_command(&dir, &config, &["discard", &h7.to_string()]);
+    let mut tx = pool.begin().await.expect("begin");
+    let sentinel = outbox
+        .publish(&mut *tx, &order(8, 1))
+        .await
+        .expect("sentinel");
+    tx.commit().await.expect("commit");
+    let end = current_lsn(&pool).await;
+
+    let relay = start(&block(""));
+    wait_until(
+        "the relay to pass everything (a stuck slot never does)",
+        Duration::from_secs(30),
+        async || confirmed_past(&pool, &wal.slot, &end).await,
+    )
+    .await;
+    let summary = relay.stop().await;
+    let ours = [
+        poison7.event_id,
+        poison9.event_id,
+        e1,
+        f_negative,
+        f_max,
+        f_missing,
+        f_other_key,
+        sentinel,
+    ];
+    let got = all_received(&bootstrap, &ours);
+    assert_eq!(
+        got,
+        [poison7.event_id, sentinel],
+        "p7 once; e1 discarded; nothing forged overtakes the block ({summary:?})"
+    );
+    let left = dead_letters(&pool, &names).await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(
+        left[0].0, p9,
+        "another key's dead letter stays listed: {left:?}"
+    );
+    assert!(left[0].1.contains("message.max.bytes"), "{left:?}");
+    assert!(
+        left[1].0 > h7 && left[1].1.contains(&format!("held behind dead letter {p7}")),
+        "the envelope naming p9 is read as a new event of key 7, held: {left:?}"
+    );
+
+    // With the slot gone a retry is refused, naming the slot, and nothing changes.
+    outbox_sqlx::postgres::drop_wal_slot(&pool, &names)
+        .await
+        .expect("drop slot");
+    let path = dir.path().join("relay.toml");
+    let refused = common::relay_output(&[
+        "--config",
+        path.to_str().expect("utf-8"),
+        "dead-letters",
+        "retry",
+        &p9.to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("slot"), "{stderr}");
+    assert_eq!(dead_letters(&pool, &names).await.len(), 2);
+    clean_up(&pool, &names).await;
+}

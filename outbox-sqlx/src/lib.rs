@@ -81,9 +81,9 @@ pub mod postgres {
     /// The schema store on PostgreSQL.
     pub type PgSchemaStore = crate::SqlxSchemaStore<sqlx::Postgres>;
     pub use crate::wal::{
-        WalSlotIdentity, WalSlotStatus, check_wal_slot, create_wal_slot, dead_letter_wal_event,
-        drop_wal_slot, first_wal_dead_letter, remove_wal_dead_letter, retry_wal_dead_letter,
-        wal_slot_status,
+        WalRetryTarget, WalSlotIdentity, WalSlotStatus, check_wal_slot, create_wal_slot,
+        dead_letter_wal_event, drop_wal_slot, first_wal_dead_letter, remove_wal_dead_letter,
+        retry_wal_dead_letter, wal_retry_target, wal_slot_status,
     };
 }
 

@@ -8,7 +8,9 @@ use outbox_core::relay::OutboxRecord;
 use outbox_core::wal::decode_message;
 use uuid::Uuid;
 
-use super::{Delivery, Memory, WalRelay, now_ms};
+use outbox_sqlx::postgres::WalRetryTarget;
+
+use super::{Admitted, Delivery, Memory, WalRelay, now_ms};
 use crate::config::PoisonPolicy;
 use crate::record::{to_record, unproducible};
 use crate::relay::RunSummary;
@@ -23,7 +25,7 @@ impl WalRelay {
         content: &[u8],
         memory: &mut Memory,
         summary: &mut RunSummary,
-    ) -> Result<Option<(OutboxRecord, Delivery)>> {
+    ) -> Result<Option<Admitted>> {
         let (record, retry_of) = match decode_message(content, id) {
             Ok(decoded) => decoded,
             Err(reason) => {
@@ -39,16 +41,19 @@ impl WalRelay {
                 return Ok(None);
             }
         };
+        let retry_of = match retry_of {
+            Some(place) => match self.retry_target(place, &record, memory).await? {
+                Retry::Deliver => Some(place),
+                Retry::AsNew => None,
+                Retry::Skip => return Ok(None),
+            },
+            None => None,
+        };
         if let Some(dead) = self.held_by(&record, retry_of, memory).await? {
             let reason = format!("held behind dead letter {dead} of its key (poison policy block)");
             self.dead_letter(&record, 0, &reason, (memory, summary), retry_of)
                 .await?;
             return Ok(None);
-        }
-        if let Some(place) = retry_of {
-            // A retried dead letter, reached in the stream: it leaves the table now (it is
-            // in flight; should it fail again it is parked under the same id).
-            outbox_sqlx::postgres::remove_wal_dead_letter(&self.pool, &self.names, place).await?;
         }
         let attempts = memory.attempts.get(&record.event_id).copied().unwrap_or(0);
         let reason = unproducible(&record, &self.settings.source, self.max_message_bytes);
@@ -82,11 +87,43 @@ impl WalRelay {
                 }
             }
         };
-        Ok(Some((record, delivery)))
+        if let Some(place) = retry_of {
+            // In flight: it stays listed until Kafka acknowledged it (`settle` takes it out),
+            // but no longer holds its key back, and a second retry of it is not produced.
+            memory.retries_in_flight.insert(place);
+        }
+        Ok(Some((record, retry_of, delivery)))
+    }
+
+    /// What to make of a version-2 envelope naming dead letter `place`.
+    async fn retry_target(
+        &self,
+        place: i64,
+        record: &OutboxRecord,
+        memory: &Memory,
+    ) -> Result<Retry> {
+        let target =
+            outbox_sqlx::postgres::wal_retry_target(&self.pool, &self.names, place, record).await?;
+        Ok(match target {
+            WalRetryTarget::Listed if memory.retries_in_flight.contains(&place) => {
+                tracing::info!(place, event_id = %record.event_id, "a second retry of a dead letter in flight: not produced again");
+                Retry::Skip
+            }
+            WalRetryTarget::Listed => Retry::Deliver,
+            WalRetryTarget::Gone => {
+                tracing::warn!(place, event_id = %record.event_id, "a retried dead letter is no longer listed (delivered already, or discarded): not produced");
+                Retry::Skip
+            }
+            WalRetryTarget::Other => {
+                tracing::warn!(place, event_id = %record.event_id, "a version-2 envelope names another event's dead letter: read as a new event");
+                Retry::AsNew
+            }
+        })
     }
 
     /// The dead letter `record` is held behind under the block policy: its key's first dead
-    /// letter (before `retry_of`'s place, for a retried dead letter). Only keys known to be
+    /// letter (before `retry_of`'s place, for a retried dead letter), leaving out the retried
+    /// dead letters in flight (they are ahead of it in Kafka already). Only keys known to be
     /// blocked, and retries, read the table: it is the truth, since `dead-letters retry` or
     /// `discard` may have cleared the key while the relay streamed.
     async fn held_by(
@@ -105,11 +142,13 @@ impl WalRelay {
         if retry_of.is_none() && !memory.blocked.contains_key(&key) {
             return Ok(None);
         }
+        let in_flight: Vec<i64> = memory.retries_in_flight.iter().copied().collect();
         let first = outbox_sqlx::postgres::first_wal_dead_letter(
             &self.pool,
             &self.names,
             &record.topic,
             event_key,
+            &in_flight,
         )
         .await?;
         match first {
@@ -151,6 +190,17 @@ impl WalRelay {
         }
         Ok(())
     }
+}
+
+/// What the relay does with a version-2 envelope (a retried dead letter).
+enum Retry {
+    /// Deliver it: its dead letter is listed, holds this event, and is not in flight already.
+    Deliver,
+    /// Read it as a new event: the place holds another event's dead letter (a hand-made
+    /// envelope, which must neither take that dead letter out nor skip its own key's block).
+    AsNew,
+    /// Skip it: delivered already (a replay, a second retry), in flight, or discarded.
+    Skip,
 }
 
 /// A record standing for an envelope that does not decode: its content kept as the payload,

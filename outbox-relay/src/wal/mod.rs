@@ -11,7 +11,7 @@ pub mod command;
 mod stream;
 mod tls;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -64,8 +64,12 @@ impl std::fmt::Debug for WalRelay {
 /// A committed transaction's events, produced, not all settled yet.
 struct Txn {
     end_lsn: u64,
-    records: Vec<(OutboxRecord, Delivery)>,
+    records: Vec<Admitted>,
 }
+
+/// An event handed to the producer: its record, the dead letter it delivers (a retry), and
+/// its delivery.
+type Admitted = (OutboxRecord, Option<i64>, Delivery);
 
 /// One record's delivery: awaited, or its outcome (`Err(None)`: never handed to Kafka).
 enum Delivery {
@@ -88,6 +92,9 @@ struct Memory {
     attempts: HashMap<Uuid, u32>,
     /// Keys with a dead letter (block policy): their later events are dead-lettered too.
     blocked: HashMap<BlockedKey, i64>,
+    /// Retried dead letters produced in this session, not acknowledged yet: still listed,
+    /// but no longer holding their key back.
+    retries_in_flight: HashSet<i64>,
     lag_read_at: Option<Instant>,
 }
 
@@ -188,6 +195,8 @@ impl WalRelay {
     ) -> Result<Ended> {
         outbox_sqlx::postgres::check_wal_slot(&self.pool, &self.names).await?;
         let mut stream = PgWireStream::connect(&self.database_url, &self.wal).await?;
+        // The stream starts again from the confirmed LSN: nothing is in flight.
+        memory.retries_in_flight.clear();
         if self.settings.poison_policy == PoisonPolicy::Block {
             let store = outbox_sqlx::postgres::PgRelayStore::new(
                 self.pool.clone(),
@@ -213,7 +222,7 @@ impl WalRelay {
         memory: &mut Memory,
     ) -> Result<Ended> {
         let mut pending: VecDeque<Txn> = VecDeque::new();
-        let mut open: Option<Vec<(OutboxRecord, Delivery)>> = None;
+        let mut open: Option<Vec<Admitted>> = None;
         let mut in_flight = 0usize;
         let cap = self.settings.batch_size.max(1) * 4;
         loop {
@@ -299,7 +308,7 @@ impl WalRelay {
         *in_flight = in_flight.saturating_sub(txn.records.len());
         let now_ms = now_ms();
         let mut failed = false;
-        for (record, delivery) in txn.records {
+        for (record, retry_of, delivery) in txn.records {
             let outcome = match delivery {
                 Delivery::Done(outcome) => outcome,
                 Delivery::Waiting(_) => Err(None),
@@ -309,6 +318,18 @@ impl WalRelay {
                     summary.published += 1;
                     self.metrics.published.inc();
                     memory.attempts.remove(&record.event_id);
+                    if let Some(place) = retry_of {
+                        // Acknowledged: the retried dead letter leaves the table before the
+                        // LSN passes it (a replay after a crash finds it gone and skips it).
+                        memory.retries_in_flight.remove(&place);
+                        outbox_sqlx::postgres::remove_wal_dead_letter(
+                            &self.pool,
+                            &self.names,
+                            place,
+                            record.event_id,
+                        )
+                        .await?;
+                    }
                     let age = (now_ms - record.created_at_ms).max(0) as f64 / 1000.0;
                     self.metrics.end_to_end_seconds.observe(age);
                 }
@@ -368,7 +389,7 @@ impl WalRelay {
 
 /// Waits until every delivery of `txn` is in (cancel safe: the futures stay in `txn`).
 async fn delivered(txn: &mut Txn) {
-    for (_, delivery) in &mut txn.records {
+    for (_, _, delivery) in &mut txn.records {
         if let Delivery::Waiting(future) = delivery {
             let outcome = match future.await {
                 Ok(Ok(_)) => Ok(()),

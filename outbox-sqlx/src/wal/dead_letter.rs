@@ -6,12 +6,14 @@ use outbox_core::Result;
 use outbox_core::relay::OutboxRecord;
 use outbox_core::table::{Dialect, Table, TableNames};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::error::store;
 
 /// Writes `record` to the dead-letter table with `attempts` and `error`; returns the id it
 /// was given: `dead_letter_id` when it is a retried dead letter failing again (it keeps its
-/// place among its key's dead letters), else a new one. Idempotent per `event_id` (a relay
+/// place among its key's dead letters), else a new one (also when another dead letter holds
+/// `dead_letter_id`: a place is never taken from another event). Idempotent per `event_id` (a relay
 /// that restarts before its LSN passed writes the same dead letter again): the second write
 /// keeps the first and returns its id.
 ///
@@ -32,7 +34,8 @@ pub async fn dead_letter_wal_event(
     let sql = format!(
         "WITH inserted AS (INSERT INTO {dead} (id, event_id, topic, event_key, event_type, schema_id, \
          content_type, payload, headers, created_at, attempts, error) \
-         VALUES (COALESCE($13, nextval(pg_get_serial_sequence($1, 'id'))), CAST($2 AS UUID), $3, $4, $5, $6, $7, $8, $9, \
+         VALUES (COALESCE((SELECT $13 WHERE NOT EXISTS (SELECT 1 FROM {dead} WHERE id = $13)), \
+         nextval(pg_get_serial_sequence($1, 'id'))), CAST($2 AS UUID), $3, $4, $5, $6, $7, $8, $9, \
          to_timestamp($10 / 1000.0), $11, $12) ON CONFLICT (event_id) DO NOTHING RETURNING id) \
          SELECT id FROM inserted UNION ALL SELECT id FROM {dead} WHERE event_id = CAST($2 AS UUID) LIMIT 1"
     );
@@ -62,10 +65,11 @@ pub async fn dead_letter_wal_event(
 
 /// `dead-letters retry` in WAL mode: emits dead letter `id` again as a transactional logical
 /// message (a version-2 envelope carrying `id`). The dead letter stays listed until the relay
-/// reaches the message in the stream and takes it out ([`remove_wal_dead_letter`]): so the
-/// key's events committed before the retry are still held behind it, in stream order, and
-/// a message replayed after a crash is still produced. `false` when there is no such dead
-/// letter.
+/// reached the message in the stream and Kafka acknowledged it; then the relay takes it out
+/// ([`remove_wal_dead_letter`]): so the key's events committed before the retry are still held
+/// behind it, in stream order, a message replayed after a crash is produced unless it was
+/// acknowledged already, and a dead letter discarded before the relay reaches its retry is
+/// not produced. `false` when there is no such dead letter.
 ///
 /// # Errors
 ///
@@ -135,23 +139,75 @@ pub async fn retry_wal_dead_letter(pool: &PgPool, names: &TableNames, id: i64) -
     Ok(true)
 }
 
-/// Takes dead letter `id` out of the table: the WAL relay does it when it reaches the
-/// retried message in the stream. `false` when it was gone already (discarded, or taken out
-/// before a restart replayed the message).
+/// Takes dead letter `id` out of the table, if it still holds `event_id`: the WAL relay does
+/// it once Kafka acknowledged the retried message, before its LSN is confirmed. `false` when
+/// it was gone already (discarded, or taken out before a restart replayed the message).
 ///
 /// # Errors
 ///
 /// [`outbox_core::Error::Store`] for database failures.
-pub async fn remove_wal_dead_letter(pool: &PgPool, names: &TableNames, id: i64) -> Result<bool> {
+pub async fn remove_wal_dead_letter(
+    pool: &PgPool,
+    names: &TableNames,
+    id: i64,
+    event_id: Uuid,
+) -> Result<bool> {
     let dead = names.qualified(Dialect::Postgres, Table::DeadLetters);
     let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM {dead} WHERE id = $1"
+        "DELETE FROM {dead} WHERE id = $1 AND event_id = CAST($2 AS UUID)"
     )))
     .bind(id)
+    .bind(event_id.hyphenated().to_string())
     .execute(pool)
     .await
     .map_err(store("wal: take a retried dead letter out"))?;
     Ok(done.rows_affected() > 0)
+}
+
+/// What the dead-letter table holds at the place a version-2 envelope names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalRetryTarget {
+    /// The dead letter of this very event (same `event_id`, topic and key): a retry to deliver.
+    Listed,
+    /// No dead letter there: delivered already (a replay after a crash, or a second retry of
+    /// it), or discarded by the operator.
+    Gone,
+    /// Another event's dead letter: the envelope was not emitted by `dead-letters retry`.
+    Other,
+}
+
+/// Looks up the dead letter `id` a version-2 envelope carrying `record` names, so that a
+/// hand-made envelope can neither take another event's dead letter out nor skip its key's
+/// block.
+///
+/// # Errors
+///
+/// [`outbox_core::Error::Store`] for database failures.
+pub async fn wal_retry_target(
+    pool: &PgPool,
+    names: &TableNames,
+    id: i64,
+    record: &OutboxRecord,
+) -> Result<WalRetryTarget> {
+    let dead = names.qualified(Dialect::Postgres, Table::DeadLetters);
+    let row: Option<(String, String, Option<Vec<u8>>)> = sqlx::query_as(sqlx::AssertSqlSafe(
+        format!("SELECT CAST(event_id AS TEXT), topic, event_key FROM {dead} WHERE id = $1"),
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(store("wal: read a retried dead letter"))?;
+    Ok(match row {
+        None => WalRetryTarget::Gone,
+        Some((event_id, topic, key))
+            if event_id == record.event_id.hyphenated().to_string()
+                && topic == record.topic
+                && key == record.event_key =>
+        {
+            WalRetryTarget::Listed
+        }
+        Some(_) => WalRetryTarget::Other,
+    })
 }
 
 /// The columns of a dead letter a retry emits again.
@@ -167,8 +223,9 @@ type DeadRow = (
     i64,
 );
 
-/// The id of the first dead letter of `key` on `topic`, if any: the WAL relay's block policy
-/// holds the key's later events behind it.
+/// The id of the first dead letter of `key` on `topic`, if any, leaving out `excluding` (the
+/// retried dead letters in flight): the WAL relay's block policy holds the key's later
+/// events behind it.
 ///
 /// # Errors
 ///
@@ -178,13 +235,15 @@ pub async fn first_wal_dead_letter(
     names: &TableNames,
     topic: &str,
     key: &[u8],
+    excluding: &[i64],
 ) -> Result<Option<i64>> {
     let dead = names.qualified(Dialect::Postgres, Table::DeadLetters);
     let (first,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT min(id) FROM {dead} WHERE topic = $1 AND event_key = $2"
+        "SELECT min(id) FROM {dead} WHERE topic = $1 AND event_key = $2 AND id <> ALL($3)"
     )))
     .bind(topic)
     .bind(key)
+    .bind(excluding)
     .fetch_one(pool)
     .await
     .map_err(store("wal: read a key's first dead letter"))?;

@@ -20,7 +20,8 @@ mod dead_letter;
 mod slot;
 #[cfg(feature = "postgres")]
 pub use dead_letter::{
-    dead_letter_wal_event, first_wal_dead_letter, remove_wal_dead_letter, retry_wal_dead_letter,
+    WalRetryTarget, dead_letter_wal_event, first_wal_dead_letter, remove_wal_dead_letter,
+    retry_wal_dead_letter, wal_retry_target,
 };
 #[cfg(feature = "postgres")]
 pub use slot::{WalSlotStatus, check_wal_slot, create_wal_slot, drop_wal_slot, wal_slot_status};
