@@ -789,11 +789,41 @@ async fn hand_made_retries_and_hostile_operators_in_wal_mode() {
         "the envelope naming p9 is read as a new event of key 7, held: {left:?}"
     );
 
+    // A dead letter edited by hand into garbage headers is refused, naming the column.
+    let table = names.qualified(
+        outbox_core::table::Dialect::Postgres,
+        outbox_core::table::Table::DeadLetters,
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET headers = '{{not json' WHERE id = $1"
+    )))
+    .bind(p9)
+    .execute(&pool)
+    .await
+    .expect("edit the dead letter");
+    let path = dir.path().join("relay.toml");
+    let refused = common::relay_output(&[
+        "--config",
+        path.to_str().expect("utf-8"),
+        "dead-letters",
+        "retry",
+        &p9.to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("headers does not decode"), "{stderr}");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET headers = '[]' WHERE id = $1"
+    )))
+    .bind(p9)
+    .execute(&pool)
+    .await
+    .expect("mend the dead letter");
+
     // With the slot gone a retry is refused, naming the slot, and nothing changes.
     outbox_sqlx::postgres::drop_wal_slot(&pool, &names)
         .await
         .expect("drop slot");
-    let path = dir.path().join("relay.toml");
     let refused = common::relay_output(&[
         "--config",
         path.to_str().expect("utf-8"),
