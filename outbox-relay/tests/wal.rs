@@ -789,11 +789,36 @@ async fn hand_made_retries_and_hostile_operators_in_wal_mode() {
         "the envelope naming p9 is read as a new event of key 7, held: {left:?}"
     );
 
-    // A dead letter edited by hand into garbage headers is refused, naming the column.
+    // A dead letter edited by hand to a 10 MiB payload: retried, streamed, parked again under
+    // its id (too large for the producer) while the slot moves on.
     let table = names.qualified(
         outbox_core::table::Dialect::Postgres,
         outbox_core::table::Table::DeadLetters,
     );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET payload = $2 WHERE id = $1"
+    )))
+    .bind(p9)
+    .bind(vec![b'x'; 10 << 20])
+    .execute(&pool)
+    .await
+    .expect("a 10 MiB payload");
+    dead_letters_command(&dir, &config, &["retry", &p9.to_string()]);
+    let end = current_lsn(&pool).await;
+    let relay = start(&block(""));
+    wait_until(
+        "the relay to pass the 10 MiB retry",
+        Duration::from_secs(120),
+        async || confirmed_past(&pool, &wal.slot, &end).await,
+    )
+    .await;
+    relay.stop().await;
+    let again = dead_letters(&pool, &names).await;
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert_eq!(again[0].0, p9, "parked again under its id: {again:?}");
+    assert!(again[0].1.contains("message.max.bytes"), "{again:?}");
+
+    // A dead letter edited by hand into garbage headers is refused, naming the column.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {table} SET headers = '{{not json' WHERE id = $1"
     )))
