@@ -48,17 +48,27 @@ impl Broker {
     }
 
     pub(crate) async fn topic(&self, prefix: &str) -> anyhow::Result<String> {
+        self.topic_with(prefix, self.partitions).await
+    }
+
+    /// A fresh topic with `partitions` partitions (the broker's default is [`Self::partitions`]).
+    pub(crate) async fn topic_with(&self, prefix: &str, partitions: i32) -> anyhow::Result<String> {
         let topic = format!(
             "{prefix}-{}",
             &uuid::Uuid::now_v7().simple().to_string()[20..]
         );
-        self.create(&topic).await?;
+        self.create_with(&topic, partitions).await?;
         Ok(topic)
     }
 
     pub(crate) async fn create(&self, topic: &str) -> anyhow::Result<()> {
+        self.create_with(topic, self.partitions).await
+    }
+
+    /// Creates `topic` with `partitions` partitions; a topic that exists is left as it is.
+    pub(crate) async fn create_with(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
         match &self.mock {
-            Some(mock) => match mock.create_topic(topic, self.partitions, 1) {
+            Some(mock) => match mock.create_topic(topic, partitions, 1) {
                 Ok(())
                 | Err(rdkafka::error::KafkaError::MockCluster(
                     rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
@@ -72,11 +82,7 @@ impl Broker {
                 let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
                 for result in admin
                     .create_topics(
-                        &[NewTopic::new(
-                            topic,
-                            self.partitions,
-                            TopicReplication::Fixed(1),
-                        )],
+                        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
                         &options,
                     )
                     .await?
@@ -89,6 +95,34 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// Deletes a topic a run is done with, so the test broker (in-memory storage, shared by
+    /// every bench and test) does not keep its records. Best effort: a broker that cannot
+    /// delete keeps them. The mock cluster's topics go with the process.
+    pub(crate) async fn delete(&self, topic: &str) {
+        if self.mock.is_some() {
+            return;
+        }
+        let admin: AdminClient<DefaultClientContext> = match ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+        {
+            Ok(admin) => admin,
+            Err(_) => return,
+        };
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+        let deleted = tokio::time::timeout(
+            Duration::from_secs(10),
+            admin.delete_topics(&[topic], &options),
+        )
+        .await;
+        if !matches!(deleted, Ok(Ok(_))) {
+            eprintln!(
+                "  (could not delete topic {topic} on {}: it keeps its records)",
+                self.name
+            );
+        }
     }
 
     pub(crate) fn config(
@@ -171,6 +205,40 @@ pub(crate) fn rows(
                 key: format!("key-{}", i % 1000),
                 seq: i as i64,
                 blob: blob.clone(),
+            };
+            let mut row = NewOutboxRow::from_event(codec, &event)?;
+            row.topic = topic.to_owned();
+            Ok(row)
+        })
+        .collect()
+}
+
+/// Rows for `n` events of `payload_bytes` on `topic`, over 1,000 keys, each payload a
+/// different run of pseudo-random letters: PostgreSQL compresses a large row of one repeated
+/// letter to almost nothing, which would flatter the database at 10 KiB.
+pub(crate) fn random_rows(
+    codec: &EventCodec,
+    topic: &str,
+    n: usize,
+    payload_bytes: usize,
+) -> anyhow::Result<Vec<NewOutboxRow>> {
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..n)
+        .map(|i| {
+            let blob = (0..payload_bytes.saturating_sub(30))
+                .map(|_| {
+                    // xorshift64: cheap, and enough to defeat pglz.
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    char::from(LETTERS[(state % LETTERS.len() as u64) as usize])
+                })
+                .collect();
+            let event = Payload {
+                key: format!("key-{}", i % 1000),
+                seq: i as i64,
+                blob,
             };
             let mut row = NewOutboxRow::from_event(codec, &event)?;
             row.topic = topic.to_owned();

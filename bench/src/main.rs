@@ -5,9 +5,10 @@
 //! 1. publish overhead: a one-row business transaction with and without one `publish`
 //!    (sequential and 8 concurrent writers), and `publish_all` of 100 vs 100 publishes;
 //! 2. encode + validate of a 10-field record vs `apache_avro`'s own encoder;
-//! 3. relay drain (100 B and 1 KiB payloads, 1,000 keys) vs the raw limits: the database's
-//!    claim+delete loop alone and librdkafka producing the same records alone; and the naive
-//!    relay (one row at a time);
+//! 3. relay drain (100 B and 1 KiB payloads, 1,000 keys) vs baselines doing the relay's own
+//!    work, in interleaved rounds: the relay's store calls alone (cursor, batch, fenced
+//!    delete), librdkafka producing the relay's records alone, and the naive relay (one row at
+//!    a time); then the drain rate by payload (100 B to 10 KiB) and by partitions (1 to 64);
 //! 4. end-to-end latency (commit → consumer) at a fixed rate, polling vs LISTEN/NOTIFY;
 //! 5. backlog scaling: draining a large backlog, rate at the start vs the end, peak RSS;
 //! 6. WAL mode: publish overhead (a logical message vs a row), drain rate from the slot, and
@@ -36,8 +37,10 @@ mod fixture;
 mod inbox;
 mod markdown;
 mod plot;
+mod profile;
 mod publish;
 mod report;
+mod scaling;
 mod targets;
 mod wal;
 
@@ -150,10 +153,12 @@ async fn main() -> anyhow::Result<()> {
         encode(&mut report, args.quick)?;
     }
     if run("drain") {
-        relay_drain(&pool, &pg_url, &mock, &mut report, args.quick).await?;
+        relay_drain(&pool, &pg_url, &mock, &mut report, &options).await?;
         if let Some(real) = &real {
-            relay_drain(&pool, &pg_url, real, &mut report, args.quick).await?;
+            relay_drain(&pool, &pg_url, real, &mut report, &options).await?;
         }
+        let broker = real.as_ref().unwrap_or(&mock);
+        crate::scaling::drain_scaling(&pool, &pg_url, broker, &mut report, args.quick).await?;
     }
     let broker = real.as_ref().unwrap_or(&mock);
     if run("e2e") {
