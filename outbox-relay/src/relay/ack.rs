@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use outbox_core::Result;
-use outbox_core::relay::{FailureStore, LeaseStore, RelayStore};
+use outbox_core::relay::{FailureStore, Fence, LeaseStore, RelayStore};
 use rdkafka::error::KafkaError;
 
 use super::{
@@ -126,11 +126,11 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
         Ok(())
     }
 
-    /// Deletes what Kafka acknowledged, in one statement.
+    /// Deletes what Kafka acknowledged, in one statement, fenced by `fence`.
     pub(super) async fn acknowledge(
         &self,
         delivered: &Delivered,
-        state: &State,
+        fence: Option<&Fence>,
         done: &mut Finished,
     ) -> Result<()> {
         let now_ms = SystemTime::now()
@@ -142,7 +142,7 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
             .map(|&i| delivered.records[i].id)
             .collect();
         if !ids.is_empty() {
-            self.store.ack(&ids, self.fence(state).as_ref()).await?;
+            self.store.ack(&ids, fence).await?;
             self.metrics.published.inc_by(ids.len() as u64);
             for &i in &delivered.acked {
                 let age =
@@ -163,7 +163,8 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
         if let Some(batch) = state.pending.take() {
             let delivered = self.deliveries(batch, state).await;
             self.settle_failures(&delivered, state, &mut done).await?;
-            self.acknowledge(&delivered, state, &mut done).await?;
+            self.acknowledge(&delivered, self.fence(state).as_ref(), &mut done)
+                .await?;
         }
         Ok(done)
     }

@@ -323,13 +323,31 @@ where
             }
             None => None,
         };
-        if read > 0 {
-            let batch = self.send(rows, state, &mut done).await?;
-            state.pending = Some(batch);
-        }
-        if let Some(delivered) = delivered {
-            self.acknowledge(&delivered, state, &mut done).await?;
-        }
+        // The previous batch is deleted while this one is handed to the producer: the
+        // database works on the delete while this task builds and enqueues records (`send`
+        // yields now and then so the delete's round trips go on). Both run to the end; an
+        // error of either is returned after that (rows not deleted are produced again).
+        let fence = self.fence(state);
+        let mut acknowledged = Finished::default();
+        let acknowledge = async {
+            match &delivered {
+                Some(delivered) => {
+                    self.acknowledge(delivered, fence.as_ref(), &mut acknowledged)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let send = async {
+            if read > 0 {
+                state.pending = Some(self.send(rows, state, &mut done).await?);
+            }
+            Ok::<_, Error>(())
+        };
+        let (acked, sent) = tokio::join!(acknowledge, send);
+        done.add(acknowledged);
+        sent?;
+        acked?;
         if read < self.settings.batch_size {
             // Caught up: finish this batch now rather than holding it for the next poll, and
             // look from the start next time (a late commit may sit below the cursor).

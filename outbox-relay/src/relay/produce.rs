@@ -9,6 +9,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use super::{Batch, Finished, Relay, State, is_too_large, key_of};
 use crate::record::{to_record, unproducible};
 
+/// Records enqueued between two yields to the delete running beside `send`.
+const YIELD_EVERY: usize = 100;
+
 impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
     /// Hands a batch read to the producer: dead-letters rows that cannot become records,
     /// parks rows of blocked keys, holds back keys whose earlier event failed (in the previous
@@ -27,7 +30,11 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
         if let Some(last) = rows.last() {
             state.cursor = Some(last.id());
         }
-        for row in rows {
+        for (i, row) in rows.into_iter().enumerate() {
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                // Lets the previous batch's delete, polled beside this, go on (see `step`).
+                tokio::task::yield_now().await;
+            }
             let mut record = match row {
                 ReadRow::Record(record) => record,
                 ReadRow::Malformed(bad) => {
