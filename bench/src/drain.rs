@@ -129,14 +129,16 @@ pub(crate) async fn relay_drain(
             for contender in order {
                 match contender {
                     Contender::Relay => {
-                        r.relay = Some(relay_run(pool, pg_url, broker, &load).await?)
+                        r.relay = Some(relay_run(pool, pg_url, broker, &load).await?);
                     }
-                    Contender::Db => r.db = Some(db_alone(pool, pg_url, broker, &load).await?),
+                    Contender::Db => {
+                        r.db = Some(db_alone(pool, pg_url, broker, &load).await?);
+                    }
                     Contender::Kafka => {
                         r.kafka = Some(kafka_alone(pool, pg_url, broker, &load).await?);
                     }
                     Contender::Naive => {
-                        r.naive_eps = naive_relay(pool, pg_url, broker, &naive).await?
+                        r.naive_eps = naive_relay(pool, pg_url, broker, &naive).await?;
                     }
                 }
             }
@@ -217,7 +219,7 @@ fn report_payload(
         format!("relay is {:.0}x", relay.median / naive.median),
     );
     // The profile of the median relay run.
-    let mut by_rate = relays.clone();
+    let mut by_rate = relays;
     by_rate.sort_by(|a, b| a.eps.total_cmp(&b.eps));
     if let Some(run) = by_rate.get(by_rate.len() / 2) {
         let enqueue_per_record = Spread::of(
