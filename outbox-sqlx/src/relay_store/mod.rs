@@ -161,7 +161,10 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
             Some(strict) if self.strict => {
                 let horizon = self.settled_horizon(strict).await?;
                 let params = vec![Value::I64(after), Value::I64(horizon), Value::I64(limit)];
-                self.fetch(op, &strict.read_up_to, params).await?
+                let rows: Vec<RecordRow> = self.fetch(op, &strict.read_up_to, params).await?;
+                let short = i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit;
+                self.lock_horizon().note_read(horizon, short);
+                rows
             }
             _ => {
                 let params = vec![Value::I64(after), Value::I64(limit)];
