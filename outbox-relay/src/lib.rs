@@ -72,4 +72,4 @@ mod validate;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod wal;
 
-pub use relay::{Relay, RelayBuilder, RunSummary, Step, is_permanent};
+pub use relay::{LATENCY_TARGET, Relay, RelayBuilder, RunSummary, Step, is_permanent};

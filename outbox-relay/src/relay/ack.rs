@@ -63,7 +63,10 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
             last_ack = Instant::now();
             self.metrics.set_kafka_ready(true);
             match result {
-                Ok(Ok(_)) => acked.push(i),
+                Ok(Ok(_)) => {
+                    super::latency::stage("acked", [&records[i]]);
+                    acked.push(i);
+                }
                 Ok(Err((e, _))) => failures.push((i, e)),
                 Err(_canceled) => failures.push((i, KafkaError::Canceled)),
             }
@@ -143,6 +146,10 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
             .collect();
         if !ids.is_empty() {
             self.store.ack(&ids, fence).await?;
+            super::latency::stage(
+                "deleted",
+                delivered.acked.iter().map(|&i| &delivered.records[i]),
+            );
             self.metrics.published.inc_by(ids.len() as u64);
             for &i in &delivered.acked {
                 let age =

@@ -22,10 +22,12 @@ use state::{Batch, Delivered, Finished, State, block, key_of};
 pub use builder::RelayBuilder;
 pub use kafka_error::is_permanent;
 use kafka_error::is_too_large;
+pub use latency::LATENCY_TARGET;
 
 mod ack;
 mod builder;
 mod kafka_error;
+mod latency;
 mod lease;
 mod pace;
 mod poison;

@@ -30,6 +30,13 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
         if let Some(last) = rows.last() {
             state.cursor = Some(last.id());
         }
+        super::latency::stage(
+            "claimed",
+            rows.iter().filter_map(|row| match row {
+                ReadRow::Record(record) => Some(record),
+                ReadRow::Malformed(_) => None,
+            }),
+        );
         for (i, row) in rows.into_iter().enumerate() {
             if i % YIELD_EVERY == YIELD_EVERY - 1 {
                 // Lets the previous batch's delete, polled beside this, go on (see `step`).
@@ -84,6 +91,7 @@ impl<S: RelayStore + FailureStore + LeaseStore> Relay<S> {
             }
             match self.enqueue(&record).await {
                 Ok(delivery) => {
+                    super::latency::stage("enqueued", [&record]);
                     in_flight.push((records.len(), delivery));
                     records.push(record);
                 }
