@@ -1,4 +1,9 @@
-//! Phase 4: end-to-end latency (commit to consumer) at a fixed rate.
+//! Phase 4: end-to-end latency (commit to consumer) at a fixed rate, polling and with
+//! LISTEN/NOTIFY, beside the broker's own floor (produce to consume, no database).
+//!
+//! Each run starts from a fresh table and a fresh topic, so what an earlier run or phase left
+//! behind (dead rows, a long partition) cannot move it. Runs of the modes are interleaved, so a
+//! noisy machine moves them alike.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -6,11 +11,59 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 
 use crate::events::Payload;
 use crate::fixture::{Broker, drop_tables, fresh_names, outbox};
-use crate::report::{Report, ms, percentile};
+use crate::report::{Plot, Report, ms, percentile};
+use crate::stages::{Path, Stamps, breakdown};
+
+/// Commit instants by event id, filled by the writers, read by the consumer.
+pub(crate) type Committed = Arc<Mutex<HashMap<uuid::Uuid, Instant>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// librdkafka producing straight to the topic (the relay's producer settings), consumed
+    /// like the relay's records: what the broker and the consumer cost alone.
+    Floor,
+    Poll,
+    /// Polling without PostgreSQL's strict order (diagnostic: the horizon's share).
+    PollUnordered,
+    Notify,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Floor => "broker alone (produce -> consume)",
+            Self::Poll => "polling",
+            Self::PollUnordered => "polling, strict_order = false",
+            Self::Notify => "LISTEN/NOTIFY wake-up",
+        }
+    }
+
+    /// `(p99, p50)` result names.
+    fn results(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Floor => ("e2e_broker_floor_p99_ms", "e2e_broker_floor_p50_ms"),
+            Self::Poll => ("e2e_poll_p99_ms", "e2e_poll_p50_ms"),
+            Self::PollUnordered => ("e2e_poll_unordered_p99_ms", "e2e_poll_unordered_p50_ms"),
+            Self::Notify => ("e2e_p99_ms", "e2e_p50_ms"),
+        }
+    }
+}
+
+/// One run's latencies (ms) and, for the relay, each event's path.
+struct Run {
+    latencies_ms: Vec<f64>,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    received: usize,
+    paths: Vec<Path>,
+}
 
 pub(crate) async fn e2e_latency(
     pool: &PgPool,
@@ -19,78 +72,249 @@ pub(crate) async fn e2e_latency(
     report: &mut Report,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let (rate, secs) = if quick { (200, 2) } else { (2000, 20) };
+    let (rate, secs, rounds) = if quick { (200, 2, 1) } else { (2000, 20, 3) };
     println!(
-        "\n4. end-to-end latency at {rate} events/s for {secs} s ({})",
+        "\n4. end-to-end latency at {rate} events/s (4 writers, one event per transaction) for \
+         {secs} s, {rounds} run(s) per mode, fresh table and topic per run ({})",
         broker.name
     );
-    for notify in [false, true] {
-        let names = fresh_names("e2e")?;
-        let outbox = outbox(pool, &names, notify).await?;
-        let topic = "bench";
-        broker.create(topic).await?;
-        let config = broker.config(
-            pg_url,
-            &names,
-            if notify { "listen_notify = true" } else { "" },
-        )?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let relay = tokio::spawn({
-            let (pool, config) = (pool.clone(), config.clone());
-            async move {
-                outbox_relay::commands::run(pool, &config, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-            }
-        });
-        let committed: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
-        let total = rate * secs;
-        let consumer = std::thread::spawn({
-            let (bootstrap, committed) = (broker.bootstrap.clone(), Arc::clone(&committed));
-            move || receive(&bootstrap, topic, total, &committed)
-        });
-        tokio::time::sleep(Duration::from_millis(1500)).await; // consumer assigned, relay leading
-        write_at_rate(pool, &outbox, rate, total, &committed).await?;
-        let mut latencies =
-            tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
-        let _ = stop_tx.send(());
-        relay.await??;
-        let received = latencies.len();
-        let (p50, p99) = (
-            percentile(&mut latencies, 0.5),
-            percentile(&mut latencies, 0.99),
-        );
-        let max = latencies.last().copied().unwrap_or_default();
-        let how = if notify {
-            "LISTEN/NOTIFY wake-up"
-        } else {
-            "polling only"
-        };
-        report.row(
-            &format!("commit -> consumer, {how}: p50 / p99 / max"),
-            format!("{:.1} / {:.1} / {:.1} ms", ms(p50), ms(p99), ms(max)),
-            format!("{received} of {total} received"),
-        );
-        report.result(
-            if notify {
-                "e2e_p99_ms"
-            } else {
-                "e2e_poll_p99_ms"
-            },
-            ms(p99),
-        );
-        report.result(
-            if notify {
-                "e2e_p50_ms"
-            } else {
-                "e2e_poll_p50_ms"
-            },
-            ms(p50),
-        );
-        drop_tables(pool, &names).await?;
+    let mut runs: Vec<(Mode, Run)> = Vec::new();
+    for round in 0..rounds {
+        let mut modes = vec![Mode::Floor, Mode::Poll, Mode::Notify];
+        if round == 0 {
+            modes.insert(2, Mode::PollUnordered);
+        }
+        for mode in modes {
+            let run = match mode {
+                Mode::Floor => floor(broker, rate, rate * secs).await?,
+                mode => relay_run(pool, pg_url, broker, mode, rate, rate * secs).await?,
+            };
+            report.row(
+                &format!("commit -> consumer, {}: p50 / p99 / max", mode.label()),
+                format!("{:.1} / {:.1} / {:.1} ms", run.p50, run.p99, run.max),
+                format!("{} of {} received", run.received, rate * secs),
+            );
+            let (p99, p50) = mode.results();
+            report.result(p99, run.p99);
+            report.result(p50, run.p50);
+            runs.push((mode, run));
+        }
     }
+    let mut series = Vec::new();
+    for mode in [Mode::Floor, Mode::Poll, Mode::PollUnordered, Mode::Notify] {
+        let mut of_mode: Vec<&Run> = runs
+            .iter()
+            .filter(|(m, _)| *m == mode)
+            .map(|(_, r)| r)
+            .collect();
+        if of_mode.is_empty() {
+            continue;
+        }
+        of_mode.sort_by(|a, b| a.p99.total_cmp(&b.p99));
+        let median = of_mode[of_mode.len() / 2];
+        if !median.paths.is_empty() {
+            println!(
+                "  where the time goes, {} (median run by p99):",
+                mode.label()
+            );
+            for (what, ours, tail) in breakdown(&median.paths) {
+                report.row(&format!("  {what}: p50 / p99"), ours, tail);
+            }
+        }
+        series.push((mode.label().to_owned(), median.latencies_ms.clone()));
+    }
+    report.plot(Plot::Distribution {
+        file: "e2e-latency".into(),
+        title: format!(
+            "Commit to consumer at {rate} events/s on {} (median run of each mode)",
+            broker.name
+        ),
+        series,
+    });
     Ok(())
+}
+
+/// One relay run on a fresh table and topic: writers at `rate`, the relay, a consumer.
+async fn relay_run(
+    pool: &PgPool,
+    pg_url: &str,
+    broker: &Broker,
+    mode: Mode,
+    rate: usize,
+    total: usize,
+) -> anyhow::Result<Run> {
+    let notify = mode == Mode::Notify;
+    let names = fresh_names("e2e")?;
+    let outbox = outbox(pool, &names, notify).await?;
+    let topic = broker.topic("e2e").await?;
+    route_to(pool, &names, &topic).await?;
+    let extra = match mode {
+        Mode::Notify => "listen_notify = true",
+        Mode::PollUnordered => "strict_order = false",
+        _ => "",
+    };
+    let config = broker.config(pg_url, &names, extra)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn({
+        let (pool, config) = (pool.clone(), config.clone());
+        async move {
+            outbox_relay::commands::run(pool, &config, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        }
+    });
+    let committed: Committed = Arc::default();
+    let consumer = std::thread::spawn({
+        let (bootstrap, committed, topic) = (
+            broker.bootstrap.clone(),
+            Arc::clone(&committed),
+            topic.clone(),
+        );
+        move || receive_at(&bootstrap, &topic, total, &committed)
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await; // consumer assigned, relay leading
+    let stamps = Stamps::global();
+    stamps.start();
+    write_at_rate(pool, &outbox, rate, total, &committed).await?;
+    let received =
+        tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
+    let stages = stamps.stop();
+    let _ = stop_tx.send(());
+    relay.await??;
+    drop_tables(pool, &names).await?;
+    sqlx::query("DROP FUNCTION IF EXISTS bench_e2e_route()")
+        .execute(pool)
+        .await?;
+    let committed = std::mem::take(&mut *committed.lock().expect("lock"));
+    let paths = received
+        .iter()
+        .filter_map(|(id, at)| {
+            Some(Path {
+                committed: *committed.get(id)?,
+                stages: stages.get(id).copied().unwrap_or_default(),
+                received: *at,
+            })
+        })
+        .collect();
+    Ok(summarize(&committed, &received, paths))
+}
+
+/// Points the fresh table's rows at `topic` (the benchmark event's topic is a constant):
+/// a trigger, so the writers still call the real `publish`.
+async fn route_to(
+    pool: &PgPool,
+    names: &outbox_core::table::TableNames,
+    topic: &str,
+) -> anyhow::Result<()> {
+    let events = names.qualified(
+        outbox_core::table::Dialect::Postgres,
+        outbox_core::table::Table::Events,
+    );
+    sqlx::query(
+        "CREATE OR REPLACE FUNCTION bench_e2e_route() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN NEW.topic := TG_ARGV[0]; RETURN NEW; END $$",
+    )
+    .execute(pool)
+    .await?;
+    // The topic name is ours (a prefix and hex digits): safe to splice.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER route BEFORE INSERT ON {events} FOR EACH ROW \
+         EXECUTE FUNCTION bench_e2e_route('{topic}')"
+    )))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The broker's floor: the relay's producer settings, records like the relay's (key, about
+/// 100 B of value, seven headers), one at a time at `rate`, to a fresh topic.
+async fn floor(broker: &Broker, rate: usize, total: usize) -> anyhow::Result<Run> {
+    let topic = broker.topic("e2e-floor").await?;
+    let kafka = outbox_relay::config::KafkaConfig {
+        bootstrap_servers: Some(broker.bootstrap.clone()),
+        ..Default::default()
+    };
+    let producer: FutureProducer = outbox_relay::producer::client_config(&kafka)?.create()?;
+    let committed: Committed = Arc::default();
+    let consumer = std::thread::spawn({
+        let (bootstrap, committed, topic) = (
+            broker.bootstrap.clone(),
+            Arc::clone(&committed),
+            topic.clone(),
+        );
+        move || receive_at(&bootstrap, &topic, total, &committed)
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    let value = "x".repeat(100);
+    let mut deliveries = Vec::with_capacity(total);
+    for i in 0..total {
+        tick.tick().await;
+        let id = uuid::Uuid::now_v7();
+        let key = format!("key-{}", i % 1000);
+        let id_text = id.to_string();
+        let headers = [
+            ("ce_specversion", "1.0"),
+            ("ce_id", id_text.as_str()),
+            ("ce_source", "outbox-bench"),
+            ("ce_type", "bench.Payload"),
+            ("ce_time", "2026-01-01T00:00:00Z"),
+            ("content-type", "avro/binary"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ]
+        .iter()
+        .fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(*v),
+            })
+        });
+        committed.lock().expect("lock").insert(id, Instant::now());
+        let record = FutureRecord::to(&topic)
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((e, _)) => anyhow::bail!("producing the floor's records: {e}"),
+        }
+    }
+    for delivery in deliveries {
+        let _ = delivery.await;
+    }
+    let received =
+        tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
+    let committed = std::mem::take(&mut *committed.lock().expect("lock"));
+    Ok(summarize(&committed, &received, Vec::new()))
+}
+
+/// One run's figures.
+fn summarize(
+    committed: &HashMap<uuid::Uuid, Instant>,
+    received: &[(uuid::Uuid, Instant)],
+    paths: Vec<Path>,
+) -> Run {
+    let mut latencies: Vec<Duration> = received
+        .iter()
+        .filter_map(|(id, at)| Some(at.saturating_duration_since(*committed.get(id)?)))
+        .collect();
+    let (p50, p99) = (
+        percentile(&mut latencies, 0.5),
+        percentile(&mut latencies, 0.99),
+    );
+    let max = latencies.last().copied().unwrap_or_default();
+    Run {
+        latencies_ms: latencies.iter().map(|d| ms(*d)).collect(),
+        p50: ms(p50),
+        p99: ms(p99),
+        max: ms(max),
+        received: latencies.len(),
+        paths,
+    }
 }
 
 /// Publishes `total` events, one per transaction, at `rate` per second from 4 writers,
@@ -100,7 +324,7 @@ pub(crate) async fn write_at_rate(
     outbox: &outbox_sqlx::postgres::PgOutbox,
     rate: usize,
     total: usize,
-    committed: &Arc<Mutex<HashMap<uuid::Uuid, Instant>>>,
+    committed: &Committed,
 ) -> anyhow::Result<()> {
     let writers = 4;
     let tasks: Vec<_> = (0..writers)
@@ -131,7 +355,7 @@ pub(crate) async fn write_at_rate(
     Ok(())
 }
 
-/// Reads `topic` from its end until `total` of the committed events arrived (or 60 s pass):
+/// Reads `topic` from its end until `total` of the committed events arrived (or 120 s pass):
 /// commit-to-receipt latencies.
 pub(crate) fn receive(
     bootstrap: &str,
@@ -139,12 +363,34 @@ pub(crate) fn receive(
     total: usize,
     committed: &Mutex<HashMap<uuid::Uuid, Instant>>,
 ) -> anyhow::Result<Vec<Duration>> {
+    let received = receive_at(bootstrap, topic, total, committed)?;
+    let committed = committed.lock().expect("lock");
+    Ok(received
+        .iter()
+        .filter_map(|(id, at)| Some(at.saturating_duration_since(*committed.get(id)?)))
+        .collect())
+}
+
+/// Reads `topic` from its end until `total` of the committed events arrived (or 120 s pass):
+/// each event's id and receipt instant. The consumer is tuned for latency, as a fair reader
+/// would be: a fetch returns as soon as one byte is there, and waits at most 5 ms otherwise.
+fn receive_at(
+    bootstrap: &str,
+    topic: &str,
+    total: usize,
+    committed: &Mutex<HashMap<uuid::Uuid, Instant>>,
+) -> anyhow::Result<Vec<(uuid::Uuid, Instant)>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "outbox-bench")
+        .set(
+            "group.id",
+            format!("outbox-bench-{}", uuid::Uuid::now_v7().simple()),
+        )
+        .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "5")
+        .set("fetch.min.bytes", "1")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut assignment = rdkafka::TopicPartitionList::new();
@@ -154,30 +400,31 @@ pub(crate) fn receive(
         }
     }
     consumer.assign(&assignment)?;
-    let mut latencies = Vec::with_capacity(total);
+    let mut received = Vec::with_capacity(total);
     let mut pending: Vec<(uuid::Uuid, Instant)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while latencies.len() < total && Instant::now() < deadline {
+    while received.len() < total && Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(50)) {
             let message = message.context("consume")?;
-            let received = Instant::now();
+            let at = Instant::now();
             let id = message
                 .headers()
                 .and_then(|h| h.iter().find(|h| h.key == "ce_id").and_then(|h| h.value))
                 .and_then(|v| uuid::Uuid::parse_str(&String::from_utf8_lossy(v)).ok());
             if let Some(id) = id {
-                pending.push((id, received));
+                pending.push((id, at));
             }
         }
         // The writer records the commit instant just after commit returns; match later.
         let committed = committed.lock().expect("lock");
-        pending.retain(|(id, received)| match committed.get(id) {
-            Some(at) => {
-                latencies.push(received.saturating_duration_since(*at));
+        pending.retain(|(id, at)| {
+            if committed.contains_key(id) {
+                received.push((*id, *at));
                 false
+            } else {
+                true
             }
-            None => true,
         });
     }
-    Ok(latencies)
+    Ok(received)
 }

@@ -2,14 +2,16 @@
 //!
 //! Every figure beside its baseline, measured in the same run on the same database and broker:
 //!
-//! 1. publish overhead: a one-row business transaction with and without one `publish`
-//!    (sequential and 8 concurrent writers), and `publish_all` of 100 vs 100 publishes;
+//! 1. publish overhead: a business transaction (one INSERT; an UPDATE of an aggregate) with
+//!    and without one `publish` (sequential, interleaved; and 8 concurrent writers), and
+//!    `publish_all` of 100 vs 100 publishes;
 //! 2. encode + validate of a 10-field record vs `apache_avro`'s own encoder;
 //! 3. relay drain (100 B and 1 KiB payloads, 1,000 keys) vs baselines doing the relay's own
 //!    work, in interleaved rounds: the relay's store calls alone (cursor, batch, fenced
 //!    delete), librdkafka producing the relay's records alone, and the naive relay (one row at
 //!    a time); then the drain rate by payload (100 B to 10 KiB) and by partitions (1 to 64);
-//! 4. end-to-end latency (commit → consumer) at a fixed rate, polling vs LISTEN/NOTIFY;
+//! 4. end-to-end latency (commit → consumer) at a fixed rate, polling vs LISTEN/NOTIFY, beside
+//!    the broker's own produce → consume floor, with where the time goes inside the relay;
 //! 5. backlog scaling: draining a large backlog, rate at the start vs the end, peak RSS;
 //! 6. WAL mode: publish overhead (a logical message vs a row), drain rate from the slot, and
 //!    end-to-end latency at the e2e phase's rate.
@@ -41,6 +43,7 @@ mod profile;
 mod publish;
 mod report;
 mod scaling;
+mod stages;
 mod targets;
 mod wal;
 
