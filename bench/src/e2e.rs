@@ -182,10 +182,10 @@ async fn relay_run(
     let stages = stamps.stop();
     let _ = stop_tx.send(());
     relay.await??;
+    // The routing function stays: it is shared by every run's trigger (CREATE OR REPLACE
+    // keeps it one), and dropping it fails while another run's table, or one a killed run
+    // left behind, still uses it.
     drop_tables(pool, &names).await?;
-    sqlx::query("DROP FUNCTION IF EXISTS bench_e2e_route()")
-        .execute(pool)
-        .await?;
     let committed = std::mem::take(&mut *committed.lock().expect("lock"));
     let paths = received
         .iter()
