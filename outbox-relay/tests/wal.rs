@@ -450,6 +450,33 @@ async fn dead_letters(pool: &PgPool, names: &TableNames) -> Vec<(i64, String)> {
     .expect("dead letters")
 }
 
+/// The relay's config in WAL mode with `poison_policy = "block"` and `extra` (in `[relay]`).
+fn block_config(config: &Settings, bootstrap: &str, names: &TableNames, extra: &str) -> Settings {
+    let mut c = common::config(
+        config.database_url(),
+        bootstrap,
+        names,
+        &format!("poison_policy = \"block\"\n{extra}"),
+    );
+    c.source = EventSource::Wal;
+    c
+}
+
+/// A 5,000-byte event of `key`, emitted by a writer that bypassed the library: over the
+/// 3,000-byte limit the retry tests give their first relay.
+fn big_event(key: &[u8]) -> outbox_core::NewOutboxRow {
+    outbox_core::NewOutboxRow {
+        event_id: Uuid::now_v7(),
+        topic: TOPIC.to_owned(),
+        event_key: Some(key.to_vec()),
+        event_type: "com.acme.wal.Big".to_owned(),
+        schema_id: None,
+        content_type: "application/json".to_owned(),
+        payload: format!("\"{}\"", "x".repeat(5_000)).into_bytes(),
+        headers: Vec::new(),
+    }
+}
+
 /// `outbox-relay dead-letters ARGS` through the binary, in WAL mode (a config file says so).
 fn dead_letters_command(dir: &tempfile::TempDir, config: &Settings, args: &[&str]) -> String {
     let path = dir.path().join("relay.toml");
@@ -503,29 +530,11 @@ async fn retrying_dead_letters_in_wal_mode_keeps_the_key_order() {
         tx.commit().await.expect("commit");
         id
     };
-    let block = |extra: &str| {
-        let mut c = common::config(
-            config.database_url(),
-            &bootstrap,
-            &names,
-            &format!("poison_policy = \"block\"\n{extra}"),
-        );
-        c.source = EventSource::Wal;
-        c
-    };
+    let block = |extra: &str| block_config(&config, &bootstrap, &names, extra);
     // The first relay refuses records over 3,000 bytes: the poison is a 5,000-byte event of
     // key 7, emitted by a writer that bypassed the library.
     let strict = block("[kafka.properties]\n\"message.max.bytes\" = \"3000\"");
-    let poison = outbox_core::NewOutboxRow {
-        event_id: Uuid::now_v7(),
-        topic: TOPIC.to_owned(),
-        event_key: Some(b"7".to_vec()),
-        event_type: "com.acme.wal.Big".to_owned(),
-        schema_id: None,
-        content_type: "application/json".to_owned(),
-        payload: format!("\"{}\"", "x".repeat(5_000)).into_bytes(),
-        headers: Vec::new(),
-    };
+    let poison = big_event(b"7");
     sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
         .bind(&wal.message_prefix)
         .bind(outbox_core::wal::encode_envelope(&poison, 0).expect("envelope"))
@@ -657,16 +666,7 @@ async fn hand_made_retries_and_hostile_operators_in_wal_mode() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let block = |extra: &str| {
-        let mut c = common::config(
-            config.database_url(),
-            &bootstrap,
-            &names,
-            &format!("poison_policy = \"block\"\n{extra}"),
-        );
-        c.source = EventSource::Wal;
-        c
-    };
+    let block = |extra: &str| block_config(&config, &bootstrap, &names, extra);
     let emit = async |envelope: Vec<u8>| {
         sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
             .bind(&wal.message_prefix)
@@ -675,17 +675,7 @@ async fn hand_made_retries_and_hostile_operators_in_wal_mode() {
             .await
             .expect("emit");
     };
-    let big = |key: &[u8]| outbox_core::NewOutboxRow {
-        event_id: Uuid::now_v7(),
-        topic: TOPIC.to_owned(),
-        event_key: Some(key.to_vec()),
-        event_type: "com.acme.wal.Big".to_owned(),
-        schema_id: None,
-        content_type: "application/json".to_owned(),
-        payload: format!("\"{}\"", "x".repeat(5_000)).into_bytes(),
-        headers: Vec::new(),
-    };
-    let (poison7, poison9) = (big(b"7"), big(b"9"));
+    let (poison7, poison9) = (big_event(b"7"), big_event(b"9"));
     for poison in [&poison7, &poison9] {
         emit(outbox_core::wal::encode_envelope(poison, 0).expect("envelope")).await;
     }
