@@ -1,9 +1,11 @@
-//! Phase 4: end-to-end latency (commit to consumer) at a fixed rate, polling and with
-//! LISTEN/NOTIFY, beside the broker's own floor (produce to consume, no database).
+//! Phase 4: end-to-end latency (commit to consumer) at a fixed rate, polling, with
+//! LISTEN/NOTIFY and in WAL mode, beside the broker's own floor (produce to consume, no
+//! database), on each broker: the mock cluster shows what the relay costs on a fast broker,
+//! the test broker what a real network protocol adds.
 //!
-//! Each run starts from a fresh table and a fresh topic, so what an earlier run or phase left
-//! behind (dead rows, a long partition) cannot move it. Runs of the modes are interleaved, so a
-//! noisy machine moves them alike.
+//! Each run starts from a fresh table (and slot) and a fresh topic, so what an earlier run or
+//! phase left behind (dead rows, a long partition) cannot move it. Runs of the modes are
+//! interleaved, so a noisy machine moves them alike.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 
-use crate::events::Payload;
+use crate::events::{Payload, WAL_RUN_TOPICS, WalRun0, WalRun1, WalRun2};
 use crate::fixture::{Broker, drop_tables, fresh_names, outbox};
 use crate::report::{Plot, Report, ms, percentile};
 use crate::stages::{Path, Stamps, breakdown};
@@ -32,6 +34,8 @@ enum Mode {
     /// Polling without PostgreSQL's strict order (diagnostic: the horizon's share).
     PollUnordered,
     Notify,
+    /// `source = "wal"`: the relay streams the outbox's replication slot.
+    Wal,
 }
 
 impl Mode {
@@ -41,6 +45,7 @@ impl Mode {
             Self::Poll => "polling",
             Self::PollUnordered => "polling, strict_order = false",
             Self::Notify => "LISTEN/NOTIFY wake-up",
+            Self::Wal => "WAL mode",
         }
     }
 
@@ -51,6 +56,7 @@ impl Mode {
             Self::Poll => ("e2e_poll_p99_ms", "e2e_poll_p50_ms"),
             Self::PollUnordered => ("e2e_poll_unordered_p99_ms", "e2e_poll_unordered_p50_ms"),
             Self::Notify => ("e2e_p99_ms", "e2e_p50_ms"),
+            Self::Wal => ("wal_e2e_p99_ms", "wal_e2e_p50_ms"),
         }
     }
 }
@@ -78,30 +84,45 @@ pub(crate) async fn e2e_latency(
          {secs} s, {rounds} run(s) per mode, fresh table and topic per run ({})",
         broker.name
     );
+    // The test broker's figures keep the plain names the targets were set on; the mock
+    // cluster's carry its name.
+    let suffix = if broker.mock.is_some() { "_mock" } else { "" };
     let mut runs: Vec<(Mode, Run)> = Vec::new();
     for round in 0..rounds {
-        let mut modes = vec![Mode::Floor, Mode::Poll, Mode::Notify];
+        let mut modes = vec![Mode::Floor, Mode::Poll, Mode::Notify, Mode::Wal];
         if round == 0 {
             modes.insert(2, Mode::PollUnordered);
         }
         for mode in modes {
+            let total = rate * secs;
             let run = match mode {
-                Mode::Floor => floor(broker, rate, rate * secs).await?,
-                mode => relay_run(pool, pg_url, broker, mode, rate, rate * secs).await?,
+                Mode::Floor => floor(broker, rate, total).await?,
+                Mode::Wal => wal_run(pool, pg_url, broker, round, rate, total).await?,
+                mode => table_run(pool, pg_url, broker, mode, rate, total).await?,
             };
             report.row(
-                &format!("commit -> consumer, {}: p50 / p99 / max", mode.label()),
+                &format!(
+                    "commit -> consumer, {} ({}): p50 / p99 / max",
+                    mode.label(),
+                    broker.name
+                ),
                 format!("{:.1} / {:.1} / {:.1} ms", run.p50, run.p99, run.max),
-                format!("{} of {} received", run.received, rate * secs),
+                format!("{} of {total} received", run.received),
             );
             let (p99, p50) = mode.results();
-            report.result(p99, run.p99);
-            report.result(p50, run.p50);
+            report.result(&format!("{p99}{suffix}"), run.p99);
+            report.result(&format!("{p50}{suffix}"), run.p50);
             runs.push((mode, run));
         }
     }
     let mut series = Vec::new();
-    for mode in [Mode::Floor, Mode::Poll, Mode::PollUnordered, Mode::Notify] {
+    for mode in [
+        Mode::Floor,
+        Mode::Poll,
+        Mode::PollUnordered,
+        Mode::Notify,
+        Mode::Wal,
+    ] {
         let mut of_mode: Vec<&Run> = runs
             .iter()
             .filter(|(m, _)| *m == mode)
@@ -114,17 +135,22 @@ pub(crate) async fn e2e_latency(
         let median = of_mode[of_mode.len() / 2];
         if !median.paths.is_empty() {
             println!(
-                "  where the time goes, {} (median run by p99):",
-                mode.label()
+                "  where the time goes, {} on {} (median run by p99):",
+                mode.label(),
+                broker.name
             );
             for (what, ours, tail) in breakdown(&median.paths) {
-                report.row(&format!("  {what}: p50 / p99"), ours, tail);
+                report.row(
+                    &format!("  {what} ({}, {}): p50 / p99", mode.label(), broker.name),
+                    ours,
+                    tail,
+                );
             }
         }
         series.push((mode.label().to_owned(), median.latencies_ms.clone()));
     }
     report.plot(Plot::Distribution {
-        file: "e2e-latency".into(),
+        file: format!("e2e-latency-{}", broker.name),
         title: format!(
             "Commit to consumer at {rate} events/s on {} (median run of each mode)",
             broker.name
@@ -134,8 +160,9 @@ pub(crate) async fn e2e_latency(
     Ok(())
 }
 
-/// One relay run on a fresh table and topic: writers at `rate`, the relay, a consumer.
-async fn relay_run(
+/// One polling (or NOTIFY) run on a fresh table and topic: writers at `rate`, the relay, a
+/// consumer.
+async fn table_run(
     pool: &PgPool,
     pg_url: &str,
     broker: &Broker,
@@ -154,6 +181,78 @@ async fn relay_run(
         _ => "",
     };
     let config = broker.config(pg_url, &names, extra)?;
+    let run = measure::<Payload>(pool, &config, &outbox, broker, &topic, rate, total).await;
+    // The routing function stays: it is shared by every run's trigger (CREATE OR REPLACE
+    // keeps it one), and dropping it fails while another run's table, or one a killed run
+    // left behind, still uses it.
+    drop_tables(pool, &names).await?;
+    broker.delete(&topic).await;
+    run
+}
+
+/// One WAL-mode run on fresh tables, a fresh slot and an empty topic (the event type names
+/// the topic: see [`WalRun0`]).
+async fn wal_run(
+    pool: &PgPool,
+    pg_url: &str,
+    broker: &Broker,
+    round: usize,
+    rate: usize,
+    total: usize,
+) -> anyhow::Result<Run> {
+    let names = fresh_names("e2ewal")?;
+    outbox(pool, &names, false).await?; // the tables
+    let mut config = broker.config(pg_url, &names, "")?;
+    config.source = outbox_relay::config::EventSource::Wal;
+    outbox_relay::commands::migrate(pool, &config).await?;
+    let run = match round % WAL_RUN_TOPICS {
+        0 => wal_measure::<WalRun0>(pool, &config, broker, rate, total).await,
+        1 => wal_measure::<WalRun1>(pool, &config, broker, rate, total).await,
+        _ => wal_measure::<WalRun2>(pool, &config, broker, rate, total).await,
+    };
+    outbox_sqlx::postgres::drop_wal_slot(pool, &names).await?;
+    drop_tables(pool, &names).await?;
+    run
+}
+
+async fn wal_measure<E>(
+    pool: &PgPool,
+    config: &outbox_relay::settings::Settings,
+    broker: &Broker,
+    rate: usize,
+    total: usize,
+) -> anyhow::Result<Run>
+where
+    E: outbox_core::Event + From<Payload> + Send + Sync + 'static,
+{
+    let outbox = outbox_sqlx::postgres::PgOutbox::builder(pool.clone())
+        .table_names(config.tables.clone())
+        .register::<E>()
+        .wal(true)
+        .build()
+        .await?;
+    // Empty: a topic an earlier bench left on the test broker is deleted first.
+    broker.delete(E::TOPIC).await;
+    broker.create(E::TOPIC).await?;
+    let run = measure::<E>(pool, config, &outbox, broker, E::TOPIC, rate, total).await;
+    broker.delete(E::TOPIC).await;
+    run
+}
+
+/// Runs the relay of `config` while writers publish `total` events at `rate` through
+/// `outbox` and a consumer reads `topic`: each event's latency and path.
+async fn measure<E>(
+    pool: &PgPool,
+    config: &outbox_relay::settings::Settings,
+    outbox: &outbox_sqlx::postgres::PgOutbox,
+    broker: &Broker,
+    topic: &str,
+    rate: usize,
+    total: usize,
+) -> anyhow::Result<Run>
+where
+    E: outbox_core::Event + From<Payload> + Send + Sync + 'static,
+{
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let relay = tokio::spawn({
         let (pool, config) = (pool.clone(), config.clone());
@@ -169,23 +268,20 @@ async fn relay_run(
         let (bootstrap, committed, topic) = (
             broker.bootstrap.clone(),
             Arc::clone(&committed),
-            topic.clone(),
+            topic.to_owned(),
         );
         move || receive_at(&bootstrap, &topic, total, &committed)
     });
     tokio::time::sleep(Duration::from_millis(1500)).await; // consumer assigned, relay leading
     let stamps = Stamps::global();
     stamps.start();
-    write_at_rate(pool, &outbox, rate, total, &committed).await?;
-    let received =
-        tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
+    let written = write_at_rate::<E>(pool, outbox, rate, total, &committed).await;
+    let received = tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await?;
     let stages = stamps.stop();
     let _ = stop_tx.send(());
     relay.await??;
-    // The routing function stays: it is shared by every run's trigger (CREATE OR REPLACE
-    // keeps it one), and dropping it fails while another run's table, or one a killed run
-    // left behind, still uses it.
-    drop_tables(pool, &names).await?;
+    written?;
+    let received = received?;
     let committed = std::mem::take(&mut *committed.lock().expect("lock"));
     let paths = received
         .iter()
@@ -319,13 +415,16 @@ fn summarize(
 
 /// Publishes `total` events, one per transaction, at `rate` per second from 4 writers,
 /// recording each commit instant in `committed`.
-pub(crate) async fn write_at_rate(
+pub(crate) async fn write_at_rate<E>(
     pool: &PgPool,
     outbox: &outbox_sqlx::postgres::PgOutbox,
     rate: usize,
     total: usize,
     committed: &Committed,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    E: outbox_core::Event + From<Payload> + Send + Sync + 'static,
+{
     let writers = 4;
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
@@ -336,11 +435,11 @@ pub(crate) async fn write_at_rate(
                 for i in 0..total / writers {
                     tick.tick().await;
                     let mut tx = pool.begin().await?;
-                    let event = Payload {
+                    let event = E::from(Payload {
                         key: format!("key-{}", (w * 1000 + i) % 1000),
                         seq: i as i64,
                         blob: "x".repeat(70),
-                    };
+                    });
                     let id = outbox.publish(&mut *tx, &event).await?;
                     tx.commit().await?;
                     committed.lock().expect("lock").insert(id, Instant::now());
@@ -353,22 +452,6 @@ pub(crate) async fn write_at_rate(
         task.await??;
     }
     Ok(())
-}
-
-/// Reads `topic` from its end until `total` of the committed events arrived (or 120 s pass):
-/// commit-to-receipt latencies.
-pub(crate) fn receive(
-    bootstrap: &str,
-    topic: &str,
-    total: usize,
-    committed: &Mutex<HashMap<uuid::Uuid, Instant>>,
-) -> anyhow::Result<Vec<Duration>> {
-    let received = receive_at(bootstrap, topic, total, committed)?;
-    let committed = committed.lock().expect("lock");
-    Ok(received
-        .iter()
-        .filter_map(|(id, at)| Some(at.saturating_duration_since(*committed.get(id)?)))
-        .collect())
 }
 
 /// Reads `topic` from its end until `total` of the committed events arrived (or 120 s pass):

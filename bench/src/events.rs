@@ -33,3 +33,40 @@ pub(crate) struct TenFields {
     pub(crate) currency: String,
     pub(crate) created_ms: i64,
 }
+
+/// The benchmark event under a topic of its own: WAL mode's records go to the topic the
+/// event type names (no trigger can reroute a logical message), so each end-to-end run in
+/// WAL mode publishes one of these to start from an empty topic.
+macro_rules! topic_events {
+    ($($name:ident => $topic:literal),* $(,)?) => {$(
+        #[derive(Serialize, AvroSchema, Clone)]
+        #[avro(namespace = "bench")]
+        pub(crate) struct $name {
+            key: String,
+            seq: i64,
+            blob: String,
+        }
+
+        impl Event for $name {
+            const TOPIC: &'static str = $topic;
+            fn key(&self) -> Option<String> {
+                Some(self.key.clone())
+            }
+        }
+
+        impl From<Payload> for $name {
+            fn from(p: Payload) -> Self {
+                Self { key: p.key, seq: p.seq, blob: p.blob }
+            }
+        }
+    )*};
+}
+
+topic_events! {
+    WalRun0 => "bench-wal-e2e-0",
+    WalRun1 => "bench-wal-e2e-1",
+    WalRun2 => "bench-wal-e2e-2",
+}
+
+/// How many [`topic_events`] there are: WAL runs beyond it reuse a topic.
+pub(crate) const WAL_RUN_TOPICS: usize = 3;

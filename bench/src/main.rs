@@ -165,7 +165,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let broker = real.as_ref().unwrap_or(&mock);
     if run("e2e") {
-        e2e_latency(&pool, &pg_url, broker, &mut report, args.quick).await?;
+        e2e_latency(&pool, &pg_url, &mock, &mut report, args.quick).await?;
+        if let Some(real) = &real {
+            e2e_latency(&pool, &pg_url, real, &mut report, args.quick).await?;
+        }
     }
     if run("backlog") {
         backlog(&pool, &pg_url, broker, &mut report, args.quick).await?;

@@ -156,35 +156,48 @@ pub(crate) async fn publish_overhead(
     );
 
     let reps = if quick { 5 } else { 50 };
-    let events: Vec<Payload> = (0..100)
-        .map(|i| Payload {
-            key: format!("k{i}"),
-            seq: i,
-            blob: "x".repeat(70),
-        })
-        .collect();
-    let (mut batched, mut single) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        let started = Instant::now();
-        let mut tx = pool.begin().await?;
-        outbox.publish_all(&mut *tx, &events).await?;
-        tx.commit().await?;
-        batched.push(started.elapsed());
-        let started = Instant::now();
-        let mut tx = pool.begin().await?;
-        for e in &events {
-            outbox.publish(&mut *tx, e).await?;
-        }
-        tx.commit().await?;
-        single.push(started.elapsed());
-    }
-    let (b, s) = (percentile(&mut batched, 0.5), percentile(&mut single, 0.5));
+    let (batched, single) = publish_batch(pool, &outbox, reps).await?;
     report.row(
         "publish_all of 100 events (p50)",
-        format!("{:.3} ms", ms(b)),
-        format!("100 publishes {:.3} ms", ms(s)),
+        format!("{:.3} ms", ms(batched)),
+        format!("100 publishes {:.3} ms", ms(single)),
     );
-    report.result("publish_all_speedup", s.as_secs_f64() / b.as_secs_f64());
+    report.result(
+        "publish_all_speedup",
+        single.as_secs_f64() / batched.as_secs_f64(),
+    );
+    // sqlx 0.9.0 leaves Nagle's algorithm on (no TCP_NODELAY): over TLS a statement larger
+    // than one TLS record goes out in several writes, and the last waits for the server's
+    // delayed ACK (~40 ms). The same batch without TLS shows that cost apart.
+    let options = pool.connect_options();
+    if options.get_ssl_mode() != sqlx::postgres::PgSslMode::Disable {
+        let plain = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(
+                options
+                    .as_ref()
+                    .clone()
+                    .ssl_mode(sqlx::postgres::PgSslMode::Disable),
+            )
+            .await;
+        match plain {
+            Ok(plain) => {
+                let outbox = crate::fixture::outbox(&plain, &names, false).await?;
+                let (batched, single) = publish_batch(&plain, &outbox, reps).await?;
+                report.row(
+                    "publish_all of 100 events, sslmode=disable (p50)",
+                    format!("{:.3} ms", ms(batched)),
+                    format!("100 publishes {:.3} ms", ms(single)),
+                );
+                report.result(
+                    "publish_all_speedup_without_tls",
+                    single.as_secs_f64() / batched.as_secs_f64(),
+                );
+                plain.close().await;
+            }
+            Err(e) => println!("  (no connection without TLS for the comparison: {e})"),
+        }
+    }
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP TABLE {table}, {aggregates}"
     )))
@@ -242,4 +255,36 @@ pub(crate) async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec
     out.into_iter()
         .map(|v| v.expect("every future completed"))
         .collect()
+}
+
+/// `publish_all` of 100 events in one transaction beside the same events published one by
+/// one in one transaction, interleaved `reps` times: the two medians.
+async fn publish_batch(
+    pool: &PgPool,
+    outbox: &outbox_sqlx::postgres::PgOutbox,
+    reps: usize,
+) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
+    let events: Vec<Payload> = (0..100)
+        .map(|i| Payload {
+            key: format!("k{i}"),
+            seq: i,
+            blob: "x".repeat(70),
+        })
+        .collect();
+    let (mut batched, mut single) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let started = Instant::now();
+        let mut tx = pool.begin().await?;
+        outbox.publish_all(&mut *tx, &events).await?;
+        tx.commit().await?;
+        batched.push(started.elapsed());
+        let started = Instant::now();
+        let mut tx = pool.begin().await?;
+        for e in &events {
+            outbox.publish(&mut *tx, e).await?;
+        }
+        tx.commit().await?;
+        single.push(started.elapsed());
+    }
+    Ok((percentile(&mut batched, 0.5), percentile(&mut single, 0.5)))
 }

@@ -1,9 +1,8 @@
 //! Phase 6: WAL mode (`source = "wal"`) beside the polling relay: publish overhead (a
-//! logical message vs a row), the drain rate of a backlog held in the slot, and end-to-end
-//! latency at the e2e phase's rate.
+//! logical message vs a row) and the drain rate of a backlog held in the slot. Its
+//! end-to-end latency is measured in phase 4, interleaved with the other modes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outbox_relay::config::EventSource;
@@ -12,10 +11,9 @@ use outbox_relay::settings::Settings;
 use outbox_sqlx::postgres::PgOutbox;
 use sqlx::PgPool;
 
-use crate::e2e::{receive, write_at_rate};
 use crate::events::Payload;
 use crate::fixture::{Broker, drop_tables, fresh_names, outbox};
-use crate::report::{Plot, Report, ms, percentile};
+use crate::report::{Report, ms};
 
 pub(crate) async fn wal_mode(
     pool: &PgPool,
@@ -24,10 +22,10 @@ pub(crate) async fn wal_mode(
     report: &mut Report,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let (publishes, backlog, rate, secs) = if quick {
-        (200, 5_000, 200, 2)
+    let (publishes, backlog) = if quick {
+        (200, 5_000)
     } else {
-        (2_000, 100_000, 2_000, 20)
+        (2_000, 100_000)
     };
     println!("\n6. WAL mode (logical replication slot, {})", broker.name);
     let names = fresh_names("wal")?;
@@ -42,15 +40,7 @@ pub(crate) async fn wal_mode(
         .build()
         .await?;
     broker.create("bench").await?;
-    let result = phases(
-        pool,
-        &config,
-        &table,
-        &wal,
-        report,
-        (publishes, backlog, rate, secs),
-    )
-    .await;
+    let result = phases(pool, &config, &table, &wal, report, (publishes, backlog)).await;
     outbox_sqlx::postgres::drop_wal_slot(pool, &names).await?;
     drop_tables(pool, &names).await?;
     result
@@ -62,7 +52,7 @@ async fn phases(
     table: &PgOutbox,
     wal: &PgOutbox,
     report: &mut Report,
-    (publishes, backlog, rate, secs): (usize, usize, usize, usize),
+    (publishes, backlog): (usize, usize),
 ) -> anyhow::Result<()> {
     // Publish overhead: one event per transaction, a message vs a row.
     let event = |i: usize| Payload {
@@ -123,39 +113,8 @@ async fn phases(
     );
     report.result("wal_drain_events_per_s", drain);
 
-    // End to end at a fixed rate, the relay streaming.
-    let committed: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
-    let total = rate * secs;
-    let consumer = std::thread::spawn({
-        let (bootstrap, committed) = (
-            config.kafka.bootstrap_servers.clone(),
-            Arc::clone(&committed),
-        );
-        move || receive(&bootstrap.unwrap_or_default(), "bench", total, &committed)
-    });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    write_at_rate(pool, wal, rate, total, &committed).await?;
-    let mut latencies =
-        tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
     let _ = stop.send(());
     relay.await??;
-    let received = latencies.len();
-    report.plot(Plot::Distribution {
-        file: "e2e-latency".to_owned(),
-        title: format!("commit -> consumer at {rate} ev/s"),
-        series: vec![("WAL".to_owned(), latencies.iter().map(|d| ms(*d)).collect())],
-    });
-    let (p50, p99) = (
-        percentile(&mut latencies, 0.5),
-        percentile(&mut latencies, 0.99),
-    );
-    report.row(
-        &format!("commit -> consumer at {rate} ev/s, WAL: p50 / p99"),
-        format!("{:.1} / {:.1} ms", ms(p50), ms(p99)),
-        format!("{received} of {total} received"),
-    );
-    report.result("wal_e2e_p50_ms", ms(p50));
-    report.result("wal_e2e_p99_ms", ms(p99));
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub use latency::LATENCY_TARGET;
 mod ack;
 mod builder;
 mod kafka_error;
-mod latency;
+pub(crate) mod latency;
 mod lease;
 mod pace;
 mod poison;

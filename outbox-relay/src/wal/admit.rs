@@ -41,6 +41,7 @@ impl WalRelay {
                 return Ok(None);
             }
         };
+        crate::relay::latency::stage("claimed", [&record]);
         let retry_of = match retry_of {
             Some(place) => match self.retry_target(place, &record, memory).await? {
                 Retry::Deliver => Some(place),
@@ -71,7 +72,10 @@ impl WalRelay {
         let mut kafka_record = to_record(&record, &self.settings.source);
         let delivery = loop {
             match self.producer.send_result(kafka_record) {
-                Ok(delivery) => break Delivery::Waiting(delivery),
+                Ok(delivery) => {
+                    crate::relay::latency::stage("enqueued", [&record]);
+                    break Delivery::Waiting(delivery);
+                }
                 Err((
                     rdkafka::error::KafkaError::MessageProduction(
                         rdkafka::types::RDKafkaErrorCode::QueueFull,

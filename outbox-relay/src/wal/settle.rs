@@ -24,6 +24,7 @@ impl WalRelay {
             return Ok(true);
         };
         delivered(&mut txn).await;
+        crate::relay::latency::stage("acked", txn.records.iter().map(|(r, _, _)| r));
         *in_flight = in_flight.saturating_sub(txn.records.len());
         let now_ms = now_ms();
         let mut failed = false;
