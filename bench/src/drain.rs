@@ -33,6 +33,7 @@ use rdkafka::producer::FutureRecord;
 use sqlx::PgPool;
 
 use crate::Options;
+use crate::cpu::CpuTimes;
 use crate::fixture::{Broker, Fixture, drop_tables, fixture, preload, random_rows, rows};
 use crate::profile::{StoreTimes, TimedStore};
 use crate::report::{Plot, Report, Spread};
@@ -164,6 +165,13 @@ pub(crate) async fn relay_drain(
                 relay.eps / r.naive_eps,
             );
             report.result(&format!("relay_db_time_share{suffix}{b}"), relay.db_share());
+            report.result(
+                &format!("relay_serial_ratio{suffix}{b}"),
+                relay.eps * (1.0 / db.eps + 1.0 / kafka.eps),
+            );
+            if let Some(busy) = relay.cpu_busy {
+                report.result(&format!("relay_cpu_busy{suffix}{b}"), busy);
+            }
             done.push(r);
         }
         report_payload(report, broker, &label, &load, naive.n, &done);
@@ -213,6 +221,39 @@ fn report_payload(
             ratio.min, ratio.max
         ),
     );
+    // On a machine the relay shares with its database and broker, the two limits compete for
+    // the same cores: doing both jobs one after the other is the rate with no overlap at all.
+    let serial: Vec<f64> = relays
+        .iter()
+        .zip(&dbs)
+        .zip(&kafkas)
+        .map(|((r, d), k)| r.eps * (1.0 / d.eps + 1.0 / k.eps))
+        .collect();
+    let serial = spread(serial);
+    let busy = |values: Vec<Option<f64>>| {
+        let values: Vec<f64> = values.into_iter().flatten().collect();
+        (!values.is_empty()).then(|| Spread::of(&values).median * 100.0)
+    };
+    let cpu = (
+        busy(relays.iter().map(|r| r.cpu_busy).collect()),
+        busy(dbs.iter().map(|r| r.cpu_busy).collect()),
+        busy(kafkas.iter().map(|r| r.cpu_busy).collect()),
+    );
+    report.row(
+        &format!("relay / (db then kafka, no overlap), {label} ({name})"),
+        format!("{:.3}", serial.median),
+        format!(
+            "above 1: the relay overlaps the two jobs ({:.3}-{:.3})",
+            serial.min, serial.max
+        ),
+    );
+    if let (Some(relay_cpu), Some(db_cpu), Some(kafka_cpu)) = cpu {
+        report.row(
+            &format!("machine CPU busy, {label} ({name})"),
+            format!("relay {relay_cpu:.0}%"),
+            format!("db alone {db_cpu:.0}%, kafka alone {kafka_cpu:.0}% (medians)"),
+        );
+    }
     report.row(
         &format!("naive relay {label}, {naive_n} events ({name})"),
         format!("{:.0} ev/s", naive.median),
@@ -269,6 +310,8 @@ pub(crate) struct RelayRun {
     pub(crate) eps: f64,
     pub(crate) elapsed: Duration,
     pub(crate) times: StoreTimes,
+    /// The machine's CPU busy share during the drain.
+    pub(crate) cpu_busy: Option<f64>,
 }
 
 impl RelayRun {
@@ -363,15 +406,17 @@ pub(crate) async fn relay_run(
         .with_settings(fx.config.relay.clone())
         .with_instance("bench")
         .build();
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), CpuTimes::now());
     drain_all(&relay, load.n).await?;
     let elapsed = started.elapsed();
+    let cpu_busy = cpu.and_then(CpuTimes::busy_since);
     drop(relay);
     clean_up(pool, broker, &fx, Some(&topic)).await;
     Ok(RelayRun {
         eps: load.n as f64 / elapsed.as_secs_f64(),
         elapsed,
         times: store.times(),
+        cpu_busy,
     })
 }
 
@@ -381,6 +426,7 @@ struct DbRun {
     eps: f64,
     elapsed: Duration,
     times: StoreTimes,
+    cpu_busy: Option<f64>,
 }
 
 /// The relay's database work alone: the same store, its calls in the relay's pattern.
@@ -403,7 +449,7 @@ async fn db_alone(
         token,
     };
     let before = store.times();
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), CpuTimes::now());
     let mut cursor = i64::MIN;
     let mut deleted = 0;
     loop {
@@ -414,6 +460,7 @@ async fn db_alone(
         deleted += store.ack(&ids, Some(&fence)).await?;
     }
     let elapsed = started.elapsed();
+    let cpu_busy = cpu.and_then(CpuTimes::busy_since);
     anyhow::ensure!(
         deleted == load.n as u64,
         "db alone deleted {deleted} of {} rows",
@@ -431,6 +478,7 @@ async fn db_alone(
             acks: after.acks - before.acks,
             other: after.other - before.other,
         },
+        cpu_busy,
     })
 }
 
@@ -440,6 +488,7 @@ struct KafkaRun {
     eps: f64,
     /// Time to hand every record to the producer (the rest is awaiting acknowledgements).
     enqueue: Duration,
+    cpu_busy: Option<f64>,
 }
 
 /// librdkafka producing what the relay would, with its configuration: the rows are read
@@ -463,7 +512,7 @@ async fn kafka_alone(
     let source = &fx.config.relay.source;
     let producer = outbox_relay::producer::producer(&fx.config.kafka)?;
     warm_up(&producer, &topic).await?;
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), CpuTimes::now());
     let mut deliveries = Vec::with_capacity(records.len());
     for record in &records {
         // As the relay enqueues: the record built from the row, a full queue waited out.
@@ -487,11 +536,13 @@ async fn kafka_alone(
         delivery.await?.map_err(|(e, _)| e)?;
     }
     let elapsed = started.elapsed();
+    let cpu_busy = cpu.and_then(CpuTimes::busy_since);
     drop(producer);
     clean_up(pool, broker, &fx, Some(&topic)).await;
     Ok(KafkaRun {
         eps: load.n as f64 / elapsed.as_secs_f64(),
         enqueue,
+        cpu_busy,
     })
 }
 

@@ -30,6 +30,7 @@
 //! machine, the versions and the pictures (SVG).
 
 mod backlog;
+mod cpu;
 mod drain;
 mod e2e;
 mod encode;
@@ -174,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
         backlog(&pool, &pg_url, broker, &mut report, args.quick).await?;
     }
     if run("wal") {
-        crate::wal::wal_mode(&pool, &pg_url, broker, &mut report, args.quick).await?;
+        crate::wal::wal_mode(&pool, &pg_url, broker, &mut report, &options).await?;
     }
     if run("inbox") {
         inbox_consume(&pool, &pg_url, broker, &mut report, &options).await?;

@@ -17,9 +17,10 @@ pub struct Metrics {
     pub failed: IntCounter,
     /// Rows moved to the dead-letter table.
     pub dead_lettered: IntCounter,
-    /// Rows waiting in the outbox (refreshed every few seconds).
+    /// Rows waiting in the outbox (refreshed every few seconds; above
+    /// [`outbox_core::relay::BACKLOG_EXACT_UP_TO`] estimated from the id range).
     pub backlog: IntGauge,
-    /// Age of the oldest waiting row, in seconds.
+    /// Age of the row at the head of the outbox (the next to publish), in seconds.
     pub lag_seconds: Gauge,
     /// Rows in the dead-letter table.
     pub dead_letters: IntGauge,
@@ -95,7 +96,10 @@ impl Metrics {
             published: counter("published_total", "Records acknowledged by Kafka"),
             failed: counter("failed_total", "Records Kafka did not accept"),
             dead_lettered: counter("dead_lettered_total", "Rows moved to the dead-letter table"),
-            backlog: int_gauge("backlog_rows", "Rows waiting in the outbox"),
+            backlog: int_gauge(
+                "backlog_rows",
+                "Rows waiting in the outbox (estimated from the id range above 100000)",
+            ),
             lag_seconds: lag,
             dead_letters: int_gauge("dead_letters", "Rows in the dead-letter table"),
             leader: int_gauge("leader", "1 while this instance holds the relay lease"),

@@ -233,9 +233,11 @@ impl LeaseStore for MemoryRelayStore {
 impl AdminStore for MemoryRelayStore {
     async fn status(&self, lease: &str) -> Result<OutboxStatus> {
         let state = self.state();
-        let oldest = state.events.values().map(|r| r.created_at_ms).min();
+        // The head of the outbox: the smallest id, as the SQL stores read it.
+        let oldest = state.events.values().next().map(|r| r.created_at_ms);
         Ok(OutboxStatus {
             backlog: state.events.len() as u64,
+            backlog_estimated: false,
             oldest_age: oldest
                 .map(|ms| Duration::from_millis(u64::try_from(now_ms() - ms).unwrap_or_default())),
             dead_letters: state.dead.len() as u64,

@@ -106,12 +106,22 @@ pub struct Fence {
     pub token: i64,
 }
 
+/// Up to this many waiting rows the backlog is counted exactly; above it, it is estimated from
+/// the id range, so reading the status never scans a large outbox.
+pub const BACKLOG_EXACT_UP_TO: u64 = 100_000;
+
 /// What an operator needs to see at a glance.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboxStatus {
-    /// Rows waiting to be published.
+    /// Rows waiting to be published: exact up to [`BACKLOG_EXACT_UP_TO`], above it estimated
+    /// (see [`backlog_estimated`](Self::backlog_estimated)).
     pub backlog: u64,
-    /// Age of the oldest waiting row (the relay's lag).
+    /// The backlog is above [`BACKLOG_EXACT_UP_TO`] and was estimated from the id range (the
+    /// largest id less the smallest, plus one): gaps left by rolled-back or dead-lettered
+    /// rows make it an upper bound.
+    pub backlog_estimated: bool,
+    /// Age of the row at the head of the outbox (the smallest id, the next to publish): the
+    /// relay's lag.
     pub oldest_age: Option<Duration>,
     /// Rows in the dead-letter table.
     pub dead_letters: u64,

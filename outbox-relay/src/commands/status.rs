@@ -31,7 +31,16 @@ pub(super) async fn status<DB: OutboxDatabase>(
         Err(e) => return Err(e.into()),
     };
     let mut out = String::new();
-    let _ = writeln!(out, "backlog:      {} events waiting", status.backlog);
+    if status.backlog_estimated {
+        let _ = writeln!(
+            out,
+            "backlog:      about {} events waiting (more than {}: estimated from the id range)",
+            status.backlog,
+            outbox_core::relay::BACKLOG_EXACT_UP_TO
+        );
+    } else {
+        let _ = writeln!(out, "backlog:      {} events waiting", status.backlog);
+    }
     let _ = writeln!(
         out,
         "oldest event: {}",

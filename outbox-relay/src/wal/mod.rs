@@ -35,6 +35,14 @@ use crate::metrics::Metrics;
 use crate::producer::KafkaProducer;
 use crate::relay::RunSummary;
 
+/// The stream is read while fewer than this many batches (`batch_size` records each) are
+/// produced and not settled: enough to keep a broker whose acknowledgements take 100 ms busy
+/// at 100,000 events/s with the default batch size.
+const IN_FLIGHT_BATCHES: usize = 16;
+/// ... and while their payloads, keys and headers stay under this many bytes, so large events
+/// bound the relay's memory instead.
+const MAX_IN_FLIGHT_BYTES: usize = 32 << 20;
+
 /// How long a standby waits before trying the slot again.
 const STANDBY_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait after a failing database, broker or stream.
@@ -85,6 +93,41 @@ enum Ended {
     Shutdown,
     /// A record failed: reconnect from the confirmed LSN and produce it (and what follows) again.
     Failed,
+}
+
+/// Records handed to the producer and not settled yet.
+#[derive(Debug, Default)]
+pub(super) struct InFlight {
+    records: usize,
+    bytes: usize,
+}
+
+impl InFlight {
+    fn size(record: &OutboxRecord) -> usize {
+        record.payload.len()
+            + record.event_key.as_ref().map_or(0, Vec::len)
+            + record
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
+    fn add(&mut self, record: &OutboxRecord) {
+        self.records += 1;
+        self.bytes += Self::size(record);
+    }
+
+    /// Settled: no longer in flight.
+    pub(super) fn remove(&mut self, record: &OutboxRecord) {
+        self.records = self.records.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(Self::size(record));
+    }
+
+    /// Whether the stream may be read: under both caps.
+    fn under(&self, records: usize) -> bool {
+        self.records < records && self.bytes < MAX_IN_FLIGHT_BYTES
+    }
 }
 
 /// State kept across streaming sessions.
@@ -225,8 +268,8 @@ impl WalRelay {
     ) -> Result<Ended> {
         let mut pending: VecDeque<Txn> = VecDeque::new();
         let mut open: Option<Vec<Admitted>> = None;
-        let mut in_flight = 0usize;
-        let cap = self.settings.batch_size.max(1) * 4;
+        let mut in_flight = InFlight::default();
+        let cap = self.settings.batch_size.max(1) * IN_FLIGHT_BATCHES;
         loop {
             self.metrics.heartbeat();
             self.refresh_lag(memory).await;
@@ -251,7 +294,7 @@ impl WalRelay {
                         return Ok(Ended::Failed);
                     }
                 }
-                event = stream.next(), if in_flight < cap => {
+                event = stream.next(), if in_flight.under(cap) => {
                     let Some(event) = event? else {
                         return Err(Error::Store {
                             operation: "wal stream",
@@ -269,7 +312,7 @@ impl WalRelay {
                             let id = i64::try_from(lsn).unwrap_or(i64::MAX);
                             let item = self.admit(id, &content, memory, summary).await?;
                             if let Some(item) = item {
-                                in_flight += 1;
+                                in_flight.add(&item.0);
                                 open.get_or_insert_with(Vec::new).push(item);
                             }
                         }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use outbox_core::Result;
 
-use super::{Delivery, Memory, Txn, WalRelay, WalStream, now_ms};
+use super::{Delivery, InFlight, Memory, Txn, WalRelay, WalStream, now_ms};
 use crate::relay::{RunSummary, is_permanent};
 
 impl WalRelay {
@@ -18,14 +18,16 @@ impl WalRelay {
         stream: &mut impl WalStream,
         summary: &mut RunSummary,
         memory: &mut Memory,
-        in_flight: &mut usize,
+        in_flight: &mut InFlight,
     ) -> Result<bool> {
         let Some(mut txn) = pending.pop_front() else {
             return Ok(true);
         };
         delivered(&mut txn).await;
         crate::relay::latency::stage("acked", txn.records.iter().map(|(r, _, _)| r));
-        *in_flight = in_flight.saturating_sub(txn.records.len());
+        for (record, _, _) in &txn.records {
+            in_flight.remove(record);
+        }
         let now_ms = now_ms();
         let mut failed = false;
         for (record, retry_of, delivery) in txn.records {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use outbox_core::Result;
-use outbox_core::relay::{AdminStore, DeadLetter, OutboxStatus};
+use outbox_core::relay::{AdminStore, BACKLOG_EXACT_UP_TO, DeadLetter, OutboxStatus};
 
 use super::SqlxRelayStore;
 use super::decode::DeadLetterRow;
@@ -14,15 +14,27 @@ impl<DB: OutboxDatabase> AdminStore for SqlxRelayStore<DB> {
     async fn status(&self, lease: &str) -> Result<OutboxStatus> {
         let op = "read status";
         let sql = &self.stmts.relay;
-        let backlog: Vec<(i64, Option<i64>)> = self.fetch(op, &sql.select_backlog, vec![]).await?;
-        let (backlog, oldest_ms) = backlog.first().copied().unwrap_or_default();
+        let backlog: Vec<(i64, Option<i64>, Option<i64>)> =
+            self.fetch(op, &sql.select_backlog, vec![]).await?;
+        let (counted, oldest_ms, id_range) = backlog.first().copied().unwrap_or_default();
+        let counted = u64::try_from(counted).unwrap_or_default();
+        let estimated = counted > BACKLOG_EXACT_UP_TO;
+        let backlog = if estimated {
+            // At least what was counted; ids may have gaps, so the range is an upper bound.
+            id_range
+                .and_then(|n| u64::try_from(n).ok())
+                .map_or(counted, |n| n.max(counted))
+        } else {
+            counted
+        };
         let dead: Vec<(i64,)> = self.fetch(op, &sql.count_dead_letters, vec![]).await?;
         let dead = dead.first().map_or(0, |(n,)| *n);
         let leader: Vec<(String,)> = self
             .fetch(op, &sql.select_leader, vec![Value::Text(lease.to_owned())])
             .await?;
         Ok(OutboxStatus {
-            backlog: u64::try_from(backlog).unwrap_or_default(),
+            backlog,
+            backlog_estimated: estimated,
             oldest_age: oldest_ms
                 .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or_default())),
             dead_letters: u64::try_from(dead).unwrap_or_default(),

@@ -30,7 +30,10 @@ pub struct RelayStatements {
     /// Keys with dead letters and their smallest id: () -> (topic, event_key nullable bytes,
     /// id i64).
     pub select_blocked_keys: String,
-    /// Backlog and lag: () -> (count i64, age of the oldest row in ms, i64 nullable).
+    /// Backlog and lag, each from a bounded read: () -> (rows counted up to
+    /// [`BACKLOG_EXACT_UP_TO`](crate::relay::BACKLOG_EXACT_UP_TO) + 1, i64; age in ms of the
+    /// row at the head of the outbox (the smallest id), i64 nullable; the id range
+    /// `MAX(id) - MIN(id) + 1`, i64 nullable).
     pub select_backlog: String,
     /// Dead letter count: () -> (count i64).
     pub count_dead_letters: String,
@@ -203,7 +206,21 @@ impl RelayStatements {
             select_blocked_keys: format!(
                 "SELECT topic, event_key, MIN(id) FROM {dead} GROUP BY topic, event_key"
             ),
-            select_backlog: format!("SELECT COUNT(*), {oldest_ms} FROM {events}"),
+            // The count stops past the cap and the age reads one row by the primary key, so
+            // the relay's periodic status read stays cheap on a table of millions of rows
+            // (a full COUNT(*) and MIN(created_at) scan it all).
+            select_backlog: format!(
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 AS one FROM {events} LIMIT {cap}) AS capped), \
+                 (SELECT {oldest_ms} FROM (SELECT created_at FROM {events}{readable} ORDER BY id LIMIT 1) AS head), \
+                 (SELECT MAX(id) - MIN(id) + 1 FROM {events})",
+                cap = crate::relay::BACKLOG_EXACT_UP_TO + 1,
+                // The head row with a time the age can be read from (as `oldest_ms` skips).
+                readable = match d {
+                    Dialect::Postgres => " WHERE isfinite(created_at)",
+                    Dialect::MySql => "",
+                    Dialect::Sqlite => " WHERE julianday(created_at) IS NOT NULL",
+                },
+            ),
             count_dead_letters: format!("SELECT COUNT(*) FROM {dead}"),
             select_lease: format!(
                 "SELECT holder, fencing_token, CAST(CASE WHEN expires_at > {now} THEN 1 ELSE 0 END AS {bigint}) \
