@@ -204,15 +204,7 @@ pub(crate) async fn publish_overhead(
 
     let reps = if quick { 5 } else { 50 };
     let (batched, single) = publish_batch(pool, &outbox, reps).await?;
-    report.row(
-        "publish_all of 100 events (p50)",
-        format!("{:.3} ms", ms(batched)),
-        format!("100 publishes {:.3} ms", ms(single)),
-    );
-    report.result(
-        "publish_all_speedup",
-        single.as_secs_f64() / batched.as_secs_f64(),
-    );
+    report_batch(report, false, batched, single);
     // sqlx 0.9.0 leaves Nagle's algorithm on (no TCP_NODELAY): over TLS a statement larger
     // than one TLS record goes out in several writes, and the last waits for the server's
     // delayed ACK (~40 ms). The same batch without TLS shows that cost apart.
@@ -231,15 +223,7 @@ pub(crate) async fn publish_overhead(
             Ok(plain) => {
                 let outbox = crate::fixture::outbox(&plain, &names, false).await?;
                 let (batched, single) = publish_batch(&plain, &outbox, reps).await?;
-                report.row(
-                    "publish_all of 100 events, sslmode=disable (p50)",
-                    format!("{:.3} ms", ms(batched)),
-                    format!("100 publishes {:.3} ms", ms(single)),
-                );
-                report.result(
-                    "publish_all_speedup_without_tls",
-                    single.as_secs_f64() / batched.as_secs_f64(),
-                );
+                report_batch(report, true, batched, single);
                 plain.close().await;
             }
             Err(e) => println!("  (no connection without TLS for the comparison: {e})"),
@@ -321,6 +305,26 @@ pub(crate) async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec
     out.into_iter()
         .map(|v| v.expect("every future completed"))
         .collect()
+}
+
+/// The `publish_all` row and speedup, on the bench's connection or one without TLS.
+fn report_batch(
+    report: &mut Report,
+    without_tls: bool,
+    batched: std::time::Duration,
+    single: std::time::Duration,
+) {
+    let (label, result) = if without_tls {
+        (", sslmode=disable", "publish_all_speedup_without_tls")
+    } else {
+        ("", "publish_all_speedup")
+    };
+    report.row(
+        &format!("publish_all of 100 events{label} (p50)"),
+        format!("{:.3} ms", ms(batched)),
+        format!("100 publishes {:.3} ms", ms(single)),
+    );
+    report.result(result, single.as_secs_f64() / batched.as_secs_f64());
 }
 
 /// `publish_all` of 100 events in one transaction beside the same events published one by

@@ -180,12 +180,7 @@ async fn strict_order_assigns_no_transaction_ids_while_idle() {
     let outbox = common::outbox(&pool, &names).await;
     let strict = outbox.relay_store();
 
-    let mut tx = pool.begin().await.expect("begin");
-    outbox
-        .publish(&mut *tx, &common::order(1))
-        .await
-        .expect("publish");
-    tx.commit().await.expect("commit");
+    common::publish_committed(&pool, &outbox, 1).await;
     let rows = claim_until(&strict, 1).await;
     assert_eq!(rows.len(), 1);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -400,12 +395,7 @@ async fn a_large_backlog_is_estimated_without_counting_every_row() {
     let names = common::fresh_names();
     let outbox = common::outbox(&pool, &names).await;
     let store = outbox.relay_store();
-    let mut tx = pool.begin().await.expect("begin");
-    outbox
-        .publish(&mut *tx, &common::order(1))
-        .await
-        .expect("publish");
-    tx.commit().await.expect("commit");
+    common::publish_committed(&pool, &outbox, 1).await;
     let exact = store.status("relay").await.expect("status");
     assert_eq!((exact.backlog, exact.backlog_estimated), (1, false));
 

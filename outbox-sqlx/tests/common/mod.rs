@@ -280,6 +280,18 @@ pub async fn outbox<DB: OutboxDatabase>(pool: &Pool<DB>, names: &TableNames) -> 
         .expect("outbox builds")
 }
 
+/// Publishes `common::order(n)` in a transaction of its own and commits: its event id.
+pub async fn publish_committed<DB: OutboxDatabase>(
+    pool: &Pool<DB>,
+    outbox: &Outbox<DB>,
+    n: usize,
+) -> Uuid {
+    let mut tx = pool.begin().await.expect("begin");
+    let id = outbox.publish(&mut *tx, &order(n)).await.expect("publish");
+    tx.commit().await.expect("commit");
+    id
+}
+
 /// The registry conformance suite on the database's schema tables.
 pub async fn schema_store_conformance<DB: OutboxDatabase>(pool: &Pool<DB>) {
     let names = fresh_names();
