@@ -78,3 +78,14 @@ impl<A: CellValue, B: CellValue, C: CellValue> FromCells for (A, B, C) {
         Ok((A::read(cells)?, B::read(cells)?, C::read(cells)?))
     }
 }
+
+impl<A: CellValue, B: CellValue, C: CellValue, D: CellValue> FromCells for (A, B, C, D) {
+    fn from_cells(cells: &mut dyn RowCells) -> Cell<Self> {
+        Ok((
+            A::read(cells)?,
+            B::read(cells)?,
+            C::read(cells)?,
+            D::read(cells)?,
+        ))
+    }
+}

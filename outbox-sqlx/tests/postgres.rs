@@ -437,5 +437,34 @@ async fn a_large_backlog_is_estimated_without_counting_every_row() {
     .expect("delete");
     let small = store.status("relay").await.expect("status");
     assert_eq!((small.backlog, small.backlog_estimated), (5, false));
+
+    // A plain-SQL writer's ids at both ends of 64 bits: the range is taken outside SQL, where
+    // it cannot overflow, and the status is still read.
+    for id in [i64::MIN + 1, i64::MAX] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {events} (id, event_id, topic, event_key, event_type, schema_id, \
+             content_type, payload, headers, created_at) OVERRIDING SYSTEM VALUE \
+             SELECT {id}, CAST(md5(random()::text) AS UUID), topic, event_key, event_type, \
+             schema_id, content_type, payload, headers, created_at FROM {events} LIMIT 1"
+        )))
+        .execute(&pool)
+        .await
+        .expect("extreme id");
+    }
+    let extremes = store.status("relay").await.expect("status with 64-bit ids");
+    assert_eq!((extremes.backlog, extremes.backlog_estimated), (7, false));
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {events} (event_id, topic, event_key, event_type, schema_id, content_type, \
+         payload, headers, created_at) \
+         SELECT CAST(md5(g::text || clock_timestamp()::text) AS UUID), topic, event_key, \
+         event_type, schema_id, content_type, payload, headers, created_at \
+         FROM (SELECT * FROM {events} LIMIT 1) AS one, generate_series(1, {extra}) g"
+    )))
+    .execute(&pool)
+    .await
+    .expect("bulk insert");
+    let wide = store.status("relay").await.expect("status with 64-bit ids");
+    assert!(wide.backlog_estimated);
+    assert_eq!(wide.backlog, u64::MAX, "the whole 64-bit range, saturated");
     common::drop_tables(&pool, &names).await;
 }

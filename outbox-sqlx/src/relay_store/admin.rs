@@ -14,18 +14,18 @@ impl<DB: OutboxDatabase> AdminStore for SqlxRelayStore<DB> {
     async fn status(&self, lease: &str) -> Result<OutboxStatus> {
         let op = "read status";
         let sql = &self.stmts.relay;
-        let backlog: Vec<(i64, Option<i64>, Option<i64>)> =
+        let backlog: Vec<(i64, Option<i64>, Option<i64>, Option<i64>)> =
             self.fetch(op, &sql.select_backlog, vec![]).await?;
-        let (counted, oldest_ms, id_range) = backlog.first().copied().unwrap_or_default();
+        let (counted, oldest_ms, min_id, max_id) = backlog.first().copied().unwrap_or_default();
         let counted = u64::try_from(counted).unwrap_or_default();
         let estimated = counted > BACKLOG_EXACT_UP_TO;
-        let backlog = if estimated {
+        let backlog = match (min_id, max_id) {
             // At least what was counted; ids may have gaps, so the range is an upper bound.
-            id_range
-                .and_then(|n| u64::try_from(n).ok())
-                .map_or(counted, |n| n.max(counted))
-        } else {
-            counted
+            (Some(min), Some(max)) if estimated => {
+                let range = i128::from(max) - i128::from(min) + 1;
+                u64::try_from(range).unwrap_or(u64::MAX).max(counted)
+            }
+            _ => counted,
         };
         let dead: Vec<(i64,)> = self.fetch(op, &sql.count_dead_letters, vec![]).await?;
         let dead = dead.first().map_or(0, |(n,)| *n);

@@ -32,8 +32,9 @@ pub struct RelayStatements {
     pub select_blocked_keys: String,
     /// Backlog and lag, each from a bounded read: () -> (rows counted up to
     /// [`BACKLOG_EXACT_UP_TO`](crate::relay::BACKLOG_EXACT_UP_TO) + 1, i64; age in ms of the
-    /// row at the head of the outbox (the smallest id), i64 nullable; the id range
-    /// `MAX(id) - MIN(id) + 1`, i64 nullable).
+    /// row at the head of the outbox (the smallest id), i64 nullable; `MIN(id)` and `MAX(id)`,
+    /// i64 nullable, for the range, subtracted by the caller: ids may span all 64 bits, which
+    /// SQL arithmetic would overflow).
     pub select_backlog: String,
     /// Dead letter count: () -> (count i64).
     pub count_dead_letters: String,
@@ -212,7 +213,7 @@ impl RelayStatements {
             select_backlog: format!(
                 "SELECT (SELECT COUNT(*) FROM (SELECT 1 AS one FROM {events} LIMIT {cap}) AS capped), \
                  (SELECT {oldest_ms} FROM (SELECT created_at FROM {events}{readable} ORDER BY id LIMIT 1) AS head), \
-                 (SELECT MAX(id) - MIN(id) + 1 FROM {events})",
+                 (SELECT MIN(id) FROM {events}), (SELECT MAX(id) FROM {events})",
                 cap = crate::relay::BACKLOG_EXACT_UP_TO + 1,
                 // The head row with a time the age can be read from (as `oldest_ms` skips).
                 readable = match d {
