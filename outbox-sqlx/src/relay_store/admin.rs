@@ -10,12 +10,15 @@ use super::decode::DeadLetterRow;
 use crate::database::{OutboxDatabase, Value, begin_write};
 use crate::error::store;
 
+/// `select_backlog`'s row: rows counted (capped), the head row's age in ms, `MIN(id)`,
+/// `MAX(id)`.
+type BacklogRow = (i64, Option<i64>, Option<i64>, Option<i64>);
+
 impl<DB: OutboxDatabase> AdminStore for SqlxRelayStore<DB> {
     async fn status(&self, lease: &str) -> Result<OutboxStatus> {
         let op = "read status";
         let sql = &self.stmts.relay;
-        let backlog: Vec<(i64, Option<i64>, Option<i64>, Option<i64>)> =
-            self.fetch(op, &sql.select_backlog, vec![]).await?;
+        let backlog: Vec<BacklogRow> = self.fetch(op, &sql.select_backlog, vec![]).await?;
         let (counted, oldest_ms, min_id, max_id) = backlog.first().copied().unwrap_or_default();
         let counted = u64::try_from(counted).unwrap_or_default();
         let estimated = counted > BACKLOG_EXACT_UP_TO;
