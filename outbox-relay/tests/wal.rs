@@ -852,3 +852,40 @@ async fn hand_made_retries_and_hostile_operators_in_wal_mode() {
     assert_eq!(dead_letters(&pool, &names).await.len(), 2);
     clean_up(&pool, &names).await;
 }
+
+/// One transaction of more events than the relay keeps in flight (16 batches of 1 here): the
+/// stream is read to its commit, so it settles and drains instead of waiting for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_larger_than_the_in_flight_cap_drains() {
+    let Some(WalSetup {
+        bootstrap,
+        pool,
+        names,
+        mut config,
+        outbox,
+        ..
+    }) = wal_setup().await
+    else {
+        return;
+    };
+    config.relay.batch_size = 1;
+    let events: Vec<WalOrder> = (0..50).map(|i| order(9000 + i, i as i64)).collect();
+    let mut tx = pool.begin().await.expect("begin");
+    let ids = outbox
+        .publish_all(&mut *tx, &events)
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    let relay = start(&config);
+    let metrics = Arc::clone(&relay.metrics);
+    wait_until(
+        "the 50-event transaction drained",
+        Duration::from_secs(60),
+        async || metrics.published.get() >= 50,
+    )
+    .await;
+    relay.stop().await;
+    let received = all_received(&bootstrap, &ids);
+    assert_eq!(received, ids, "every event once, in order");
+    clean_up(&pool, &names).await;
+}

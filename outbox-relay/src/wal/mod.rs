@@ -294,7 +294,10 @@ impl WalRelay {
                         return Ok(Ended::Failed);
                     }
                 }
-                event = stream.next(), if in_flight.under(cap) => {
+                // Inside a transaction the stream is read to its commit whatever is in
+                // flight: its records settle only as a whole, so stopping before the commit
+                // would wait for ever (memory is then bounded by the writer's transaction).
+                event = stream.next(), if in_flight.under(cap) || open.is_some() => {
                     let Some(event) = event? else {
                         return Err(Error::Store {
                             operation: "wal stream",
