@@ -853,7 +853,7 @@ async fn hand_made_retries_and_hostile_operators_in_wal_mode() {
     clean_up(&pool, &names).await;
 }
 
-/// One transaction of more events than the relay keeps in flight (16 batches of 1 here): the
+/// One transaction of more events than the relay keeps in flight (64 batches of 1 here): the
 /// stream is read to its commit, so it settles and drains instead of waiting for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transaction_larger_than_the_in_flight_cap_drains() {
@@ -869,7 +869,7 @@ async fn a_transaction_larger_than_the_in_flight_cap_drains() {
         return;
     };
     config.relay.batch_size = 1;
-    let events: Vec<WalOrder> = (0..50).map(|i| order(9000 + i, i as i64)).collect();
+    let events: Vec<WalOrder> = (0..150).map(|i| order(9000 + i, i as i64)).collect();
     let mut tx = pool.begin().await.expect("begin");
     let ids = outbox
         .publish_all(&mut *tx, &events)
@@ -879,9 +879,9 @@ async fn a_transaction_larger_than_the_in_flight_cap_drains() {
     let relay = start(&config);
     let metrics = Arc::clone(&relay.metrics);
     wait_until(
-        "the 50-event transaction drained",
+        "the 150-event transaction drained",
         Duration::from_secs(60),
-        async || metrics.published.get() >= 50,
+        async || metrics.published.get() >= 150,
     )
     .await;
     relay.stop().await;
