@@ -172,6 +172,17 @@ pub(crate) async fn relay_drain(
             if let Some(busy) = relay.cpu_busy {
                 report.result(&format!("relay_cpu_busy{suffix}{b}"), busy);
             }
+            if let Some(ceiling) = cpu_ceiling(&db, &kafka) {
+                report.result(&format!("cpu_ceiling_eps{suffix}{b}"), ceiling);
+                report.result(
+                    &format!("relay_limit_ratio_ceiling{suffix}{b}"),
+                    ceiling / db.eps.min(kafka.eps),
+                );
+                report.result(
+                    &format!("relay_cpu_ceiling_ratio{suffix}{b}"),
+                    relay.eps / ceiling,
+                );
+            }
             done.push(r);
         }
         report_payload(report, broker, &label, &load, naive.n, &done);
@@ -254,6 +265,25 @@ fn report_payload(
             format!("db alone {db_cpu:.0}%, kafka alone {kafka_cpu:.0}% (medians)"),
         );
     }
+    let ceilings: Vec<(f64, f64)> = relays
+        .iter()
+        .zip(&dbs)
+        .zip(&kafkas)
+        .filter_map(|((r, d), k)| cpu_ceiling(d, k).map(|c| (c / d.eps.min(k.eps), r.eps / c)))
+        .collect();
+    if !ceilings.is_empty() {
+        let limit = spread(ceilings.iter().map(|c| c.0).collect());
+        let relay = spread(ceilings.iter().map(|c| c.1).collect());
+        report.row(
+            &format!("CPU ceiling of relay / min(limits), {label} ({name})"),
+            format!("{:.3}", limit.median),
+            format!(
+                "both jobs at their CPU cost alone, every core busy ({:.3}-{:.3}); the relay \
+                 reaches {:.3} of that rate ({:.3}-{:.3})",
+                limit.min, limit.max, relay.median, relay.min, relay.max
+            ),
+        );
+    }
     report.row(
         &format!("naive relay {label}, {naive_n} events ({name})"),
         format!("{:.0} ev/s", naive.median),
@@ -300,6 +330,14 @@ fn report_payload(
     });
 }
 
+/// The rate at which the machine's cores, all busy, would do both jobs at the CPU cost each
+/// has alone (busy share over rate, per event): the highest rate a relay sharing these cores
+/// with its database and broker could reach, however well it overlaps the jobs.
+fn cpu_ceiling(db: &DbRun, kafka: &KafkaRun) -> Option<f64> {
+    let per_event = db.cpu_busy? / db.eps + kafka.cpu_busy? / kafka.eps;
+    (per_event > 0.0).then(|| 1.0 / per_event)
+}
+
 fn median_secs(values: impl Iterator<Item = Duration>) -> f64 {
     Spread::of(&values.map(|d| d.as_secs_f64()).collect::<Vec<_>>()).median
 }
@@ -315,9 +353,9 @@ pub(crate) struct RelayRun {
 }
 
 impl RelayRun {
-    /// The share of the drain spent in the database (read and delete).
+    /// The share of the drain with a database call outstanding.
     fn db_share(&self) -> f64 {
-        (self.times.read + self.times.ack).as_secs_f64() / self.elapsed.as_secs_f64()
+        self.times.busy.as_secs_f64() / self.elapsed.as_secs_f64()
     }
 
     /// Where the time went; `enqueue_secs` is librdkafka's enqueue time for as many records
@@ -325,15 +363,14 @@ impl RelayRun {
     fn profile(&self, enqueue_secs: f64) -> String {
         let total = self.elapsed.as_secs_f64();
         let t = &self.times;
-        let rest = total - (t.read + t.ack + t.other).as_secs_f64();
         format!(
-            "{total:.2} s: read {:.2} ({} calls), delete {:.2}, lease/status {:.2}, \
-             enqueue ~{enqueue_secs:.2}, await+loop ~{:.2}",
+            "{total:.2} s: a database call outstanding {:.2} (read {:.2} in {} calls, delete \
+             {:.2}, lease/status {:.2}), enqueue ~{enqueue_secs:.2} (beside the delete)",
+            t.busy.as_secs_f64(),
             t.read.as_secs_f64(),
             t.reads,
             t.ack.as_secs_f64(),
             t.other.as_secs_f64(),
-            (rest - enqueue_secs).max(0.0),
         )
     }
 }
@@ -471,13 +508,7 @@ async fn db_alone(
     Ok(DbRun {
         eps: load.n as f64 / elapsed.as_secs_f64(),
         elapsed,
-        times: StoreTimes {
-            read: after.read - before.read,
-            reads: after.reads - before.reads,
-            ack: after.ack - before.ack,
-            acks: after.acks - before.acks,
-            other: after.other - before.other,
-        },
+        times: after - before,
         cpu_busy,
     })
 }

@@ -17,6 +17,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 
+use crate::cpu::CpuTimes;
 use crate::events::{Payload, WAL_RUN_TOPICS, WalRun0, WalRun1, WalRun2};
 use crate::fixture::{Broker, drop_tables, fresh_names, outbox};
 use crate::report::{Plot, Report, ms, percentile};
@@ -69,6 +70,8 @@ struct Run {
     max: f64,
     received: usize,
     paths: Vec<Path>,
+    /// The machine's CPU busy share while the events were written and received.
+    cpu_busy: Option<f64>,
 }
 
 pub(crate) async fn e2e_latency(
@@ -107,7 +110,12 @@ pub(crate) async fn e2e_latency(
                     broker.name
                 ),
                 format!("{:.1} / {:.1} / {:.1} ms", run.p50, run.p99, run.max),
-                format!("{} of {total} received", run.received),
+                format!(
+                    "{} of {total} received; machine CPU busy {}",
+                    run.received,
+                    run.cpu_busy
+                        .map_or("?".to_owned(), |b| format!("{:.0}%", b * 100.0))
+                ),
             );
             let (p99, p50) = mode.results();
             report.result(&format!("{p99}{suffix}"), run.p99);
@@ -274,9 +282,11 @@ where
     });
     tokio::time::sleep(Duration::from_millis(1500)).await; // consumer assigned, relay leading
     let stamps = Stamps::global();
+    let cpu = CpuTimes::now();
     stamps.start();
     let written = write_at_rate::<E>(pool, outbox, rate, total, &committed).await;
     let received = tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await?;
+    let cpu_busy = cpu.and_then(CpuTimes::busy_since);
     let stages = stamps.stop();
     let _ = stop_tx.send(());
     relay.await??;
@@ -293,7 +303,7 @@ where
             })
         })
         .collect();
-    Ok(summarize(&committed, &received, paths))
+    Ok(summarize(&committed, &received, paths, cpu_busy))
 }
 
 /// Points the fresh table's rows at `topic` (the benchmark event's topic is a constant):
@@ -342,6 +352,7 @@ async fn floor(broker: &Broker, rate: usize, total: usize) -> anyhow::Result<Run
         move || receive_at(&bootstrap, &topic, total, &committed)
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cpu = CpuTimes::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     let value = "x".repeat(100);
     let mut deliveries = Vec::with_capacity(total);
@@ -384,8 +395,9 @@ async fn floor(broker: &Broker, rate: usize, total: usize) -> anyhow::Result<Run
     }
     let received =
         tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
+    let cpu_busy = cpu.and_then(CpuTimes::busy_since);
     let committed = std::mem::take(&mut *committed.lock().expect("lock"));
-    Ok(summarize(&committed, &received, Vec::new()))
+    Ok(summarize(&committed, &received, Vec::new(), cpu_busy))
 }
 
 /// One run's figures.
@@ -393,6 +405,7 @@ fn summarize(
     committed: &HashMap<uuid::Uuid, Instant>,
     received: &[(uuid::Uuid, Instant)],
     paths: Vec<Path>,
+    cpu_busy: Option<f64>,
 ) -> Run {
     let mut latencies: Vec<Duration> = received
         .iter()
@@ -410,6 +423,7 @@ fn summarize(
         max: ms(max),
         received: latencies.len(),
         paths,
+        cpu_busy,
     }
 }
 

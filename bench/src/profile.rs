@@ -5,6 +5,7 @@
 //! calls splits a drain into the database's share and the rest (enqueue, awaiting Kafka, the
 //! loop's bookkeeping) without touching the relay.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,65 +27,110 @@ pub(crate) struct StoreTimes {
     pub(crate) acks: usize,
     /// Lease, status and failure bookkeeping.
     pub(crate) other: Duration,
+    /// Wall time with at least one call outstanding (less than the calls' sum when a caller
+    /// overlaps them).
+    pub(crate) busy: Duration,
+}
+
+impl std::ops::Sub for StoreTimes {
+    type Output = Self;
+
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            read: self.read - earlier.read,
+            reads: self.reads - earlier.reads,
+            ack: self.ack - earlier.ack,
+            acks: self.acks - earlier.acks,
+            other: self.other - earlier.other,
+            busy: self.busy - earlier.busy,
+        }
+    }
+}
+
+/// The times, and the calls outstanding now.
+#[derive(Debug, Default)]
+struct Clock {
+    times: StoreTimes,
+    outstanding: usize,
+    busy_from: Option<Instant>,
 }
 
 /// A store that delegates every call to `inner` and adds its duration to [`StoreTimes`].
 #[derive(Debug, Clone)]
 pub(crate) struct TimedStore<S> {
     inner: S,
-    times: Arc<Mutex<StoreTimes>>,
+    clock: Arc<Mutex<Clock>>,
 }
 
 impl<S> TimedStore<S> {
     pub(crate) fn new(inner: S) -> Self {
         Self {
             inner,
-            times: Arc::default(),
+            clock: Arc::default(),
         }
     }
 
     /// The times so far.
     pub(crate) fn times(&self) -> StoreTimes {
-        *self.times.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lock().times
     }
 
-    fn add(&self, started: Instant, what: impl FnOnce(&mut StoreTimes, Duration)) {
-        let took = started.elapsed();
-        what(
-            &mut self.times.lock().unwrap_or_else(PoisonError::into_inner),
-            took,
-        );
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clock> {
+        self.clock.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Runs `call`, adding its duration to the times with `what`.
+    async fn timed<T>(
+        &self,
+        call: impl Future<Output = T>,
+        what: impl FnOnce(&mut StoreTimes, Duration),
+    ) -> T {
+        let started = Instant::now();
+        {
+            let mut clock = self.lock();
+            clock.outstanding += 1;
+            clock.busy_from.get_or_insert(started);
+        }
+        let out = call.await;
+        let mut clock = self.lock();
+        what(&mut clock.times, started.elapsed());
+        clock.outstanding -= 1;
+        if clock.outstanding == 0
+            && let Some(from) = clock.busy_from.take()
+        {
+            clock.times.busy += from.elapsed();
+        }
+        out
+    }
+}
+
+/// Adds a call's duration to the bookkeeping time.
+fn other(times: &mut StoreTimes, took: Duration) {
+    times.other += took;
 }
 
 impl<S: RelayStore> RelayStore for TimedStore<S> {
     async fn read_after(&self, after: i64, limit: usize) -> Result<Vec<ReadRow>> {
-        let started = Instant::now();
-        let rows = self.inner.read_after(after, limit).await;
-        self.add(started, |t, d| {
+        self.timed(self.inner.read_after(after, limit), |t, d| {
             t.read += d;
             t.reads += 1;
-        });
-        rows
+        })
+        .await
     }
 
     async fn ack(&self, ids: &[i64], fence: Option<&Fence>) -> Result<u64> {
-        let started = Instant::now();
-        let deleted = self.inner.ack(ids, fence).await;
-        self.add(started, |t, d| {
+        self.timed(self.inner.ack(ids, fence), |t, d| {
             t.ack += d;
             t.acks += 1;
-        });
-        deleted
+        })
+        .await
     }
 }
 
 impl<S: FailureStore> FailureStore for TimedStore<S> {
     async fn record_failure(&self, event_id: Uuid, error: &str) -> Result<u32> {
-        let started = Instant::now();
-        let out = self.inner.record_failure(event_id, error).await;
-        self.add(started, |t, d| t.other += d);
-        out
+        self.timed(self.inner.record_failure(event_id, error), other)
+            .await
     }
 
     async fn dead_letter(
@@ -94,17 +140,12 @@ impl<S: FailureStore> FailureStore for TimedStore<S> {
         error: &str,
         fence: Option<&Fence>,
     ) -> Result<()> {
-        let started = Instant::now();
-        let out = self.inner.dead_letter(id, attempts, error, fence).await;
-        self.add(started, |t, d| t.other += d);
-        out
+        self.timed(self.inner.dead_letter(id, attempts, error, fence), other)
+            .await
     }
 
     async fn blocked_keys(&self) -> Result<Vec<(BlockedKey, i64)>> {
-        let started = Instant::now();
-        let out = self.inner.blocked_keys().await;
-        self.add(started, |t, d| t.other += d);
-        out
+        self.timed(self.inner.blocked_keys(), other).await
     }
 }
 
@@ -115,10 +156,8 @@ impl<S: LeaseStore> LeaseStore for TimedStore<S> {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<i64>> {
-        let started = Instant::now();
-        let out = self.inner.try_acquire_lease(name, holder, ttl).await;
-        self.add(started, |t, d| t.other += d);
-        out
+        self.timed(self.inner.try_acquire_lease(name, holder, ttl), other)
+            .await
     }
 
     async fn renew_lease(
@@ -128,26 +167,19 @@ impl<S: LeaseStore> LeaseStore for TimedStore<S> {
         token: i64,
         ttl: Duration,
     ) -> Result<bool> {
-        let started = Instant::now();
-        let out = self.inner.renew_lease(name, holder, token, ttl).await;
-        self.add(started, |t, d| t.other += d);
-        out
+        self.timed(self.inner.renew_lease(name, holder, token, ttl), other)
+            .await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        let started = Instant::now();
-        let out = self.inner.release_lease(name, holder).await;
-        self.add(started, |t, d| t.other += d);
-        out
+        self.timed(self.inner.release_lease(name, holder), other)
+            .await
     }
 }
 
 impl<S: AdminStore> AdminStore for TimedStore<S> {
     async fn status(&self, lease: &str) -> Result<OutboxStatus> {
-        let started = Instant::now();
-        let out = self.inner.status(lease).await;
-        self.add(started, |t, d| t.other += d);
-        out
+        self.timed(self.inner.status(lease), other).await
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {

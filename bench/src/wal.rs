@@ -5,12 +5,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use outbox_core::wal::WalNames;
 use outbox_relay::config::EventSource;
 use outbox_relay::metrics::Metrics;
 use outbox_relay::settings::Settings;
+use outbox_relay::wal::{PgWireStream, WalEvent, WalStream};
 use outbox_sqlx::postgres::PgOutbox;
 use sqlx::PgPool;
 
+use crate::cpu::CpuTimes;
 use crate::events::Payload;
 use crate::fixture::{Broker, drop_tables, fresh_names, outbox};
 use crate::report::{Report, ms, percentile};
@@ -142,9 +146,16 @@ async fn drain(
         tx.commit().await?;
     }
     let end = current_lsn(pool).await?;
-    let slot = outbox_core::wal::WalNames::new(&fresh.config.tables).slot;
+    let names = outbox_core::wal::WalNames::new(&fresh.config.tables);
+    let url = fresh.config.database_url();
+    // The limits, before the relay confirms anything: the same backlog read from the slot by
+    // the relay's replication client with nothing else to do, over the relay's connection
+    // (TLS when the server offers it) and over one without TLS.
+    let alone = stream_alone(pool, url, &names, backlog).await?;
+    let plain = stream_alone(pool, &without_tls(url)?, &names, backlog).await?;
+    let slot = names.slot;
     let (stop, relay, metrics) = start(&fresh.config);
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), CpuTimes::now());
     let deadline = started + Duration::from_secs(300);
     // Acknowledged by Kafka, as the relay counts it; the slot's confirmed LSN follows on the
     // client's status beat (1 s).
@@ -156,6 +167,7 @@ async fn drain(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let drain = backlog as f64 / started.elapsed().as_secs_f64();
+    let busy = cpu.and_then(CpuTimes::busy_since);
     while !confirmed_past(pool, &slot, &end).await? {
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -163,15 +175,94 @@ async fn drain(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let percent = |busy: Option<f64>| busy.map_or("?".to_owned(), |b| format!("{:.0}%", b * 100.0));
     report.row(
         &format!("WAL relay drain, {backlog} events of 100 B"),
         format!("{drain:.0} ev/s"),
-        "slot to Kafka acknowledged".to_owned(),
+        format!(
+            "slot to Kafka acknowledged; the stream alone {:.0} ev/s (over TLS as the relay), \
+             {:.0} without TLS; machine CPU busy: relay {}, stream alone {} / {}",
+            alone.eps,
+            plain.eps,
+            percent(busy),
+            percent(alone.busy),
+            percent(plain.busy)
+        ),
     );
     report.result("wal_drain_events_per_s", drain);
+    report.result("wal_stream_alone_eps", alone.eps);
+    report.result("wal_stream_alone_eps_without_tls", plain.eps);
+    report.result("wal_relay_stream_ratio", drain / alone.eps);
+    if let Some(busy) = busy {
+        report.result("wal_relay_cpu_busy", busy);
+    }
     let _ = stop.send(());
     relay.await??;
     Ok(())
+}
+
+/// The replication stream read alone.
+struct StreamRun {
+    eps: f64,
+    /// The machine's CPU busy share meanwhile.
+    busy: Option<f64>,
+}
+
+/// The relay's replication client reading `backlog` messages from the slot with nothing else
+/// to do (no Kafka, nothing confirmed: the slot still holds them after), then gone.
+async fn stream_alone(
+    pool: &PgPool,
+    url: &str,
+    names: &WalNames,
+    backlog: usize,
+) -> anyhow::Result<StreamRun> {
+    let mut stream = PgWireStream::connect(url, names).await?;
+    let (started, cpu) = (Instant::now(), CpuTimes::now());
+    let mut messages = 0;
+    while messages < backlog {
+        let event = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .context("the stream went quiet")??;
+        match event {
+            Some(WalEvent::Message { .. }) => messages += 1,
+            Some(_) => {}
+            None => anyhow::bail!("the stream ended after {messages} of {backlog} messages"),
+        }
+    }
+    let run = StreamRun {
+        eps: backlog as f64 / started.elapsed().as_secs_f64(),
+        busy: cpu.and_then(CpuTimes::busy_since),
+    };
+    drop(stream);
+    // The slot takes one reader at a time: the next waits for this one's server to let go.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (active,): (Option<bool>,) =
+            sqlx::query_as("SELECT (SELECT active FROM pg_replication_slots WHERE slot_name = $1)")
+                .bind(&names.slot)
+                .fetch_one(pool)
+                .await?;
+        if active != Some(true) {
+            return Ok(run);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the slot stayed in use");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `url` with `sslmode=disable` in place of any `sslmode` it had.
+fn without_tls(url: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(url)?;
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "sslmode")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("sslmode", "disable");
+    Ok(url.into())
 }
 
 type Relay = tokio::task::JoinHandle<outbox_core::Result<outbox_relay::RunSummary>>;
