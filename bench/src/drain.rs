@@ -175,7 +175,7 @@ pub(crate) async fn relay_drain(
             if let Some(ceiling) = cpu_ceiling(&db, &kafka) {
                 report.result(&format!("cpu_ceiling_eps{suffix}{b}"), ceiling);
                 report.result(
-                    &format!("relay_limit_ratio_ceiling{suffix}{b}"),
+                    &format!("ceiling_of_relay_limit_ratio{suffix}{b}"),
                     ceiling / db.eps.min(kafka.eps),
                 );
                 report.result(
