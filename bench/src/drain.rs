@@ -417,7 +417,7 @@ async fn clean_up(pool: &PgPool, broker: &Broker, fx: &Fixture, topic: Option<&s
 
 /// Produces one record to `topic` and waits for it, so the timed part starts with the
 /// producer connected and the topic's metadata known.
-async fn warm_up(producer: &KafkaProducer, topic: &str) -> anyhow::Result<()> {
+pub(crate) async fn warm_up(producer: &KafkaProducer, topic: &str) -> anyhow::Result<()> {
     producer
         .send(
             FutureRecord::to(topic).key("warm-up").payload("warm-up"),
