@@ -627,6 +627,80 @@ async fn a_row_that_cannot_be_dead_lettered_does_not_stop_the_rest() {
     );
 }
 
+/// A step that fails part way, because the database failed while a malformed row was being
+/// dead-lettered, leaves the rest of its batch unproduced; the next step reads from the
+/// start again, so a later event of those rows' keys does not go out before them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_step_that_fails_part_way_does_not_let_later_events_overtake() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pool, url) = common::sqlite(&dir).await;
+    let kafka = common::cluster(1, "orders", 1);
+    let names = common::fresh_names();
+    let outbox = Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<common::OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox");
+    let mut config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
+    // The malformed row and the key's first event make one batch.
+    config.relay.batch_size = 2;
+    let relay = Relay::builder(
+        config.relay_store(pool.clone()).expect("store"),
+        producer::producer(&config.kafka).expect("producer"),
+    )
+    .with_settings(config.relay.clone())
+    .with_instance("solo")
+    .build();
+    let publish = async |seq: usize| {
+        let mut tx = pool.begin().await.expect("begin");
+        let id = outbox
+            .publish(&mut *tx, &order(1, seq))
+            .await
+            .expect("publish");
+        tx.commit().await.expect("commit");
+        id
+    };
+    // A first step on the empty outbox reads the blocked keys and the status, so the step
+    // below (within their refresh periods) reads neither and fails in its batch.
+    relay.drain_once().await.expect("step");
+    let malformed = PlainRow {
+        headers: "'not json'".to_owned(),
+        ..PlainRow::bad(Dialect::Sqlite, "poison", "headers:")
+    };
+    execute(&pool, &malformed.insert_sql(Dialect::Sqlite, &names)).await;
+    let first = publish(0).await;
+    // The dead-letter table is gone for one step: moving the malformed row fails, which
+    // stops the step before the key's first event is produced.
+    let dead = names.name(Table::DeadLetters).to_string();
+    execute(&pool, &format!("ALTER TABLE {dead} RENAME TO {dead}_away")).await;
+    let failed = relay.drain_once().await;
+    assert!(failed.is_err(), "the step had to fail: {failed:?}");
+    execute(&pool, &format!("ALTER TABLE {dead}_away RENAME TO {dead}")).await;
+    let second = publish(1).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let step = relay.drain_once().await;
+        let status = relay.store().status("x").await.expect("status");
+        if matches!(step, Ok(Step::Drained { read: 0, .. })) && status.backlog == 0 {
+            assert_eq!(status.dead_letters, 1, "the malformed row is dead-lettered");
+            break;
+        }
+        assert!(Instant::now() < deadline, "drain did not finish: {step:?}");
+    }
+    let bootstrap = kafka.bootstrap_servers();
+    let records: Vec<Received> = tokio::task::spawn_blocking(move || {
+        common::consume(&bootstrap, "orders", 1, 2, Duration::from_secs(60))
+    })
+    .await
+    .expect("consumer");
+    assert_eq!(
+        common::first_occurrences_by_key(&records)[&b"order-1".to_vec()],
+        [first, second],
+        "the key's events arrive in outbox order"
+    );
+}
+
 /// Runs `outbox-relay run` on the outbox of `names` until its backlog is empty, then stops it
 /// with SIGTERM (exit 0).
 async fn run_binary_until_drained<DB: OutboxDatabase>(

@@ -273,8 +273,13 @@ where
     /// rows in the outbox: they are produced again (duplicates, never loss).
     async fn step(&self, state: &mut State) -> Result<Step> {
         let result = self.step_holding(state).await;
-        if let Err(Error::LeaseLost { .. }) = &result {
-            self.lease_lost(state);
+        match &result {
+            Err(Error::LeaseLost { .. }) => self.lease_lost(state),
+            // A step that failed part way may have left rows of its batch unproduced behind
+            // the cursor (the database lost while `send` dead-letters a row stops it there):
+            // read from the start again, so no later event of their keys goes out first.
+            Err(_) => state.cursor = None,
+            Ok(_) => {}
         }
         result
     }
