@@ -20,8 +20,8 @@ pub use inbox::{INBOX_MIGRATIONS_FROM, InboxStatements, MAX_INBOX_ID_BYTES, inbo
 pub use retry::DbFailure;
 pub use sink::{ColumnKind, SinkColumn, SinkTable};
 pub use statements::{
-    MigrationLock, MigrationStatements, PublishStatement, PublishTarget, RelayStatements,
-    SchemaStatements, Statements, StrictOrderStatements,
+    AckInOneStatements, MigrationLock, MigrationStatements, PublishStatement, PublishTarget,
+    RelayStatements, SchemaStatements, Statements, StrictOrderStatements,
 };
 pub use value::SqlValue;
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use outbox_core::relay::{Fence, InsertRows, ReadRow, RelayStore};
-use outbox_core::table::Statements;
+use outbox_core::table::{AckInOneStatements, Statements};
 use outbox_core::{Error, NewOutboxRow, Result};
 use sqlx::Pool;
 
@@ -178,6 +178,32 @@ impl<DB: OutboxDatabase> RelayStore for SqlxRelayStore<DB> {
 
     async fn ack(&self, ids: &[i64], fence: Option<&Fence>) -> Result<u64> {
         let op = "acknowledge batch";
+        if let Some(one) = &self.stmts.relay.ack_in_one {
+            let array = Value::Text(AckInOneStatements::id_array(ids));
+            let (sql, params) = match fence {
+                Some(fence) => (
+                    &one.fenced,
+                    vec![
+                        array,
+                        Value::Text(fence.lease.clone()),
+                        Value::Text(fence.holder.clone()),
+                        Value::I64(fence.token),
+                    ],
+                ),
+                None => (&one.unfenced, vec![array]),
+            };
+            let counts: Vec<(i64, i64)> = self.fetch(op, sql, params).await?;
+            // One row always comes back (a SELECT without FROM); none would read as nothing
+            // deleted and, fenced, as a lost lease: never as rows acknowledged.
+            let (held, deleted) = counts.first().copied().unwrap_or((0, 0));
+            if let (0, Some(fence)) = (held, fence) {
+                return Err(Error::LeaseLost {
+                    lease: fence.lease.clone(),
+                    token: fence.token,
+                });
+            }
+            return Ok(u64::try_from(deleted).unwrap_or(0));
+        }
         let mut tx = begin_write(&self.pool).await.map_err(store(op))?;
         self.check_fence(&mut tx, fence, op).await?;
         let mut deleted = 0;

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::relay::{FailureStore, Fence, LeaseStore, RelayStore};
+use super::sample_row;
+use crate::NewOutboxRow;
+use crate::relay::{FailureStore, Fence, InsertRows, LeaseStore, RelayStore, RelayStoreExt};
 
 /// One holder at a time; renewal keeps the token; expiry hands over with a larger token; a
 /// holder taking its own lease back gets a larger token, which fences the old generation's
@@ -72,4 +74,88 @@ where
     assert_eq!(acquire("a").await, None);
     store.release_lease("relay", "b").await.expect("release");
     assert!(acquire("a").await.is_some(), "a released lease is free");
+}
+
+/// A fenced acknowledgement of rows that are there: an old generation's deletes nothing (its
+/// rows and their attempts stay for the new holder) and fails with `LeaseLost`; the current
+/// generation's deletes the rows and forgets their attempts.
+pub async fn fenced_acks_delete_only_for_the_current_generation<S>(store: &S)
+where
+    S: RelayStore + FailureStore + LeaseStore + InsertRows,
+{
+    let ttl = Duration::from_secs(30);
+    let rows: Vec<NewOutboxRow> = (0..3).map(|n| sample_row("t", "k", n)).collect();
+    store.insert_rows(&rows).await.expect("insert");
+    let read = store.read_batch(10).await.expect("read");
+    let ids: Vec<i64> = read.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 3);
+    store
+        .record_failure(read[0].event_id, "e")
+        .await
+        .expect("record failure");
+    let acquire = async || {
+        store
+            .try_acquire_lease("fenced", "a", ttl)
+            .await
+            .expect("lease")
+            .expect("free lease")
+    };
+    let old = Fence {
+        lease: "fenced".to_owned(),
+        holder: "a".to_owned(),
+        token: acquire().await,
+    };
+    let current = Fence {
+        token: acquire().await,
+        ..old.clone()
+    };
+    assert!(
+        matches!(
+            store.ack(&ids, Some(&old)).await,
+            Err(crate::Error::LeaseLost { .. })
+        ),
+        "the old generation cannot acknowledge"
+    );
+    assert_eq!(
+        store.read_batch(10).await.expect("read").len(),
+        3,
+        "a refused acknowledgement deletes nothing"
+    );
+    assert_eq!(
+        store
+            .record_failure(read[0].event_id, "e")
+            .await
+            .expect("record failure"),
+        2,
+        "a refused acknowledgement keeps the attempts"
+    );
+    let wrong_holder = Fence {
+        holder: "b".to_owned(),
+        ..current.clone()
+    };
+    assert!(
+        matches!(
+            store.ack(&ids, Some(&wrong_holder)).await,
+            Err(crate::Error::LeaseLost { .. })
+        ),
+        "another holder cannot acknowledge with the current token"
+    );
+    assert_eq!(
+        store.ack(&ids, Some(&current)).await.expect("fenced ack"),
+        3
+    );
+    assert!(store.read_batch(10).await.expect("read").is_empty());
+    assert_eq!(
+        store
+            .record_failure(read[0].event_id, "e")
+            .await
+            .expect("record failure"),
+        1,
+        "the acknowledgement forgot the attempts"
+    );
+    assert_eq!(
+        store.ack(&ids, Some(&current)).await.expect("fenced ack"),
+        0,
+        "acknowledging rows already gone deletes nothing"
+    );
 }

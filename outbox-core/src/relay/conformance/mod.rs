@@ -32,7 +32,9 @@ mod read;
 
 pub use admin::{dead_letters_are_listed_retried_and_discarded, status_counts_and_names_leader};
 pub use failures::failures_count_and_dead_letters_move;
-pub use lease::lease_is_exclusive_until_it_expires;
+pub use lease::{
+    fenced_acks_delete_only_for_the_current_generation, lease_is_exclusive_until_it_expires,
+};
 pub use read::{
     large_batches_ack_in_one_call, reads_in_id_order_and_ack_deletes, rows_round_trip_every_column,
     schema_ids_out_of_range_are_refused,
@@ -62,6 +64,7 @@ where
     run_read(&mut make).await;
     run_failures(&mut make).await;
     run_lease(&mut make).await;
+    fenced_acks_delete_only_for_the_current_generation(&make().await).await;
     run_admin(&mut make).await;
 }
 

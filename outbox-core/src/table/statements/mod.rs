@@ -8,7 +8,7 @@ mod relay;
 mod schema;
 
 pub use migrate::{MigrationLock, MigrationStatements};
-pub use relay::{RelayStatements, StrictOrderStatements};
+pub use relay::{AckInOneStatements, RelayStatements, StrictOrderStatements};
 pub use schema::SchemaStatements;
 
 use super::{Dialect, SqlValue, Table, TableNames};
