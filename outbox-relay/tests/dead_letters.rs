@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::{Received, order};
 use outbox_core::relay::AdminStore;
 use outbox_core::table::Table;
-use outbox_relay::{Relay, Step, producer};
-use outbox_sqlx::{Outbox, OutboxDatabase};
+use outbox_relay::Step;
+use outbox_sqlx::OutboxDatabase;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sqlx::Pool;
 use uuid::Uuid;
@@ -26,12 +26,7 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
     let names = common::fresh_names();
     let prefix = names.name(Table::Events).to_string();
     let prefix = prefix.trim_end_matches("_events").to_owned();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let publish = async |events: Vec<common::OrderPlaced>| {
         let mut tx = pool.begin().await.expect("begin");
         let ids = outbox
@@ -47,13 +42,7 @@ async fn block_backoff_and_retry_keep_the_order<DB: OutboxDatabase>(pool: Pool<D
     let extra = "max_attempts = 3\nretry_backoff = \"1s\"\npoison_policy = \"block\"";
     let mut config = common::config(url, &kafka.bootstrap_servers(), &names, extra);
     config.relay.batch_size = 1;
-    let relay = Relay::builder(
-        config.relay_store(pool.clone()).expect("store"),
-        producer::producer(&config.kafka).expect("producer"),
-    )
-    .with_settings(config.relay.clone())
-    .with_instance("solo")
-    .build();
+    let relay = common::solo_relay(&config, &pool);
     // The broker refuses the next three produce requests: the first event's three attempts.
     kafka.request_errors(
         RDKafkaApiKey::Produce,

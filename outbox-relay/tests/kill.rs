@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Received, order};
 use outbox_core::relay::AdminStore;
-use outbox_sqlx::{Outbox, OutboxDatabase};
+use outbox_sqlx::OutboxDatabase;
 use sqlx::Pool;
 use uuid::Uuid;
 
@@ -21,12 +21,7 @@ const EVENTS: usize = 20_000;
 async fn no_loss_across_kills<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     let kafka = common::cluster(1, "orders", 8);
     let names = common::fresh_names();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let config = common::config(url, &kafka.bootstrap_servers(), &names, "");
     let dir = tempfile::tempdir().expect("dir");
     let config_file = dir.path().join("relay.toml");

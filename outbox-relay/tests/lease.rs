@@ -16,7 +16,6 @@ use common::{Received, order};
 use outbox_core::relay::AdminStore;
 use outbox_core::table::{Table, TableNames};
 
-use outbox_sqlx::Outbox;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -99,12 +98,7 @@ async fn old_leader_is_fenced_after_a_take_over() {
     let names = common::fresh_names();
     let prefix = names.name(Table::Events).to_string();
     let prefix = prefix.trim_end_matches("_events").to_owned();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     // The relay creates the lease table; create it now so the triggers can be installed.
     let config = common::config(&url, &bootstrap, &names, "");
     outbox_relay::commands::migrate(&pool, &config)
@@ -308,12 +302,7 @@ async fn restarted_relay_takes_its_own_lease_back_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(token().await > Some(before), "a new generation");
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let mut tx = pool.begin().await.expect("begin");
     let id = outbox
         .publish(&mut *tx, &order(1, 1))

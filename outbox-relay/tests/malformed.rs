@@ -222,12 +222,7 @@ struct Written {
 async fn write<DB: OutboxDatabase>(pool: &Pool<DB>) -> Written {
     let dialect = DB::DIALECT;
     let names = common::fresh_names();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(pool, &names).await;
     let mut published: HashMap<Vec<u8>, Vec<Uuid>> = HashMap::new();
     let mut dead = Vec::new();
     let mut total = 0;
@@ -484,12 +479,7 @@ async fn publish_limit_and_producer_limit_agree() {
     let (pool, url) = common::sqlite(&dir).await;
     let kafka = common::cluster(1, "orders", 1);
     let names = common::fresh_names();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let mut big = order(1, 1);
     big.note = "x".repeat(1_040_000);
     let mut tx = pool.begin().await.expect("begin");
@@ -565,20 +555,9 @@ async fn a_row_that_cannot_be_dead_lettered_does_not_stop_the_rest() {
     let (pool, url) = common::sqlite(&dir).await;
     let kafka = common::cluster(1, "orders", 1);
     let names = common::fresh_names();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
-    let relay = Relay::builder(
-        config.relay_store(pool.clone()).expect("store"),
-        producer::producer(&config.kafka).expect("producer"),
-    )
-    .with_settings(config.relay.clone())
-    .with_instance("solo")
-    .build();
+    let relay = common::solo_relay(&config, &pool);
     let drain = async || {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -636,22 +615,11 @@ async fn a_step_that_fails_part_way_does_not_let_later_events_overtake() {
     let (pool, url) = common::sqlite(&dir).await;
     let kafka = common::cluster(1, "orders", 1);
     let names = common::fresh_names();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let mut config = common::config(&url, &kafka.bootstrap_servers(), &names, "");
     // The malformed row and the key's first event make one batch.
     config.relay.batch_size = 2;
-    let relay = Relay::builder(
-        config.relay_store(pool.clone()).expect("store"),
-        producer::producer(&config.kafka).expect("producer"),
-    )
-    .with_settings(config.relay.clone())
-    .with_instance("solo")
-    .build();
+    let relay = common::solo_relay(&config, &pool);
     let publish = async |seq: usize| {
         let mut tx = pool.begin().await.expect("begin");
         let id = outbox
@@ -742,12 +710,7 @@ async fn ids_of_zero_and_below_are_published<DB: OutboxDatabase>(pool: Pool<DB>,
     let dialect = DB::DIALECT;
     let kafka = common::cluster(1, "orders", 3);
     let names = common::fresh_names();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let events = names.qualified(dialect, Table::Events);
     // PostgreSQL's identity column takes an explicit id only when told to.
     let overriding = match dialect {
@@ -803,12 +766,7 @@ async fn a_keyless_dead_letter_blocks_nothing<DB: OutboxDatabase>(pool: Pool<DB>
     let dialect = DB::DIALECT;
     let kafka = common::cluster(1, "orders", 3);
     let names = common::fresh_names();
-    Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    common::order_outbox(&pool, &names).await;
     let keyless = |row: PlainRow| PlainRow {
         key_sql: Some("NULL".to_owned()),
         ..row

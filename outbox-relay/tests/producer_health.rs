@@ -15,7 +15,7 @@ use common::{Received, order};
 use outbox_core::relay::AdminStore;
 use outbox_core::table::Table;
 use outbox_relay::{Relay, Step, producer};
-use outbox_sqlx::{Outbox, OutboxDatabase};
+use outbox_sqlx::OutboxDatabase;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sqlx::Pool;
 use uuid::Uuid;
@@ -27,12 +27,7 @@ async fn publish<DB: OutboxDatabase>(
     names: &outbox_core::table::TableNames,
     events: usize,
 ) -> Vec<Uuid> {
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(pool, names).await;
     let mut tx = pool.begin().await.expect("begin");
     let ids = outbox
         .publish_all(

@@ -12,7 +12,7 @@ use common::{Received, order};
 use outbox_core::relay::AdminStore;
 use outbox_core::table::Table;
 
-use outbox_sqlx::{Outbox, OutboxDatabase};
+use outbox_sqlx::OutboxDatabase;
 use sqlx::Pool;
 use uuid::Uuid;
 
@@ -21,12 +21,7 @@ const EVENTS: usize = 6000;
 async fn sigterm_under_load_produces_no_duplicates<DB: OutboxDatabase>(pool: Pool<DB>, url: &str) {
     let kafka = common::cluster(1, "orders", 4);
     let names = common::fresh_names();
-    let outbox = Outbox::builder(pool.clone())
-        .table_names(names.clone())
-        .register::<common::OrderPlaced>()
-        .build()
-        .await
-        .expect("outbox");
+    let outbox = common::order_outbox(&pool, &names).await;
     let mut ids: Vec<Uuid> = Vec::with_capacity(EVENTS);
     for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(1000) {
         let events: Vec<_> = chunk.iter().map(|&i| order(i % 50, i)).collect();

@@ -372,3 +372,30 @@ pub fn assert_every_event_in_key_order(records: &[Received], ids_by_writer: &[Ve
         );
     }
 }
+
+/// An outbox on `pool` over the tables `names`, with [`OrderPlaced`] registered.
+pub async fn order_outbox<DB: outbox_sqlx::OutboxDatabase>(
+    pool: &sqlx::Pool<DB>,
+    names: &TableNames,
+) -> outbox_sqlx::Outbox<DB> {
+    outbox_sqlx::Outbox::builder(pool.clone())
+        .table_names(names.clone())
+        .register::<OrderPlaced>()
+        .build()
+        .await
+        .expect("outbox")
+}
+
+/// A relay over `config`'s store on `pool` and its producer, as the instance `solo`.
+pub fn solo_relay<DB: outbox_sqlx::OutboxDatabase>(
+    config: &Settings,
+    pool: &sqlx::Pool<DB>,
+) -> outbox_relay::Relay<outbox_sqlx::SqlxRelayStore<DB>> {
+    outbox_relay::Relay::builder(
+        config.relay_store(pool.clone()).expect("store"),
+        outbox_relay::producer::producer(&config.kafka).expect("producer"),
+    )
+    .with_settings(config.relay.clone())
+    .with_instance("solo")
+    .build()
+}
