@@ -84,6 +84,11 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
     /// enough: running transactions may hold xids above it.) An idle relay therefore assigns
     /// no transaction ids.
     ///
+    /// Only what can move the horizon is read: while an observation is pending, the oldest
+    /// running xid alone (`L` would not be used); with none pending and no id drawn past the
+    /// horizon, `L` alone (nothing waits to settle). A relay draining a settled backlog thus
+    /// makes one round trip for the horizon per read, not two.
+    ///
     /// When the relay has read everything up to the horizon and an observation is pending,
     /// the oldest running xid is read again after 1, 2 and 4 ms until it settles: a busy
     /// outbox is read as soon as its in-flight writers commit, instead of the relay backing
@@ -91,21 +96,24 @@ impl<DB: OutboxDatabase> SqlxRelayStore<DB> {
     pub(super) async fn settled_horizon(&self, sql: &StrictOrderStatements) -> Result<i64> {
         let op = "read batch: horizon";
         let mut conn = self.pool.acquire().await.map_err(store(op))?;
-        let last_id = DB::fetch::<(Option<i64>,)>(&mut conn, &sql.select_last_id, vec![])
-            .await
-            .map_err(store(op))?;
-        let Some((Some(last_id),)) = last_id.into_iter().next() else {
-            return Ok(0); // nothing was ever inserted
-        };
-        let wanted = self.lock_horizon().wants_observation(last_id);
-        let observation = if wanted {
+        let pending = self.lock_horizon().pending.is_some();
+        let observation = if pending {
+            None
+        } else {
+            let last_id = DB::fetch::<(Option<i64>,)>(&mut conn, &sql.select_last_id, vec![])
+                .await
+                .map_err(store(op))?;
+            let Some((Some(last_id),)) = last_id.into_iter().next() else {
+                return Ok(0); // nothing was ever inserted
+            };
+            if !self.lock_horizon().wants_observation(last_id) {
+                return Ok(self.lock_horizon().settled);
+            }
             let xid = DB::fetch::<(i64,)>(&mut conn, &sql.select_new_xid, vec![])
                 .await
                 .map_err(store(op))?;
             self.xids_assigned.fetch_add(1, Ordering::Relaxed);
             Some((xid.first().map_or(0, |(xid,)| *xid), last_id))
-        } else {
-            None
         };
         let xmin = DB::fetch::<(i64,)>(&mut conn, &sql.select_xmin, vec![])
             .await
