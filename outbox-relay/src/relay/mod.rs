@@ -153,13 +153,22 @@ where
         let mut state = State::default();
         let mut summary = RunSummary::default();
         let mut wait = Duration::ZERO;
+        // Whether a notification may cut the next wait short: only an idle leader's (see
+        // `woken`).
+        let mut wakeable = false;
         let mut backoff = self.settings.poll_interval;
         let mut stop_by = None;
         loop {
             let woken = async {
                 match &self.wakeup {
-                    Some(wakeup) => wakeup.notified().await,
-                    None => std::future::pending().await,
+                    // A notification cuts an idle leader's wait short. Under load (the
+                    // pause after a partial batch) the relay paces itself as polling does:
+                    // with a notification per commit, waking on each would turn every commit
+                    // into a read of its own. A standby's wait and an error backoff are not
+                    // cut short either: a busy outbox would otherwise make every standby
+                    // try the lease, or a failing relay retry, once per commit.
+                    Some(wakeup) if wakeable && wait > MIN_POLL => wakeup.notified().await,
+                    _ => std::future::pending().await,
                 }
             };
             tokio::select! {
@@ -173,6 +182,7 @@ where
             tokio::select! {
                 biased;
                 result = &mut step => {
+                    wakeable = matches!(result, Ok(Step::Drained { .. }));
                     wait = self.next_wait(result, wait, &mut backoff, &mut summary);
                 }
                 () = &mut shutdown => {
