@@ -889,3 +889,54 @@ async fn a_transaction_larger_than_the_in_flight_cap_drains() {
     assert_eq!(received, ids, "every event once, in order");
     clean_up(&pool, &names).await;
 }
+
+/// The slot's lag reaches the metrics from a task beside the stream, at the relay's start and
+/// every few seconds after, and the alarm is raised while the lag is above the configured
+/// bytes; the drain is not held back by the read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_slot_lag_and_its_alarm_reach_the_metrics() {
+    let Some(WalSetup {
+        bootstrap,
+        pool,
+        names,
+        mut config,
+        outbox,
+        ..
+    }) = wal_setup().await
+    else {
+        return;
+    };
+    config.wal.lag_alarm_bytes = 1;
+    let events: Vec<WalOrder> = (0..20).map(|i| order(9500 + i, i as i64)).collect();
+    let mut tx = pool.begin().await.expect("begin");
+    let ids = outbox
+        .publish_all(&mut *tx, &events)
+        .await
+        .expect("publish");
+    tx.commit().await.expect("commit");
+    let waiting = outbox_sqlx::postgres::wal_slot_status(&pool, &names)
+        .await
+        .expect("status")
+        .expect("the slot exists");
+    assert!(
+        waiting.lag_bytes > 1,
+        "the committed events wait in the slot: {waiting:?}"
+    );
+    let relay = start(&config);
+    let metrics = Arc::clone(&relay.metrics);
+    wait_until(
+        "the lag above 1 byte read into the metrics, with its alarm",
+        Duration::from_secs(20),
+        async || metrics.wal_slot_lag_bytes.get() > 1 && metrics.wal_slot_lag_alarm.get() == 1,
+    )
+    .await;
+    wait_until(
+        "the events drained",
+        Duration::from_secs(60),
+        async || metrics.published.get() >= 20,
+    )
+    .await;
+    relay.stop().await;
+    assert_eq!(all_received(&bootstrap, &ids), ids, "every event once, in order");
+    clean_up(&pool, &names).await;
+}

@@ -49,8 +49,18 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary> {
+    relay(settings, metrics).await?.run(shutdown).await
+}
+
+/// The WAL relay `run` streams with: its pool connected and its producer created, nothing
+/// streamed yet (a caller may warm the producer up first, see [`WalRelay::producer`]).
+///
+/// # Errors
+///
+/// Configuration errors; [`outbox_core::Error::Store`] when the database cannot be reached.
+pub async fn relay(settings: &Settings, metrics: Arc<Metrics>) -> Result<WalRelay> {
     let pool = pool(settings).await?;
-    let relay = WalRelay::new(
+    Ok(WalRelay::new(
         pool,
         settings.tables.clone(),
         settings.database_url().to_owned(),
@@ -59,8 +69,7 @@ pub async fn run(
     )
     .with_max_message_bytes(crate::producer::max_message_bytes(&settings.kafka)?)
     .with_lag_alarm_bytes(settings.wal.lag_alarm_bytes)
-    .with_metrics(metrics);
-    relay.run(shutdown).await
+    .with_metrics(metrics))
 }
 
 /// The slot's lines of `status`.
