@@ -48,11 +48,9 @@ pub(crate) async fn wal_mode(
         broker
             .create(<Payload as outbox_core::Event>::TOPIC)
             .await?;
-        // As the polling drain's topic: one record produced and acknowledged first, so the
-        // broker's first-use costs of a new topic fall outside the timed drain.
-        let producer = outbox_relay::producer::producer(&fresh.config.kafka)?;
-        crate::drain::warm_up(&producer, <Payload as outbox_core::Event>::TOPIC).await?;
-        drop(producer);
+        // As the polling drain's: the relay's producer produces one record to the topic
+        // and waits for it before the timed drain (see `start`), so the broker's first-use
+        // costs of a new topic and the producer's own start fall outside it.
         let result = drain(pool, &fresh, report, backlog).await;
         fresh.drop(pool).await?;
         result?;
@@ -159,7 +157,7 @@ async fn drain(
     let alone = stream_alone(pool, url, &names, backlog).await?;
     let plain = stream_alone(pool, &without_tls(url)?, &names, backlog).await?;
     let slot = names.slot;
-    let (stop, relay, metrics) = start(&fresh.config);
+    let (stop, relay, metrics) = start(&fresh.config).await?;
     let (started, cpu) = (Instant::now(), CpuTimes::now());
     let deadline = started + Duration::from_secs(300);
     // Acknowledged by Kafka, as the relay counts it; the slot's confirmed LSN follows on the
@@ -283,18 +281,24 @@ fn without_tls(url: &str) -> anyhow::Result<String> {
 
 type Relay = tokio::task::JoinHandle<outbox_core::Result<outbox_relay::RunSummary>>;
 
-fn start(config: &Settings) -> (tokio::sync::oneshot::Sender<()>, Relay, Arc<Metrics>) {
+/// The WAL relay as `outbox-relay run` builds it, its producer connected and the topic's
+/// metadata known (as the polling drain's relay is handed a warmed-up producer), then
+/// started: the timed part begins at the start.
+async fn start(
+    config: &Settings,
+) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, Relay, Arc<Metrics>)> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = config.clone();
     let metrics = Arc::new(Metrics::new());
-    let shared = Arc::clone(&metrics);
+    let relay = outbox_relay::wal::command::relay(config, Arc::clone(&metrics)).await?;
+    crate::drain::warm_up(relay.producer(), <Payload as outbox_core::Event>::TOPIC).await?;
     let relay = tokio::spawn(async move {
-        outbox_relay::wal::command::run(&config, shared, async {
-            let _ = stopped.await;
-        })
-        .await
+        relay
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
     });
-    (stop, relay, metrics)
+    Ok((stop, relay, metrics))
 }
 
 async fn current_lsn(pool: &PgPool) -> anyhow::Result<String> {
