@@ -930,13 +930,15 @@ async fn the_slot_lag_and_its_alarm_reach_the_metrics() {
         async || metrics.wal_slot_lag_bytes.get() > 1 && metrics.wal_slot_lag_alarm.get() == 1,
     )
     .await;
-    wait_until(
-        "the events drained",
-        Duration::from_secs(60),
-        async || metrics.published.get() >= 20,
-    )
+    wait_until("the events drained", Duration::from_secs(60), async || {
+        metrics.published.get() >= 20
+    })
     .await;
     relay.stop().await;
-    assert_eq!(all_received(&bootstrap, &ids), ids, "every event once, in order");
+    assert_eq!(
+        all_received(&bootstrap, &ids),
+        ids,
+        "every event once, in order"
+    );
     clean_up(&pool, &names).await;
 }
