@@ -128,6 +128,34 @@ fn order(key: usize, seq: i64) -> WalOrder {
     }
 }
 
+/// Publishes `events` through the slot in one committed transaction: their event ids.
+async fn publish_committed(
+    pool: &PgPool,
+    outbox: &outbox_sqlx::Outbox<sqlx::Postgres>,
+    events: &[WalOrder],
+) -> Vec<Uuid> {
+    let mut tx = pool.begin().await.expect("begin");
+    let ids = outbox.publish_all(&mut *tx, events).await.expect("publish");
+    tx.commit().await.expect("commit");
+    ids
+}
+
+/// Waits until the relay published `ids.len()` events, stops it, and checks each reached the
+/// topic once, in order.
+async fn drained_in_order(relay: Running, bootstrap: &str, ids: &[Uuid]) {
+    let metrics = Arc::clone(&relay.metrics);
+    wait_until("the events drained", Duration::from_secs(60), async || {
+        metrics.published.get() >= ids.len() as u64
+    })
+    .await;
+    relay.stop().await;
+    assert_eq!(
+        all_received(bootstrap, ids),
+        ids,
+        "every event once, in order"
+    );
+}
+
 async fn clean_up(pool: &PgPool, names: &TableNames) {
     outbox_sqlx::postgres::drop_wal_slot(pool, names)
         .await
@@ -359,12 +387,7 @@ async fn a_bad_schema_id_is_dead_lettered_while_the_rest_flows() {
     else {
         return;
     };
-    let publish = async |events: &[WalOrder]| {
-        let mut tx = pool.begin().await.expect("begin");
-        let ids = outbox.publish_all(&mut *tx, events).await.expect("publish");
-        tx.commit().await.expect("commit");
-        ids
-    };
+    let publish = async |events: &[WalOrder]| publish_committed(&pool, &outbox, events).await;
 
     let before = publish(&[order(1, 1), order(2, 1)]).await;
     let row = |key: &str| outbox_core::NewOutboxRow {
@@ -870,23 +893,8 @@ async fn a_transaction_larger_than_the_in_flight_cap_drains() {
     };
     config.relay.batch_size = 1;
     let events: Vec<WalOrder> = (0..150).map(|i| order(9000 + i, i as i64)).collect();
-    let mut tx = pool.begin().await.expect("begin");
-    let ids = outbox
-        .publish_all(&mut *tx, &events)
-        .await
-        .expect("publish");
-    tx.commit().await.expect("commit");
-    let relay = start(&config);
-    let metrics = Arc::clone(&relay.metrics);
-    wait_until(
-        "the 150-event transaction drained",
-        Duration::from_secs(60),
-        async || metrics.published.get() >= 150,
-    )
-    .await;
-    relay.stop().await;
-    let received = all_received(&bootstrap, &ids);
-    assert_eq!(received, ids, "every event once, in order");
+    let ids = publish_committed(&pool, &outbox, &events).await;
+    drained_in_order(start(&config), &bootstrap, &ids).await;
     clean_up(&pool, &names).await;
 }
 
@@ -908,12 +916,7 @@ async fn the_slot_lag_and_its_alarm_reach_the_metrics() {
     };
     config.wal.lag_alarm_bytes = 1;
     let events: Vec<WalOrder> = (0..20).map(|i| order(9500 + i, i as i64)).collect();
-    let mut tx = pool.begin().await.expect("begin");
-    let ids = outbox
-        .publish_all(&mut *tx, &events)
-        .await
-        .expect("publish");
-    tx.commit().await.expect("commit");
+    let ids = publish_committed(&pool, &outbox, &events).await;
     let waiting = outbox_sqlx::postgres::wal_slot_status(&pool, &names)
         .await
         .expect("status")
@@ -930,15 +933,6 @@ async fn the_slot_lag_and_its_alarm_reach_the_metrics() {
         async || metrics.wal_slot_lag_bytes.get() > 1 && metrics.wal_slot_lag_alarm.get() == 1,
     )
     .await;
-    wait_until("the events drained", Duration::from_secs(60), async || {
-        metrics.published.get() >= 20
-    })
-    .await;
-    relay.stop().await;
-    assert_eq!(
-        all_received(&bootstrap, &ids),
-        ids,
-        "every event once, in order"
-    );
+    drained_in_order(relay, &bootstrap, &ids).await;
     clean_up(&pool, &names).await;
 }
