@@ -26,6 +26,12 @@ use crate::stages::{Path, Stamps, breakdown};
 /// Commit instants by event id, filled by the writers, read by the consumer.
 pub(crate) type Committed = Arc<Mutex<HashMap<uuid::Uuid, Instant>>>;
 
+/// A finished run's commit (or send) instants by event id.
+type Sent = HashMap<uuid::Uuid, Instant>;
+
+/// What the consumer received: each event's id and arrival instant.
+type Received = Vec<(uuid::Uuid, Instant)>;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     /// librdkafka producing straight to the topic (the relay's producer settings), consumed
@@ -81,7 +87,11 @@ pub(crate) async fn e2e_latency(
     report: &mut Report,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let (rate, secs, rounds) = if quick { (200, 2, 1) } else { (2000, 20, 3) };
+    // Short runs, each on a fresh topic: the test broker's in-memory storage slows as a topic
+    // grows (its own produce -> consume p99 climbs from a few ms to hundreds within 40,000
+    // records at this rate; the long floor run below shows it), so a long run would measure
+    // the broker's slowdown, not the relay. More rounds keep the samples.
+    let (rate, secs, rounds) = if quick { (200, 2, 1) } else { (2000, 5, 5) };
     println!(
         "\n4. end-to-end latency at {rate} events/s (4 writers, one event per transaction) for \
          {secs} s, {rounds} run(s) per mode, fresh table and topic per run ({})",
@@ -122,6 +132,9 @@ pub(crate) async fn e2e_latency(
             report.result(&format!("{p50}{suffix}"), run.p50);
             runs.push((mode, run));
         }
+    }
+    if !quick {
+        long_floor(broker, rate, secs, suffix, report).await?;
     }
     let mut series = Vec::new();
     for mode in [
@@ -336,6 +349,17 @@ async fn route_to(
 /// The broker's floor: the relay's producer settings, records like the relay's (key, about
 /// 100 B of value, seven headers), one at a time at `rate`, to a fresh topic.
 async fn floor(broker: &Broker, rate: usize, total: usize) -> anyhow::Result<Run> {
+    let (committed, received, cpu_busy) = floor_samples(broker, rate, total).await?;
+    Ok(summarize(&committed, &received, Vec::new(), cpu_busy))
+}
+
+/// The floor's send instants by id, what the consumer received, and the machine's CPU busy
+/// share meanwhile.
+async fn floor_samples(
+    broker: &Broker,
+    rate: usize,
+    total: usize,
+) -> anyhow::Result<(Sent, Received, Option<f64>)> {
     let topic = broker.topic("e2e-floor").await?;
     let kafka = outbox_relay::config::KafkaConfig {
         bootstrap_servers: Some(broker.bootstrap.clone()),
@@ -396,9 +420,69 @@ async fn floor(broker: &Broker, rate: usize, total: usize) -> anyhow::Result<Run
     let received =
         tokio::task::spawn_blocking(move || consumer.join().expect("consumer")).await??;
     let cpu_busy = cpu.and_then(CpuTimes::busy_since);
+    broker.delete(&topic).await;
     let committed = std::mem::take(&mut *committed.lock().expect("lock"));
-    Ok(summarize(&committed, &received, Vec::new(), cpu_busy))
+    Ok((committed, received, cpu_busy))
 }
+
+/// The broker alone for [`LONG_FLOOR_SECS`] on one topic, its p99 by quarter of the run (by
+/// send order): how the broker's own latency moves as the topic grows, which is why the
+/// measured runs are short.
+async fn long_floor(
+    broker: &Broker,
+    rate: usize,
+    secs: usize,
+    suffix: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let total = rate * LONG_FLOOR_SECS;
+    let (committed, received, _) = floor_samples(broker, rate, total).await?;
+    let mut by_commit: Vec<(Instant, Duration)> = received
+        .iter()
+        .filter_map(|(id, at)| {
+            let sent = *committed.get(id)?;
+            Some((sent, at.saturating_duration_since(sent)))
+        })
+        .collect();
+    by_commit.sort_by_key(|(sent, _)| *sent);
+    let quarter = by_commit.len().div_ceil(4).max(1);
+    let p99s: Vec<f64> = by_commit
+        .chunks(quarter)
+        .map(|chunk| {
+            let mut took: Vec<Duration> = chunk.iter().map(|(_, d)| *d).collect();
+            ms(percentile(&mut took, 0.99))
+        })
+        .collect();
+    report.row(
+        &format!(
+            "broker alone, one {LONG_FLOOR_SECS} s run on one topic ({}): p99 by quarter",
+            broker.name
+        ),
+        p99s.iter()
+            .map(|p| format!("{p:.1}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+            + " ms",
+        format!(
+            "{} of {total} received; the measured runs are {secs} s each, on fresh topics",
+            by_commit.len(),
+        ),
+    );
+    if let (Some(first), Some(last)) = (p99s.first(), p99s.last()) {
+        report.result(
+            &format!("e2e_broker_floor_long_first_quarter_p99_ms{suffix}"),
+            *first,
+        );
+        report.result(
+            &format!("e2e_broker_floor_long_last_quarter_p99_ms{suffix}"),
+            *last,
+        );
+    }
+    Ok(())
+}
+
+/// How long the long floor run lasts (the measured runs' length before they were shortened).
+const LONG_FLOOR_SECS: usize = 20;
 
 /// One run's figures.
 fn summarize(
